@@ -1,0 +1,1 @@
+"""A Phala chain simulator speaking Substrate JSON-RPC with SCALE-encoded data."""

@@ -1,0 +1,1 @@
+"""A pRuntime simulator speaking pRuntime's HTTP API (protobuf and JSON modes)."""

@@ -1,0 +1,70 @@
+"""Every error poolkeeper raises on purpose, in one tree.
+
+Callers catch the branch they can act on; the CLI maps the tree to exit codes.
+Messages never contain secrets (mnemonics, seeds): secret values are carried in
+types that cannot print themselves (see ``poolkeeper.keys``).
+
+    PoolkeeperError                 base of everything below
+    ├── InventoryError              the inventory is invalid; carries every problem found
+    ├── SnapshotError               an observed-state snapshot file cannot be read
+    ├── SecretError                 a secret source is missing, unreadable or unsafe
+    ├── TemporaryError              worth retrying with backoff (network, RCU in progress, ...)
+    │   ├── ChainUnavailable        the node cannot be reached or dropped the connection
+    │   └── PRuntimeUnavailable     a pRuntime cannot be reached or timed out
+    └── PermanentError              retrying the same thing will fail the same way
+        ├── ChainCallFailed         an extrinsic was rejected or dispatched with an error
+        ├── PRuntimeCallFailed      a pRuntime answered with an application error
+        └── StalePlan               a saved plan no longer matches inventory or chain
+"""
+
+from __future__ import annotations
+
+
+class PoolkeeperError(Exception):
+    """Base class of every error poolkeeper raises on purpose."""
+
+
+class InventoryError(PoolkeeperError):
+    """The inventory is invalid. ``problems`` lists every problem, ``file:line:col: text``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"inventory has {count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + ":\n" + "\n".join(self.problems))
+
+
+class SnapshotError(PoolkeeperError):
+    """An observed-state snapshot could not be read or does not validate."""
+
+
+class SecretError(PoolkeeperError):
+    """A secret could not be obtained safely. The message names the source, never the value."""
+
+
+class TemporaryError(PoolkeeperError):
+    """A failure that may go away by itself: retry with backoff."""
+
+
+class ChainUnavailable(TemporaryError):
+    """The Substrate node cannot be reached, or the connection dropped."""
+
+
+class PRuntimeUnavailable(TemporaryError):
+    """A pRuntime cannot be reached, timed out, or asked to retry later."""
+
+
+class PermanentError(PoolkeeperError):
+    """A failure that will repeat if the same thing is tried again unchanged."""
+
+
+class ChainCallFailed(PermanentError):
+    """An extrinsic was rejected by the node or dispatched with a module error."""
+
+
+class PRuntimeCallFailed(PermanentError):
+    """A pRuntime answered with an application error (HTTP 4xx/5xx with a PrpcError)."""
+
+
+class StalePlan(PermanentError):
+    """A saved plan no longer applies: the inventory or the chain moved since it was made."""

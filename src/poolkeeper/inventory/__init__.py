@@ -1,0 +1,5 @@
+"""The inventory loader: YAML files in a directory become one validated ``Desired``.
+
+Errors name ``file:line:col`` and are reported all at once; an invalid inventory
+produces no ``Desired`` at all, so nothing downstream can act on half of it.
+"""
