@@ -1,0 +1,221 @@
+"""What the operator declares: settings, pools, workers and accounts.
+
+These types are the validated form of the inventory. They are immutable; the loader
+builds them (``poolkeeper.inventory``), the planner reads them. Each spec remembers
+where it was written (``SourceRef``) so every message can point at ``file:line:col``.
+No secret is ever a field here: accounts carry names, derivation labels and public
+addresses only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from poolkeeper.model.amounts import parse_amount
+
+Plancks = Annotated[int, BeforeValidator(parse_amount)]
+"""An amount of PHA in plancks; the inventory may write it as ``"5000 PHA"``."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class SourceRef(_Frozen):
+    """Where a spec was written in the inventory (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class WorkerState(StrEnum):
+    """The state an operator wants a worker in."""
+
+    COMPUTING = "computing"
+    """Synced, registered, in its pool and computing with its stake."""
+    IDLE = "idle"
+    """Synced, registered and in its pool, but not computing (stopped and reclaimed if it was)."""
+    SYNC_ONLY = "sync_only"
+    """Kept synced by a relay; never registered or added to a pool by poolkeeper."""
+    REMOVED = "removed"
+    """Out of its pool: stopped, cooled down, reclaimed, removed; its relay stops."""
+
+
+class AccountRole(StrEnum):
+    """What an account is for; decides which thresholds and checks apply."""
+
+    OWNER = "owner"
+    """Owns pools on chain."""
+    OPERATOR = "operator"
+    """Signs pool operations, usually as a StakePoolManager proxy of the owner."""
+    RELAY_SIGNER = "relay_signer"
+    """Pays fees for worker registration and egress messages."""
+    FUNDING = "funding"
+    """Source of top-ups."""
+    WATCH = "watch"
+    """Only watched: balance alerts, never signs."""
+
+
+class TopUpPolicy(_Frozen):
+    """Keep an account at ``to`` by transfers from ``from_account``, at most ``max_per_day``."""
+
+    from_account: str = Field(alias="from")
+    to: Plancks
+    max_per_day: Plancks
+
+
+class AccountSpec(_Frozen):
+    """An account poolkeeper watches and, when it has a derivation label, can sign with."""
+
+    name: str
+    role: AccountRole
+    address: str | None = None
+    """SS58 address; written by ``accounts generate`` for derived accounts."""
+    derivation: str | None = None
+    """Hard-derivation label below the master secret, e.g. ``operator//pool-a``."""
+    warn_below: Plancks | None = None
+    critical_below: Plancks | None = None
+    top_up: TopUpPolicy | None = None
+    source: SourceRef | None = None
+
+
+class PoolSpec(_Frozen):
+    """A stake pool (PhalaStakePoolv2) and who may operate it."""
+
+    name: str
+    pid: int | None = None
+    """On-chain pool id; ``None`` with ``create: true`` means create it."""
+    owner: str
+    """Name of the owner account."""
+    operator: str | None = None
+    """Name of the signing account; when it differs from the owner it signs via ``Proxy.proxy``."""
+    create: bool = False
+    cap: Plancks | None = None
+    commission: str | None = None
+    """Payout commission, e.g. ``"5%"``."""
+    default_stake: Plancks | None = None
+    source: SourceRef | None = None
+
+    @property
+    def signer(self) -> str:
+        """Account name that signs this pool's transactions."""
+        return self.operator or self.owner
+
+    @property
+    def proxied(self) -> bool:
+        """Whether the signer acts as a proxy of the owner."""
+        return self.operator is not None and self.operator != self.owner
+
+
+class WorkerSpec(_Frozen):
+    """A worker machine: its pRuntime endpoint, its pool and what it should be doing."""
+
+    name: str
+    endpoint: str
+    pool: str | None = None
+    """Name of the pool; may be omitted only for ``sync_only`` workers."""
+    stake: Plancks | None = None
+    """Stake when computing; defaults to the pool's ``default_stake``."""
+    state: WorkerState = WorkerState.COMPUTING
+    labels: dict[str, str] = Field(default_factory=dict)
+    pubkey: str | None = None
+    """Optional pinned worker public key (hex); observed from pRuntime when absent."""
+    source: SourceRef | None = None
+
+
+class ChainSettings(_Frozen):
+    """How to reach the chain and when a transaction counts as done."""
+
+    endpoints: tuple[str, ...] = ("ws://127.0.0.1:9944",)
+    wait_for: Literal["inclusion", "finalization"] = "inclusion"
+
+
+class SecretSettings(_Frozen):
+    """Where the master secret comes from. Names a source, never holds a secret."""
+
+    env: str | None = "POOLKEEPER_MNEMONIC"
+    file: str | None = None
+    keyring: str | None = None
+
+
+class RelaySettings(_Frozen):
+    """Relay tuning (see PROTOCOL.md §2)."""
+
+    sync_blocks: int = Field(default=4, ge=1, le=1000)
+    attestation_provider: Literal["none", "ias", "dcap"] = "ias"
+    mode: Literal["internal", "external"] = "internal"
+    external_command: tuple[str, ...] = ()
+    """Argv template for an external relay (e.g. pherry) when ``mode`` is external."""
+
+
+class LoopSettings(_Frozen):
+    """Reconcile loop tuning."""
+
+    interval_seconds: float = Field(default=30.0, gt=0)
+    backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+    self_heal: bool = False
+
+
+class AlertSettings(_Frozen):
+    """Where alerts go besides the plan."""
+
+    webhook_url: str | None = None
+    debounce_seconds: float = 60.0
+
+
+class Settings(_Frozen):
+    """Global settings; any inventory file may hold them, once."""
+
+    network: Literal["khala", "phala", "devnet"] = "khala"
+    chain: ChainSettings = ChainSettings()
+    secrets: SecretSettings = SecretSettings()
+    relay: RelaySettings = RelaySettings()
+    loop: LoopSettings = LoopSettings()
+    alerts: AlertSettings = AlertSettings()
+    warn_below: Plancks = 20 * 10**12
+    critical_below: Plancks = 5 * 10**12
+    pruntime_concurrency: int = Field(default=500, ge=1)
+    pruntime_timeout_seconds: float = Field(default=10.0, gt=0)
+    state_dir: str = ".poolkeeper"
+    source: SourceRef | None = None
+
+    @property
+    def ss58_prefix(self) -> int:
+        """SS58 prefix of the network (Khala, Phala and the devnet all use 30)."""
+        return 30
+
+
+class Desired(_Frozen):
+    """The whole validated inventory."""
+
+    settings: Settings = Settings()
+    pools: tuple[PoolSpec, ...] = ()
+    workers: tuple[WorkerSpec, ...] = ()
+    accounts: tuple[AccountSpec, ...] = ()
+
+    @cached_property
+    def pools_by_name(self) -> dict[str, PoolSpec]:
+        return {p.name: p for p in self.pools}
+
+    @cached_property
+    def workers_by_name(self) -> dict[str, WorkerSpec]:
+        return {w.name: w for w in self.workers}
+
+    @cached_property
+    def accounts_by_name(self) -> dict[str, AccountSpec]:
+        return {a.name: a for a in self.accounts}
+
+    def stake_of(self, worker: WorkerSpec) -> int | None:
+        """The stake a worker should compute with: its own, else its pool's default."""
+        if worker.stake is not None:
+            return worker.stake
+        pool = self.pools_by_name.get(worker.pool) if worker.pool else None
+        return pool.default_stake if pool else None
