@@ -8,12 +8,13 @@ so no float ever touches a balance.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 PLANCKS_PER_PHA = 10**12
 DECIMALS = 12
 
 _AMOUNT = re.compile(r"^\s*(?P<num>[+-]?[0-9][0-9_]*(?:\.[0-9_]*)?)\s*(?P<unit>[A-Za-z]*)\s*$")
+_EXACT = Context(prec=100)
 _UNITS = {"PHA": PLANCKS_PER_PHA, "PLANCK": 1, "PLANCKS": 1, "": 1}
 
 
@@ -56,7 +57,7 @@ def parse_amount(value: object) -> int:
     decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if unit == "PHA" and decimals > DECIMALS:
         raise AmountError(f"{value!r} has more than {DECIMALS} decimals (1 planck = 1e-12 PHA)")
-    plancks = number * _UNITS[unit]
+    plancks = _EXACT.multiply(number, Decimal(_UNITS[unit]))
     if plancks != plancks.to_integral_value():
         raise AmountError(f"{value!r} is not a whole number of plancks")
     return int(plancks)
