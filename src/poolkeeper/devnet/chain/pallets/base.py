@@ -24,7 +24,7 @@ StorageChange = tuple[str, tuple[Any, ...], Any | None]
 
 
 class DispatchError(Exception):
-    """A module error: becomes System.ExtrinsicFailed / Utility.ItemFailed with the real error name."""
+    """A module error; becomes System.ExtrinsicFailed / Utility.ItemFailed with its real name."""
 
     def __init__(self, pallet: str, error: str) -> None:
         super().__init__(f"{pallet}.{error}")
