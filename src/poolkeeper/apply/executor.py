@@ -1,0 +1,333 @@
+"""The executor: plan actions in, signed batched extrinsics out, a result per action back.
+
+Per signer (a pool's operator, possibly acting as a proxy of the owner) actions are
+packed into ``Utility.force_batch`` extrinsics of at most ``max_batch`` calls, wrapped
+in ``Proxy.proxy`` where the pool is proxied. Batches of one signer carry consecutive
+nonces and may be in flight together; signers run concurrently. Every extrinsic is
+journaled before it is sent (see ``journal``), and a signer that cannot pay the fee
+fails only its own actions, with a clear message, while other pools proceed.
+
+Actions whose prerequisites are in the same plan run in later waves; an action whose
+prerequisite failed is reported as skipped, never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from poolkeeper.apply.journal import Journal, JournalStatus
+from poolkeeper.chain.ports import (
+    CallSpec,
+    ChainReader,
+    ChainWriter,
+    Outcome,
+    SignedExtrinsic,
+    Signer,
+    TxStatus,
+)
+from poolkeeper.errors import TemporaryError
+from poolkeeper.model.actions import Action, ActionKind
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one action."""
+
+    action_id: str
+    ok: bool
+    error: str | None = None
+    extrinsic_hash: str | None = None
+    block_number: int | None = None
+
+
+class SignerSource(Protocol):
+    """Resolves the account names of actions into signers and addresses."""
+
+    def signer(self, account: str) -> Signer: ...
+
+    def address(self, account: str) -> str: ...
+
+
+class UnsupportedAction(ValueError):
+    """The action is not carried out by a chain call (relays, derivation)."""
+
+
+def call_for(action: Action, destination_address: str | None = None) -> CallSpec:
+    """The runtime call that performs ``action``."""
+    worker = f"0x{action.pubkey}" if action.pubkey else None
+    match action.kind:
+        case ActionKind.CREATE_POOL:
+            return CallSpec("PhalaStakePoolv2", "create")
+        case ActionKind.ADD_WORKER:
+            return CallSpec("PhalaStakePoolv2", "add_worker", {"pid": action.pid, "pubkey": worker})
+        case ActionKind.START_COMPUTING:
+            return CallSpec(
+                "PhalaStakePoolv2",
+                "start_computing",
+                {"pid": action.pid, "worker": worker, "stake": action.amount},
+            )
+        case ActionKind.RESTART_COMPUTING:
+            return CallSpec(
+                "PhalaStakePoolv2",
+                "restart_computing",
+                {"pid": action.pid, "worker": worker, "stake": action.amount},
+            )
+        case ActionKind.STOP_COMPUTING:
+            return CallSpec(
+                "PhalaStakePoolv2", "stop_computing", {"pid": action.pid, "worker": worker}
+            )
+        case ActionKind.RECLAIM_WORKER:
+            return CallSpec(
+                "PhalaStakePoolv2", "reclaim_pool_worker", {"pid": action.pid, "worker": worker}
+            )
+        case ActionKind.REMOVE_WORKER:
+            return CallSpec(
+                "PhalaStakePoolv2", "remove_worker", {"pid": action.pid, "worker": worker}
+            )
+        case ActionKind.TOP_UP:
+            dest = destination_address or action.destination
+            return CallSpec(
+                "Balances", "transfer_keep_alive", {"dest": {"Id": dest}, "value": action.amount}
+            )
+        case _:
+            raise UnsupportedAction(f"{action.kind} is not a chain call")
+
+
+@dataclass(frozen=True)
+class _Group:
+    signer: str
+    proxy_for: str | None
+
+
+ProgressHook = Callable[[str], None]
+
+
+class Executor:
+    """Carries out chain actions through the chain port, journaled."""
+
+    def __init__(
+        self,
+        writer: ChainWriter,
+        reader: ChainReader,
+        journal: Journal,
+        signers: SignerSource,
+        *,
+        max_batch: int = MAX_BATCH,
+        progress: ProgressHook | None = None,
+    ) -> None:
+        if not 1 <= max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be within 1..{MAX_BATCH}")
+        self._writer = writer
+        self._reader = reader
+        self._journal = journal
+        self._signers = signers
+        self._max_batch = max_batch
+        self._progress = progress or (lambda _msg: None)
+        self._nonces: dict[str, int] = {}
+        self._nonce_locks: dict[str, asyncio.Lock] = {}
+
+    async def recover(self) -> list[ActionResult]:
+        """Resolve every journaled extrinsic whose outcome is unknown (after a crash).
+
+        Found on chain: settled as it was. Not found and its nonce consumed, or its
+        era expired: dropped (its actions may be planned again). Otherwise the same
+        bytes are sent again: the same nonce cannot execute twice.
+        """
+        results: list[ActionResult] = []
+        for entry in self._journal.unsettled():
+            since = entry.era_start if entry.era_start is not None else 0
+            outcome = await self._writer.find_extrinsic(entry.extrinsic_hash, since)
+            if outcome is None:
+                chain_nonce = await self._reader.account_nonce(entry.signer)
+                if chain_nonce > entry.nonce:
+                    outcome = Outcome(
+                        status=TxStatus.DROPPED,
+                        error=f"nonce {entry.nonce} was used by another extrinsic",
+                    )
+                else:
+                    signed = SignedExtrinsic(
+                        extrinsic_hash=entry.extrinsic_hash,
+                        data=entry.data,
+                        signer=entry.signer,
+                        nonce=entry.nonce,
+                        call_count=len(entry.action_ids),
+                        era_start=entry.era_start,
+                        era_period=entry.era_period,
+                    )
+                    self._progress(f"re-sending journaled extrinsic {entry.extrinsic_hash}")
+                    outcome = await self._writer.send(signed)
+            results.extend(self._settle(entry.extrinsic_hash, entry.action_ids, outcome))
+        return results
+
+    async def execute(self, actions: Sequence[Action]) -> list[ActionResult]:
+        """Carry out the chain actions of a plan; one result per action, in input order."""
+        done: dict[str, ActionResult] = {}
+        chain_actions = [a for a in actions if a.signer is not None]
+        for action in actions:
+            if action.signer is None:
+                done[action.id] = ActionResult(action.id, False, "not a chain action")
+        pending = list(chain_actions)
+        while pending:
+            pending_ids = _ids(pending)
+            wave = [a for a in pending if not any(p in pending_ids for p in a.prerequisites)]
+            if not wave:
+                for action in pending:
+                    done[action.id] = ActionResult(action.id, False, "prerequisites form a cycle")
+                break
+            runnable: list[Action] = []
+            for action in wave:
+                failed = [p for p in action.prerequisites if p in done and not done[p].ok]
+                if failed:
+                    done[action.id] = ActionResult(
+                        action.id, False, f"skipped: prerequisite {failed[0]} failed"
+                    )
+                else:
+                    runnable.append(action)
+            for result in await self._run_wave(runnable):
+                done[result.action_id] = result
+            wave_ids = {a.id for a in wave}
+            pending = [a for a in pending if a.id not in wave_ids]
+        return [done[a.id] for a in actions]
+
+    async def _run_wave(self, actions: Sequence[Action]) -> list[ActionResult]:
+        groups: dict[_Group, list[Action]] = {}
+        for action in actions:
+            assert action.signer is not None
+            groups.setdefault(_Group(action.signer, action.proxy_for), []).append(action)
+        by_signer: dict[str, list[tuple[_Group, list[Action]]]] = {}
+        for group, members in groups.items():
+            for start in range(0, len(members), self._max_batch):
+                chunk = members[start : start + self._max_batch]
+                by_signer.setdefault(group.signer, []).append((group, chunk))
+        outcomes = await asyncio.gather(
+            *(self._run_signer(signer, chunks) for signer, chunks in sorted(by_signer.items()))
+        )
+        return [r for rs in outcomes for r in rs]
+
+    async def _run_signer(
+        self, signer_name: str, chunks: list[tuple[_Group, list[Action]]]
+    ) -> list[ActionResult]:
+        signer = self._signers.signer(signer_name)
+        calls_of = [[self._call(a) for a in chunk] for _, chunk in chunks]
+        try:
+            fees = [
+                await self._writer.estimate_fee(
+                    signer, calls, proxy_for=self._proxy_address(group.proxy_for)
+                )
+                for (group, _), calls in zip(chunks, calls_of, strict=True)
+            ]
+            state = await self._reader.read_state((), (signer.address,))
+        except TemporaryError as exc:
+            return [
+                ActionResult(a.id, False, f"chain unavailable: {exc}") for _, c in chunks for a in c
+            ]
+        account = state.accounts.get(signer.address)
+        free = account.free if account else 0
+        if sum(fees) > free:
+            message = (
+                f"signer {signer_name} ({signer.address}) cannot pay the fees: needs "
+                f"{sum(fees)} plancks, has {free} free"
+            )
+            return [ActionResult(a.id, False, message) for _, c in chunks for a in c]
+        sent = [
+            self._send_chunk(signer, group, chunk, calls)
+            for (group, chunk), calls in zip(chunks, calls_of, strict=True)
+        ]
+        results = await asyncio.gather(*sent)
+        return [r for rs in results for r in rs]
+
+    async def _send_chunk(
+        self, signer: Signer, group: _Group, chunk: list[Action], calls: list[CallSpec]
+    ) -> list[ActionResult]:
+        proxy = self._proxy_address(group.proxy_for)
+        ids = [a.id for a in chunk]
+        for attempt in range(2):
+            signed = await self._signed(signer, calls, proxy)
+            self._journal.record_prepared(
+                extrinsic_hash=signed.extrinsic_hash,
+                signer=signed.signer,
+                nonce=signed.nonce,
+                data=signed.data,
+                action_ids=ids,
+                era_start=signed.era_start,
+                era_period=signed.era_period,
+            )
+            self._progress(f"{group.signer}: sending {len(calls)} call(s), nonce {signed.nonce}")
+            try:
+                outcome = await self._writer.send(signed)
+            except TemporaryError as exc:
+                # Unknown whether it reached the node: leave it PREPARED for recover().
+                self._forget_nonce(signer.address)
+                return [
+                    ActionResult(i, False, f"outcome unknown ({exc}); will be resolved")
+                    for i in ids
+                ]
+            if outcome.status is TxStatus.REJECTED and attempt == 0 and _nonce_problem(outcome):
+                self._settle(signed.extrinsic_hash, ids, outcome)
+                self._forget_nonce(signer.address)
+                continue
+            if outcome.status is TxStatus.REJECTED:
+                self._forget_nonce(signer.address)
+            return self._settle(signed.extrinsic_hash, ids, outcome)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _signed(
+        self, signer: Signer, calls: list[CallSpec], proxy: str | None
+    ) -> SignedExtrinsic:
+        lock = self._nonce_locks.setdefault(signer.address, asyncio.Lock())
+        async with lock:
+            if signer.address not in self._nonces:
+                self._nonces[signer.address] = await self._reader.account_nonce(signer.address)
+            nonce = self._nonces[signer.address]
+            signed = await self._writer.sign(signer, calls, proxy_for=proxy, nonce=nonce)
+            self._nonces[signer.address] = nonce + 1
+            return signed
+
+    def _forget_nonce(self, address: str) -> None:
+        self._nonces.pop(address, None)
+
+    def _settle(
+        self, extrinsic_hash: str, ids: Sequence[str], outcome: Outcome
+    ) -> list[ActionResult]:
+        status = JournalStatus(outcome.status.value)
+        if outcome.status in (TxStatus.IN_BLOCK, TxStatus.FINALIZED) and len(outcome.items) == len(
+            ids
+        ):
+            results = [
+                ActionResult(i, item.ok, item.error, extrinsic_hash, outcome.block_number)
+                for i, item in zip(ids, outcome.items, strict=True)
+            ]
+        else:
+            error = outcome.error or f"extrinsic {outcome.status.value}"
+            results = [
+                ActionResult(i, False, error, extrinsic_hash, outcome.block_number) for i in ids
+            ]
+        self._journal.settle(
+            extrinsic_hash,
+            status,
+            block_number=outcome.block_number,
+            block_hash=outcome.block_hash,
+            error=outcome.error,
+            results=[(r.action_id, r.ok, r.error) for r in results],
+        )
+        return results
+
+    def _call(self, action: Action) -> CallSpec:
+        return call_for(action)
+
+    def _proxy_address(self, account: str | None) -> str | None:
+        return self._signers.address(account) if account else None
+
+
+def _ids(actions: Sequence[Action]) -> set[str]:
+    return {a.id for a in actions}
+
+
+def _nonce_problem(outcome: Outcome) -> bool:
+    text = (outcome.error or "").lower()
+    return "outdated" in text or "stale" in text or "priority is too low" in text
