@@ -66,8 +66,11 @@ class ChainState:
 class ChainReader(Protocol):
     """Reads chain state in batches."""
 
-    async def read_state(self, pids: Sequence[int], addresses: Sequence[str]) -> ChainState:
-        """State of the given pools (their workers included) and accounts, at the best block."""
+    async def read_state(
+        self, pids: Sequence[int], addresses: Sequence[str], pubkeys: Sequence[str] = ()
+    ) -> ChainState:
+        """State at the best block of the given pools (their workers included), accounts,
+        and workers by public key (hex), in a number of requests independent of counts."""
         ...
 
     async def account_nonce(self, address: str) -> int:

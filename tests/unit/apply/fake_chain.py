@@ -66,7 +66,9 @@ class FakeChain:
     """Raise ChainUnavailable after including this many more extrinsics (a lost reply)."""
     block: int = 100
 
-    async def read_state(self, pids: Sequence[int], addresses: Sequence[str]) -> ChainState:
+    async def read_state(
+        self, pids: Sequence[int], addresses: Sequence[str], pubkeys: Sequence[str] = ()
+    ) -> ChainState:
         return ChainState(
             head=ChainHead(best_number=self.block, finalized_number=self.block - 2),
             cool_down_period=60,

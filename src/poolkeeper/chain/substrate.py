@@ -1,0 +1,633 @@
+"""The chain adapter: the chain ports implemented on substrate-interface.
+
+substrate-interface is synchronous and not thread-safe per connection, so every call
+runs on one single-thread executor per connection; the asyncio side awaits it.
+Reads are batched: state for any number of workers comes from a handful of
+``state_queryStorageAt`` requests over known keys (chunked), never one request per
+worker. Transactions are submitted without blocking the connection; a block follower
+fetches each new block once and settles every waiting extrinsic found in it, so many
+extrinsics can be in flight while one connection serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from scalecodec.base import ScaleBytes
+from scalecodec.types import GenericCall, GenericExtrinsic
+from substrateinterface import Keypair, KeypairType, SubstrateInterface
+from substrateinterface.exceptions import SubstrateRequestException
+from substrateinterface.storage import StorageKey
+
+from poolkeeper.chain.ports import (
+    CallSpec,
+    ChainState,
+    ItemResult,
+    Outcome,
+    SignedExtrinsic,
+    Signer,
+    TxStatus,
+)
+from poolkeeper.errors import ChainUnavailable
+from poolkeeper.model.observed import (
+    ChainHead,
+    ChainWorker,
+    ObservedAccount,
+    ObservedPool,
+    ProxyGrant,
+    SessionState,
+)
+
+T = TypeVar("T")
+
+QUERY_CHUNK = 2000
+"""Storage keys per ``state_queryStorageAt`` request."""
+ERA_PERIOD = 64
+W_PHA_ASSET_ID = 10000
+
+
+class _SignerKeypair(Keypair):  # type: ignore[misc]
+    """Presents a ``Signer`` to substrate-interface as a Keypair without its secret."""
+
+    def __init__(self, signer: Signer, ss58_format: int) -> None:
+        super().__init__(
+            public_key=signer.public_key, ss58_format=ss58_format, crypto_type=KeypairType.SR25519
+        )
+        self._signer = signer
+
+    def sign(self, data: bytes | ScaleBytes | str) -> bytes:
+        if isinstance(data, ScaleBytes):
+            payload = bytes(data.data)
+        elif isinstance(data, str):
+            payload = bytes.fromhex(data[2:]) if data.startswith("0x") else data.encode()
+        else:
+            payload = data
+        return self._signer.sign(payload)
+
+
+@dataclass
+class _Waiter:
+    signed: SignedExtrinsic
+    future: asyncio.Future[Outcome]
+    finalized: bool
+
+
+class SubstrateChain:
+    """``ChainReader`` and ``ChainWriter`` over one node websocket."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ss58_format: int | None = None,
+        wait_for_finalization: bool = False,
+        poll_seconds: float = 0.5,
+        timeout_seconds: float = 120.0,
+    ) -> None:
+        self.url = url
+        self._ss58_format = ss58_format
+        self._wait_final = wait_for_finalization
+        self._poll = poll_seconds
+        self._timeout = timeout_seconds
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
+        self._substrate: SubstrateInterface | None = None
+        self._waiters: dict[str, _Waiter] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._scanned_to: int | None = None
+        self.round_trips = 0
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[SubstrateInterface], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call_sync, fn)
+
+    def _call_sync(self, fn: Callable[[SubstrateInterface], T]) -> T:
+        try:
+            if self._substrate is None:
+                self._substrate = SubstrateInterface(url=self.url, ss58_format=self._ss58_format)
+                self._ss58_format = int(self._substrate.ss58_format)
+            return fn(self._substrate)
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            self._drop()
+            raise ChainUnavailable(f"{self.url}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__.startswith("WebSocket"):
+                self._drop()
+                raise ChainUnavailable(f"{self.url}: {exc}") from exc
+            raise
+
+    def _drop(self) -> None:
+        if self._substrate is not None:
+            with contextlib.suppress(Exception):  # a broken socket may fail to close
+                self._substrate.close()
+        self._substrate = None
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+        await self._run_close()
+        self._pool.shutdown(wait=False)
+
+    async def _run_close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._drop)
+
+    @property
+    def ss58_format(self) -> int:
+        return self._ss58_format if self._ss58_format is not None else 42
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def account_nonce(self, address: str) -> int:
+        def nonce(s: SubstrateInterface) -> int:
+            self.round_trips += 1
+            return int(s.rpc_request("system_accountNextIndex", [address])["result"])
+
+        return await self._run(nonce)
+
+    async def read_state(
+        self, pids: Sequence[int], addresses: Sequence[str], pubkeys: Sequence[str] = ()
+    ) -> ChainState:
+        return await self._run(lambda s: self._read_state(s, pids, addresses, pubkeys))
+
+    def _multi(
+        self, s: SubstrateInterface, keys: list[StorageKey], block_hash: str
+    ) -> list[tuple[StorageKey, Any]]:
+        out: list[tuple[StorageKey, Any]] = []
+        for start in range(0, len(keys), QUERY_CHUNK):
+            self.round_trips += 1
+            out.extend(s.query_multi(keys[start : start + QUERY_CHUNK], block_hash=block_hash))
+        return out
+
+    def _read_state(
+        self,
+        s: SubstrateInterface,
+        pids: Sequence[int],
+        addresses: Sequence[str],
+        pubkeys: Sequence[str],
+    ) -> ChainState:
+        start_trips = self.round_trips
+        head = self._head(s)
+        block = head.best_hash
+        has = _PalletCheck(s)
+
+        pools: dict[int, ObservedPool] = {}
+        owner_of: dict[int, str] = {}
+        pool_account_of: dict[int, str] = {}
+        worker_keys: set[str] = {p.lower().removeprefix("0x") for p in pubkeys}
+        if pids and has("PhalaBasePool"):
+            keys = [s.create_storage_key("PhalaBasePool", "Pools", [pid]) for pid in pids]
+            for key, value in self._multi(s, keys, block):
+                if value is None or value.value is None:
+                    continue
+                pid = int(key.params[0])
+                proxy = value.value
+                stake_pool = proxy.get("StakePool") if isinstance(proxy, dict) else None
+                if stake_pool is None:
+                    continue
+                base = stake_pool["basepool"]
+                owner_of[pid] = str(base["owner"])
+                pool_account_of[pid] = str(base["pool_account_id"])
+                pool_workers = tuple(_hex(w) for w in stake_pool["workers"])
+                cd_workers = tuple(_hex(w) for w in stake_pool["cd_workers"])
+                worker_keys.update(pool_workers)
+                worker_keys.update(cd_workers)
+                pools[pid] = ObservedPool(
+                    pid=pid,
+                    owner=str(base["owner"]),
+                    pool_account=str(base["pool_account_id"]),
+                    workers=pool_workers,
+                    cd_workers=cd_workers,
+                    cap=stake_pool.get("cap"),
+                    commission=stake_pool.get("payout_commission"),
+                )
+        if pools and has("Assets"):
+            keys = [
+                s.create_storage_key("Assets", "Account", [W_PHA_ASSET_ID, acct])
+                for acct in pool_account_of.values()
+            ]
+            free_by_account = {
+                str(k.params[1]): int(v.value["balance"])
+                for k, v in self._multi(s, keys, block)
+                if v is not None and v.value is not None
+            }
+            pools = {
+                pid: p.model_copy(
+                    update={"free_stake": free_by_account.get(p.pool_account or "", 0)}
+                )
+                for pid, p in pools.items()
+            }
+
+        workers = self._read_workers(s, sorted(worker_keys), block) if has("PhalaRegistry") else {}
+
+        accounts: dict[str, ObservedAccount] = {}
+        if addresses:
+            keys = [s.create_storage_key("System", "Account", [a]) for a in addresses]
+            for key, value in self._multi(s, keys, block):
+                address = str(key.params[0])
+                info = value.value if value is not None else None
+                if not info:
+                    accounts[address] = ObservedAccount(address=address)
+                    continue
+                data = info["data"]
+                accounts[address] = ObservedAccount(
+                    address=address,
+                    free=int(data["free"]),
+                    reserved=int(data["reserved"]),
+                    frozen=int(data.get("frozen", data.get("misc_frozen", 0))),
+                    nonce=int(info["nonce"]),
+                )
+
+        proxies: list[ProxyGrant] = []
+        reals = sorted(set(owner_of.values()))
+        if reals and has("Proxy"):
+            keys = [s.create_storage_key("Proxy", "Proxies", [r]) for r in reals]
+            for key, value in self._multi(s, keys, block):
+                if value is None or value.value is None:
+                    continue
+                delegates = value.value[0]
+                for d in delegates:
+                    proxies.append(
+                        ProxyGrant(
+                            real=str(key.params[0]),
+                            delegate=str(d["delegate"]),
+                            proxy_type=str(d["proxy_type"]),
+                        )
+                    )
+        cool_down = 0
+        if has("PhalaComputation"):
+            self.round_trips += 1
+            cd = s.query("PhalaComputation", "CoolDownPeriod", block_hash=block)
+            cool_down = int(cd.value or 0)
+        return ChainState(
+            head=head,
+            cool_down_period=cool_down,
+            workers=workers,
+            pools=pools,
+            accounts=accounts,
+            proxies=tuple(proxies),
+            round_trips=self.round_trips - start_trips,
+        )
+
+    def _read_workers(
+        self, s: SubstrateInterface, pubkeys: list[str], block: str
+    ) -> dict[str, ChainWorker]:
+        if not pubkeys:
+            return {}
+        items = [
+            ("PhalaRegistry", "Workers"),
+            ("PhalaRegistry", "WorkerAddedAt"),
+            ("PhalaComputation", "WorkerBindings"),
+            ("PhalaStakePoolv2", "WorkerAssignments"),
+        ]
+        keys = [s.create_storage_key(p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
+        found: dict[tuple[str, str], Any] = {}
+        for key, value in self._multi(s, keys, block):
+            if value is not None and value.value is not None:
+                found[(key.storage_function, _hex(key.params[0]))] = value.value
+        sessions = {
+            pk: str(found[("WorkerBindings", pk)])
+            for pk in pubkeys
+            if ("WorkerBindings", pk) in found
+        }
+        session_info: dict[str, Any] = {}
+        stakes: dict[str, int] = {}
+        if sessions:
+            session_keys = [
+                s.create_storage_key("PhalaComputation", item, [acct])
+                for item in ("Sessions", "Stakes")
+                for acct in sessions.values()
+            ]
+            for key, value in self._multi(s, session_keys, block):
+                if value is None or value.value is None:
+                    continue
+                if key.storage_function == "Sessions":
+                    session_info[str(key.params[0])] = value.value
+                else:
+                    stakes[str(key.params[0])] = int(value.value)
+        workers: dict[str, ChainWorker] = {}
+        for pk in pubkeys:
+            info = found.get(("Workers", pk))
+            session = sessions.get(pk)
+            if info is None and session is None:
+                continue
+            sess = session_info.get(session) if session else None
+            state = sess["state"] if sess else None
+            workers[pk] = ChainWorker(
+                pubkey=pk,
+                operator=(info or {}).get("operator"),
+                initial_score=(info or {}).get("initial_score"),
+                added_at=found.get(("WorkerAddedAt", pk)),
+                session=session,
+                session_state=SessionState(state) if state else None,
+                stake=stakes.get(session) if session else None,
+                cool_down_start=int(sess["cool_down_start"]) if sess else None,
+                pool_pid=found.get(("WorkerAssignments", pk)),
+            )
+        return workers
+
+    def _head(self, s: SubstrateInterface) -> ChainHead:
+        self.round_trips += 4
+        best = s.rpc_request("chain_getHeader", [])["result"]
+        best_hash = s.rpc_request("chain_getBlockHash", [int(best["number"], 16)])["result"]
+        fin_hash = s.rpc_request("chain_getFinalizedHead", [])["result"]
+        fin = s.rpc_request("chain_getHeader", [fin_hash])["result"]
+        now = 0
+        if _PalletCheck(s)("Timestamp"):
+            self.round_trips += 1
+            now = int(s.query("Timestamp", "Now", block_hash=best_hash).value or 0)
+        return ChainHead(
+            best_number=int(best["number"], 16),
+            best_hash=best_hash,
+            finalized_number=int(fin["number"], 16),
+            finalized_hash=fin_hash,
+            timestamp_ms=now,
+        )
+
+    # -- writes -----------------------------------------------------------------------
+
+    def _compose(self, s: SubstrateInterface, spec: CallSpec) -> GenericCall:
+        if spec.raw_args is not None:
+            pallet = s.metadata.get_metadata_pallet(spec.pallet)
+            head = bytes([pallet.value["index"], _call_index(pallet, spec.function)])
+            call = s.runtime_config.create_scale_object(
+                "Call", data=ScaleBytes(head + spec.raw_args), metadata=s.metadata
+            )
+            call.decode()
+            return call
+        return s.compose_call(spec.pallet, spec.function, dict(spec.args))
+
+    def _outer_call(
+        self, s: SubstrateInterface, calls: Sequence[CallSpec], proxy_for: str | None
+    ) -> GenericCall:
+        inner = [self._compose(s, c) for c in calls]
+        call = (
+            inner[0]
+            if len(inner) == 1
+            else s.compose_call("Utility", "force_batch", {"calls": inner})
+        )
+        if proxy_for is not None:
+            call = s.compose_call(
+                "Proxy", "proxy", {"real": proxy_for, "force_proxy_type": None, "call": call}
+            )
+        return call
+
+    async def sign(
+        self,
+        signer: Signer,
+        calls: Sequence[CallSpec],
+        *,
+        proxy_for: str | None = None,
+        nonce: int | None = None,
+    ) -> SignedExtrinsic:
+        def build(s: SubstrateInterface) -> SignedExtrinsic:
+            call = self._outer_call(s, calls, proxy_for)
+            keypair = _SignerKeypair(signer, int(s.ss58_format))
+            self.round_trips += 2
+            fin_hash = s.rpc_request("chain_getFinalizedHead", [])["result"]
+            era_start = int(s.rpc_request("chain_getHeader", [fin_hash])["result"]["number"], 16)
+            use_nonce = nonce if nonce is not None else s.get_account_nonce(keypair.ss58_address)
+            extrinsic: GenericExtrinsic = s.create_signed_extrinsic(
+                call=call,
+                keypair=keypair,
+                era={"period": ERA_PERIOD, "current": era_start},
+                nonce=use_nonce,
+            )
+            return SignedExtrinsic(
+                extrinsic_hash="0x" + extrinsic.extrinsic_hash.hex(),
+                data=bytes(extrinsic.data.data),
+                signer=keypair.ss58_address,
+                nonce=int(use_nonce),
+                call_count=len(calls),
+                era_start=era_start,
+                era_period=ERA_PERIOD,
+            )
+
+        return await self._run(build)
+
+    async def estimate_fee(
+        self, signer: Signer, calls: Sequence[CallSpec], *, proxy_for: str | None = None
+    ) -> int:
+        def fee(s: SubstrateInterface) -> int:
+            call = self._outer_call(s, calls, proxy_for)
+            self.round_trips += 1
+            info = s.get_payment_info(call, _SignerKeypair(signer, int(s.ss58_format)))
+            return int(info["partialFee"]) if info else 0
+
+        return await self._run(fee)
+
+    async def send(self, signed: SignedExtrinsic) -> Outcome:
+        def submit(s: SubstrateInterface) -> str | None:
+            self.round_trips += 1
+            response = s.rpc_request("author_submitExtrinsic", ["0x" + signed.data.hex()])
+            if "error" in response:
+                error = response["error"]
+                return (
+                    f"{error.get('code')}: {error.get('message')}: {error.get('data', '')}".rstrip(
+                        ": "
+                    )
+                )
+            return None
+
+        try:
+            rejected = await self._run(submit)
+        except SubstrateRequestException as exc:
+            rejected = str(exc)
+        if rejected is not None:
+            return Outcome(status=TxStatus.REJECTED, error=rejected)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(signed, loop.create_future(), self._wait_final)
+        self._waiters[signed.extrinsic_hash] = waiter
+        self._ensure_follower()
+        try:
+            return await asyncio.wait_for(waiter.future, self._timeout)
+        except TimeoutError as exc:
+            raise ChainUnavailable(
+                f"no inclusion of {signed.extrinsic_hash} within {self._timeout:.0f}s"
+            ) from exc
+        finally:
+            self._waiters.pop(signed.extrinsic_hash, None)
+
+    async def find_extrinsic(self, extrinsic_hash: str, since_block: int) -> Outcome | None:
+        def scan(s: SubstrateInterface) -> Outcome | None:
+            best = int(s.rpc_request("chain_getHeader", [])["result"]["number"], 16)
+            for number in range(since_block, best + 1):
+                found = self._scan_block(s, number, {extrinsic_hash})
+                if extrinsic_hash in found:
+                    return found[extrinsic_hash]
+            return None
+
+        return await self._run(scan)
+
+    def _ensure_follower(self) -> None:
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while self._waiters:
+            try:
+                await self._run(self._follow_once)
+            except ChainUnavailable as exc:
+                for waiter in list(self._waiters.values()):
+                    if not waiter.future.done():
+                        waiter.future.set_exception(exc)
+                return
+            await asyncio.sleep(self._poll)
+
+    def _follow_once(self, s: SubstrateInterface) -> None:
+        self.round_trips += 1
+        method = "chain_getFinalizedHead" if self._wait_final else None
+        if method:
+            fin_hash = s.rpc_request(method, [])["result"]
+            top = int(s.rpc_request("chain_getHeader", [fin_hash])["result"]["number"], 16)
+        else:
+            top = int(s.rpc_request("chain_getHeader", [])["result"]["number"], 16)
+        if self._scanned_to is None:
+            starts = [w.signed.era_start for w in self._waiters.values() if w.signed.era_start]
+            self._scanned_to = (min(starts) - 1) if starts else top - 1
+        wanted = set(self._waiters)
+        for number in range(self._scanned_to + 1, top + 1):
+            for ext_hash, outcome in self._scan_block(s, number, wanted).items():
+                waiter = self._waiters.get(ext_hash)
+                if waiter and not waiter.future.done():
+                    final = outcome
+                    if self._wait_final and outcome.status is TxStatus.IN_BLOCK:
+                        final = _with_status(outcome, TxStatus.FINALIZED)
+                    waiter.future.get_loop().call_soon_threadsafe(_resolve, waiter.future, final)
+            self._scanned_to = number
+        for waiter in list(self._waiters.values()):
+            era = waiter.signed
+            expired = (
+                era.era_start is not None
+                and era.era_period is not None
+                and top > era.era_start + era.era_period
+            )
+            if expired and not waiter.future.done():
+                dropped = Outcome(status=TxStatus.DROPPED, error="mortality expired")
+                waiter.future.get_loop().call_soon_threadsafe(_resolve, waiter.future, dropped)
+
+    def _scan_block(
+        self, s: SubstrateInterface, number: int, wanted: set[str]
+    ) -> dict[str, Outcome]:
+        self.round_trips += 2
+        block_hash = s.rpc_request("chain_getBlockHash", [number])["result"]
+        raw = s.rpc_request("chain_getBlock", [block_hash])["result"]["block"]["extrinsics"]
+        positions = {"0x" + _blake2_256(bytes.fromhex(x[2:])).hex(): i for i, x in enumerate(raw)}
+        hits = {h: positions[h] for h in wanted if h in positions}
+        if not hits:
+            return {}
+        self.round_trips += 1
+        events = s.get_events(block_hash)
+        out: dict[str, Outcome] = {}
+        for ext_hash, index in hits.items():
+            mine = [e.value for e in events if e.value.get("extrinsic_idx") == index]
+            out[ext_hash] = _outcome_from_events(s, mine, number, block_hash)
+        return out
+
+
+class _PalletCheck:
+    def __init__(self, s: SubstrateInterface) -> None:
+        self._names = {p.name for p in s.metadata.pallets}
+
+    def __call__(self, name: str) -> bool:
+        return name in self._names
+
+
+def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not future.done():
+        future.set_result(outcome)
+
+
+def _with_status(outcome: Outcome, status: TxStatus) -> Outcome:
+    return Outcome(
+        status=status,
+        block_number=outcome.block_number,
+        block_hash=outcome.block_hash,
+        items=outcome.items,
+        fee=outcome.fee,
+        error=outcome.error,
+    )
+
+
+def _blake2_256(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def _hex(value: object) -> str:
+    text = str(value).lower()
+    return text[2:] if text.startswith("0x") else text
+
+
+def _call_index(pallet: Any, function: str) -> int:
+    for index, call in enumerate(pallet.calls or []):
+        if call.name == function:
+            return int(call.value.get("index", index))
+    raise KeyError(f"{pallet.name}.{function} is not in the served metadata")
+
+
+def dispatch_error_text(s: SubstrateInterface, error: Any) -> str:
+    """``Pallet.ErrorName`` for a module error, else the error's variant name."""
+    if isinstance(error, dict) and "Module" in error:
+        module = error["Module"]
+        if isinstance(module, tuple | list):
+            index, err = module[0], module[1]
+        else:
+            index, err = module["index"], module["error"]
+        if isinstance(err, str):
+            err = int(err[2:4], 16)
+        pallet = next((p for p in s.metadata.pallets if p.value["index"] == index), None)
+        if pallet is None:
+            return f"Module({index}, {err})"
+        module_error = s.metadata.get_module_error(module_index=index, error_index=err)
+        return f"{pallet.name}.{module_error.name}"
+    if isinstance(error, dict):
+        return "/".join(f"{k}({v})" if v not in (None, ()) else str(k) for k, v in error.items())
+    return str(error)
+
+
+def _outcome_from_events(
+    s: SubstrateInterface, events: Iterable[dict[str, Any]], number: int, block_hash: str
+) -> Outcome:
+    items: list[ItemResult] = []
+    failed: str | None = None
+    proxy_result: ItemResult | None = None
+    fee: int | None = None
+    batch = False
+    for event in events:
+        module, name = event["module_id"], event["event_id"]
+        attrs: dict[str, Any] = event.get("attributes") or {}
+        if (module, name) == ("Utility", "ItemCompleted"):
+            items.append(ItemResult(True))
+            batch = True
+        elif (module, name) == ("Utility", "ItemFailed"):
+            items.append(ItemResult(False, dispatch_error_text(s, attrs["error"])))
+            batch = True
+        elif (module, name) == ("Proxy", "ProxyExecuted"):
+            result = attrs["result"]
+            if isinstance(result, dict) and "Err" in result:
+                proxy_result = ItemResult(False, dispatch_error_text(s, result["Err"]))
+            else:
+                proxy_result = ItemResult(True)
+        elif (module, name) == ("System", "ExtrinsicFailed"):
+            failed = dispatch_error_text(s, attrs["dispatch_error"])
+        elif (module, name) == ("TransactionPayment", "TransactionFeePaid"):
+            fee = int(attrs["actual_fee"])
+    if failed is not None:
+        return Outcome(
+            TxStatus.FAILED, number, block_hash, (ItemResult(False, failed),), fee, failed
+        )
+    if not batch:
+        items = [proxy_result or ItemResult(True)]
+    return Outcome(TxStatus.IN_BLOCK, number, block_hash, tuple(items), fee)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

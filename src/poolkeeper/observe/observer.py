@@ -1,0 +1,95 @@
+"""The observer: one pass over the chain and every pRuntime, as one ``Observed``.
+
+The chain is read in batches (pools, their workers, accounts, proxies) while the
+pRuntimes are polled concurrently under a bound; workers known only from their
+pRuntime (registered but in no pool yet) are read from the chain in one more batch.
+A pRuntime that fails is recorded with its error: an unreachable machine is data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from poolkeeper.chain.ports import ChainReader, ChainState
+from poolkeeper.errors import PoolkeeperError
+from poolkeeper.model.desired import Desired
+from poolkeeper.model.observed import Observed, PRuntimeInfo, PRuntimeObservation, RelayStatus
+
+
+class PRuntimeInfoSource(Protocol):
+    """Reads one pRuntime's ``PhactoryInfo``."""
+
+    async def get_info(self, endpoint: str) -> PRuntimeInfo: ...
+
+
+def _pubkey(text: str) -> str:
+    text = text.lower()
+    return text[2:] if text.startswith("0x") else text
+
+
+async def poll_pruntimes(
+    source: PRuntimeInfoSource, endpoints: Sequence[str], concurrency: int
+) -> dict[str, PRuntimeObservation]:
+    """``GetInfo`` of every endpoint, at most ``concurrency`` in flight."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(endpoint: str) -> PRuntimeObservation:
+        async with gate:
+            try:
+                info = await source.get_info(endpoint)
+            except PoolkeeperError as exc:
+                return PRuntimeObservation(
+                    endpoint=endpoint, error=str(exc), read_at=datetime.now(UTC)
+                )
+            return PRuntimeObservation(endpoint=endpoint, info=info, read_at=datetime.now(UTC))
+
+    results = await asyncio.gather(*(one(e) for e in endpoints))
+    return {r.endpoint: r for r in results}
+
+
+def addresses_of(desired: Desired) -> list[str]:
+    """Every declared account address (derived ones must be generated first)."""
+    return sorted({a.address for a in desired.accounts if a.address})
+
+
+async def observe(
+    desired: Desired,
+    chain: ChainReader,
+    pruntimes: PRuntimeInfoSource,
+    *,
+    relays: Mapping[str, RelayStatus] | None = None,
+    topped_up_today: Mapping[str, int] | None = None,
+    extra_pids: Sequence[int] = (),
+) -> Observed:
+    """Observe everything the inventory names, in one pass."""
+    endpoints = sorted({w.endpoint for w in desired.workers})
+    pids = sorted({p.pid for p in desired.pools if p.pid is not None} | set(extra_pids))
+    pinned = {_pubkey(w.pubkey) for w in desired.workers if w.pubkey}
+    chain_task = asyncio.create_task(chain.read_state(pids, addresses_of(desired), sorted(pinned)))
+    polled = await poll_pruntimes(pruntimes, endpoints, desired.settings.pruntime_concurrency)
+    state: ChainState = await chain_task
+    seen = {
+        _pubkey(o.info.public_key)
+        for o in polled.values()
+        if o.info is not None and o.info.public_key
+    }
+    missing = sorted(seen - set(state.workers) - pinned)
+    workers = dict(state.workers)
+    if missing:
+        extra = await chain.read_state((), (), missing)
+        workers.update(extra.workers)
+    return Observed(
+        read_at=datetime.now(UTC),
+        head=state.head,
+        cool_down_period=state.cool_down_period,
+        pruntimes=polled,
+        chain_workers=workers,
+        pools=state.pools,
+        accounts=state.accounts,
+        proxies=state.proxies,
+        relays=dict(relays or {}),
+        topped_up_today=dict(topped_up_today or {}),
+    )
