@@ -1,0 +1,213 @@
+"""The devnet chain's runtime metadata (SCALE V14) and runtime version.
+
+Every client — substrate-interface in the product, the engine itself — learns pallet and call
+indices, storage hashers and type layouts from `state_getMetadata`, so this is what makes the
+devnet "speak Khala": the same pallet, call, event, error and storage names and shapes as
+Khala spec 1251 (declared in `_types.py` and `_pallets.py`), under the devnet's own pallet
+indices (`PALLET_INDICES`), which keeps clients honest about resolving indices by name.
+
+`build_metadata()` returns `b"meta" + SCALE(RuntimeMetadata::V14)`; it is built once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import Any, Final
+
+from poolkeeper.devnet.chain._pallets import (
+    PALLETS,
+    SPEC_VERSION,
+    TRANSACTION_VERSION,
+    TYPE_DEFAULT,
+    PalletDecl,
+    StorageDecl,
+)
+from poolkeeper.devnet.chain._typereg import (
+    Decl,
+    Expr,
+    Registry,
+    VariantDecl,
+    compact,
+    enum_of,
+    option,
+    parse_variants,
+    seq,
+    text,
+)
+from poolkeeper.devnet.chain._types import TYPES
+
+# The devnet's pallet indices: deliberately not Khala's (clients must resolve them by name).
+PALLET_INDICES: Final[dict[str, int]] = {
+    "System": 0,
+    "Timestamp": 1,
+    "Grandpa": 2,
+    "Utility": 3,
+    "Proxy": 4,
+    "ParachainInfo": 5,
+    "Balances": 10,
+    "TransactionPayment": 11,
+    "PhalaMq": 20,
+    "PhalaRegistry": 21,
+    "PhalaComputation": 22,
+    "PhalaStakePoolv2": 23,
+    "PhalaBasePool": 24,
+    "Assets": 25,
+    "PhalaWrappedBalances": 26,
+}
+
+
+def _api_id(name: str) -> str:
+    return "0x" + hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+
+# Runtime APIs the devnet answers through `state_call` (name, version).
+RUNTIME_APIS: Final[tuple[tuple[str, int], ...]] = (
+    ("Core", 4),
+    ("Metadata", 2),
+    ("BlockBuilder", 6),
+    ("TaggedTransactionQueue", 3),
+    ("OffchainWorkerApi", 2),
+    ("SessionKeys", 1),
+    ("AccountNonceApi", 1),
+    ("TransactionPaymentApi", 4),
+    ("MqApi", 1),
+    ("GrandpaApi", 3),
+)
+
+# `state_getRuntimeVersion` result.
+RUNTIME_VERSION: Final[dict[str, Any]] = {
+    "specName": "khala",
+    "implName": "poolkeeper-devnet",
+    "authoringVersion": 1,
+    "specVersion": SPEC_VERSION,
+    "implVersion": 0,
+    "apis": [[_api_id(name), version] for name, version in RUNTIME_APIS],
+    "transactionVersion": TRANSACTION_VERSION,
+    "stateVersion": 0,
+}
+
+SIGNED_EXTENSIONS: Final[tuple[tuple[str, str, str], ...]] = (
+    # (identifier, extension type, additional signed data type)
+    ("CheckNonZeroSender", "CheckNonZeroSender", "()"),
+    ("CheckSpecVersion", "CheckSpecVersion", "u32"),
+    ("CheckTxVersion", "CheckTxVersion", "u32"),
+    ("CheckGenesis", "CheckGenesis", "H256"),
+    ("CheckMortality", "CheckMortality", "H256"),
+    ("CheckNonce", "CheckNonce", "()"),
+    ("CheckWeight", "CheckWeight", "()"),
+    ("CheckMqSequence", "CheckMqSequence", "()"),
+    ("ChargeTransactionPayment", "ChargeTransactionPayment", "()"),
+)
+
+_HASHERS: Final[dict[str, int]] = {
+    "Blake2_128": 0,
+    "Blake2_256": 1,
+    "Blake2_128Concat": 2,
+    "Twox128": 3,
+    "Twox256": 4,
+    "Twox64Concat": 5,
+    "Identity": 6,
+}
+
+_RUNTIME = "khala_parachain_runtime"
+
+
+def _version_constant() -> dict[str, Any]:
+    v = RUNTIME_VERSION
+    return {
+        "spec_name": v["specName"],
+        "impl_name": v["implName"],
+        "authoring_version": v["authoringVersion"],
+        "spec_version": v["specVersion"],
+        "impl_version": v["implVersion"],
+        "apis": [(api, ver) for api, ver in v["apis"]],
+        "transaction_version": v["transactionVersion"],
+        "state_version": v["stateVersion"],
+    }
+
+
+def _pallet_enum(p: PalletDecl, kind: str, body: str) -> Decl:
+    params = ("T", "I") if p.instanced else ("T",)
+    if kind == "Event" and p.event_params is not None:
+        params = p.event_params
+    head = f"{p.module}::{kind}" + (f"<{', '.join(params)}>" if params else "")
+    return enum_of(head, parse_variants(body))
+
+
+def _declarations() -> dict[str, Decl]:
+    """The type table plus each pallet's Call/Event/Error and the outer RuntimeCall/RuntimeEvent."""
+    decls = dict(TYPES)
+    calls: list[VariantDecl] = []
+    events: list[VariantDecl] = []
+    for p in PALLETS:
+        index = PALLET_INDICES[p.name]
+        for kind, body, outer in (("Call", p.calls, calls), ("Event", p.events, events)):
+            if body is None:
+                continue
+            decls[f"{p.name}.{kind}"] = _pallet_enum(p, kind, body)
+            outer.append(VariantDecl(p.name, index, ((None, Expr(f"{p.name}.{kind}")),)))
+        if p.errors is not None:
+            decls[f"{p.name}.Error"] = _pallet_enum(p, "Error", p.errors)
+    decls["RuntimeCall"] = enum_of(f"{_RUNTIME}::RuntimeCall", calls)
+    decls["RuntimeEvent"] = enum_of(f"{_RUNTIME}::RuntimeEvent", events)
+    return decls
+
+
+def _storage_entry(reg: Registry, s: StorageDecl) -> bytes:
+    value_id = reg.id_of(s.value)
+    if s.keys:
+        hashers = [_HASHERS[h] for h, _ in s.keys]
+        key_types = [k for _, k in s.keys]
+        key_id = reg.id_of(key_types[0] if len(key_types) == 1 else f"({', '.join(key_types)})")
+        entry_type = b"\x01" + seq(bytes([h]) for h in hashers) + compact(key_id) + compact(value_id)
+    else:
+        entry_type = b"\x00" + compact(value_id)
+    if s.optional:
+        default = b"\x00"
+    else:
+        value = reg.default_value(value_id) if s.default is TYPE_DEFAULT else s.default
+        default = reg.encode_value(value_id, value)
+    modifier = b"\x00" if s.optional else b"\x01"
+    return text(s.name) + modifier + entry_type + compact(len(default)) + default + seq([])
+
+
+def _pallet(reg: Registry, p: PalletDecl) -> bytes:
+    out = text(p.name)
+    if p.storage:
+        out += b"\x01" + text(p.name) + seq(_storage_entry(reg, s) for s in p.storage)
+    else:
+        out += b"\x00"
+    out += option(compact(reg.id_of(f"{p.name}.Call")) if p.calls is not None else None)
+    out += option(compact(reg.id_of(f"{p.name}.Event")) if p.events is not None else None)
+    constants = []
+    for c in p.constants:
+        tid = reg.id_of(c.type)
+        value = _version_constant() if (p.name, c.name) == ("System", "Version") else c.value
+        raw = reg.encode_value(tid, value)
+        constants.append(text(c.name) + compact(tid) + compact(len(raw)) + raw + seq([]))
+    out += seq(constants)
+    out += option(compact(reg.id_of(f"{p.name}.Error")) if p.errors is not None else None)
+    out += bytes([PALLET_INDICES[p.name]])
+    return out
+
+
+@cache
+def build_metadata() -> bytes:
+    """`b"meta"` + SCALE `RuntimeMetadata::V14` of the devnet runtime (cached per process)."""
+    reg = Registry(_declarations())
+    # Resolve the ids the extrinsic format needs first so the common types get small ids.
+    reg.id_of("AccountId32")
+    pallets = [_pallet(reg, p) for p in PALLETS]
+    extrinsic_id = reg.id_of(
+        "UncheckedExtrinsic<MultiAddress<AccountId32, ()>, RuntimeCall, MultiSignature,"
+        " (" + ", ".join(ext for _, ext, _ in SIGNED_EXTENSIONS) + ")>"
+    )
+    extensions = seq(
+        text(identifier) + compact(reg.id_of(ext)) + compact(reg.id_of(extra))
+        for identifier, ext, extra in SIGNED_EXTENSIONS
+    )
+    extrinsic = compact(extrinsic_id) + bytes([4]) + extensions
+    runtime_id = reg.id_of("Runtime")
+    body = seq(pallets) + extrinsic + compact(runtime_id)
+    return b"meta" + bytes([14]) + reg.encode() + body
