@@ -128,7 +128,7 @@ def _version_constant() -> dict[str, Any]:
 
 
 def _pallet_enum(p: PalletDecl, kind: str, body: str) -> Decl:
-    params = ("T", "I") if p.instanced else ("T",)
+    params: tuple[str, ...] = ("T", "I") if p.instanced else ("T",)
     if kind == "Event" and p.event_params is not None:
         params = p.event_params
     head = f"{p.module}::{kind}" + (f"<{', '.join(params)}>" if params else "")
@@ -160,7 +160,9 @@ def _storage_entry(reg: Registry, s: StorageDecl) -> bytes:
         hashers = [_HASHERS[h] for h, _ in s.keys]
         key_types = [k for _, k in s.keys]
         key_id = reg.id_of(key_types[0] if len(key_types) == 1 else f"({', '.join(key_types)})")
-        entry_type = b"\x01" + seq(bytes([h]) for h in hashers) + compact(key_id) + compact(value_id)
+        entry_type = (
+            b"\x01" + seq(bytes([h]) for h in hashers) + compact(key_id) + compact(value_id)
+        )
     else:
         entry_type = b"\x00" + compact(value_id)
     if s.optional:

@@ -54,7 +54,9 @@ class PalletDecl:
 TYPE_DEFAULT: Any = object()  # "use the type's Default::default()"
 
 
-def item(name: str, spec: str, *, optional: bool = False, default: Any = TYPE_DEFAULT) -> StorageDecl:
+def item(
+    name: str, spec: str, *, optional: bool = False, default: Any = TYPE_DEFAULT
+) -> StorageDecl:
     """A storage entry; `default` (value shape) overrides the type's zero for Default entries."""
     if "=>" not in spec:
         parse_expr(spec)
@@ -73,6 +75,9 @@ def const(name: str, type_: str, value: Any) -> ConstDecl:
 # Runtime version served by the devnet: Khala's spec, the devnet's implementation.
 SPEC_VERSION = 1251
 TRANSACTION_VERSION = 6
+
+# pallet_balances' default account: no funds, the "new logic" flag (bit 127) set.
+_NO_FUNDS = {"free": 0, "reserved": 0, "frozen": 0, "flags": 1 << 127}
 
 _WEIGHT_ZERO = {"ref_time": 0, "proof_size": 0}
 _BLOCK_WEIGHTS = {
@@ -104,7 +109,17 @@ SYSTEM = PalletDecl(
     "System",
     "frame_system::pallet",
     storage=(
-        item("Account", "Blake2_128Concat(AccountId32) => AccountInfo<u32, AccountData<u128>>"),
+        item(
+            "Account",
+            "Blake2_128Concat(AccountId32) => AccountInfo<u32, AccountData<u128>>",
+            default={
+                "nonce": 0,
+                "consumers": 0,
+                "providers": 0,
+                "sufficients": 0,
+                "data": _NO_FUNDS,
+            },
+        ),
         item("ExtrinsicCount", "u32", optional=True),
         item("BlockWeight", "PerDispatchClass<Weight>"),
         item("AllExtrinsicsLen", "u32", optional=True),
@@ -239,11 +254,9 @@ BALANCES = PalletDecl(
     storage=(
         item("TotalIssuance", "u128"),
         item("InactiveIssuance", "u128"),
-        item("Account", "Blake2_128Concat(AccountId32) => AccountData<u128>"),
+        item("Account", "Blake2_128Concat(AccountId32) => AccountData<u128>", default=_NO_FUNDS),
         item("Locks", "Blake2_128Concat(AccountId32) => WeakBoundedVec<BalanceLock<u128>>"),
-        item(
-            "Reserves", "Blake2_128Concat(AccountId32) => BoundedVec<ReserveData<[u8; 8], u128>>"
-        ),
+        item("Reserves", "Blake2_128Concat(AccountId32) => BoundedVec<ReserveData<[u8; 8], u128>>"),
         item("Holds", "Blake2_128Concat(AccountId32) => BoundedVec<IdAmount<(), u128>>"),
         item("Freezes", "Blake2_128Concat(AccountId32) => BoundedVec<IdAmount<(), u128>>"),
     ),
@@ -394,7 +407,7 @@ PHALA_COMPUTATION = PalletDecl(
         item("ScheduledTokenomicUpdate", "TokenomicParameters", optional=True),
         item("OnlineWorkers", "u32"),
         item("ExpectedHeartbeatCount", "u32", optional=True),
-        item("HeartbeatPaused", "bool"),
+        item("HeartbeatPaused", "bool", default=True),
         item("MaxBudgetLimit", "u128", default=24_000 << 56),
         item("BudgetUpdateNonce", "u64"),
         item("LastBugdetUpdateBlock", "u32"),
@@ -547,8 +560,7 @@ ASSETS = PalletDecl(
         ),
         item(
             "Account",
-            "Blake2_128Concat(u32), Blake2_128Concat(AccountId32) =>"
-            " AssetAccount<u128, u128, ()>",
+            "Blake2_128Concat(u32), Blake2_128Concat(AccountId32) => AssetAccount<u128, u128, ()>",
             optional=True,
         ),
         item(
@@ -681,4 +693,6 @@ PALLETS: tuple[PalletDecl, ...] = (
 
 # Devnet-only items, and devnet values that deliberately differ from Khala's.
 DEVNET_ONLY_PALLETS = frozenset({"Grandpa"})
-DEVNET_CONSTANT_VALUES = frozenset({("System", "Version"), ("PhalaRegistry", "NoneAttestationEnabled")})
+DEVNET_CONSTANT_VALUES = frozenset(
+    {("System", "Version"), ("PhalaRegistry", "NoneAttestationEnabled")}
+)

@@ -267,7 +267,9 @@ class Node:
     params: tuple[tuple[str, int | None], ...] = ()
     kind: str = ""  # composite variant sequence array tuple primitive compact
     fields: tuple[tuple[str | None, int, str | None], ...] = ()
-    variants: tuple[tuple[str, int, tuple[tuple[str | None, int, str | None], ...], tuple[str, ...]], ...] = ()
+    variants: tuple[
+        tuple[str, int, tuple[tuple[str | None, int, str | None], ...], tuple[str, ...]], ...
+    ] = ()
     inner: int = 0  # sequence / array / compact element
     length: int = 0
     items: tuple[int, ...] = ()
@@ -280,7 +282,9 @@ _BUILTIN_GENERICS: dict[str, Decl] = {
     "Option": enum("Option<T>", "None, Some(T)"),
     "Result": enum("Result<T, E>", "Ok(T), Err(E)"),
     "BoundedVec": struct("bounded_collections::bounded_vec::BoundedVec<T, S>", "Vec<T>"),
-    "WeakBoundedVec": struct("bounded_collections::weak_bounded_vec::WeakBoundedVec<T, S>", "Vec<T>"),
+    "WeakBoundedVec": struct(
+        "bounded_collections::weak_bounded_vec::WeakBoundedVec<T, S>", "Vec<T>"
+    ),
     "Cow": struct("Cow<T>", "T"),
 }
 
@@ -385,7 +389,7 @@ class Registry:
         return _VALUE_ENCODERS[self.nodes[tid].kind](self, self.nodes[tid], value)
 
     def default_value(self, tid: int) -> Any:
-        """The value `Default::default()` would give for type `tid` (zeros, empty, first variant)."""
+        """What `Default::default()` gives for type `tid`: zeros, empties, the first variant."""
         n = self.nodes[tid]
         if n.kind == "primitive":
             return {"bool": False, "str": "", "char": "\0"}.get(n.primitive, 0)
@@ -516,7 +520,9 @@ def _enc_composite(reg: Registry, n: Node, value: Any) -> bytes:
     if len(n.fields) == 1 and n.fields[0][0] is None:
         return reg.encode_value(n.fields[0][1], value)
     if all(name is None for name, _, _ in n.fields):
-        return b"".join(reg.encode_value(t, v) for (_, t, _), v in zip(n.fields, value, strict=True))
+        return b"".join(
+            reg.encode_value(t, v) for (_, t, _), v in zip(n.fields, value, strict=True)
+        )
     return b"".join(reg.encode_value(t, value[name]) for name, t, _ in n.fields)
 
 
@@ -524,8 +530,9 @@ def _enc_variant(reg: Registry, n: Node, value: Any) -> bytes:
     if n.path == ("Option",):  # scalecodec shape: None or the inner value
         some = n.variants[1][2][0][1]
         return b"\x00" if value is None else b"\x01" + reg.encode_value(some, value)
+    inner: Any = None
     if isinstance(value, str):
-        name, inner = value, None
+        name = value
     else:
         ((name, inner),) = value.items()
     for vname, index, fields, _docs in n.variants:

@@ -40,7 +40,9 @@ TYPES: dict[str, Decl] = {
     "Permill": struct("sp_arithmetic::per_things::Permill", "u32"),
     "FixedU128": struct("sp_arithmetic::fixed_point::FixedU128", "u128"),
     "ParaId": struct("polkadot_parachain::primitives::Id", "u32"),
-    "Weight": struct("sp_weights::weight_v2::Weight", "ref_time: Compact<u64>, proof_size: Compact<u64>"),
+    "Weight": struct(
+        "sp_weights::weight_v2::Weight", "ref_time: Compact<u64>, proof_size: Compact<u64>"
+    ),
     "MultiAddress": enum(
         "sp_runtime::multiaddress::MultiAddress<AccountId, AccountIndex>",
         "Id(AccountId), Index(Compact<AccountIndex>), Raw(Vec<u8>), Address32([u8; 32]),"
@@ -80,7 +82,9 @@ TYPES: dict[str, Decl] = {
         "frame_support::dispatch::DispatchInfo",
         "weight: Weight, class: DispatchClass, pays_fee: Pays",
     ),
-    "DispatchClass": enum("frame_support::dispatch::DispatchClass", "Normal, Operational, Mandatory"),
+    "DispatchClass": enum(
+        "frame_support::dispatch::DispatchClass", "Normal, Operational, Mandatory"
+    ),
     "Pays": enum("frame_support::dispatch::Pays", "Yes, No"),
     "DispatchError": enum(
         "sp_runtime::DispatchError",
@@ -94,7 +98,9 @@ TYPES: dict[str, Decl] = {
         "FundsUnavailable, OnlyProvider, BelowMinimum, CannotCreate, UnknownAsset, Frozen,"
         " Unsupported, CannotCreateHold, NotExpendable",
     ),
-    "ArithmeticError": enum("sp_arithmetic::ArithmeticError", "Underflow, Overflow, DivisionByZero"),
+    "ArithmeticError": enum(
+        "sp_arithmetic::ArithmeticError", "Underflow, Overflow, DivisionByZero"
+    ),
     "TransactionalError": enum("sp_runtime::TransactionalError", "LimitReached, NoLayer"),
     "BlockWeights": struct(
         "frame_system::limits::BlockWeights",
@@ -120,7 +126,9 @@ TYPES: dict[str, Decl] = {
         "Vec<u8>",
     ),
     "Era": _ERA,
-    "CheckNonZeroSender": struct("frame_system::extensions::check_non_zero_sender::CheckNonZeroSender<T>"),
+    "CheckNonZeroSender": struct(
+        "frame_system::extensions::check_non_zero_sender::CheckNonZeroSender<T>"
+    ),
     "CheckSpecVersion": struct("frame_system::extensions::check_spec_version::CheckSpecVersion<T>"),
     "CheckTxVersion": struct("frame_system::extensions::check_tx_version::CheckTxVersion<T>"),
     "CheckGenesis": struct("frame_system::extensions::check_genesis::CheckGenesis<T>"),

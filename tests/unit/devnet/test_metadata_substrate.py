@@ -1,0 +1,212 @@
+"""The devnet metadata works with scalecodec and substrate-interface as a real node's does.
+
+substrate-interface runs here against an in-process fake transport (no server, no socket):
+it loads the devnet metadata through its own init_runtime, then composes, signs, encodes
+and decodes calls and reads constants and storage exactly as the product will.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
+from scalecodec.type_registry import load_type_registry_preset
+from substrateinterface import Keypair, SubstrateInterface
+from substrateinterface.storage import StorageKey
+
+from poolkeeper.devnet.chain._metadata import (
+    PALLET_INDICES,
+    RUNTIME_VERSION,
+    build_metadata,
+)
+
+GENESIS = "0x" + "11" * 32
+HEAD = "0x" + "22" * 32
+WORKER = "0x" + "ab" * 32
+SESSION = "0x" + "cd" * 32
+
+
+def _decode(data: bytes) -> Any:
+    rc = RuntimeConfigurationObject()
+    rc.update_type_registry(load_type_registry_preset("core"))
+    obj = rc.create_scale_object("MetadataVersioned", data=ScaleBytes(data))
+    obj.decode()
+    return rc, obj
+
+
+class _OfflineSubstrate(SubstrateInterface):  # type: ignore[misc]
+    """substrate-interface with its JSON-RPC answered in-process by a fixed table."""
+
+    storage: dict[str, str | None]
+
+    def rpc_request(self, method: str, params: Any, result_handler: Any = None) -> Any:
+        answers: dict[str, Any] = {
+            "system_chain": "poolkeeper devnet",
+            "system_properties": {"ss58Format": 30, "tokenDecimals": 12, "tokenSymbol": "PHA"},
+            "rpc_methods": {"methods": ["system_accountNextIndex"]},
+            "chain_getHead": HEAD,
+            "chain_getFinalizedHead": HEAD,
+            "chain_getBlockHash": GENESIS,
+            "chain_getHeader": {
+                "parentHash": GENESIS,
+                "number": "0x1",
+                "stateRoot": GENESIS,
+                "extrinsicsRoot": GENESIS,
+                "digest": {"logs": []},
+            },
+            "chain_getRuntimeVersion": RUNTIME_VERSION,
+            "state_getRuntimeVersion": RUNTIME_VERSION,
+            "state_getMetadata": "0x" + build_metadata().hex(),
+            "system_accountNextIndex": 7,
+        }
+        if method in ("state_getStorageAt", "state_getStorage"):
+            return {"jsonrpc": "2.0", "id": 1, "result": self.storage.get(params[0])}
+        return {"jsonrpc": "2.0", "id": 1, "result": answers[method]}
+
+
+@pytest.fixture(scope="module")
+def substrate() -> _OfflineSubstrate:
+    s = _OfflineSubstrate(url="http://127.0.0.1:9")
+    s.storage = {}
+    s.init_runtime()
+    return s
+
+
+def test_metadata_is_prefixed_v14_and_reencodes_byte_identical() -> None:
+    data = build_metadata()
+    assert data[:4] == b"meta" and data[4] == 14
+    rc, obj = _decode(data)
+    again = rc.create_scale_object("MetadataVersioned").encode(obj.value)
+    assert bytes(again.data) == data
+
+
+def test_build_is_cached() -> None:
+    assert build_metadata() is build_metadata()
+
+
+def test_pallet_indices_and_names_are_the_declared_ones() -> None:
+    _, obj = _decode(build_metadata())
+    pallets = {p["name"]: p["index"] for p in obj.value[1]["V14"]["pallets"]}
+    assert pallets == PALLET_INDICES
+
+
+def test_extrinsic_format_is_v4_with_khala_signed_extensions() -> None:
+    _, obj = _decode(build_metadata())
+    ext = obj.value[1]["V14"]["extrinsic"]
+    assert ext["version"] == 4
+    assert [e["identifier"] for e in ext["signed_extensions"]] == [
+        "CheckNonZeroSender",
+        "CheckSpecVersion",
+        "CheckTxVersion",
+        "CheckGenesis",
+        "CheckMortality",
+        "CheckNonce",
+        "CheckWeight",
+        "CheckMqSequence",
+        "ChargeTransactionPayment",
+    ]
+
+
+def test_runtime_version_lists_real_api_ids() -> None:
+    apis = dict((api, ver) for api, ver in RUNTIME_VERSION["apis"])
+    for name in ("Core", "Metadata", "BlockBuilder", "TaggedTransactionQueue"):
+        assert "0x" + hashlib.blake2b(name.encode(), digest_size=8).hexdigest() in apis
+    assert apis["0xbc9d89904f5b923f"] == 1  # AccountNonceApi
+    assert apis["0x37c8bb1350a9a2a8"] == 4  # TransactionPaymentApi
+    assert RUNTIME_VERSION["specName"] == "khala"
+    assert RUNTIME_VERSION["transactionVersion"] == 6
+
+
+def test_substrate_interface_reads_ss58_prefix_and_constants(substrate: _OfflineSubstrate) -> None:
+    assert substrate.ss58_format == 30
+    assert substrate.get_constant("PhalaStakePoolv2", "MaxPoolWorkers").value == 200
+    assert substrate.get_constant("Balances", "ExistentialDeposit").value == 10**10
+    assert substrate.get_constant("PhalaWrappedBalances", "WPhaAssetId").value == 10000
+    assert substrate.get_constant("System", "SS58Prefix").value == 30
+    version = substrate.get_constant("System", "Version").value
+    assert version["spec_version"] == RUNTIME_VERSION["specVersion"]
+    assert version["impl_name"] == RUNTIME_VERSION["implName"]
+    assert [list(a) for a in version["apis"]] == RUNTIME_VERSION["apis"]
+
+
+def test_compose_add_worker_and_force_batch_round_trip(substrate: _OfflineSubstrate) -> None:
+    add = substrate.compose_call("PhalaStakePoolv2", "add_worker", {"pid": 3, "pubkey": WORKER})
+    index = PALLET_INDICES["PhalaStakePoolv2"]
+    assert bytes(add.data.data) == bytes([index, 1]) + (3).to_bytes(8, "little") + bytes.fromhex(
+        WORKER[2:]
+    )
+    start = substrate.compose_call(
+        "PhalaStakePoolv2", "start_computing", {"pid": 3, "worker": WORKER, "stake": 10**13}
+    )
+    batch = substrate.compose_call("Utility", "force_batch", {"calls": [add, start]})
+    decoded = substrate.create_scale_object("Call", data=ScaleBytes(batch.data.data))
+    decoded.decode()
+    assert decoded.value["call_module"] == "Utility"
+    assert decoded.value["call_function"] == "force_batch"
+    inner = decoded.value["call_args"][0]["value"]
+    assert [c["call_function"] for c in inner] == ["add_worker", "start_computing"]
+    assert inner[1]["call_args"][2]["value"] == 10**13
+
+
+def test_signed_proxy_extrinsic_round_trip(substrate: _OfflineSubstrate) -> None:
+    owner = Keypair.create_from_uri("//Alice", ss58_format=30)
+    manager = Keypair.create_from_uri("//Bob", ss58_format=30)
+    add = substrate.compose_call("PhalaStakePoolv2", "add_worker", {"pid": 3, "pubkey": WORKER})
+    call = substrate.compose_call(
+        "Proxy",
+        "proxy",
+        {"real": owner.ss58_address, "force_proxy_type": "StakePoolManager", "call": add},
+    )
+    xt = substrate.create_signed_extrinsic(call, manager, era={"period": 64}, tip=5)
+    decoded = substrate.create_scale_object(
+        "Extrinsic", data=ScaleBytes(xt.data.data), metadata=substrate.metadata
+    )
+    decoded.decode()
+    assert decoded.value["nonce"] == 7
+    assert decoded.value["tip"] == 5
+    assert decoded.value["address"] == manager.ss58_address
+    args = {a["name"]: a["value"] for a in decoded.value["call"]["call_args"]}
+    assert args["force_proxy_type"] == "StakePoolManager"
+    assert args["call"]["call_function"] == "add_worker"
+
+
+def test_sessions_storage_key_and_value_decode(substrate: _OfflineSubstrate) -> None:
+    key = StorageKey.create_from_storage_function(
+        "PhalaComputation",
+        "Sessions",
+        [SESSION],
+        runtime_config=substrate.runtime_config,
+        metadata=substrate.metadata,
+    )
+    import xxhash as xx
+
+    prefix = xx.xxh64(b"PhalaComputation", seed=0).digest()[::-1]
+    prefix += xx.xxh64(b"PhalaComputation", seed=1).digest()[::-1]
+    assert key.data[:16] == prefix
+    # Twox64Concat: xxh64 of the key, then the key itself.
+    assert key.data[-32:] == bytes.fromhex(SESSION[2:])
+    assert key.data[-40:-32] == xx.xxh64(bytes.fromhex(SESSION[2:]), seed=0).digest()[::-1]
+    value = (
+        bytes([1])  # WorkerIdle
+        + (5).to_bytes(16, "little")
+        + (6).to_bytes(16, "little")
+        + (7).to_bytes(8, "little")
+        + (100).to_bytes(4, "little")
+        + (90).to_bytes(4, "little")
+        + (1000).to_bytes(8, "little")
+        + (1).to_bytes(8, "little")
+        + (2).to_bytes(8, "little")
+        + (0).to_bytes(8, "little")
+        + (42).to_bytes(16, "little")
+    )
+    substrate.storage = {"0x" + key.data.hex(): "0x" + value.hex()}
+    session = substrate.query("PhalaComputation", "Sessions", [SESSION]).value
+    assert session["state"] == "WorkerIdle"
+    assert session["benchmark"]["p_init"] == 100
+    assert session["stats"]["total_reward"] == 42
+    # Absent Optional entry decodes as None; absent Default entry as its default.
+    substrate.storage = {}
+    assert substrate.query("PhalaComputation", "Sessions", [SESSION]).value is None
+    assert substrate.query("PhalaBasePool", "PoolCount").value == 0
