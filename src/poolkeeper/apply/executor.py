@@ -99,6 +99,24 @@ def call_for(action: Action, destination_address: str | None = None) -> CallSpec
 
 
 @dataclass(frozen=True)
+class Job:
+    """One runtime call to make, with who signs it and what must succeed first."""
+
+    id: str
+    call: CallSpec
+    signer: str
+    proxy_for: str | None = None
+    prerequisites: tuple[str, ...] = ()
+
+
+def job_for(action: Action) -> Job:
+    """The job carrying out a chain action (``UnsupportedAction`` for local ones)."""
+    if action.signer is None:
+        raise UnsupportedAction(f"{action.id} has no signer: not a chain action")
+    return Job(action.id, call_for(action), action.signer, action.proxy_for, action.prerequisites)
+
+
+@dataclass(frozen=True)
 class _Group:
     signer: str
     proxy_for: str | None
@@ -166,40 +184,48 @@ class Executor:
 
     async def execute(self, actions: Sequence[Action]) -> list[ActionResult]:
         """Carry out the chain actions of a plan; one result per action, in input order."""
-        done: dict[str, ActionResult] = {}
-        chain_actions = [a for a in actions if a.signer is not None]
+        jobs: list[Job] = []
+        local: dict[str, ActionResult] = {}
         for action in actions:
-            if action.signer is None:
-                done[action.id] = ActionResult(action.id, False, "not a chain action")
-        pending = list(chain_actions)
-        while pending:
-            pending_ids = _ids(pending)
-            wave = [a for a in pending if not any(p in pending_ids for p in a.prerequisites)]
-            if not wave:
-                for action in pending:
-                    done[action.id] = ActionResult(action.id, False, "prerequisites form a cycle")
-                break
-            runnable: list[Action] = []
-            for action in wave:
-                failed = [p for p in action.prerequisites if p in done and not done[p].ok]
-                if failed:
-                    done[action.id] = ActionResult(
-                        action.id, False, f"skipped: prerequisite {failed[0]} failed"
-                    )
-                else:
-                    runnable.append(action)
-            for result in await self._run_wave(runnable):
-                done[result.action_id] = result
-            wave_ids = {a.id for a in wave}
-            pending = [a for a in pending if a.id not in wave_ids]
+            try:
+                jobs.append(job_for(action))
+            except UnsupportedAction as exc:
+                local[action.id] = ActionResult(action.id, False, str(exc))
+        done = {r.action_id: r for r in await self.execute_jobs(jobs)}
+        done.update(local)
         return [done[a.id] for a in actions]
 
-    async def _run_wave(self, actions: Sequence[Action]) -> list[ActionResult]:
-        groups: dict[_Group, list[Action]] = {}
-        for action in actions:
-            assert action.signer is not None
-            groups.setdefault(_Group(action.signer, action.proxy_for), []).append(action)
-        by_signer: dict[str, list[tuple[_Group, list[Action]]]] = {}
+    async def execute_jobs(self, jobs: Sequence[Job]) -> list[ActionResult]:
+        """Run jobs in waves of satisfied prerequisites; one result per job, in input order."""
+        done: dict[str, ActionResult] = {}
+        pending = list(jobs)
+        while pending:
+            pending_ids = {j.id for j in pending}
+            wave = [j for j in pending if not any(p in pending_ids for p in j.prerequisites)]
+            if not wave:
+                for job in pending:
+                    done[job.id] = ActionResult(job.id, False, "prerequisites form a cycle")
+                break
+            runnable: list[Job] = []
+            for job in wave:
+                failed = [p for p in job.prerequisites if p in done and not done[p].ok]
+                if failed:
+                    done[job.id] = ActionResult(
+                        job.id, False, f"skipped: prerequisite {failed[0]} failed"
+                    )
+                else:
+                    runnable.append(job)
+            for result in await self._run_wave(runnable):
+                done[result.action_id] = result
+            wave_ids = {j.id for j in wave}
+            pending = [j for j in pending if j.id not in wave_ids]
+        return [done[j.id] for j in jobs]
+
+    async def _run_wave(self, jobs: Sequence[Job]) -> list[ActionResult]:
+        groups: dict[_Group, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(_Group(job.signer, job.proxy_for), []).append(job)
+        by_signer: dict[str, list[tuple[_Group, list[Job]]]] = {}
         for group, members in groups.items():
             for start in range(0, len(members), self._max_batch):
                 chunk = members[start : start + self._max_batch]
@@ -210,10 +236,10 @@ class Executor:
         return [r for rs in outcomes for r in rs]
 
     async def _run_signer(
-        self, signer_name: str, chunks: list[tuple[_Group, list[Action]]]
+        self, signer_name: str, chunks: list[tuple[_Group, list[Job]]]
     ) -> list[ActionResult]:
         signer = self._signers.signer(signer_name)
-        calls_of = [[self._call(a) for a in chunk] for _, chunk in chunks]
+        calls_of = [[j.call for j in chunk] for _, chunk in chunks]
         try:
             fees = [
                 await self._writer.estimate_fee(
@@ -242,7 +268,7 @@ class Executor:
         return [r for rs in results for r in rs]
 
     async def _send_chunk(
-        self, signer: Signer, group: _Group, chunk: list[Action], calls: list[CallSpec]
+        self, signer: Signer, group: _Group, chunk: list[Job], calls: list[CallSpec]
     ) -> list[ActionResult]:
         proxy = self._proxy_address(group.proxy_for)
         ids = [a.id for a in chunk]
@@ -317,15 +343,8 @@ class Executor:
         )
         return results
 
-    def _call(self, action: Action) -> CallSpec:
-        return call_for(action)
-
     def _proxy_address(self, account: str | None) -> str | None:
         return self._signers.address(account) if account else None
-
-
-def _ids(actions: Sequence[Action]) -> set[str]:
-    return {a.id for a in actions}
 
 
 def _nonce_problem(outcome: Outcome) -> bool:

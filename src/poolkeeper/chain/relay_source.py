@@ -1,0 +1,225 @@
+"""Chain data for relays: fetched from the node once, encoded once, shared by all.
+
+Every relay asks for the same headers, justifications and storage changes; this
+source fetches each from the node at most once (bounded caches plus in-flight
+de-duplication) and hands out the encoded request bodies, so workers at the same
+height receive the very same bytes and the node's load does not grow with the number
+of workers. Storage changes are fetched in aligned chunks for the same reason.
+
+Solo-chain mode (the dev chain) is implemented; a parachain source adds relay-chain
+headers and ``Paras.Heads`` proofs beside these methods without changing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from poolkeeper.chain import _scale as scale
+from poolkeeper.chain._rpc import AsyncRpc
+
+T = TypeVar("T")
+
+GRANDPA_AUTHORITIES_KEY = "0x" + b":grandpa_authorities".hex()
+CHANGES_CHUNK = 64
+"""Storage changes are fetched for aligned windows of this many blocks."""
+MAX_HEADERS_PER_SYNC = 1000
+
+
+@dataclass(frozen=True)
+class GenesisPayload:
+    """What ``InitRuntime`` needs from the chain, SCALE-encoded."""
+
+    genesis_hash: str
+    genesis_info: bytes
+    """``GenesisBlockInfo``."""
+    genesis_state: bytes
+    """``Vec<(Bytes, Bytes)>`` of every pair at block 0."""
+
+
+class _Lru(OrderedDict[Any, Any]):
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class RelaySource:
+    """Shared, cached chain data for every relay of this process."""
+
+    def __init__(self, rpc: AsyncRpc, *, cache_blocks: int = 8192, head_ttl: float = 0.25) -> None:
+        self.rpc = rpc
+        self._cache = _Lru(cache_blocks * 4)
+        self._inflight: dict[Any, asyncio.Future[Any]] = {}
+        self._head_ttl = head_ttl
+        self._head: tuple[float, int] | None = None
+        self.fetches = 0
+        """Requests this source sent to the node (for the sharing measurements)."""
+
+    async def _once(self, key: Any, make: Callable[[], Awaitable[T]]) -> T:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]  # type: ignore[no-any-return]
+        running = self._inflight.get(key)
+        if running is not None:
+            return await running  # type: ignore[no-any-return]
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await make()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        self._cache.put(key, value)
+        future.set_result(value)
+        return value
+
+    async def _call(self, method: str, params: list[Any]) -> Any:
+        self.fetches += 1
+        return await self.rpc.call(method, params)
+
+    async def finalized_number(self) -> int:
+        """The finalized block number, shared for ``head_ttl`` seconds."""
+        now = time.monotonic()
+        if self._head is not None and now - self._head[0] < self._head_ttl:
+            return self._head[1]
+
+        async def fetch() -> int:
+            fin_hash = await self._call("chain_getFinalizedHead", [])
+            header = await self._call("chain_getHeader", [fin_hash])
+            return int(header["number"], 16)
+
+        number = await self._once(("finalized", int(now / self._head_ttl)), fetch)
+        self._head = (now, number)
+        return number
+
+    async def block_hash(self, number: int) -> str:
+        async def fetch() -> str:
+            return str(await self._call("chain_getBlockHash", [number]))
+
+        return await self._once(("hash", number), fetch)
+
+    async def header(self, number: int) -> bytes:
+        """SCALE header of a (finalized) block."""
+
+        async def fetch() -> bytes:
+            block_hash = await self.block_hash(number)
+            return scale.header_from_rpc(await self._call("chain_getHeader", [block_hash]))
+
+        return await self._once(("header", number), fetch)
+
+    async def justified(self, number: int) -> tuple[int, bytes]:
+        """``(block number, justification)`` of the first justified block at or after ``number``."""
+
+        async def fetch() -> tuple[int, bytes]:
+            proof_hex = await self._call("grandpa_proveFinality", [number])
+            if proof_hex is None:
+                raise LookupError(f"no finality proof for block {number} yet")
+            proof = scale.unhex(proof_hex)
+            block_hash = "0x" + proof[:32].hex()
+            length, offset = scale.read_compact(proof, 32)
+            justification = proof[offset : offset + length]
+            header = await self._call("chain_getHeader", [block_hash])
+            return int(header["number"], 16), justification
+
+        return await self._once(("justified", number), fetch)
+
+    async def headers_request(self, from_number: int) -> tuple[bytes, int] | None:
+        """``SCALE Vec<HeaderToSync>`` from ``from_number`` to a justified block, and its last
+        number; ``None`` when ``from_number`` is not finalized yet."""
+        finalized = await self.finalized_number()
+        if from_number > finalized:
+            return None
+        target = min(finalized, from_number + MAX_HEADERS_PER_SYNC - 1)
+
+        async def build() -> tuple[bytes, int]:
+            last, justification = await self.justified(target)
+            headers = await asyncio.gather(*(self.header(n) for n in range(from_number, last + 1)))
+            items = [h + b"\x00" for h in headers[:-1]]
+            items.append(headers[-1] + scale.option_bytes(justification))
+            return scale.vec(items), last
+
+        return await self._once(("headers", from_number, target), build)
+
+    async def _changes_chunk(self, chunk: int) -> list[Any]:
+        async def fetch() -> list[Any]:
+            start = max(chunk * CHANGES_CHUNK, 0)
+            end = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1
+            finalized = await self.finalized_number()
+            end = min(end, finalized)
+            hashes = await asyncio.gather(self.block_hash(start), self.block_hash(end))
+            result = await self._call("pha_getStorageChanges", [hashes[0], hashes[1]])
+            return list(result)
+
+        finalized = await self.finalized_number()
+        complete = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1 <= finalized
+        key = ("changes", chunk) if complete else ("changes", chunk, finalized)
+        return await self._once(key, fetch)
+
+    async def block_with_changes(self, number: int) -> bytes:
+        """SCALE ``BlockHeaderWithChanges`` of one finalized block."""
+
+        async def build() -> bytes:
+            chunk = number // CHANGES_CHUNK
+            changes = await self._changes_chunk(chunk)
+            entry = changes[number - chunk * CHANGES_CHUNK]
+            return await self.header(number) + scale.storage_changes(
+                entry.get("mainStorageChanges", []), entry.get("childStorageChanges", [])
+            )
+
+        return await self._once(("block", number), build)
+
+    async def blocks_request(self, from_number: int, to_number: int) -> bytes:
+        """``SCALE Vec<BlockHeaderWithChanges>`` for ``from_number..=to_number``."""
+
+        async def build() -> bytes:
+            blocks = await asyncio.gather(
+                *(self.block_with_changes(n) for n in range(from_number, to_number + 1))
+            )
+            return scale.vec(list(blocks))
+
+        return await self._once(("blocks", from_number, to_number), build)
+
+    async def genesis(self) -> GenesisPayload:
+        """Genesis header, authority set, its proof, and the whole genesis state."""
+
+        async def build() -> GenesisPayload:
+            genesis_hash = await self.block_hash(0)
+            header = await self.header(0)
+            authorities = await self._call("state_getStorage", [GENESIS_KEYS[0], genesis_hash])
+            set_id_raw = await self._call("state_getStorage", [GENESIS_KEYS[1], genesis_hash])
+            proof = await self._call("state_getReadProof", [list(GENESIS_KEYS), genesis_hash])
+            authority_list = scale.unhex(authorities)[1:] if authorities else b"\x00"
+            set_id = scale.unhex(set_id_raw) if set_id_raw else bytes(8)
+            info = (
+                header
+                + authority_list
+                + set_id
+                + scale.vec([scale.bytes_(scale.unhex(p)) for p in proof["proof"]])
+            )
+            pairs = await self._call("state_getPairs", ["0x", genesis_hash])
+            state = scale.vec(
+                [scale.bytes_(scale.unhex(k)) + scale.bytes_(scale.unhex(v)) for k, v in pairs]
+            )
+            return GenesisPayload(genesis_hash, info, state)
+
+        return await self._once(("genesis",), build)
+
+    async def mq_next_sequence(self, sender: bytes) -> int:
+        """``pha_getMqNextSequence`` for a SCALE ``MessageOrigin`` (counts the tx pool)."""
+        return int(await self._call("pha_getMqNextSequence", ["0x" + sender.hex()]))
+
+
+GENESIS_KEYS = (GRANDPA_AUTHORITIES_KEY, scale.plain_storage_key("Grandpa", "CurrentSetId"))
