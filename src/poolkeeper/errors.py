@@ -27,8 +27,12 @@ class PoolkeeperError(Exception):
 class InventoryError(PoolkeeperError):
     """The inventory is invalid. ``problems`` lists every problem, ``file:line:col: text``."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(
+        self, problems: list[str], located: list[tuple[str, int, int, str]] | None = None
+    ) -> None:
         self.problems = list(problems)
+        self.located = list(located) if located is not None else []
+        """The same problems as ``(file, line, col, text)``; line 0 when there is no position."""
         count = len(self.problems)
         head = f"inventory has {count} problem{'s' if count != 1 else ''}"
         super().__init__(head + ":\n" + "\n".join(self.problems))
