@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
-from substrateinterface import Keypair, SubstrateInterface
+from scalecodec.utils.ss58 import ss58_encode
+from substrateinterface import ExtrinsicReceipt, Keypair, SubstrateInterface
 from substrateinterface.storage import StorageKey
 
 from poolkeeper.devnet.chain._metadata import (
@@ -210,3 +211,58 @@ def test_sessions_storage_key_and_value_decode(substrate: _OfflineSubstrate) -> 
     substrate.storage = {}
     assert substrate.query("PhalaComputation", "Sessions", [SESSION]).value is None
     assert substrate.query("PhalaBasePool", "PoolCount").value == 0
+
+
+def test_events_encode_and_a_module_error_resolves_by_name(substrate: _OfflineSubstrate) -> None:
+    """What the engine writes to System.Events decodes into a receipt with the real error name."""
+    events_fn = substrate.metadata.get_metadata_pallet("System").get_storage_function("Events")
+    events = substrate.runtime_config.create_scale_object(
+        events_fn.get_value_type_string(), metadata=substrate.metadata
+    )
+    errors = [e.name for e in substrate.metadata.get_metadata_pallet("PhalaStakePoolv2").errors]
+    error_index = errors.index("UnauthorizedPoolOwner")
+    info = {"weight": {"ref_time": 1, "proof_size": 2}, "class": "Normal", "pays_fee": "Yes"}
+    failed = {
+        "dispatch_error": {
+            "Module": {
+                "index": PALLET_INDICES["PhalaStakePoolv2"],
+                "error": f"0x{error_index:02x}000000",
+            }
+        },
+        "dispatch_info": info,
+    }
+    added = {"pid": 1, "worker": WORKER, "session": SESSION}
+    encoded = events.encode(
+        [
+            {
+                "phase": {"ApplyExtrinsic": 0},
+                "event": {"System": {"ExtrinsicSuccess": {"dispatch_info": info}}},
+                "topics": [],
+            },
+            {
+                "phase": {"ApplyExtrinsic": 1},
+                "event": {"PhalaStakePoolv2": {"PoolWorkerAdded": added}},
+                "topics": [],
+            },
+            {
+                "phase": {"ApplyExtrinsic": 1},
+                "event": {"System": {"ExtrinsicFailed": failed}},
+                "topics": [],
+            },
+        ]
+    )
+    key = StorageKey.create_from_storage_function(
+        "System", "Events", [], runtime_config=substrate.runtime_config, metadata=substrate.metadata
+    )
+    substrate.storage = {"0x" + key.data.hex(): str(encoded)}
+    receipt = ExtrinsicReceipt(substrate, block_hash=HEAD, extrinsic_idx=1)
+    assert [e.value["event_id"] for e in receipt.triggered_events] == [
+        "PoolWorkerAdded",
+        "ExtrinsicFailed",
+    ]
+    attributes = receipt.triggered_events[0].value["attributes"]
+    assert attributes["session"] == ss58_encode(SESSION, 30)  # AccountId32: SS58 with prefix 30
+    assert attributes["worker"] == WORKER  # sr25519 Public: hex
+    assert receipt.is_success is False
+    assert receipt.error_message["name"] == "UnauthorizedPoolOwner"
+    assert receipt.error_message["docs"]

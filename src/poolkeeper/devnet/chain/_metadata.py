@@ -12,10 +12,12 @@ indices (`PALLET_INDICES`), which keeps clients honest about resolving indices b
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from functools import cache
 from typing import Any, Final
 
 from poolkeeper.devnet.chain._pallets import (
+    ERROR_DOCS,
     PALLETS,
     SPEC_VERSION,
     TRANSACTION_VERSION,
@@ -132,7 +134,13 @@ def _pallet_enum(p: PalletDecl, kind: str, body: str) -> Decl:
     if kind == "Event" and p.event_params is not None:
         params = p.event_params
     head = f"{p.module}::{kind}" + (f"<{', '.join(params)}>" if params else "")
-    return enum_of(head, parse_variants(body))
+    variants = parse_variants(body)
+    if kind == "Error":
+        variants = [
+            replace(v, docs=(ERROR_DOCS[p.name, v.name],)) if (p.name, v.name) in ERROR_DOCS else v
+            for v in variants
+        ]
+    return enum_of(head, variants)
 
 
 def _declarations() -> dict[str, Decl]:
@@ -171,7 +179,8 @@ def _storage_entry(reg: Registry, s: StorageDecl) -> bytes:
         value = reg.default_value(value_id) if s.default is TYPE_DEFAULT else s.default
         default = reg.encode_value(value_id, value)
     modifier = b"\x00" if s.optional else b"\x01"
-    return text(s.name) + modifier + entry_type + compact(len(default)) + default + seq([])
+    docs = seq(text(line) for line in s.docs)
+    return text(s.name) + modifier + entry_type + compact(len(default)) + default + docs
 
 
 def _pallet(reg: Registry, p: PalletDecl) -> bytes:

@@ -28,6 +28,7 @@ class StorageDecl:
     keys: tuple[tuple[str, str], ...]  # (hasher, key type)
     optional: bool
     default: Any
+    docs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,24 +49,32 @@ class PalletDecl:
     constants: tuple[ConstDecl, ...] = ()
     instanced: bool = False  # Call<T, I> rather than Call<T>
     event_params: tuple[str, ...] | None = None  # overrides ("T",) / ("T", "I") for Event
-    docs: tuple[str, ...] = ()
 
 
 TYPE_DEFAULT: Any = object()  # "use the type's Default::default()"
 
 
 def item(
-    name: str, spec: str, *, optional: bool = False, default: Any = TYPE_DEFAULT
+    name: str,
+    spec: str,
+    *,
+    optional: bool = False,
+    default: Any = TYPE_DEFAULT,
+    docs: str | None = None,
 ) -> StorageDecl:
     """A storage entry; `default` (value shape) overrides the type's zero for Default entries."""
     if "=>" not in spec:
         parse_expr(spec)
-        return StorageDecl(name, spec.strip(), (), optional, default)
+        return StorageDecl(name, spec.strip(), (), optional, default, _lines(docs))
     key_part, value = spec.split("=>")
     keys = tuple(
         (v.name, str(v.fields[0][1])) for v in parse_variants(key_part) if len(v.fields) == 1
     )
-    return StorageDecl(name, value.strip(), keys, optional, default)
+    return StorageDecl(name, value.strip(), keys, optional, default, _lines(docs))
+
+
+def _lines(docs: str | None) -> tuple[str, ...]:
+    return () if docs is None else (docs,)
 
 
 def const(name: str, type_: str, value: Any) -> ConstDecl:
@@ -173,10 +182,13 @@ GRANDPA = PalletDecl(
     "Grandpa",
     "pallet_grandpa::pallet",
     storage=(
-        item("CurrentSetId", "u64"),
-        item("Authorities", "WeakBoundedVec<(GrandpaAuthorityId, u64)>"),
+        item("CurrentSetId", "u64", docs="Devnet only: the id of the GRANDPA authority set."),
+        item(
+            "Authorities",
+            "WeakBoundedVec<(GrandpaAuthorityId, u64)>",
+            docs="Devnet only: the GRANDPA authority set (also at `:grandpa_authorities`).",
+        ),
     ),
-    docs=("Devnet only: GRANDPA finality of the solo devnet chain (Khala is a parachain).",),
 )
 
 UTILITY = PalletDecl(
@@ -696,3 +708,51 @@ DEVNET_ONLY_PALLETS = frozenset({"Grandpa"})
 DEVNET_CONSTANT_VALUES = frozenset(
     {("System", "Version"), ("PhalaRegistry", "NoneAttestationEnabled")}
 )
+
+# One-line explanations of the errors a pool operator meets (shown by clients as the error's docs).
+ERROR_DOCS: dict[tuple[str, str], str] = {
+    ("Balances", "InsufficientBalance"): "The account's free balance is too low for this.",
+    ("Balances", "ExistentialDeposit"): "The value is below the existential deposit.",
+    ("Balances", "Expendability"): "The transfer would kill an account kept alive.",
+    ("Proxy", "NotProxy"): "The sender is not a proxy of the real account.",
+    ("Proxy", "Unproxyable"): "The proxy type does not allow this call.",
+    ("Proxy", "NotFound"): "No such proxy.",
+    ("Proxy", "Duplicate"): "That proxy is already registered.",
+    ("Utility", "TooManyCalls"): "Too many calls in one batch.",
+    ("PhalaMq", "BadSequence"): "The message sequence is not the next one expected.",
+    ("PhalaMq", "BadSender"): "The message sender is not allowed.",
+    ("PhalaRegistry", "GenesisBlockHashRejected"): "The worker's genesis hash is not allowed.",
+    ("PhalaRegistry", "NoneAttestationDisabled"): "Registration without attestation is off.",
+    ("PhalaRegistry", "ParachainIdMismatch"): "The worker was set up for another chain.",
+    ("PhalaRegistry", "InvalidIASSigningCert"): "The attestation signing certificate is invalid.",
+    ("PhalaRegistry", "InvalidRuntimeInfoHash"): "The attested runtime info hash does not match.",
+    ("PhalaRegistry", "PRuntimeRejected"): "This pRuntime version is not allowed.",
+    ("PhalaRegistry", "WorkerNotFound"): "No registered worker with this public key.",
+    ("PhalaRegistry", "InvalidSignature"): "The signature does not verify.",
+    ("PhalaComputation", "CoolDownNotReady"): "The cool-down period has not passed yet.",
+    ("PhalaComputation", "InsufficientStake"): "The stake is below the worker's minimum.",
+    ("PhalaComputation", "TooMuchStake"): "The stake is above the allowed maximum.",
+    ("PhalaComputation", "BenchmarkTooLow"): "The worker's benchmark score is too low.",
+    ("PhalaComputation", "WorkerNotBound"): "The worker is not bound to a session.",
+    ("PhalaComputation", "SessionNotBound"): "The session is not bound to a worker.",
+    ("PhalaComputation", "WorkerNotComputing"): "The worker is not computing.",
+    ("PhalaComputation", "BadSender"): "Only the worker's operator may do this.",
+    ("PhalaStakePoolv2", "WorkerNotRegistered"): "The worker is not registered.",
+    ("PhalaStakePoolv2", "BenchmarkMissing"): "The worker has no initial benchmark score yet.",
+    ("PhalaStakePoolv2", "WorkerExists"): "The worker is already in this pool.",
+    ("PhalaStakePoolv2", "WorkerDoesNotExist"): "The worker is not in this pool.",
+    ("PhalaStakePoolv2", "WorkerInAnotherPool"): "The worker is bound to another pool.",
+    ("PhalaStakePoolv2", "UnauthorizedOperator"): "The signer is not the worker's operator.",
+    ("PhalaStakePoolv2", "UnauthorizedPoolOwner"): "The signer does not own the pool.",
+    ("PhalaStakePoolv2", "PoolDoesNotExist"): "No pool with this id.",
+    ("PhalaStakePoolv2", "InsufficientFreeStake"): "The pool's free stake is too low.",
+    ("PhalaStakePoolv2", "FailedToBindSessionAndWorker"): "The worker could not be bound.",
+    ("PhalaStakePoolv2", "WorkersExceedLimit"): "The pool has the maximum number of workers.",
+    ("PhalaStakePoolv2", "CannotRestartWithLessStake"): "A restart needs more stake than before.",
+    ("PhalaStakePoolv2", "WorkerIsNotReady"): "The worker's session is not in the Ready state.",
+    ("PhalaStakePoolv2", "InsufficientContribution"): "The contribution is below the minimum.",
+    ("PhalaStakePoolv2", "StakeExceedsCapacity"): "The contribution would exceed the pool cap.",
+    ("PhalaStakePoolv2", "InadequateCapacity"): "The cap is below the pool's current stake.",
+    ("PhalaWrappedBalances", "UnwrapAmountExceedsAvaliableStake"): "Not that much to unwrap.",
+    ("Assets", "BalanceLow"): "The asset balance is too low.",
+}
