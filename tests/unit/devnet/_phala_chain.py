@@ -129,6 +129,7 @@ class Chain:
         for pallet in self.pallets.values():
             pallet.genesis(sections.get(pallet.name, {}))
         self.genesis_changes = self.drain()
+        self.past_events: list[Any] = []
         self.ctx = Context(number=1, timestamp_ms=T0_MS, pallets=self.pallets)
         for pallet in self.pallets.values():
             pallet.on_initialize(self.ctx)
@@ -158,6 +159,7 @@ class Chain:
     def next_block(self, seconds: float = BLOCK_MS / 1000) -> None:
         for pallet in self.pallets.values():
             pallet.on_finalize(self.ctx)
+        self.past_events += self.ctx.events
         self.ctx = Context(
             number=self.ctx.number + 1,
             timestamp_ms=self.ctx.timestamp_ms + int(seconds * 1000),
