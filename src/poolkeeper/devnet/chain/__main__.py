@@ -1,0 +1,51 @@
+"""``python -m poolkeeper.devnet.chain``: run the devnet chain in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from poolkeeper.devnet.chain import _genesis
+from poolkeeper.devnet.chain._engine import Chain
+from poolkeeper.devnet.chain.pallets import phala_pallet_classes
+from poolkeeper.devnet.chain.server import DevnetServer, Faults, load_runtime, parse_block_time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m poolkeeper.devnet.chain")
+    parser.add_argument("--port", type=int, default=9944)
+    parser.add_argument("--genesis", default=None, help="YAML/JSON file or preset (dev, demo)")
+    parser.add_argument("--block-time", default=None, help="e.g. 1s, 500ms, instant, manual")
+    parser.add_argument("--finality-lag", type=int, default=None)
+    parser.add_argument("--metadata", default=None, help="serve this metadata file instead")
+    parser.add_argument("--delay-ms", type=int, default=0, help="delay every response")
+    parser.add_argument("--reject-next", type=int, default=0, help="reject the next N extrinsics")
+    parser.add_argument("--paused", action="store_true", help="start without producing blocks")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = _genesis.load(args.genesis)
+        runtime, version = load_runtime(args.metadata)
+    except (_genesis.GenesisError, OSError, RuntimeError) as exc:
+        print(f"devnet chain: {exc}", file=sys.stderr)
+        return 2
+    lag = args.finality_lag if args.finality_lag is not None else int(config.get("finality_lag", 2))
+    chain = Chain(runtime, version, config, phala_pallet_classes(), finality_lag=lag)
+    faults = Faults(delay_ms=args.delay_ms, reject_next=args.reject_next, paused=args.paused)
+    block_time = parse_block_time(args.block_time or config.get("block_time"))
+    server = DevnetServer(chain, block_time, str(config.get("chain_name", "Khala Devnet")), faults)
+
+    def started(port: int) -> None:
+        print(f"devnet chain listening on ws://127.0.0.1:{port}", flush=True)
+
+    try:
+        asyncio.run(server.run("127.0.0.1", args.port, started))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

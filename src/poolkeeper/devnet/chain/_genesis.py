@@ -1,0 +1,143 @@
+"""Genesis files (YAML or JSON) and the built-in presets.
+
+Accounts may be written as ``//Alice``-style dev URIs, SS58 addresses or 0x hex;
+amounts as plancks (int) or ``"<number> PHA"``. Everything is resolved to hex account
+ids and integer plancks before the engine sees it; strings starting with ``//`` inside
+pallet sections are resolved too.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from scalecodec.utils.ss58 import ss58_decode
+from substrateinterface import Keypair
+
+PHA = 10**12
+DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "dev": {
+        "chain_name": "Khala Devnet",
+        "parachain_id": 2035,
+        "block_time": "1s",
+        "finality_lag": 2,
+        "cool_down_period": 604800,
+        "balances": {f"//{name}": "1000000 PHA" for name in DEV_ACCOUNTS},
+    },
+    "demo": {
+        "chain_name": "Khala Devnet",
+        "parachain_id": 2035,
+        "block_time": "1s",
+        "finality_lag": 2,
+        "cool_down_period": 60,
+        "balances": {
+            **{f"//{name}": "1000000 PHA" for name in DEV_ACCOUNTS},
+            "//Operator": "10000000 PHA",
+            "//Manager": "1000 PHA",
+            "//Relayer": "1000 PHA",
+        },
+        "proxies": [
+            {"real": "//Operator", "delegate": "//Manager", "proxy_type": "StakePoolManager"}
+        ],
+    },
+}
+
+
+class GenesisError(ValueError):
+    """The genesis file is invalid; the message says where."""
+
+
+def resolve_account(text: Any) -> str:
+    """A hex AccountId32 from a dev URI, an SS58 address or hex."""
+    if not isinstance(text, str):
+        raise GenesisError(f"account must be a string, got {text!r}")
+    if text.startswith("//"):
+        return "0x" + Keypair.create_from_uri(text).public_key.hex()
+    if text.startswith("0x"):
+        if len(text) != 66:
+            raise GenesisError(f"hex account must be 32 bytes: {text}")
+        return text.lower()
+    try:
+        return "0x" + ss58_decode(text)
+    except ValueError as exc:
+        raise GenesisError(f"not an account: {text}") from exc
+
+
+def resolve_amount(value: Any) -> int:
+    if isinstance(value, bool):
+        raise GenesisError(f"not an amount: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if text.upper().endswith("PHA"):
+            return int(Decimal(text[:-3].strip()) * PHA)
+        if text.isdigit():
+            return int(text)
+    raise GenesisError(f"not an amount: {value!r}")
+
+
+def _resolve_uris(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("//"):
+        return resolve_account(value)
+    if isinstance(value, dict):
+        return {_resolve_uris(k): _resolve_uris(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_uris(v) for v in value]
+    return value
+
+
+def normalize(config: dict[str, Any]) -> dict[str, Any]:
+    """Resolve accounts and amounts of a parsed genesis."""
+    result = dict(config)
+    result["balances"] = {
+        resolve_account(who): resolve_amount(amount)
+        for who, amount in (config.get("balances") or {}).items()
+    }
+    proxies = []
+    for entry in config.get("proxies") or []:
+        proxies.append(
+            {
+                "real": resolve_account(entry["real"]),
+                "delegate": resolve_account(entry["delegate"]),
+                "proxy_type": entry.get("proxy_type", "Any"),
+                "delay": int(entry.get("delay", 0)),
+            }
+        )
+    result["proxies"] = proxies
+    pallets = _resolve_uris(dict(config.get("pallets") or {}))
+    computation = dict(pallets.get("PhalaComputation") or {})
+    if "cool_down_period" in config:
+        computation.setdefault("cool_down_period", int(config["cool_down_period"]))
+    if computation:
+        pallets["PhalaComputation"] = computation
+    result["pallets"] = pallets
+    return result
+
+
+def load(source: str | Path | None) -> dict[str, Any]:
+    """A preset name (``dev``, ``demo``), a YAML/JSON file, or None (= ``dev``)."""
+    if source is None:
+        return normalize(PRESETS["dev"])
+    if isinstance(source, str) and source in PRESETS:
+        return normalize(PRESETS[source])
+    path = Path(source)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis {path}: {exc.strerror}") from exc
+    data: Any
+    if path.suffix == ".json":
+        data = json.loads(text)
+    else:
+        data = YAML(typ="safe").load(text)
+    if not isinstance(data, dict):
+        raise GenesisError(f"{path}: genesis must be a mapping")
+    base = dict(PRESETS[data.pop("preset")]) if "preset" in data else {}
+    base.update(data)
+    return normalize(base)

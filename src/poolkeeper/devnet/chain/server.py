@@ -1,0 +1,917 @@
+"""The devnet chain's JSON-RPC server: Substrate's methods over a websocket on loopback.
+
+It answers what substrate-interface and the relay send to a real node (PROTOCOL.md §2.2,
+§5, §6) with the node's result shapes and error codes, produces blocks on a timer, on
+each submission (``instant``) or on request (``manual``), and offers ``devnet_*`` admin
+methods to inject faults. ``DevnetChain.start`` runs it in a background thread for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scalecodec.utils.ss58 import ss58_decode
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from poolkeeper.devnet.chain import _genesis
+from poolkeeper.devnet.chain._codec import (
+    HASHERS,
+    ScaleError,
+    decode_compact,
+    encode_bytes,
+    encode_compact,
+    hexstr,
+    u32,
+    unhex,
+)
+from poolkeeper.devnet.chain._engine import (
+    Block,
+    Chain,
+    TransactionError,
+)
+from poolkeeper.devnet.chain._runtime import Runtime, UnknownName
+from poolkeeper.devnet.chain._storage import StateTooOld
+from poolkeeper.devnet.chain.pallets import phala_pallet_classes
+
+log = logging.getLogger("poolkeeper.devnet.chain")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+UNKNOWN_BLOCK = 4003
+MAX_STORAGE_CHANGES_BLOCKS = 10000
+MAX_KEYS_PAGED = 1000
+
+DEFAULT_RUNTIME_VERSION: dict[str, Any] = {
+    "specName": "khala",
+    "implName": "khala",
+    "authoringVersion": 1,
+    "specVersion": 1251,
+    "implVersion": 0,
+    "apis": [
+        ["0xdf6acb689907609b", 4],
+        ["0x37e397fc7c91f5e4", 2],
+        ["0x40fe3ad401f8959a", 6],
+        ["0xd2bc9897eed08f15", 3],
+        ["0xf78b278be53f454c", 2],
+        ["0xab3c0572291feb8b", 1],
+        ["0xbc9d89904f5b923f", 1],
+        ["0x37c8bb1350a9a2a8", 4],
+        ["0xea93e3f16f3d6962", 2],
+    ],
+    "transactionVersion": 6,
+    "stateVersion": 0,
+}
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+def invalid_params(detail: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, "Invalid params", detail)
+
+
+def parse_block_time(text: str | float | None) -> float | str:
+    """Seconds between blocks, or ``"instant"`` / ``"manual"``."""
+    if text is None:
+        return 1.0
+    if isinstance(text, int | float):
+        return float(text)
+    value = text.strip().lower()
+    if value in ("instant", "manual"):
+        return value
+    if value.endswith("ms"):
+        return float(value[:-2]) / 1000
+    if value.endswith("s"):
+        return float(value[:-1])
+    return float(value)
+
+
+def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict[str, Any]]:
+    """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()``."""
+    version = dict(DEFAULT_RUNTIME_VERSION)
+    if metadata_path is not None:
+        return Runtime(Path(metadata_path).read_bytes()), version
+    import importlib
+
+    try:
+        module = importlib.import_module("poolkeeper.devnet.chain._metadata")
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(
+            "the devnet metadata builder is not available: pass a metadata file"
+        ) from exc
+    metadata: bytes = module.build_metadata()
+    built_version = getattr(module, "RUNTIME_VERSION", None)
+    if isinstance(built_version, Mapping):
+        version.update(_runtime_version_json(built_version))
+    return Runtime(metadata), version
+
+
+def _runtime_version_json(version: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept snake_case or camelCase runtime versions; return the RPC's camelCase."""
+    names = {
+        "spec_name": "specName",
+        "impl_name": "implName",
+        "authoring_version": "authoringVersion",
+        "spec_version": "specVersion",
+        "impl_version": "implVersion",
+        "transaction_version": "transactionVersion",
+        "state_version": "stateVersion",
+    }
+    result: dict[str, Any] = {}
+    for key, value in version.items():
+        result[names.get(key, key)] = value
+    apis = result.get("apis")
+    if apis is not None:
+        result["apis"] = [
+            [api if isinstance(api, str) else hexstr(bytes(api)), int(v)] for api, v in apis
+        ]
+    return result
+
+
+@dataclass
+class Faults:
+    """Injected misbehaviour, set at start or over ``devnet_*`` methods."""
+
+    delay_ms: int = 0
+    reject_next: int = 0
+    reject_error: dict[str, Any] = field(
+        default_factory=lambda: {
+            "code": 1010,
+            "message": "Invalid Transaction",
+            "data": "Transaction is outdated",
+        }
+    )
+    paused: bool = False
+
+
+class _Connection:
+    """One websocket client: an ordered outbox and its subscriptions."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.subscriptions: dict[str, str] = {}
+        self.watched: dict[bytes, str] = {}
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        self.outbox.put_nowait(json.dumps(message))
+
+    def notify(self, method: str, subscription: str, result: Any) -> None:
+        self.send(
+            {
+                "jsonrpc": "2.0",
+                "method": method,
+                "params": {"subscription": subscription, "result": result},
+            }
+        )
+
+
+Handler = Callable[[_Connection | None, list[Any]], Awaitable[Any]]
+
+
+class DevnetServer:
+    """The JSON-RPC front of one ``Chain``."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        block_time: float | str = 1.0,
+        chain_name: str = "Khala Devnet",
+        faults: Faults | None = None,
+    ) -> None:
+        self.chain = chain
+        self.block_time = block_time
+        self.chain_name = chain_name
+        self.faults = faults or Faults()
+        self.connections: set[_Connection] = set()
+        self._ids = itertools.count(1)
+        self._instant_pending = False
+        self._methods: dict[str, Handler] = self._method_table()
+        chain.tx_listeners.append(self._on_tx_status)
+        chain.block_listeners.append(self._on_block)
+        chain.finality_listeners.append(self._on_finalized)
+        self._producer: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------
+    async def run(self, host: str, port: int, started: Callable[[int], None] | None = None) -> None:
+        async with serve(self._serve_connection, host, port, max_size=2**26) as server:
+            bound = next(iter(server.sockets)).getsockname()[1]
+            self._producer = asyncio.create_task(self._produce_blocks())
+            if started is not None:
+                started(bound)
+            try:
+                await asyncio.Future()
+            finally:
+                self._producer.cancel()
+
+    async def _produce_blocks(self) -> None:
+        while True:
+            interval = self.block_time
+            if isinstance(interval, str):
+                await asyncio.sleep(0.2)
+                continue
+            await asyncio.sleep(interval)
+            if not self.faults.paused:
+                self.produce_block()
+
+    def produce_block(self) -> Block:
+        try:
+            return self.chain.produce_block()
+        except Exception:
+            log.exception("block production failed")
+            raise
+
+    def _schedule_instant_block(self) -> None:
+        if self.block_time != "instant" or self._instant_pending:
+            return
+        self._instant_pending = True
+
+        def produce() -> None:
+            self._instant_pending = False
+            if not self.faults.paused and self.chain.pool:
+                self.produce_block()
+
+        asyncio.get_running_loop().call_soon(produce)
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        connection = _Connection(ws)
+        self.connections.add(connection)
+        writer = asyncio.create_task(self._write(connection))
+        try:
+            async for message in ws:
+                response = await self.handle_message(connection, message)
+                if response is not None:
+                    connection.outbox.put_nowait(response)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(connection)
+            connection.outbox.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await writer
+
+    async def _write(self, connection: _Connection) -> None:
+        while True:
+            message = await connection.outbox.get()
+            if message is None:
+                return
+            try:
+                await connection.ws.send(message)
+            except ConnectionClosed:
+                return
+
+    def drop_connections(self) -> int:
+        dropped = 0
+        for connection in list(self.connections):
+            connection.ws.transport.abort()
+            dropped += 1
+        return dropped
+
+    # ---- JSON-RPC ------------------------------------------------------------------
+    async def handle_message(self, connection: _Connection | None, text: str | bytes) -> str | None:
+        try:
+            request = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            return json.dumps(_error_response(None, RpcError(PARSE_ERROR, "Parse error")))
+        if self.faults.delay_ms:
+            await asyncio.sleep(self.faults.delay_ms / 1000)
+        if isinstance(request, list):
+            if not request:
+                return json.dumps(_error_response(None, RpcError(INVALID_REQUEST, "Invalid request")))
+            responses = [await self._handle_one(connection, item) for item in request]
+            return json.dumps([r for r in responses if r is not None])
+        response = await self._handle_one(connection, request)
+        return None if response is None else json.dumps(response)
+
+    async def _handle_one(self, connection: _Connection | None, request: Any) -> Any:
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return _error_response(None, RpcError(INVALID_REQUEST, "Invalid request"))
+        request_id = request.get("id")
+        method = request["method"]
+        params = request.get("params", [])
+        if params is None:
+            params = []
+        if isinstance(params, dict):
+            params = list(params.values())
+        if not isinstance(params, list):
+            return _error_response(request_id, invalid_params("params must be an array"))
+        handler = self._methods.get(method)
+        if handler is None:
+            return _error_response(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
+        try:
+            result = await handler(connection, params)
+        except RpcError as exc:
+            return _error_response(request_id, exc)
+        except TransactionError as exc:
+            return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
+        except (ScaleError, ValueError, TypeError, KeyError, IndexError) as exc:
+            return _error_response(request_id, invalid_params(str(exc)))
+        except StateTooOld as exc:
+            return _error_response(request_id, RpcError(UNKNOWN_BLOCK, f"Client error: {exc}"))
+        except Exception as exc:
+            log.exception("internal error in %s", method)
+            return _error_response(request_id, RpcError(INTERNAL_ERROR, "Internal error", str(exc)))
+        if "id" not in request:
+            return None
+        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _method_table(self) -> dict[str, Handler]:
+        table: dict[str, Handler] = {}
+        for name in dir(self):
+            if name.startswith("rpc_"):
+                table[name[4:]] = getattr(self, name)
+        return table
+
+    # ---- helpers -------------------------------------------------------------------
+    def _block_at(self, params: list[Any], index: int) -> Block:
+        value = params[index] if len(params) > index else None
+        if value is None:
+            return self.chain.head
+        block = self.chain.block(unhex(value))
+        if block is None:
+            raise RpcError(UNKNOWN_BLOCK, f"Client error: UnknownBlock: header not found: {value}")
+        return block
+
+    def _storage_number(self, block: Block) -> int | None:
+        return None if block.number == self.chain.head.number else block.number
+
+    def _get(self, key: bytes, block: Block) -> bytes | None:
+        return self.chain.storage.get(key, self._storage_number(block))
+
+    def _subscribe(self, connection: _Connection | None, kind: str) -> str:
+        if connection is None:
+            raise RpcError(METHOD_NOT_FOUND, "Subscriptions are only available over websocket")
+        subscription = f"{next(self._ids):016x}"
+        connection.subscriptions[subscription] = kind
+        return subscription
+
+    def _unsubscribe(self, connection: _Connection | None, params: list[Any]) -> bool:
+        if connection is None or not params:
+            return False
+        return connection.subscriptions.pop(str(params[0]), None) is not None
+
+    # ---- chain events → subscribers ------------------------------------------------
+    def _on_block(self, block: Block) -> None:
+        header = block.header.to_json()
+        for connection in list(self.connections):
+            for subscription, kind in list(connection.subscriptions.items()):
+                if kind in ("newHeads", "allHeads"):
+                    method = "chain_newHead" if kind == "newHeads" else "chain_allHead"
+                    connection.notify(method, subscription, header)
+
+    def _on_finalized(self, block: Block) -> None:
+        header = block.header.to_json()
+        for connection in list(self.connections):
+            for subscription, kind in list(connection.subscriptions.items()):
+                if kind == "finalizedHeads":
+                    connection.notify("chain_finalizedHead", subscription, header)
+
+    def _on_tx_status(self, tx_hash: bytes, status: Any) -> None:
+        for connection in list(self.connections):
+            subscription = connection.watched.get(tx_hash)
+            if subscription is None or subscription not in connection.subscriptions:
+                continue
+            connection.notify("author_extrinsicUpdate", subscription, status)
+            if status in ("invalid", "dropped") or (
+                isinstance(status, dict) and "finalized" in status
+            ):
+                connection.watched.pop(tx_hash, None)
+                connection.subscriptions.pop(subscription, None)
+
+    # ---- system --------------------------------------------------------------------
+    async def rpc_system_chain(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self.chain_name
+
+    async def rpc_system_name(self, c: _Connection | None, p: list[Any]) -> Any:
+        return "poolkeeper-devnet"
+
+    async def rpc_system_version(self, c: _Connection | None, p: list[Any]) -> Any:
+        return "0.1.0"
+
+    async def rpc_system_chainType(self, c: _Connection | None, p: list[Any]) -> Any:
+        return "Development"
+
+    async def rpc_system_properties(self, c: _Connection | None, p: list[Any]) -> Any:
+        return {"ss58Format": 30, "tokenDecimals": 12, "tokenSymbol": "PHA"}
+
+    async def rpc_system_health(self, c: _Connection | None, p: list[Any]) -> Any:
+        return {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
+
+    async def rpc_system_syncState(self, c: _Connection | None, p: list[Any]) -> Any:
+        head = self.chain.head.number
+        return {"startingBlock": 0, "currentBlock": head, "highestBlock": head}
+
+    async def rpc_system_accountNextIndex(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self.chain.pool_nonce(_account_param(p, 0))
+
+    async def rpc_rpc_methods(self, c: _Connection | None, p: list[Any]) -> Any:
+        return {"version": 1, "methods": sorted(self._methods)}
+
+    # ---- chain ---------------------------------------------------------------------
+    async def rpc_chain_getBlockHash(self, c: _Connection | None, p: list[Any]) -> Any:
+        value = p[0] if p else None
+        if isinstance(value, list):
+            return [self._hash_of(v) for v in value]
+        return self._hash_of(value)
+
+    def _hash_of(self, value: Any) -> str | None:
+        if value is None:
+            return hexstr(self.chain.head.hash)
+        number = int(value, 16) if isinstance(value, str) else int(value)
+        block = self.chain.block(number)
+        return None if block is None else hexstr(block.hash)
+
+    async def rpc_chain_getHead(self, c: _Connection | None, p: list[Any]) -> Any:
+        return hexstr(self.chain.head.hash)
+
+    async def rpc_chain_getFinalizedHead(self, c: _Connection | None, p: list[Any]) -> Any:
+        return hexstr(self.chain.blocks[self.chain.finalized].hash)
+
+    async def rpc_chain_getFinalisedHead(self, c: _Connection | None, p: list[Any]) -> Any:
+        return await self.rpc_chain_getFinalizedHead(c, p)
+
+    async def rpc_chain_getHeader(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self.chain.block(unhex(p[0])) if p and p[0] is not None else self.chain.head
+        return None if block is None else block.header.to_json()
+
+    async def rpc_chain_getBlock(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self.chain.block(unhex(p[0])) if p and p[0] is not None else self.chain.head
+        if block is None:
+            return None
+        justifications = None
+        if block.number <= self.chain.finalized and block.justification is not None:
+            justifications = [["FRNK", hexstr(block.justification)]]
+        return {
+            "block": {
+                "header": block.header.to_json(),
+                "extrinsics": [hexstr(xt) for xt in block.extrinsics],
+            },
+            "justifications": justifications,
+        }
+
+    async def rpc_chain_subscribeNewHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        subscription = self._subscribe(c, "newHeads")
+        assert c is not None
+        header = self.chain.head.header.to_json()
+        asyncio.get_running_loop().call_soon(c.notify, "chain_newHead", subscription, header)
+        return subscription
+
+    async def rpc_chain_subscribeAllHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._subscribe(c, "allHeads")
+
+    async def rpc_chain_subscribeFinalizedHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        subscription = self._subscribe(c, "finalizedHeads")
+        assert c is not None
+        header = self.chain.blocks[self.chain.finalized].header.to_json()
+        asyncio.get_running_loop().call_soon(c.notify, "chain_finalizedHead", subscription, header)
+        return subscription
+
+    async def rpc_chain_unsubscribeNewHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._unsubscribe(c, p)
+
+    async def rpc_chain_unsubscribeAllHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._unsubscribe(c, p)
+
+    async def rpc_chain_unsubscribeFinalizedHeads(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._unsubscribe(c, p)
+
+    # ---- state ---------------------------------------------------------------------
+    async def rpc_state_getMetadata(self, c: _Connection | None, p: list[Any]) -> Any:
+        self._block_at(p, 0)
+        return hexstr(self.chain.runtime.metadata_bytes)
+
+    async def rpc_state_getRuntimeVersion(self, c: _Connection | None, p: list[Any]) -> Any:
+        self._block_at(p, 0)
+        return self.chain.runtime_version
+
+    async def rpc_chain_getRuntimeVersion(self, c: _Connection | None, p: list[Any]) -> Any:
+        return await self.rpc_state_getRuntimeVersion(c, p)
+
+    async def rpc_state_getStorage(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        value = self._get(unhex(p[0]), block)
+        return None if value is None else hexstr(value)
+
+    async def rpc_state_getStorageAt(self, c: _Connection | None, p: list[Any]) -> Any:
+        return await self.rpc_state_getStorage(c, p)
+
+    async def rpc_state_getStorageHash(self, c: _Connection | None, p: list[Any]) -> Any:
+        from poolkeeper.devnet.chain._codec import blake2_256
+
+        block = self._block_at(p, 1)
+        value = self._get(unhex(p[0]), block)
+        return None if value is None else hexstr(blake2_256(value))
+
+    async def rpc_state_getStorageSize(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        value = self._get(unhex(p[0]), block)
+        return None if value is None else len(value)
+
+    async def rpc_state_queryStorageAt(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        keys = p[0]
+        if not isinstance(keys, list):
+            raise invalid_params("keys must be an array")
+        changes = []
+        for key in keys:
+            value = self._get(unhex(key), block)
+            changes.append([key, None if value is None else hexstr(value)])
+        return [{"block": hexstr(block.hash), "changes": changes}]
+
+    async def rpc_state_getKeysPaged(self, c: _Connection | None, p: list[Any]) -> Any:
+        prefix = unhex(p[0]) if p and p[0] is not None else b""
+        count = int(p[1]) if len(p) > 1 else MAX_KEYS_PAGED
+        if count > MAX_KEYS_PAGED:
+            raise invalid_params(f"count exceeds maximum value. value: {count}, max: 1000")
+        start = unhex(p[2]) if len(p) > 2 and p[2] is not None else None
+        block = self._block_at(p, 3)
+        keys = self.chain.storage.keys_paged(prefix, count, start, self._storage_number(block))
+        return [hexstr(k) for k in keys]
+
+    async def rpc_state_getKeys(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        keys = self.chain.storage.keys(unhex(p[0]), self._storage_number(block))
+        return [hexstr(k) for k in keys]
+
+    async def rpc_state_getPairs(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        prefix = unhex(p[0])
+        if block.number == 0:
+            pairs = sorted(
+                (k, v) for k, v in self.chain.genesis_pairs.items() if k.startswith(prefix)
+            )
+        else:
+            pairs = self.chain.storage.pairs(prefix, self._storage_number(block))
+        return [[hexstr(k), hexstr(v)] for k, v in pairs]
+
+    async def rpc_state_getReadProof(self, c: _Connection | None, p: list[Any]) -> Any:
+        block = self._block_at(p, 1)
+        proof = []
+        for key_hex in p[0]:
+            key = unhex(key_hex)
+            if block.number == 0:
+                value = self.chain.genesis_pairs.get(key)
+            else:
+                value = self._get(key, block)
+            option = b"\x00" if value is None else b"\x01" + encode_bytes(value)
+            proof.append(hexstr(encode_bytes(key) + option))
+        return {"at": hexstr(block.hash), "proof": proof}
+
+    async def rpc_state_call(self, c: _Connection | None, p: list[Any]) -> Any:
+        method = p[0]
+        data = unhex(p[1]) if len(p) > 1 and p[1] is not None else b""
+        self._block_at(p, 2)
+        if method == "AccountNonceApi_account_nonce":
+            if len(data) != 32:
+                raise invalid_params("AccountId must be 32 bytes")
+            return hexstr(u32(self.chain.account_nonce(hexstr(data))))
+        if method == "TransactionPaymentApi_query_info":
+            length, offset = decode_compact(data, 0)
+            raw = data[: offset + length]
+            xt = self.chain.decode_extrinsic(raw, check_signature=False)
+            return hexstr(self._encode_dispatch_info(xt.fee))
+        if method == "TransactionPaymentApi_query_fee_details":
+            length, offset = decode_compact(data, 0)
+            xt = self.chain.decode_extrinsic(data[: offset + length], check_signature=False)
+            from poolkeeper.devnet.chain._codec import u128
+
+            return hexstr(b"\x01" + u128(xt.fee) + u128(0) + u128(0) + u128(xt.tip))
+        if method == "Metadata_metadata":
+            return hexstr(encode_bytes(self.chain.runtime.metadata_bytes))
+        if method == "Core_version":
+            raise RpcError(-32000, "Client error: Execution failed: Core_version not simulated")
+        raise RpcError(
+            -32000, f"Client error: Execution failed: Exported method {method} is not found"
+        )
+
+    def _encode_dispatch_info(self, fee: int) -> bytes:
+        config = self.chain.runtime.config
+        api = config.type_registry.get("runtime_api", {}).get("TransactionPaymentApi", {})
+        config.update_type_registry_types(api.get("types", {}))
+        from poolkeeper.devnet.chain._engine import CALL_WEIGHT
+
+        obj = config.create_scale_object("RuntimeDispatchInfo")
+        try:
+            return bytes(
+                obj.encode({"weight": CALL_WEIGHT, "class": "Normal", "partialFee": fee}).data
+            )
+        except Exception:
+            obj = config.create_scale_object("RuntimeDispatchInfo")
+            value = {"weight": CALL_WEIGHT["ref_time"], "class": "Normal", "partialFee": fee}
+            return bytes(obj.encode(value).data)
+
+    async def rpc_payment_queryInfo(self, c: _Connection | None, p: list[Any]) -> Any:
+        xt = self.chain.decode_extrinsic(unhex(p[0]), check_signature=False)
+        from poolkeeper.devnet.chain._engine import CALL_WEIGHT
+
+        return {"weight": CALL_WEIGHT, "class": "normal", "partialFee": str(xt.fee)}
+
+    # ---- author --------------------------------------------------------------------
+    def _submit(self, raw_hex: Any) -> tuple[bytes, str]:
+        raw = unhex(raw_hex) if isinstance(raw_hex, str) else b""
+        if self.faults.reject_next > 0:
+            self.faults.reject_next -= 1
+            error = self.faults.reject_error
+            raise TransactionError(int(error["code"]), str(error["message"]), error.get("data"))
+        xt, status = self.chain.submit(raw)
+        if status == "ready":
+            self._schedule_instant_block()
+        return xt.hash, status
+
+    async def rpc_author_submitExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
+        if not p:
+            raise invalid_params("missing extrinsic")
+        tx_hash, _ = self._submit(p[0])
+        return hexstr(tx_hash)
+
+    async def rpc_author_submitAndWatchExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
+        if c is None:
+            raise RpcError(METHOD_NOT_FOUND, "Subscriptions are only available over websocket")
+        if not p:
+            raise invalid_params("missing extrinsic")
+        tx_hash, status = self._submit(p[0])
+        subscription = self._subscribe(c, "extrinsic")
+        c.watched[tx_hash] = subscription
+        asyncio.get_running_loop().call_soon(c.notify, "author_extrinsicUpdate", subscription, status)
+        return subscription
+
+    async def rpc_author_unwatchExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
+        if c is not None and p:
+            for tx_hash, subscription in list(c.watched.items()):
+                if subscription == p[0]:
+                    del c.watched[tx_hash]
+        return self._unsubscribe(c, p)
+
+    async def rpc_author_pendingExtrinsics(self, c: _Connection | None, p: list[Any]) -> Any:
+        return [hexstr(xt.raw) for xt in self.chain.pool.values()]
+
+    # ---- grandpa / pha -------------------------------------------------------------
+    async def rpc_grandpa_proveFinality(self, c: _Connection | None, p: list[Any]) -> Any:
+        value = p[0]
+        number = int(value, 16) if isinstance(value, str) else int(value)
+        proof = self.chain.finality_proof(number)
+        return None if proof is None else hexstr(proof)
+
+    async def rpc_pha_getStorageChanges(self, c: _Connection | None, p: list[Any]) -> Any:
+        first = self._block_at(p, 0)
+        last = self._block_at(p, 1)
+        if last.number < first.number:
+            raise invalid_params("to is before from")
+        if last.number - first.number + 1 > MAX_STORAGE_CHANGES_BLOCKS:
+            raise invalid_params("at most 10000 blocks per request")
+        result = []
+        for number in range(first.number, last.number + 1):
+            block = self.chain.blocks.get(number)
+            if block is None:
+                raise RpcError(UNKNOWN_BLOCK, f"Client error: block {number} is pruned")
+            result.append(
+                {
+                    "blockHash": hexstr(block.hash),
+                    "mainStorageChanges": [
+                        [hexstr(k), None if v is None else hexstr(v)]
+                        for k, v in sorted(block.changes.items())
+                    ],
+                    "childStorageChanges": [],
+                }
+            )
+        return result
+
+    async def rpc_pha_getMqNextSequence(self, c: _Connection | None, p: list[Any]) -> Any:
+        origin = unhex(p[0])
+        runtime = self.chain.runtime
+        try:
+            entry = runtime.storage("PhalaMq", "OffchainIngress")
+        except UnknownName as exc:
+            raise RpcError(-32000, "PhalaMq is not in this runtime") from exc
+        key = entry.prefix + HASHERS[entry.hashers[0]](origin)
+        stored = self.chain.storage.get(key)
+        sequence = int.from_bytes(stored, "little") if stored else 0
+        pending = set()
+        for xt in self.chain.pool.values():
+            if (xt.call.get("call_module"), xt.call.get("call_function")) != (
+                "PhalaMq",
+                "sync_offchain_message",
+            ):
+                continue
+            args = {a["name"]: a["value"] for a in xt.call.get("call_args", [])}
+            signed = args.get("signed_message") or {}
+            try:
+                sender = runtime.encode(entry.key_types[0], signed["message"]["sender"])
+            except (ScaleError, KeyError, TypeError):
+                continue
+            if sender == origin:
+                pending.add(int(signed.get("sequence", -1)))
+        while sequence in pending:
+            sequence += 1
+        return sequence
+
+    # ---- devnet admin --------------------------------------------------------------
+    async def rpc_dev_newBlock(self, c: _Connection | None, p: list[Any]) -> Any:
+        options = p[0] if p and isinstance(p[0], dict) else {}
+        count = int(options.get("count", 1))
+        block = self.chain.head
+        for _ in range(max(count, 1)):
+            block = self.produce_block()
+        return hexstr(block.hash)
+
+    async def rpc_devnet_newBlock(self, c: _Connection | None, p: list[Any]) -> Any:
+        return await self.rpc_dev_newBlock(c, p)
+
+    async def rpc_devnet_pauseBlocks(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.faults.paused = True
+        return True
+
+    async def rpc_devnet_resumeBlocks(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.faults.paused = False
+        return True
+
+    async def rpc_devnet_setDelay(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.faults.delay_ms = int(p[0])
+        return True
+
+    async def rpc_devnet_rejectNext(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.faults.reject_next = int(p[0])
+        if len(p) > 1 and p[1] is not None:
+            error = p[1]
+            if isinstance(error, str):
+                error = {"code": 1010, "message": "Invalid Transaction", "data": error}
+            self.faults.reject_error = dict(error)
+        return True
+
+    async def rpc_devnet_dropConnections(self, c: _Connection | None, p: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, self.drop_connections)
+        return len(self.connections)
+
+    async def rpc_devnet_restart(self, c: _Connection | None, p: list[Any]) -> Any:
+        keep_state = bool(p[0]) if p else True
+        if keep_state:
+            self.chain.pool.clear()
+        else:
+            self.chain.reset()
+        asyncio.get_running_loop().call_later(0.05, self.drop_connections)
+        return hexstr(self.chain.head.hash)
+
+    async def rpc_devnet_setBlockTime(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.block_time = parse_block_time(p[0])
+        return True
+
+    async def rpc_devnet_advanceTime(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.chain.time_offset_ms += int(float(p[0]) * 1000)
+        return self.chain.now_ms()
+
+    async def rpc_devnet_status(self, c: _Connection | None, p: list[Any]) -> Any:
+        return {
+            "head": self.chain.head.number,
+            "finalized": self.chain.finalized,
+            "pool": len(self.chain.pool),
+            "blockTime": self.block_time,
+            "paused": self.faults.paused,
+            "delayMs": self.faults.delay_ms,
+            "rejectNext": self.faults.reject_next,
+            "connections": len(self.connections),
+        }
+
+
+def _error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": error.to_json(), "id": request_id}
+
+
+def _account_param(params: list[Any], index: int) -> str:
+    if len(params) <= index or not isinstance(params[index], str):
+        raise invalid_params("missing account")
+    text = params[index]
+    if text.startswith("0x"):
+        if len(text) != 66:
+            raise invalid_params("account must be 32 bytes")
+        return text.lower()
+    try:
+        return "0x" + ss58_decode(text)
+    except ValueError as exc:
+        raise invalid_params(f"invalid account: {exc}") from exc
+
+
+@dataclass
+class DevnetChain:
+    """A running devnet chain in a background thread (for tests and embedding)."""
+
+    url: str
+    port: int
+    server: DevnetServer
+    _loop: asyncio.AbstractEventLoop
+    _thread: threading.Thread
+    _stop: asyncio.Future[None]
+
+    @property
+    def chain(self) -> Chain:
+        return self.server.chain
+
+    @classmethod
+    def start(
+        cls,
+        genesis: str | Path | Mapping[str, Any] | None = None,
+        port: int = 0,
+        block_time: float | str | None = None,
+        finality_lag: int | None = None,
+        metadata: str | Path | None = None,
+        runtime: tuple[Runtime, dict[str, Any]] | None = None,
+        faults: Faults | None = None,
+    ) -> DevnetChain:
+        """Start on 127.0.0.1 (a free port unless given) and return once it listens."""
+        config = (
+            _genesis.normalize(dict(genesis))
+            if isinstance(genesis, Mapping)
+            else _genesis.load(genesis)
+        )
+        served = runtime if runtime is not None else load_runtime(metadata)
+        chain = Chain(
+            served[0],
+            served[1],
+            config,
+            phala_pallet_classes(),
+            finality_lag=config.get("finality_lag", 2) if finality_lag is None else finality_lag,
+        )
+        server = DevnetServer(
+            chain,
+            parse_block_time(block_time if block_time is not None else config.get("block_time")),
+            chain_name=str(config.get("chain_name", "Khala Devnet")),
+            faults=faults,
+        )
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        bound: list[int] = []
+        stop: asyncio.Future[None] = loop.create_future()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            task = asyncio.create_task(
+                server.run("127.0.0.1", port, lambda p: (bound.append(p), started.set()))
+            )
+            done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done and task.exception() is not None:
+                failure.append(task.exception())  # type: ignore[arg-type]
+                started.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(main())
+            loop.close()
+
+        thread = threading.Thread(target=run, name="devnet-chain", daemon=True)
+        thread.start()
+        started.wait(30)
+        if failure or not bound:
+            raise RuntimeError(f"devnet chain did not start: {failure[0] if failure else 'timeout'}")
+        return cls(f"ws://127.0.0.1:{bound[0]}", bound[0], server, loop, thread, stop)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop (the only thread that may touch the chain)."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(30)
+
+    def new_block(self) -> Block:
+        result: Block = self.call(self.server.produce_block)
+        return result
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(
+                lambda: None if self._stop.done() else self._stop.set_result(None)
+            )
+            self._thread.join(10)
+
+    def __enter__(self) -> DevnetChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
