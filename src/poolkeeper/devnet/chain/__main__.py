@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devnet chain: {exc}", file=sys.stderr)
         return 2
     lag = args.finality_lag if args.finality_lag is not None else int(config.get("finality_lag", 2))
-    chain = Chain(runtime, version, config, phala_pallet_classes(), finality_lag=lag)
+    chain = Chain(runtime, version, config, pallet_classes=phala_pallet_classes(), finality_lag=lag)
     faults = Faults(delay_ms=args.delay_ms, reject_next=args.reject_next, paused=args.paused)
     block_time = parse_block_time(args.block_time or config.get("block_time"))
     server = DevnetServer(chain, block_time, str(config.get("chain_name", "Khala Devnet")), faults)
@@ -40,10 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     def started(port: int) -> None:
         print(f"devnet chain listening on ws://127.0.0.1:{port}", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.run("127.0.0.1", args.port, started))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -192,6 +192,7 @@ class Chain:
         runtime: Runtime,
         runtime_version: Mapping[str, Any],
         genesis: Mapping[str, Any],
+        *,
         pallet_classes: Iterable[type[Pallet]] = (),
         finality_lag: int = 2,
         clock: Callable[[], float] = time.time,
@@ -578,7 +579,9 @@ class Chain:
             log.exception("dispatch of %s crashed", _call_name(xt.call))
             ctx.rollback()
             error = DispatchError("System", "Other")
-        ctx.emit("TransactionPayment", "TransactionFeePaid", who=xt.signer, actual_fee=total, tip=xt.tip)
+        ctx.emit(
+            "TransactionPayment", "TransactionFeePaid", who=xt.signer, actual_fee=total, tip=xt.tip
+        )
         if error is None:
             ctx.emit("System", "ExtrinsicSuccess", dispatch_info=info)
         else:
@@ -593,9 +596,13 @@ class Chain:
         if isinstance(error, BadOrigin):
             return "BadOrigin"
         simple = {v.name for v in self.runtime.variants(self.runtime.dispatch_error_type)}
-        if error.pallet == "System" and error.error in simple and error.error != "Module":
-            if not self.runtime.has_error("System", error.error):
-                return error.error
+        if (
+            error.pallet == "System"
+            and error.error in simple
+            and error.error != "Module"
+            and not self.runtime.has_error("System", error.error)
+        ):
+            return error.error
         try:
             return self.runtime.module_error_value(error.pallet, error.error)
         except UnknownName:

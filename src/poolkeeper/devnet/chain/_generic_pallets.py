@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from poolkeeper.devnet.chain.pallets.base import (
     AccountHex,
@@ -159,10 +159,10 @@ class Balances(Pallet):
         return (dict(self.accounts), dict(self._pending_changes), self.total_issuance)
 
     def restore(self, snapshot: object) -> None:
-        accounts, pending, issuance = snapshot  # type: ignore[misc]
-        self.accounts = dict(accounts)
-        self._pending_changes = dict(pending)
-        self.total_issuance = issuance
+        saved = cast(tuple[dict[AccountHex, AccountRecord], dict[Any, Any], int], snapshot)
+        self.accounts = dict(saved[0])
+        self._pending_changes = dict(saved[1])
+        self.total_issuance = saved[2]
 
     # ---- the BalancesApi other pallets use ------------------------------------------
     def free(self, account: AccountHex) -> int:
@@ -217,12 +217,16 @@ class Balances(Pallet):
         record = self.account(account)
         if record.free - amount < self.existential_deposit:
             raise DispatchError("Balances", "InsufficientBalance")
-        self._put(account, replace(record, free=record.free - amount, reserved=record.reserved + amount))
+        self._put(
+            account, replace(record, free=record.free - amount, reserved=record.reserved + amount)
+        )
 
     def unreserve(self, account: AccountHex, amount: int) -> None:
         record = self.account(account)
         amount = min(amount, record.reserved)
-        self._put(account, replace(record, free=record.free + amount, reserved=record.reserved - amount))
+        self._put(
+            account, replace(record, free=record.free + amount, reserved=record.reserved - amount)
+        )
 
     def is_new(self, account: AccountHex) -> bool:
         return account not in self.accounts
@@ -255,9 +259,8 @@ class Balances(Pallet):
                 self.transfer(signer, dest, amount, keep_alive)
                 ctx.emit("Balances", "Transfer", **{"from": signer, "to": dest, "amount": amount})
             return
-        if call in ("force_set_balance", "force_transfer"):
-            if signer is not None:
-                raise BadOrigin()
+        if call in ("force_set_balance", "force_transfer") and signer is not None:
+            raise BadOrigin()
         raise DispatchError("System", "CallFiltered")
 
     def take_storage_changes(self) -> Iterable[StorageChange]:
@@ -323,13 +326,13 @@ class Proxy(Pallet):
                 balances.unreserve(real, old_deposit - deposit)
         if defs:
             self.proxies[real] = (tuple(defs), deposit)
-            value = (
+            value = [
                 [
                     {"delegate": d.delegate, "proxy_type": d.proxy_type, "delay": d.delay}
                     for d in defs
                 ],
                 deposit,
-            )
+            ]
             self.record_change("Proxies", (real,), value)
         else:
             self.proxies.pop(real, None)

@@ -57,13 +57,14 @@ def resolve_account(text: Any) -> str:
     if not isinstance(text, str):
         raise GenesisError(f"account must be a string, got {text!r}")
     if text.startswith("//"):
-        return "0x" + Keypair.create_from_uri(text).public_key.hex()
+        public: bytes = Keypair.create_from_uri(text).public_key
+        return "0x" + public.hex()
     if text.startswith("0x"):
         if len(text) != 66:
             raise GenesisError(f"hex account must be 32 bytes: {text}")
-        return text.lower()
+        return str(text.lower())
     try:
-        return "0x" + ss58_decode(text)
+        return "0x" + str(ss58_decode(text))
     except ValueError as exc:
         raise GenesisError(f"not an account: {text}") from exc
 
@@ -131,11 +132,7 @@ def load(source: str | Path | None) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise GenesisError(f"cannot read genesis {path}: {exc.strerror}") from exc
-    data: Any
-    if path.suffix == ".json":
-        data = json.loads(text)
-    else:
-        data = YAML(typ="safe").load(text)
+    data: Any = json.loads(text) if path.suffix == ".json" else YAML(typ="safe").load(text)
     if not isinstance(data, dict):
         raise GenesisError(f"{path}: genesis must be a mapping")
     base = dict(PRESETS[data.pop("preset")]) if "preset" in data else {}

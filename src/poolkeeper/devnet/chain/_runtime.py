@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes, ScaleDecoder
+from scalecodec.types import Tuple
 from scalecodec.type_registry import load_type_registry_preset
 
 from poolkeeper.devnet.chain._codec import HASHERS, ScaleError, storage_prefix
@@ -86,9 +87,7 @@ class Runtime:
                 )
             storage = pallet.get("storage") or {}
             for entry in storage.get("entries", []):
-                self._storage[(name, entry["name"])] = self._storage_entry(
-                    storage["prefix"], entry
-                )
+                self._storage[(name, entry["name"])] = self._storage_entry(storage["prefix"], entry)
         extrinsic = v14["extrinsic"]
         self.signed_extensions = tuple(
             SignedExtension(e["identifier"], e["ty"], e["additional_signed"])
@@ -145,7 +144,7 @@ class Runtime:
             hashers=hashers,
             key_types=key_types,
             value_type=value_type,
-            default=bytes.fromhex(entry["default"][2:]),
+            default=_constant_bytes(entry["default"]),
             optional=entry["modifier"] == "Optional",
         )
 
@@ -204,11 +203,60 @@ class Runtime:
         )
 
     def encode(self, type_id: int, value: Any) -> bytes:
-        obj = self._object(type_id)
         try:
-            return bytes(obj.encode(value).data)
-        except Exception as exc:  # scalecodec raises many exception types
+            return bytes(self._object(type_id).encode(value).data)
+        except Exception:  # scalecodec raises many exception types
+            pass
+        try:
+            return bytes(self._object(type_id).encode(self._shape(type_id, value)).data)
+        except Exception as exc:
             raise ScaleError(f"cannot encode {value!r} as type {type_id}: {exc}") from exc
+
+    def _shape(self, type_id: int, value: Any) -> Any:
+        """Turn a decoded value into what scalecodec's encoder wants.
+
+        scalecodec decodes a composite with one unnamed field (``BoundedVec``, newtypes)
+        to the bare inner value but encodes it only from a one-element list.
+        """
+        definition = self.types[type_id]["def"]
+        if "composite" in definition:
+            fields = definition["composite"]["fields"]
+            if len(fields) == 1 and fields[0].get("name") is None:
+                inner = self._shape(fields[0]["type"], value)
+                decoder = self.config.get_decoder_class(f"scale_info::{type_id}")
+                is_tuple = decoder is not None and issubclass(decoder, Tuple)
+                return [inner] if is_tuple else inner
+            if isinstance(value, dict):
+                return {
+                    f["name"]: self._shape(f["type"], value[f["name"]])
+                    if f["name"] in value
+                    else None
+                    for f in fields
+                }
+            return value
+        if "sequence" in definition or "array" in definition:
+            inner_type = (definition.get("sequence") or definition.get("array"))["type"]
+            if isinstance(value, list | tuple):
+                return [self._shape(inner_type, v) for v in value]
+            return value
+        if "tuple" in definition and isinstance(value, list | tuple):
+            return [self._shape(t, v) for t, v in zip(definition["tuple"], value, strict=False)]
+        if "variant" in definition and isinstance(value, dict) and len(value) == 1:
+            name, inner = next(iter(value.items()))
+            variant = next((v for v in self.variants(type_id) if v.name == name), None)
+            if variant is None or not variant.fields:
+                return value
+            if len(variant.fields) == 1 and variant.fields[0][0] is None:
+                return {name: self._shape(variant.fields[0][1], inner)}
+            if isinstance(inner, dict):
+                return {
+                    name: {
+                        field: self._shape(t, inner.get(field))
+                        for field, t in variant.fields
+                        if field
+                    }
+                }
+        return value
 
     def decode(self, type_id: int, data: bytes) -> Any:
         obj = self._object(type_id, data)

@@ -127,9 +127,12 @@ class Storage:
         if number is None or number == self.head:
             begin = prefix if start_key is None or start_key < prefix else start_key
             index = bisect.bisect_left(self._sorted, begin)
-            if start_key is not None and index < len(self._sorted):
-                if self._sorted[index] == start_key:
-                    index += 1
+            if (
+                start_key is not None
+                and index < len(self._sorted)
+                and self._sorted[index] == start_key
+            ):
+                index += 1
             result: list[bytes] = []
             while index < len(self._sorted) and len(result) < count:
                 key = self._sorted[index]

@@ -29,12 +29,12 @@ from poolkeeper.devnet.chain._codec import (
     ScaleError,
     decode_compact,
     encode_bytes,
-    encode_compact,
     hexstr,
     u32,
     unhex,
 )
 from poolkeeper.devnet.chain._engine import (
+    CALL_WEIGHT,
     Block,
     Chain,
     TransactionError,
@@ -301,7 +301,9 @@ class DevnetServer:
             await asyncio.sleep(self.faults.delay_ms / 1000)
         if isinstance(request, list):
             if not request:
-                return json.dumps(_error_response(None, RpcError(INVALID_REQUEST, "Invalid request")))
+                return json.dumps(
+                    _error_response(None, RpcError(INVALID_REQUEST, "Invalid request"))
+                )
             responses = [await self._handle_one(connection, item) for item in request]
             return json.dumps([r for r in responses if r is not None])
         response = await self._handle_one(connection, request)
@@ -609,25 +611,22 @@ class DevnetServer:
         )
 
     def _encode_dispatch_info(self, fee: int) -> bytes:
+        """RuntimeDispatchInfo as scalecodec's runtime-API registry defines it.
+
+        That definition names the type ``Weight``; it is aliased to the metadata's
+        ``sp_weights::weight_v2::Weight`` (a client needs the same alias to decode it).
+        """
         config = self.chain.runtime.config
         api = config.type_registry.get("runtime_api", {}).get("TransactionPaymentApi", {})
         config.update_type_registry_types(api.get("types", {}))
-        from poolkeeper.devnet.chain._engine import CALL_WEIGHT
-
+        if config.get_decoder_class("Weight") is None:
+            config.update_type_registry_types({"Weight": "sp_weights::weight_v2::Weight"})
         obj = config.create_scale_object("RuntimeDispatchInfo")
-        try:
-            return bytes(
-                obj.encode({"weight": CALL_WEIGHT, "class": "Normal", "partialFee": fee}).data
-            )
-        except Exception:
-            obj = config.create_scale_object("RuntimeDispatchInfo")
-            value = {"weight": CALL_WEIGHT["ref_time"], "class": "Normal", "partialFee": fee}
-            return bytes(obj.encode(value).data)
+        value = {"weight": CALL_WEIGHT, "class": "Normal", "partialFee": fee}
+        return bytes(obj.encode(value).data)
 
     async def rpc_payment_queryInfo(self, c: _Connection | None, p: list[Any]) -> Any:
         xt = self.chain.decode_extrinsic(unhex(p[0]), check_signature=False)
-        from poolkeeper.devnet.chain._engine import CALL_WEIGHT
-
         return {"weight": CALL_WEIGHT, "class": "normal", "partialFee": str(xt.fee)}
 
     # ---- author --------------------------------------------------------------------
@@ -656,7 +655,9 @@ class DevnetServer:
         tx_hash, status = self._submit(p[0])
         subscription = self._subscribe(c, "extrinsic")
         c.watched[tx_hash] = subscription
-        asyncio.get_running_loop().call_soon(c.notify, "author_extrinsicUpdate", subscription, status)
+        asyncio.get_running_loop().call_soon(
+            c.notify, "author_extrinsicUpdate", subscription, status
+        )
         return subscription
 
     async def rpc_author_unwatchExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
@@ -808,9 +809,9 @@ def _account_param(params: list[Any], index: int) -> str:
     if text.startswith("0x"):
         if len(text) != 66:
             raise invalid_params("account must be 32 bytes")
-        return text.lower()
+        return str(text.lower())
     try:
-        return "0x" + ss58_decode(text)
+        return "0x" + str(ss58_decode(text))
     except ValueError as exc:
         raise invalid_params(f"invalid account: {exc}") from exc
 
@@ -834,6 +835,7 @@ class DevnetChain:
     def start(
         cls,
         genesis: str | Path | Mapping[str, Any] | None = None,
+        *,
         port: int = 0,
         block_time: float | str | None = None,
         finality_lag: int | None = None,
@@ -852,7 +854,7 @@ class DevnetChain:
             served[0],
             served[1],
             config,
-            phala_pallet_classes(),
+            pallet_classes=phala_pallet_classes(),
             finality_lag=config.get("finality_lag", 2) if finality_lag is None else finality_lag,
         )
         server = DevnetServer(
@@ -868,9 +870,11 @@ class DevnetChain:
         failure: list[BaseException] = []
 
         async def main() -> None:
-            task = asyncio.create_task(
-                server.run("127.0.0.1", port, lambda p: (bound.append(p), started.set()))
-            )
+            def on_started(bound_port: int) -> None:
+                bound.append(bound_port)
+                started.set()
+
+            task = asyncio.create_task(server.run("127.0.0.1", port, on_started))
             done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
             if task in done and task.exception() is not None:
                 failure.append(task.exception())  # type: ignore[arg-type]
@@ -888,7 +892,9 @@ class DevnetChain:
         thread.start()
         started.wait(30)
         if failure or not bound:
-            raise RuntimeError(f"devnet chain did not start: {failure[0] if failure else 'timeout'}")
+            raise RuntimeError(
+                f"devnet chain did not start: {failure[0] if failure else 'timeout'}"
+            )
         return cls(f"ws://127.0.0.1:{bound[0]}", bound[0], server, loop, thread, stop)
 
     def call(self, fn: Callable[[], Any]) -> Any:
