@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes, ScaleDecoder
-from scalecodec.types import Tuple
 from scalecodec.type_registry import load_type_registry_preset
+from scalecodec.types import Tuple
 
 from poolkeeper.devnet.chain._codec import HASHERS, ScaleError, storage_prefix
 
