@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError
 
@@ -22,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+app.add_typer(accounts_app)
 
 
 @app.callback()

@@ -8,6 +8,7 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     ├── InventoryError              the inventory is invalid; carries every problem found
     ├── SnapshotError               an observed-state snapshot file cannot be read
     ├── SecretError                 a secret source is missing, unreadable or unsafe
+    ├── DerivationError             a derivation label or a derived address is wrong
     ├── TemporaryError              worth retrying with backoff (network, RCU in progress, ...)
     │   ├── ChainUnavailable        the node cannot be reached or dropped the connection
     │   └── PRuntimeUnavailable     a pRuntime cannot be reached or timed out
@@ -44,6 +45,10 @@ class SnapshotError(PoolkeeperError):
 
 class SecretError(PoolkeeperError):
     """A secret could not be obtained safely. The message names the source, never the value."""
+
+
+class DerivationError(PoolkeeperError):
+    """A derivation label is unusable, or a declared address does not match its derivation."""
 
 
 class TemporaryError(PoolkeeperError):

@@ -1,0 +1,183 @@
+"""Where the master mnemonic comes from: an environment variable, a 0600 file, the OS keyring.
+
+The inventory names a source (``settings.secrets``), never a secret. A file that other
+users could read is refused before its content is read, the way ssh refuses a
+private key with loose permissions; error messages name the source, the path and
+the mode, never what the source holds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from poolkeeper.errors import SecretError
+from poolkeeper.keys._redact import register_secret
+from poolkeeper.keys._secret import Mnemonic
+from poolkeeper.model.desired import SecretSettings
+
+KEYRING_USERNAME = "mnemonic"
+"""The keyring entry poolkeeper reads is (service from settings, this user name)."""
+
+_MAX_SECRET_FILE_BYTES = 4096
+
+
+def _mnemonic_from(text: str, source: str) -> Mnemonic:
+    register_secret(text)
+    try:
+        return Mnemonic(text)
+    except SecretError as exc:
+        raise SecretError(f"{source}: {exc}") from None
+
+
+def secret_from_env(name: str, environ: Mapping[str, str] | None = None) -> Mnemonic:
+    """The mnemonic in environment variable ``name``."""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value is None or not value.strip():
+        raise SecretError(
+            f"environment variable {name} is not set (it should hold the master mnemonic; "
+            f"or configure settings.secrets.file / settings.secrets.keyring)"
+        )
+    return _mnemonic_from(value, f"environment variable {name}")
+
+
+def secret_from_file(path: str | os.PathLike[str]) -> Mnemonic:
+    """The mnemonic in a regular file readable and writable by its owner only (e.g. 0600)."""
+    where = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; the type check below refuses it.
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SecretError(f"secret file {where} does not exist") from None
+    except PermissionError:
+        raise SecretError(f"secret file {where} cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise SecretError(f"secret file {where} cannot be opened: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretError(
+                f"secret file {where} is not a regular file ({_file_kind(info.st_mode)}); "
+                f"put the mnemonic in a regular file with mode 0600"
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise SecretError(
+                f"secret file {where} has mode {mode:04o}, which lets "
+                f"{_who(mode)} access it; refusing to use it "
+                f"(run: chmod 600 {where})"
+            )
+        if info.st_size > _MAX_SECRET_FILE_BYTES:
+            raise SecretError(
+                f"secret file {where} is {info.st_size} bytes; a mnemonic is far smaller "
+                f"(is this the right file?)"
+            )
+        chunks = []
+        while chunk := os.read(fd, _MAX_SECRET_FILE_BYTES + 1):
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+    finally:
+        os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(f"secret file {where} is not UTF-8 text") from None
+    return _mnemonic_from(text, f"secret file {where}")
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _who(mode: int) -> str:
+    parts = []
+    if mode & 0o070:
+        parts.append("its group")
+    if mode & 0o007:
+        parts.append("every user")
+    return " and ".join(parts)
+
+
+def secret_from_keyring(service: str) -> Mnemonic:
+    """The mnemonic stored in the OS keyring under (``service``, ``mnemonic``).
+
+    Needs the optional ``keyring`` package; without it the error says how to install it.
+    """
+    try:
+        keyring = importlib.import_module("keyring")
+    except ImportError:
+        raise SecretError(
+            f"settings.secrets.keyring is {service!r} but the Python package 'keyring' is "
+            f"not installed (pip install keyring), or use settings.secrets.file / env instead"
+        ) from None
+    try:
+        value = keyring.get_password(service, KEYRING_USERNAME)
+    except Exception as exc:  # every keyring backend has its own error types
+        raise SecretError(
+            f"OS keyring entry ({service!r}, {KEYRING_USERNAME!r}) cannot be read: "
+            f"{type(exc).__name__}"
+        ) from None
+    if not isinstance(value, str) or not value.strip():
+        raise SecretError(
+            f"OS keyring has no entry ({service!r}, {KEYRING_USERNAME!r}); store one with: "
+            f"keyring set {service} {KEYRING_USERNAME}"
+        )
+    return _mnemonic_from(value, f"OS keyring entry ({service!r}, {KEYRING_USERNAME!r})")
+
+
+def describe_secret_source(settings: SecretSettings, base_dir: Path | None = None) -> str:
+    """Where ``load_master_secret`` would look, in words (for messages and docs)."""
+    if settings.file:
+        return f"file {_resolve(settings.file, base_dir)}"
+    if settings.keyring:
+        return f"OS keyring service {settings.keyring!r}"
+    if settings.env:
+        return f"environment variable {settings.env}"
+    return "no source"
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    resolved = Path(os.path.expanduser(path))
+    if not resolved.is_absolute() and base_dir is not None:
+        resolved = base_dir / resolved
+    return resolved
+
+
+def load_master_secret(
+    settings: SecretSettings,
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Mnemonic:
+    """The master mnemonic from the source ``settings`` configure.
+
+    An explicitly configured ``file`` (relative paths are relative to ``base_dir``, the
+    inventory directory) or ``keyring`` service is used; otherwise the environment
+    variable ``env`` (``POOLKEEPER_MNEMONIC`` by default). Configuring both a file and
+    a keyring is ambiguous and refused.
+    """
+    if settings.file and settings.keyring:
+        raise SecretError(
+            "settings.secrets names both a file and a keyring service; keep exactly one"
+        )
+    if settings.file:
+        return secret_from_file(_resolve(settings.file, base_dir))
+    if settings.keyring:
+        return secret_from_keyring(settings.keyring)
+    if settings.env:
+        return secret_from_env(settings.env, environ)
+    raise SecretError(
+        "settings.secrets configures no source (set env, file or keyring) for the master mnemonic"
+    )
