@@ -20,7 +20,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _NULL_TAG = "tag:yaml.org,2002:null"
-_SINGLE_LINE_STYLES = (None, "'", '"')
+_FOLD_MARK = "\x07"  # ruamel's composer marks folds in folded scalars with it
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class AccountSite:
 
 
 def _scalar(node: Node | None) -> str | None:
-    if isinstance(node, ScalarNode) and node.tag != _NULL_TAG and node.style in _SINGLE_LINE_STYLES:
+    if isinstance(node, ScalarNode) and node.tag != _NULL_TAG and _FOLD_MARK not in node.value:
         return str(node.value)
     return None
 
@@ -148,7 +148,6 @@ def _after_key_value(mapping: MappingNode) -> tuple[ScalarNode, Node] | None:
         key, value = entry
         return (
             isinstance(value, ScalarNode)
-            and value.style in _SINGLE_LINE_STYLES
             and (value.start_mark.line, value.start_mark.column)
             >= (key.end_mark.line, key.end_mark.column)
         )
@@ -195,7 +194,9 @@ def _splice_for(site: AccountSite, text: str, address: str) -> _Splice | str:
     newline = _newline_of(text)
     line_end = text.find("\n", value.end_mark.index)
     prefix = ""
-    if line_end < 0:
+    if value.end_mark.column == 0 and value.end_mark.index > value.start_mark.index:
+        at = value.end_mark.index  # a block scalar ends at the start of the next line
+    elif line_end < 0:
         at = len(text)
         prefix = newline
     else:

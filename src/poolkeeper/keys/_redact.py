@@ -84,17 +84,23 @@ class RedactingFilter(logging.Filter):
 
 
 def _redact_record(record: logging.LogRecord) -> None:
-    if getattr(record, "_poolkeeper_redacted", False):
+    """Rewrite ``record`` in place where it shows a secret; leave clean records untouched."""
+    if _registry.compiled is None or getattr(record, "_poolkeeper_redacted", False):
         return
     try:
         message = record.getMessage()
     except Exception:  # a broken format string: keep what logging would show, masked
         message = f"{record.msg!s} {record.args!r}"
-    record.msg = redact(message)
-    record.args = None
+    masked = redact(message)
+    if masked != message:
+        record.msg = masked
+        record.args = None
     if record.exc_info and not record.exc_text:
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
-    if record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        masked = redact(text)
+        if masked != text:
+            record.exc_text = masked
+    elif record.exc_text:
         record.exc_text = redact(record.exc_text)
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
