@@ -146,11 +146,8 @@ def _after_key_value(mapping: MappingNode) -> tuple[ScalarNode, Node] | None:
 
     def usable(entry: tuple[ScalarNode, Node]) -> bool:
         key, value = entry
-        return (
-            isinstance(value, ScalarNode)
-            and (value.start_mark.line, value.start_mark.column)
-            >= (key.end_mark.line, key.end_mark.column)
-        )
+        # An alias points back at a node written elsewhere: no place to write after.
+        return isinstance(value, ScalarNode) and value.start_mark.index >= key.end_mark.index
 
     for preferred in ("derivation", "name"):
         entry = entries.get(preferred)
