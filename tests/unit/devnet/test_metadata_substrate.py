@@ -266,3 +266,99 @@ def test_events_encode_and_a_module_error_resolves_by_name(substrate: _OfflineSu
     assert receipt.is_success is False
     assert receipt.error_message["name"] == "UnauthorizedPoolOwner"
     assert receipt.error_message["docs"]
+
+
+def test_assets_account_double_map_key_layout(substrate: _OfflineSubstrate) -> None:
+    import xxhash as xx
+
+    owner = Keypair.create_from_uri("//Alice", ss58_format=30)
+    key = StorageKey.create_from_storage_function(
+        "Assets",
+        "Account",
+        [10000, owner.ss58_address],
+        runtime_config=substrate.runtime_config,
+        metadata=substrate.metadata,
+    )
+    asset = (10000).to_bytes(4, "little")
+    expected = (
+        xx.xxh64(b"Assets", seed=0).digest()[::-1]
+        + xx.xxh64(b"Assets", seed=1).digest()[::-1]
+        + xx.xxh64(b"Account", seed=0).digest()[::-1]
+        + xx.xxh64(b"Account", seed=1).digest()[::-1]
+        + hashlib.blake2b(asset, digest_size=16).digest()
+        + asset
+        + hashlib.blake2b(owner.public_key, digest_size=16).digest()
+        + owner.public_key
+    )
+    assert key.data == expected
+
+
+def test_register_worker_v2_with_a_dcap_report_round_trips(substrate: _OfflineSubstrate) -> None:
+    info = {
+        "version": 1,
+        "machine_id": "0x0102",
+        "pubkey": WORKER,
+        "ecdh_pubkey": WORKER,
+        "genesis_block_hash": GENESIS,
+        "features": [1, 4],
+        "operator": None,
+        "para_id": 2035,
+        "max_consensus_version": 0,
+    }
+    collateral = {
+        "SgxV30": {
+            "pck_crl_issuer_chain": "a",
+            "root_ca_crl": "b",
+            "pck_crl": "c",
+            "tcb_info_issuer_chain": "d",
+            "tcb_info": "e",
+            "tcb_info_signature": "0x01",
+            "qe_identity_issuer_chain": "f",
+            "qe_identity": "g",
+            "qe_identity_signature": "0x02",
+        }
+    }
+    report = {"SgxDcap": {"quote": "0xaabb", "collateral": collateral}}
+    call = substrate.compose_call(
+        "PhalaRegistry", "register_worker_v2", {"pruntime_info": info, "attestation": report}
+    )
+    decoded = substrate.create_scale_object("Call", data=ScaleBytes(call.data.data))
+    decoded.decode()
+    args = {a["name"]: a["value"] for a in decoded.value["call_args"]}
+    assert args["pruntime_info"]["para_id"] == 2035
+    assert args["attestation"]["SgxDcap"]["quote"] == "0xaabb"
+    assert args["attestation"]["SgxDcap"]["collateral"]["SgxV30"]["qe_identity"] == "g"
+    none = substrate.compose_call(
+        "PhalaRegistry", "register_worker_v2", {"pruntime_info": info, "attestation": None}
+    )
+    assert bytes(none.data.data).endswith(b"\x00")  # the devnet's "no attestation"
+
+
+def test_workers_entry_with_dcap_provider_decodes(substrate: _OfflineSubstrate) -> None:
+    key = StorageKey.create_from_storage_function(
+        "PhalaRegistry",
+        "Workers",
+        [WORKER],
+        runtime_config=substrate.runtime_config,
+        metadata=substrate.metadata,
+    )
+    owner = Keypair.create_from_uri("//Alice", ss58_format=30)
+    value = (
+        bytes.fromhex(WORKER[2:]) * 2
+        + (7).to_bytes(4, "little")
+        + (1_700_000_000).to_bytes(8, "little")
+        + b"\x01"
+        + owner.public_key
+        + b"\x01\x02"  # Some(Dcap)
+        + b"\x01"
+        + b"\x01"
+        + (2500).to_bytes(4, "little")
+        + b"\x04"
+        + (1).to_bytes(4, "little")
+    )
+    substrate.storage = {"0x" + key.data.hex(): "0x" + value.hex()}
+    worker = substrate.query("PhalaRegistry", "Workers", [WORKER]).value
+    assert worker["attestation_provider"] == "Dcap"
+    assert worker["operator"] == owner.ss58_address
+    assert worker["initial_score"] == 2500
+    assert worker["features"] == [1]

@@ -259,6 +259,12 @@ def enum_of(head: str, variants: Sequence[VariantDecl], docs: Sequence[str] = ()
 # ---------------------------------------------------------------------------- the registry
 
 
+ResolvedField = tuple[str | None, int, str | None]  # (name, type id, type name)
+ResolvedVariant = tuple[
+    str, int, tuple[ResolvedField, ...], tuple[str, ...]
+]  # name index fields docs
+
+
 @dataclass
 class Node:
     """One entry of the portable registry, with ids already resolved."""
@@ -266,10 +272,8 @@ class Node:
     path: tuple[str, ...] = ()
     params: tuple[tuple[str, int | None], ...] = ()
     kind: str = ""  # composite variant sequence array tuple primitive compact
-    fields: tuple[tuple[str | None, int, str | None], ...] = ()
-    variants: tuple[
-        tuple[str, int, tuple[tuple[str | None, int, str | None], ...], tuple[str, ...]], ...
-    ] = ()
+    fields: tuple[ResolvedField, ...] = ()
+    variants: tuple[ResolvedVariant, ...] = ()
     inner: int = 0  # sequence / array / compact element
     length: int = 0
     items: tuple[int, ...] = ()
@@ -374,7 +378,7 @@ class Registry:
 
     def _fields(
         self, fields: Iterable[tuple[str | None, Expr]], env: Mapping[str, int | None]
-    ) -> tuple[tuple[str | None, int, str | None], ...]:
+    ) -> tuple[ResolvedField, ...]:
         return tuple((name, self._resolve(e, env), str(e)) for name, e in fields)
 
     # ------------------------------------------------------------------ SCALE of the registry
@@ -413,10 +417,10 @@ class Registry:
         return {name: self.default_value(fields[0][1])}
 
 
-_FIELD = Callable[["Registry", Node, Any], bytes]
+_ValueEncoder = Callable[["Registry", Node, Any], bytes]
 
 
-def _encode_fields(fields: tuple[tuple[str | None, int, str | None], ...]) -> bytes:
+def _encode_fields(fields: tuple[ResolvedField, ...]) -> bytes:
     return seq(
         option(text(name) if name is not None else None)
         + compact(t)
@@ -549,7 +553,7 @@ def _enc_variant(reg: Registry, n: Node, value: Any) -> bytes:
     raise ValueError(f"no variant {name!r}")
 
 
-_VALUE_ENCODERS: dict[str, _FIELD] = {
+_VALUE_ENCODERS: dict[str, _ValueEncoder] = {
     "primitive": _enc_primitive,
     "compact": _enc_compact,
     "sequence": _enc_sequence,
