@@ -1,5 +1,12 @@
 """The planner: ``plan_for(desired, observed, policy) -> Plan``, pure and deterministic.
 
 It is the heart of poolkeeper: each pass recomputes the whole difference between the
-inventory and the observed world; a worker's phase is derived, never stored.
+inventory and the observed world; a worker's phase is derived, never stored. The
+rules are written down in docs/planner.md.
 """
+
+from poolkeeper.plan._planner import plan_for
+from poolkeeper.plan._policy import PlanPolicy, TargetError, check_target
+from poolkeeper.plan._workers import format_duration
+
+__all__ = ["PlanPolicy", "TargetError", "check_target", "format_duration", "plan_for"]
