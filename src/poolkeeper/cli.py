@@ -8,6 +8,8 @@ nothing here decides what to do with a pool. Exit codes follow Terraform's habit
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,7 @@ import typer
 
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._version import __version__
-from poolkeeper.errors import InventoryError
+from poolkeeper.errors import InventoryError, PoolkeeperError
 
 app = typer.Typer(
     name="poolkeeper",
@@ -74,6 +76,129 @@ def validate(
         return
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     typer.echo(f"{shown}: valid ({summary})")
+
+
+DEMO_SNAPSHOT = Path("examples/observed-devnet-fresh.json")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def _use_colour(choice: bool | None) -> bool:
+    if choice is not None:
+        return choice
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _plan_and_show(
+    directory: Path,
+    snapshot: Path,
+    *,
+    as_json: bool,
+    targets: list[str],
+    prune: bool,
+    out: Path | None,
+    colour: bool | None,
+) -> bool:
+    """Load, plan, print (and save); True when the plan has actions. Errors exit 1."""
+    from poolkeeper.inventory import load_inventory
+    from poolkeeper.observe.snapshot import load_snapshot
+    from poolkeeper.plan import PlanPolicy, TargetError, plan_for
+    from poolkeeper.render import render_json, render_text
+
+    try:
+        policy = PlanPolicy(prune=prune, targets=tuple(targets))
+    except TargetError as error:
+        raise _fail(f"error: {error}") from None
+    try:
+        desired = load_inventory(directory)
+    except InventoryError as error:
+        raise _fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
+    try:
+        observed = load_snapshot(snapshot)
+    except PoolkeeperError as error:
+        raise _fail(f"error: {error}") from None
+    plan = plan_for(desired, observed, policy)
+    document = render_json(plan)
+    if out is not None:
+        try:
+            out.write_text(document, encoding="utf-8")
+        except OSError as error:
+            raise _fail(f"error: cannot write {out}: {error.strerror or error}") from None
+    if as_json:
+        typer.echo(document, nl=False)
+    else:
+        enabled = _use_colour(colour)
+        typer.echo(render_text(plan, colour=enabled), nl=False, color=enabled)
+    return plan.has_changes
+
+
+@app.command()
+def plan(
+    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    *,
+    observed: Annotated[
+        Path,
+        typer.Option(
+            "--observed", help="Observed-state snapshot (JSON of Observed) to plan against."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes.")
+    ] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Limit to pool/<name-or-pid> or worker/<name> (repeat)."),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Allow taking out workers missing from the inventory, and lowering stakes.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Also save the plan as JSON here.")
+    ] = None,
+    colour: Annotated[
+        bool | None, typer.Option("--color/--no-color", help="Colour (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Show what poolkeeper would do. Exit 0: no changes, 1: error, 2: changes (with
+    --detailed-exitcode)."""
+    changes = _plan_and_show(
+        directory,
+        observed,
+        as_json=as_json,
+        targets=target or [],
+        prune=prune,
+        out=out,
+        colour=colour,
+    )
+    if detailed_exitcode and changes:
+        raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    *,
+    observed: Annotated[
+        Path, typer.Option("--observed", help="Snapshot to plan against.")
+    ] = DEMO_SNAPSHOT,
+) -> None:
+    """Plan the example inventory (against a snapshot until the devnet is wired in)."""
+    typer.echo(
+        "The devnet is not wired into the demo yet, so this plans the inventory "
+        f"{directory.as_posix()} against the snapshot {observed.as_posix()} "
+        "(a freshly started devnet: no pools, pRuntimes not initialized). Nothing is applied.\n"
+    )
+    _plan_and_show(
+        directory, observed, as_json=False, targets=[], prune=False, out=None, colour=None
+    )
 
 
 def main() -> None:
