@@ -7,6 +7,5 @@ rules are written down in docs/planner.md.
 
 from poolkeeper.plan._planner import plan_for
 from poolkeeper.plan._policy import PlanPolicy, TargetError, check_target
-from poolkeeper.plan._workers import format_duration
 
-__all__ = ["PlanPolicy", "TargetError", "check_target", "format_duration", "plan_for"]
+__all__ = ["PlanPolicy", "TargetError", "check_target", "plan_for"]

@@ -17,26 +17,12 @@ from dataclasses import dataclass, field
 from poolkeeper.model.actions import ActionKind
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import AccountRole, WorkerSpec, WorkerState
+from poolkeeper.model.durations import format_duration
 from poolkeeper.model.observed import ChainWorker, PRuntimeInfo, RelayStatus, SessionState
 from poolkeeper.model.phase import is_synced
 from poolkeeper.plan._context import Context, PoolRun, make_action, normalise_pubkey
 
 _ACTIVE_RELAY = frozenset({RelayStatus.RUNNING, RelayStatus.BACKING_OFF, RelayStatus.STALLED})
-
-
-def format_duration(seconds: int) -> str:
-    """``11520 -> '3h 12m'``: two units at most, rounded down, never empty."""
-    seconds = max(0, seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from poolkeeper.model.actions import Action, Alert, Drift, Plan, Symbol, Wait
 from poolkeeper.model.amounts import format_pha
-from poolkeeper.plan import format_duration
+from poolkeeper.model.durations import format_duration
 
 NO_CHANGES = "No changes. The pools match the inventory."
 NO_POOL = "(no pool)"

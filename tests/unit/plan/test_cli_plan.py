@@ -53,9 +53,7 @@ def test_plan_of_the_example_against_a_fresh_devnet() -> None:
 
 
 def test_detailed_exitcode_is_2_with_changes_and_0_without(tmp_path: Path) -> None:
-    code, _, _ = _run(
-        "plan", str(INVENTORY), "--observed", str(SNAPSHOT), "--detailed-exitcode"
-    )
+    code, _, _ = _run("plan", str(INVENTORY), "--observed", str(SNAPSHOT), "--detailed-exitcode")
     assert code == 2
     inventory, snapshot = _converged(tmp_path)
     code, out, _ = _run("plan", str(inventory), "--observed", str(snapshot), "--detailed-exitcode")
