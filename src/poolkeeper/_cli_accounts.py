@@ -9,7 +9,6 @@ revealed only to the derivation and to the one file ``new-secret`` writes.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from typing import Annotated
 import typer
 
 from poolkeeper.errors import DerivationError, InventoryError, SecretError
+from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import (
     Mnemonic,
     derive_keys,
@@ -60,22 +60,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _load_desired(directory: Path) -> Desired | None:
-    """The validated inventory, or None while the loader is not part of this build."""
-    inventory = importlib.import_module("poolkeeper.inventory")
-    loader = getattr(inventory, "load_inventory", None)
-    if loader is None:
-        return None
-    desired = loader(directory)
-    assert isinstance(desired, Desired)
-    return desired
-
-
-def _load_or_exit(directory: Path) -> Desired | None:
-    if not directory.exists():
-        raise _fail(f"{directory}: no such inventory directory")
+def _load_or_exit(directory: Path) -> Desired:
+    """The validated inventory; an invalid one is reported and the command stops (exit 1)."""
     try:
-        return _load_desired(directory)
+        return load_inventory(directory)
     except InventoryError as exc:
         raise _fail(str(exc)) from None
 
@@ -100,13 +88,13 @@ def generate(
     and nothing is written. Comments, order and formatting of the files are kept.
     """
     desired = _load_or_exit(directory)
-    settings = desired.settings if desired is not None else Desired().settings
+    settings = desired.settings
     try:
         mnemonic = load_master_secret(settings.secrets, base_dir=_base_dir(directory))
         result = generate_addresses(
             directory,
             mnemonic,
-            desired.accounts if desired is not None else None,
+            desired.accounts,
             ss58_prefix=settings.ss58_prefix,
             write=not check,
         )
@@ -258,7 +246,7 @@ def _render_table(rows: list[_Row]) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Accounts", caption=BALANCES_NOTE, caption_justify="left")
+    table = Table(title="Accounts")
     for column in ("name", "role", "address", "status", "derivation", "warn", "critical"):
         table.add_column(column)
     for row in rows:
@@ -272,6 +260,7 @@ def _render_table(rows: list[_Row]) -> str:
             format_pha(row.critical_below),
         )
     buffer = io.StringIO()
+    buffer.write(f"# {BALANCES_NOTE}\n")
     Console(file=buffer, width=200, force_terminal=False, color_system=None).print(table)
     return buffer.getvalue()
 
@@ -331,8 +320,6 @@ def list_accounts(
     Balances are not shown yet: they come with live observation.
     """
     desired = _load_or_exit(directory)
-    if desired is None:
-        raise _fail("the inventory loader is not available in this build")
     mnemonic: Mnemonic | None = None
     if any(a.derivation for a in desired.accounts):
         try:
