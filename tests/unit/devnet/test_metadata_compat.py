@@ -18,7 +18,7 @@ from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
 from poolkeeper.devnet.chain._metadata import build_metadata
-from poolkeeper.devnet.chain._pallets import DEVNET_CONSTANT_VALUES, DEVNET_ONLY_PALLETS
+from poolkeeper.devnet.chain._metadata_pallets import DEVNET_CONSTANT_VALUES, DEVNET_ONLY_PALLETS
 
 KHALA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"
 
@@ -219,19 +219,75 @@ def test_constants_match(devnet: Meta, khala: Meta) -> None:
 
 def test_the_product_facing_items_are_declared(devnet: Meta) -> None:
     """The calls, storage and events the product and the simulators rely on are all present."""
-    needed = {
-        "System": {"storage": {"Account", "Events", "Number", "BlockHash", "ParentHash"}},
-        "Balances": {"calls": {"transfer_keep_alive", "transfer_allow_death", "force_set_balance"}},
-        "Utility": {"calls": {"batch", "batch_all", "force_batch"}},
-        "Proxy": {"calls": {"proxy", "add_proxy", "remove_proxy"}, "storage": {"Proxies"}},
-        "PhalaMq": {"calls": {"sync_offchain_message"}, "storage": {"OffchainIngress"}},
+    needed: dict[str, dict[str, set[str]]] = {
+        "System": {
+            "storage": {"Account", "Events", "Number", "BlockHash", "ParentHash"},
+            "event": {"ExtrinsicSuccess", "ExtrinsicFailed"},
+        },
+        "Timestamp": {"storage": {"Now"}, "calls": {"set"}},
+        "Balances": {
+            "calls": {
+                "transfer_keep_alive",
+                "transfer_allow_death",
+                "transfer",
+                "force_set_balance",
+            },
+            "event": {"Transfer", "Withdraw", "Deposit", "Endowed"},
+            "error": {"InsufficientBalance", "ExistentialDeposit", "Expendability"},
+        },
+        "TransactionPayment": {"event": {"TransactionFeePaid"}},
+        "Utility": {
+            "calls": {"batch", "batch_all", "force_batch"},
+            "event": {
+                "ItemCompleted",
+                "ItemFailed",
+                "BatchCompleted",
+                "BatchCompletedWithErrors",
+                "BatchInterrupted",
+            },
+        },
+        "Proxy": {
+            "calls": {"proxy", "add_proxy", "remove_proxy"},
+            "storage": {"Proxies"},
+            "event": {"ProxyExecuted", "ProxyAdded"},
+        },
+        "PhalaMq": {
+            "calls": {"sync_offchain_message"},
+            "storage": {"OffchainIngress", "OutboundMessages"},
+            "error": {"BadSequence"},
+        },
         "PhalaRegistry": {
             "calls": {"register_worker", "register_worker_v2", "update_worker_endpoint"},
-            "storage": {"Workers", "WorkerAddedAt"},
+            "storage": {"Workers", "WorkerAddedAt", "Endpoints"},
+            "event": {"WorkerAdded", "WorkerUpdated", "InitialScoreSet"},
+            "error": {
+                "GenesisBlockHashRejected",
+                "NoneAttestationDisabled",
+                "ParachainIdMismatch",
+                "InvalidIASSigningCert",
+            },
         },
         "PhalaComputation": {
             "calls": {"unbind"},
-            "storage": {"WorkerBindings", "SessionBindings", "Sessions", "Stakes"},
+            "storage": {
+                "WorkerBindings",
+                "SessionBindings",
+                "Sessions",
+                "Stakes",
+                "CoolDownPeriod",
+            },
+            "event": {
+                "SessionBound",
+                "SessionUnbound",
+                "WorkerStarted",
+                "WorkerStopped",
+                "WorkerReclaimed",
+                "WorkerEnterUnresponsive",
+                "WorkerExitUnresponsive",
+                "SessionSettled",
+                "BenchmarkUpdated",
+            },
+            "error": {"CoolDownNotReady", "InsufficientStake", "TooMuchStake", "BenchmarkTooLow"},
         },
         "PhalaStakePoolv2": {
             "calls": {
@@ -247,10 +303,26 @@ def test_the_product_facing_items_are_declared(devnet: Meta) -> None:
                 "set_payout_pref",
             },
             "storage": {"WorkerAssignments", "SubAccountPreimages"},
+            "event": {
+                "PoolCreated",
+                "PoolWorkerAdded",
+                "PoolWorkerRemoved",
+                "WorkingStarted",
+                "WorkerReclaimed",
+                "Contribution",
+            },
+            "error": {
+                "UnauthorizedOperator",
+                "UnauthorizedPoolOwner",
+                "BenchmarkMissing",
+                "InsufficientFreeStake",
+                "WorkerIsNotReady",
+                "FailedToBindSessionAndWorker",
+            },
         },
         "PhalaBasePool": {"storage": {"Pools", "PoolCount"}},
-        "Assets": {"storage": {"Account", "Asset"}},
-        "PhalaWrappedBalances": {"calls": {"wrap", "unwrap"}},
+        "Assets": {"storage": {"Account", "Asset"}, "event": {"Transferred", "Issued", "Burned"}},
+        "PhalaWrappedBalances": {"calls": {"wrap", "unwrap"}, "event": {"Wrapped", "Unwrapped"}},
         "Grandpa": {"storage": {"CurrentSetId", "Authorities"}},
         "ParachainInfo": {"storage": {"ParachainId"}},
     }

@@ -3,7 +3,7 @@
 Every client — substrate-interface in the product, the engine itself — learns pallet and call
 indices, storage hashers and type layouts from `state_getMetadata`, so this is what makes the
 devnet "speak Khala": the same pallet, call, event, error and storage names and shapes as
-Khala spec 1251 (declared in `_types.py` and `_pallets.py`), under the devnet's own pallet
+Khala spec 1251 (declared in `_types.py` and `_metadata_pallets.py`), under the devnet's own pallet
 indices (`PALLET_INDICES`), which keeps clients honest about resolving indices by name.
 
 `build_metadata()` returns `b"meta" + SCALE(RuntimeMetadata::V14)`; it is built once per process.
@@ -16,7 +16,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any, Final
 
-from poolkeeper.devnet.chain._pallets import (
+from poolkeeper.devnet.chain._metadata_pallets import (
     ERROR_DOCS,
     PALLETS,
     SPEC_VERSION,

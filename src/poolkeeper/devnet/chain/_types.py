@@ -3,7 +3,7 @@
 Clients decode the devnet with the metadata it serves, so these shapes are what make the
 devnet's storage, calls and events look like Khala's. Keys are the names used in type
 expressions (usually the last path segment; renamed where two paths share one). The pallets'
-own Call/Event/Error enums are declared with the pallets in `_pallets.py`.
+own Call/Event/Error enums are declared with the pallets in `_metadata_pallets.py`.
 
 Devnet deviations from the 2023 Khala metadata (both from current Phala source):
 `AttestationReport::SgxDcap` (variant 1) with its `Collateral`, and `AttestationProvider::Dcap` (2).
