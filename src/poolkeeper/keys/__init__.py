@@ -19,6 +19,7 @@ from poolkeeper.keys._derive import (
 from poolkeeper.keys._generate import (
     AddressChange,
     GenerateResult,
+    account_keys,
     generate_addresses,
     inventory_files,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "Mnemonic",
     "RedactingFilter",
     "Secret",
+    "account_keys",
     "derivation_junctions",
     "derivation_label_problem",
     "derivation_path",

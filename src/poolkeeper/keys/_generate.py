@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poolkeeper.errors import DerivationError
-from poolkeeper.keys._derive import derivation_label_problem, derive_keys
+from poolkeeper.keys._derive import DerivedKey, derivation_label_problem, derive_keys
 from poolkeeper.keys._inventory_edit import (
     AccountSite,
     find_account_sites,
@@ -127,16 +127,21 @@ def generate_addresses(
             found = _site_of(spec, root, sites, problems)
             if found is not None:
                 derived.append((spec.name, spec.derivation, spec.address, found))
-    labels: list[str] = []
+    labels: dict[str, str] = {}
     for name, label, _, site in derived:
         problem = derivation_label_problem(label)
         if problem:
             problems.append(f"{site}: account {name}: derivation label {label!r} {problem}")
-        elif label not in labels:
-            labels.append(label)
+        elif label in labels:
+            problems.append(
+                f"{site}: account {name}: derivation label {label!r} is already used by "
+                f"account {labels[label]} (two names for one key; give each account its own label)"
+            )
+        else:
+            labels[label] = name
     if problems:
         raise DerivationError("\n".join(problems))
-    keys = derive_keys(mnemonic, labels, ss58_prefix)
+    keys = derive_keys(mnemonic, list(labels), ss58_prefix)
     result = GenerateResult()
     edits: list[tuple[AccountSite, str]] = []
     for name, label, declared, site in derived:
@@ -169,3 +174,44 @@ def generate_addresses(
     if write:
         write_files_atomically(new_texts)
     return result
+
+
+def account_keys(
+    accounts: Sequence[AccountSpec], mnemonic: Mnemonic, ss58_prefix: int = KHALA_PREFIX
+) -> dict[str, DerivedKey]:
+    """The signing key of every account with a derivation, by account name.
+
+    An account whose declared address is not its derived address gets no key: signing
+    with it would act for an account the inventory does not describe. Every such
+    problem is raised at once as ``DerivationError``.
+    """
+    problems: list[str] = []
+    labelled = [a for a in accounts if a.derivation is not None]
+    for account in labelled:
+        problem = derivation_label_problem(account.derivation or "")
+        if problem:
+            where = f"{account.source}: " if account.source else ""
+            problems.append(f"{where}account {account.name}: derivation label {problem}")
+    if problems:
+        raise DerivationError("\n".join(problems))
+    keys = derive_keys(mnemonic, sorted({a.derivation or "" for a in labelled}), ss58_prefix)
+    found: dict[str, DerivedKey] = {}
+    for account in labelled:
+        key = keys[account.derivation or ""]
+        if account.address is not None:
+            try:
+                declared = decode_address(account.address)[1]
+            except AddressError as exc:
+                declared = None
+                problems.append(f"account {account.name}: address {account.address}: {exc}")
+            if declared is not None and declared != key.public_key:
+                where = f"{account.source}: " if account.source else ""
+                problems.append(
+                    f"{where}account {account.name}: declared address {account.address} is not "
+                    f"the derived address {key.address}; refusing to sign for it"
+                )
+                continue
+        found[account.name] = key
+    if problems:
+        raise DerivationError("\n".join(problems))
+    return found

@@ -133,3 +133,28 @@ def test_signature_verifies_with_substrate_keypair(dev_phrase: str) -> None:
 def test_whitespace_in_the_mnemonic_does_not_change_the_account(dev_phrase: str) -> None:
     messy = "  " + dev_phrase.replace(" ", " \n\t ") + "\n"
     assert derive_address(Mnemonic(messy), "x") == derive_address(Mnemonic(dev_phrase), "x")
+
+
+def test_account_keys_refuse_a_mismatching_address() -> None:
+    from poolkeeper.keys import account_keys
+    from poolkeeper.model.desired import AccountRole, AccountSpec
+
+    mnemonic = Mnemonic(DEV_PHRASE)
+    good = AccountSpec(name="op", role=AccountRole.OPERATOR, derivation="operator//pool-a")
+    watched = AccountSpec(name="w", role=AccountRole.WATCH, address=VECTORS[1][2])
+    keys = account_keys([good, watched], mnemonic)
+    assert set(keys) == {"op"}
+    assert keys["op"].address == VECTORS[0][2]
+    wrong = AccountSpec(
+        name="bad", role=AccountRole.OWNER, derivation="owner", address=VECTORS[0][2]
+    )
+    with pytest.raises(DerivationError, match=r"account bad: declared address .* refusing to sign"):
+        account_keys([good, wrong], mnemonic)
+
+
+def test_derived_key_is_a_chain_signer() -> None:
+    from poolkeeper.chain.ports import Signer
+
+    signer: Signer = derive_key(Mnemonic(DEV_PHRASE), "relay")
+    assert len(signer.public_key) == 32 and signer.address.startswith("4")
+    assert len(signer.sign(b"x")) == 64

@@ -249,3 +249,32 @@ def test_file_mode_is_kept(tmp_path: Path) -> None:
     generate_addresses(root, Mnemonic(DEV_PHRASE))
     assert (root / "a.yaml").stat().st_mode & 0o777 == 0o640
     assert [p.name for p in root.iterdir()] == ["a.yaml"]
+
+
+def test_two_accounts_with_one_label_are_refused(tmp_path: Path) -> None:
+    text = (
+        "accounts:\n  - name: a\n    role: owner\n    derivation: same\n"
+        "  - name: b\n    role: operator\n    derivation: same\n"
+    )
+    root = _inventory(tmp_path, {"a.yaml": text})
+    with pytest.raises(DerivationError, match="already used by account a"):
+        generate_addresses(root, Mnemonic(DEV_PHRASE))
+    assert (root / "a.yaml").read_text() == text
+
+
+def test_accounts_built_with_merge_keys(tmp_path: Path) -> None:
+    from poolkeeper.inventory import load_inventory
+
+    text = (
+        "accounts:\n"
+        "  - &base\n    name: a\n    role: owner\n    derivation: a\n"
+        "  - <<: *base\n    name: b\n    derivation: b\n"
+        "  - name: c   # c\n    <<: *base\n    derivation: c\n"
+    )
+    root = _inventory(tmp_path, {"a.yaml": text})
+    generate_addresses(root, Mnemonic(DEV_PHRASE), load_inventory(root).accounts)
+    added, removed = _changed_lines(text, (root / "a.yaml").read_text())
+    assert removed == [] and len(added) == 3
+    assert all(ADDRESS_LINE.match(line) for line in added)
+    reloaded = {a.name: a.address for a in load_inventory(root).accounts}
+    assert reloaded == {x: derive_address(Mnemonic(DEV_PHRASE), x) for x in "abc"}
