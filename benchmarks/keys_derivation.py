@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from poolkeeper.keys import Mnemonic, derive_keys, generate_addresses  # noqa: E402
+from poolkeeper.keys import Mnemonic, derive_keys, generate_addresses
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 
@@ -55,7 +55,8 @@ def main() -> None:
             generate_addresses(root, mnemonic)
             times.append((time.perf_counter() - start) * 1000)
     print(
-        f"generate: 200 accounts in one file, write all addresses: {statistics.median(times):.0f} ms"
+        "generate: 200 accounts in one file, write all addresses: "
+        f"{statistics.median(times):.0f} ms"
     )
 
 
