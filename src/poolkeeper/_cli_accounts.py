@@ -28,6 +28,7 @@ from poolkeeper.keys import (
     generate_addresses,
     install_log_redaction,
     load_master_secret,
+    redact,
 )
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import AccountSpec, Desired
@@ -56,7 +57,7 @@ def _accounts() -> None:
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {redact(message)}", err=True)
     return typer.Exit(1)
 
 

@@ -18,6 +18,7 @@ import typer
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError, PoolkeeperError
+from poolkeeper.keys import install_log_redaction
 
 app = typer.Typer(
     name="poolkeeper",
@@ -32,6 +33,7 @@ app.add_typer(accounts_app)
 @app.callback()
 def _root() -> None:
     """Keep Phala mining pools in the state the inventory declares."""
+    install_log_redaction()
 
 
 @app.command()
