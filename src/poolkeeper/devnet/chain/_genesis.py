@@ -17,7 +17,11 @@ from ruamel.yaml import YAML
 from scalecodec.utils.ss58 import ss58_decode
 from substrateinterface import Keypair
 
+from poolkeeper.devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
+
 PHA = 10**12
+PHALA_SECTIONS = tuple(cls.name for cls in PALLETS)
+"""Top-level genesis keys passed as-is to the Phala pallet of that name."""
 DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -44,6 +48,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "proxies": [
             {"real": "//Operator", "delegate": "//Manager", "proxy_type": "StakePoolManager"}
         ],
+        "phala": {
+            "benchmark_duration": 5,
+            "pools": [
+                {"owner": "//Operator", "free_stake": 100000 * PHA, "worker_count": 4},
+            ],
+        },
     },
 }
 
@@ -112,6 +122,11 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         )
     result["proxies"] = proxies
     pallets = _resolve_uris(dict(config.get("pallets") or {}))
+    for name in PHALA_SECTIONS:
+        if name in config:
+            pallets[name] = _resolve_uris(config[name])
+    if config.get("phala"):
+        pallets = merge_phala_genesis({**pallets, "phala": _resolve_uris(config["phala"])})
     computation = dict(pallets.get("PhalaComputation") or {})
     if "cool_down_period" in config:
         computation.setdefault("cool_down_period", int(config["cool_down_period"]))
