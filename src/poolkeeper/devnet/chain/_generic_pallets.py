@@ -29,7 +29,7 @@ def normalize_account(value: Any) -> AccountHex:
     """An AccountId32 from scalecodec's value of an AccountId or MultiAddress."""
     if isinstance(value, dict) and len(value) == 1:
         variant, inner = next(iter(value.items()))
-        if variant in ("Id", "Address32"):
+        if variant == "Id":
             return normalize_account(inner)
         raise DispatchError("System", "CannotLookup")
     if isinstance(value, bytes) and len(value) == 32:
