@@ -68,6 +68,11 @@ class _OfflineSubstrate(SubstrateInterface):  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
+def decoded() -> tuple[Any, Any]:
+    return _decode(build_metadata())
+
+
+@pytest.fixture(scope="module")
 def substrate() -> _OfflineSubstrate:
     s = _OfflineSubstrate(url="http://127.0.0.1:9")
     s.storage = {}
@@ -75,10 +80,10 @@ def substrate() -> _OfflineSubstrate:
     return s
 
 
-def test_metadata_is_prefixed_v14_and_reencodes_byte_identical() -> None:
+def test_metadata_is_prefixed_v14_and_reencodes_byte_identical(decoded: tuple[Any, Any]) -> None:
     data = build_metadata()
     assert data[:4] == b"meta" and data[4] == 14
-    rc, obj = _decode(data)
+    rc, obj = decoded
     again = rc.create_scale_object("MetadataVersioned").encode(obj.value)
     assert bytes(again.data) == data
 
@@ -87,14 +92,14 @@ def test_build_is_cached() -> None:
     assert build_metadata() is build_metadata()
 
 
-def test_pallet_indices_and_names_are_the_declared_ones() -> None:
-    _, obj = _decode(build_metadata())
+def test_pallet_indices_and_names_are_the_declared_ones(decoded: tuple[Any, Any]) -> None:
+    _, obj = decoded
     pallets = {p["name"]: p["index"] for p in obj.value[1]["V14"]["pallets"]}
     assert pallets == PALLET_INDICES
 
 
-def test_extrinsic_format_is_v4_with_khala_signed_extensions() -> None:
-    _, obj = _decode(build_metadata())
+def test_extrinsic_format_is_v4_with_khala_signed_extensions(decoded: tuple[Any, Any]) -> None:
+    _, obj = decoded
     ext = obj.value[1]["V14"]["extrinsic"]
     assert ext["version"] == 4
     assert [e["identifier"] for e in ext["signed_extensions"]] == [

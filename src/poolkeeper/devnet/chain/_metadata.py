@@ -113,6 +113,7 @@ _HASHERS: Final[dict[str, int]] = {
 }
 
 _RUNTIME = "khala_parachain_runtime"
+_NO_DOCS = seq([])
 
 
 def _version_constant() -> dict[str, Any]:
@@ -196,7 +197,7 @@ def _pallet(reg: Registry, p: PalletDecl) -> bytes:
         tid = reg.id_of(c.type)
         value = _version_constant() if (p.name, c.name) == ("System", "Version") else c.value
         raw = reg.encode_value(tid, value)
-        constants.append(text(c.name) + compact(tid) + compact(len(raw)) + raw + seq([]))
+        constants.append(text(c.name) + compact(tid) + compact(len(raw)) + raw + _NO_DOCS)
     out += seq(constants)
     out += option(compact(reg.id_of(f"{p.name}.Error")) if p.errors is not None else None)
     out += bytes([PALLET_INDICES[p.name]])
@@ -207,8 +208,7 @@ def _pallet(reg: Registry, p: PalletDecl) -> bytes:
 def build_metadata() -> bytes:
     """`b"meta"` + SCALE `RuntimeMetadata::V14` of the devnet runtime (cached per process)."""
     reg = Registry(_declarations())
-    # Resolve the ids the extrinsic format needs first so the common types get small ids.
-    reg.id_of("AccountId32")
+    reg.id_of("AccountId32")  # type 0, as in every Substrate runtime's registry
     pallets = [_pallet(reg, p) for p in PALLETS]
     extrinsic_id = reg.id_of(
         "UncheckedExtrinsic<MultiAddress<AccountId32, ()>, RuntimeCall, MultiSignature,"
