@@ -25,6 +25,7 @@ app = typer.Typer(
     help="Keep Phala mining pools in the state the inventory declares.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals of a crash may hold secret bytes
 )
 
 app.add_typer(accounts_app)

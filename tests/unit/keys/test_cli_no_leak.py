@@ -125,3 +125,45 @@ def test_accounts_commands_never_show_the_secret(tmp_path: Path) -> None:
             assert not pattern.search(text), f"{path} shows a secret"
     # The check can fail: the secret file itself does hold the new words.
     assert any(p.search(secret_file.read_text()) for p in _forbidden(new_mnemonic.reveal(), ()))
+
+
+CRASH_DURING_DERIVATION = """
+import sys
+import poolkeeper.keys._derive as derive
+
+def crash(junction):
+    raise RuntimeError("unexpected failure while deriving")
+
+derive.junction_chain_code = crash
+from poolkeeper.cli import main
+sys.argv = ["poolkeeper", "accounts", "generate", sys.argv[1]]
+main()
+"""
+
+
+def test_a_crash_while_deriving_shows_no_secret(tmp_path: Path) -> None:
+    from poolkeeper.cli import app
+
+    assert app.pretty_exceptions_show_locals is False
+    (tmp_path / "accounts.yaml").write_text(INVENTORY)
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_DURING_DERIVATION, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={
+            "PYTHONPATH": str(SRC),
+            "PATH": os.environ.get("PATH", ""),
+            "POOLKEEPER_MNEMONIC": DEV_PHRASE,
+            "COLUMNS": "300",
+        },
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "unexpected failure while deriving" in output
+    for pattern in _forbidden(DEV_PHRASE, LABELS):
+        assert not pattern.search(output)
+    seed = Keypair.create_from_mnemonic(DEV_PHRASE).seed_hex
+    seed_bytes = seed if isinstance(seed, bytes) else bytes.fromhex(seed.removeprefix("0x"))
+    assert repr(seed_bytes)[2:20] not in output
