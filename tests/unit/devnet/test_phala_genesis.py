@@ -96,3 +96,12 @@ def test_expand_rejects_more_than_200_workers_per_pool() -> None:
 
     with pytest.raises(ValueError, match="MaxPoolWorkers"):
         expand_phala_genesis({"pools": [{"owner": account("o"), "worker_count": 201}]})
+
+
+def test_amounts_may_be_written_in_pha() -> None:
+    owner = account("owner")
+    sections = expand_phala_genesis(
+        {"pools": [{"owner": owner, "free_stake": "1_000.5 PHA", "workers": []}]}
+    )
+    (entry,) = sections["Assets"]["accounts"]
+    assert entry["balance"] == 1000 * PHA + PHA // 2

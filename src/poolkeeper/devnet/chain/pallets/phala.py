@@ -4,8 +4,8 @@
 
 Genesis. Each pallet reads its own section of the genesis file, but pools with workers
 span five pallets (registry, computation, base pool, stake pool, assets), so a genesis
-file may instead carry one ``phala`` section that ``expand_phala_genesis`` turns into the
-per-pallet sections::
+file may instead carry one top-level ``phala`` section that ``expand_phala_genesis`` turns
+into the per-pallet sections (the genesis loader calls ``merge_phala_genesis``)::
 
     phala:
       benchmark_duration: 5          # blocks (PhalaRegistry)
@@ -17,10 +17,10 @@ per-pallet sections::
         - {pubkey: "0x..", operator: "0x..", initial_score: 1000}
       pools:                         # pid = position in this list
         - owner: "0x.."
-          free_stake: 100000000000000000   # W-PHA (plancks) in the pool account
+          free_stake: 100000 PHA            # W-PHA in the pool account (plancks or "N PHA")
           workers:                          # registered, benchmarked, bound, Ready
             - {pubkey: "0x..", initial_score: 1000}
-            - {pubkey: "0x..", stake: 5000000000000000}   # already computing (WorkerIdle)
+            - {pubkey: "0x..", stake: 5000 PHA}   # already computing (WorkerIdle)
           worker_count: 200                 # plus this many generated workers
 
 A generated worker's identity is sr25519 from seed ``generated_worker_seed(pid, i)``, so a
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import sr25519
@@ -59,6 +60,7 @@ PALLETS: list[type[Pallet]] = [
 ]
 PHALA_PALLETS = PALLETS
 
+PHA = 10**12
 DEFAULT_INITIAL_SCORE = 1000
 _REGISTRY_KEYS = (
     "benchmark_duration",
@@ -75,6 +77,16 @@ _COMPUTATION_KEYS = (
     "v_max",
     "re",
 )
+
+
+def amount(value: Any) -> int:
+    """Plancks from an int or a ``"<number> PHA"`` string."""
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if text.upper().endswith("PHA"):
+            return int(Decimal(text[:-3].strip()) * PHA)
+        return int(text)
+    return int(value)
 
 
 def generated_worker_seed(pid: int, index: int) -> bytes:
@@ -124,13 +136,13 @@ def expand_phala_genesis(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             )
             session: dict[str, Any] = {"session": session_account(pid, pubkey), "worker": pubkey}
             if worker.get("stake") is not None:
-                session["stake"] = int(worker["stake"])
+                session["stake"] = amount(worker["stake"])
                 session["p_init"] = score
-                locked += int(worker["stake"])
+                locked += session["stake"]
             sessions.append(session)
             assignments.append({"worker": pubkey, "pid": pid})
             pubkeys.append(pubkey)
-        free_stake = int(pool_spec.get("free_stake", 0))
+        free_stake = amount(pool_spec.get("free_stake", 0))
         pool["workers"] = pubkeys
         pool["basepool"]["total_value"] = free_stake + locked
         pool["basepool"]["total_shares"] = free_stake + locked

@@ -147,7 +147,7 @@ class PhalaRegistry(PhalaPallet):
             return self.para_id
         try:
             info = ctx.pallet("ParachainInfo")
-        except (KeyError, LookupError):
+        except (LookupError, DispatchError):
             return DEFAULT_PARA_ID
         for attribute in ("para_id", "parachain_id"):
             value = getattr(info, attribute, None)
