@@ -129,8 +129,17 @@ def _duplicates(
             first[value] = entry
 
 
+_SIMPLE_URL = re.compile(
+    r"(?P<scheme>[a-z]+)://(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^\s?#]*)?"
+)
+
+
 def _ws_or_http(url: str, schemes: tuple[str, ...]) -> str | None:
     """Why ``url`` is not a usable URL with one of ``schemes``, or None when it is."""
+    simple = _SIMPLE_URL.fullmatch(url)
+    if simple is not None and simple["scheme"] in schemes and int(simple["port"] or 0) < 65536:
+        return None
     example = f"{schemes[0]}://127.0.0.1:{9944 if schemes[0].startswith('ws') else 8000}"
     try:
         parts = urlsplit(url)
@@ -147,12 +156,19 @@ def _ws_or_http(url: str, schemes: tuple[str, ...]) -> str | None:
 
 
 def _endpoint_key(url: str) -> str:
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return url
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}{parts.path.rstrip('/')}"
+    """The same endpoint written two ways (case, default port, trailing '/') compares equal."""
+    simple = _SIMPLE_URL.fullmatch(url)
+    if simple is not None:
+        scheme, host, port, path = simple.group("scheme", "host", "port", "path")
+    else:
+        try:
+            parts = urlsplit(url.strip())
+            scheme, host, path = parts.scheme.lower(), parts.hostname or "", parts.path
+            port = str(parts.port) if parts.port else None
+        except ValueError:
+            return url
+    port = port or ("443" if scheme == "https" else "80")
+    return f"{scheme}://{host.lower()}:{int(port)}{(path or '').rstrip('/')}"
 
 
 def _account_id(spec: AccountSpec) -> bytes | None:

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from ruamel.yaml.nodes import Node
 
 from poolkeeper.inventory._messages import loc_text
-from poolkeeper.inventory._yaml import Loc, Problem, locate, node_problem
-from poolkeeper.model.desired import AccountSpec, PoolSpec, Settings, SourceRef, WorkerSpec
+from poolkeeper.inventory._yaml import Loc, Node, Problem, locate, node_problem
+from poolkeeper.model.desired import AccountSpec, PoolSpec, Settings, WorkerSpec
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -31,9 +30,9 @@ class Entry(Generic[SpecT]):
         return self.section if self.index is None else f"{self.section}[{self.index}]"
 
     @property
-    def source(self) -> SourceRef:
-        mark = self.node.start_mark
-        return SourceRef(file=self.file, line=mark.line + 1, col=mark.column + 1)
+    def source(self) -> dict[str, Any]:
+        """Where the entry starts, as the fields of a ``SourceRef`` (validated with the spec)."""
+        return {"file": self.file, "line": self.node.line + 1, "col": self.node.col + 1}
 
     def problem(self, loc: Loc, text: str, where: str = "value") -> Problem:
         """A problem about the field at ``loc``, placed on its key, value or parent."""

@@ -8,6 +8,7 @@ only an inventory without a single problem becomes a ``Desired``.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,19 @@ def load_inventory(path: str | os.PathLike[str]) -> Desired:
     Raises ``InventoryError`` listing every problem, sorted by file and position;
     returns a ``Desired`` only when there is none.
     """
-    root = Path(path)
+    # Loading allocates a few hundred thousand acyclic objects; the cyclic collector
+    # would rescan them over and over (half the time on 10,000 workers). Reference
+    # counting frees them all the same.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(Path(path))
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _load(root: Path) -> Desired:
     problems: list[Problem] = []
     if not root.exists():
         raise InventoryError(

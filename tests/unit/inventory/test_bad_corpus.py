@@ -43,7 +43,7 @@ def test_bad_inventory_reports_exactly_the_expected_problems(case: str) -> None:
 def test_pure_python_composer_places_problems_identically(
     case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_yaml, "_CLoader", None)
+    monkeypatch.setattr(_yaml, "_CParser", None)
     assert _problems(BAD / case) == _expected(BAD / case)
 
 
