@@ -44,8 +44,8 @@ def test_undefined_alias_is_placed(tmp_path: Path) -> None:
 
 def test_merge_of_a_non_mapping_is_a_problem(tmp_path: Path) -> None:
     problems = _problems(tmp_path, "workers:\n  - <<: [a, b]\n    name: w\n")
-    assert "inv.yaml:2:11: '<<' merges only mappings (write '<<: *anchor')" in problems
-    assert "inv.yaml:2:14: '<<' merges only mappings (write '<<: *anchor')" in problems
+    assert "inv.yaml:2:10: '<<' merges only mappings (write '<<: *anchor')" in problems
+    assert "inv.yaml:2:13: '<<' merges only mappings (write '<<: *anchor')" in problems
 
 
 def test_plain_scalars_follow_yaml_1_2(tmp_path: Path) -> None:
