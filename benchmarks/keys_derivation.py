@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from poolkeeper.keys import Mnemonic, derive_keys, generate_addresses
+from poolkeeper.keys import Mnemonic, derive_keys, generate_addresses, redact
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 
@@ -38,6 +38,16 @@ def main() -> None:
     print(f"derive 1 account (mnemonic stretch + 3 junctions): {one:.2f} ms")
     print(f"derive 200 accounts (one stretch, 3 junctions each): {many:.1f} ms")
     print(f"per extra account: {(many - one) / 199:.3f} ms")
+
+    line = (
+        "relay worker-0123 synced block 0x" + "ab" * 32 + " to pRuntime http://10.0.0.1:8000"
+        " (took 12 ms) header hash 0x" + "cd" * 32
+    )
+    per_record = _median_ms(5, lambda: [redact(line) for _ in range(1000)])
+    print(
+        f"redact a 170-character log line with 2 block hashes, 400+ secrets registered: "
+        f"{per_record:.1f} µs"
+    )
 
     lines = ["# accounts\naccounts:\n"]
     for i in range(200):

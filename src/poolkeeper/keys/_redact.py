@@ -16,18 +16,37 @@ from typing import Any
 
 MASK = "***"
 _MIN_LENGTH = 8
+_HEX_KEY = 16
+"""Hex secrets are found by their first 16 hex digits: one dict lookup per position."""
+_HEX_RUN = re.compile(rf"[0-9a-fA-F]{{{_HEX_KEY},}}")
+_HEX = re.compile(r"(0x)?[0-9a-fA-F]+")
 
 
 class _Registry:
-    """The process-wide set of secret patterns and the one regex that matches them all."""
+    """Every registered secret, kept in the form that finds it fastest.
+
+    Hex secrets (seeds, private keys: the many) sit in a dict keyed by their first
+    digits, so a log line full of block hashes costs a scan of its hex runs, not one
+    regex alternative per secret. Word sequences and other tokens (the few: one per
+    mnemonic) form one regex.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.hex_by_key: dict[str, set[str]] = {}
         self.patterns: set[str] = set()
         self.compiled: re.Pattern[str] | None = None
         self.factory_installed = False
 
-    def add(self, pattern: str) -> None:
+    @property
+    def empty(self) -> bool:
+        return self.compiled is None and not self.hex_by_key
+
+    def add_hex(self, digits: str) -> None:
+        with self.lock:
+            self.hex_by_key.setdefault(digits[:_HEX_KEY], set()).add(digits)
+
+    def add_pattern(self, pattern: str) -> None:
         with self.lock:
             if pattern in self.patterns:
                 return
@@ -35,6 +54,25 @@ class _Registry:
             # Longest first, so a registered mnemonic wins over one of its parts.
             ordered = sorted(self.patterns, key=len, reverse=True)
             self.compiled = re.compile("|".join(f"(?:{p})" for p in ordered), re.IGNORECASE)
+
+    def hex_spans(self, text: str) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        if not self.hex_by_key:
+            return spans
+        for run in _HEX_RUN.finditer(text):
+            digits = run.group().lower()
+            i = 0
+            while i + _HEX_KEY <= len(digits):
+                hit = 0
+                for secret in self.hex_by_key.get(digits[i : i + _HEX_KEY], ()):
+                    if digits.startswith(secret, i):
+                        hit = max(hit, len(secret))
+                if hit:
+                    spans.append((run.start() + i, run.start() + i + hit))
+                    i += hit
+                else:
+                    i += 1
+        return spans
 
 
 _registry = _Registry()
@@ -49,13 +87,12 @@ def register_secret(value: str) -> None:
     words = value.split()
     if len("".join(words)) < _MIN_LENGTH:
         return
-    if len(words) > 1:
-        pattern = r"\s+".join(re.escape(w) for w in words)
-    elif re.fullmatch(r"(0x)?[0-9a-fA-F]+", words[0]):
-        pattern = "(?:0x)?" + words[0].removeprefix("0x").lower()
-    else:
-        pattern = re.escape(words[0])
-    _registry.add(pattern)
+    if len(words) == 1 and _HEX.fullmatch(words[0]):
+        digits = words[0].removeprefix("0x").lower()
+        if len(digits) >= _HEX_KEY:
+            _registry.add_hex(digits)
+            return
+    _registry.add_pattern(r"\s+".join(re.escape(w) for w in words))
 
 
 def register_secret_bytes(value: bytes) -> None:
@@ -65,10 +102,20 @@ def register_secret_bytes(value: bytes) -> None:
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``."""
-    compiled = _registry.compiled
-    if compiled is None or not text:
+    if not text or _registry.empty:
         return text
-    return compiled.sub(MASK, text)
+    spans = _registry.hex_spans(text)
+    if spans:
+        parts = []
+        last = 0
+        for start, end in spans:
+            parts.append(text[last:start])
+            parts.append(MASK)
+            last = end
+        parts.append(text[last:])
+        text = "".join(parts)
+    compiled = _registry.compiled
+    return compiled.sub(MASK, text) if compiled is not None else text
 
 
 class RedactingFilter(logging.Filter):
@@ -85,7 +132,7 @@ class RedactingFilter(logging.Filter):
 
 def _redact_record(record: logging.LogRecord) -> None:
     """Rewrite ``record`` in place where it shows a secret; leave clean records untouched."""
-    if _registry.compiled is None or getattr(record, "_poolkeeper_redacted", False):
+    if _registry.empty or getattr(record, "_poolkeeper_redacted", False):
         return
     try:
         message = record.getMessage()

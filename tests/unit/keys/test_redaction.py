@@ -82,3 +82,14 @@ def test_filter_on_a_handler_redacts_message_and_traceback() -> None:
     output = stream.getvalue()
     assert "bottom" not in output
     assert "secret=***" in output and "RuntimeError: ***" in output
+
+
+def test_hex_secret_inside_a_longer_hex_run_and_beside_lookalikes() -> None:
+    secret = bytes(range(100, 132))
+    register_secret(secret.hex())
+    lookalike = secret.hex()[:40] + "00" * 12  # same first digits, different secret
+    text = f"a {lookalike} b ff{secret.hex().upper()}ee c 0x{secret.hex()}"
+    masked = redact(text)
+    assert secret.hex() not in masked.lower()
+    assert lookalike in masked
+    assert masked == f"a {lookalike} b ff{MASK}ee c 0x{MASK}"
