@@ -17,7 +17,6 @@ from substrateinterface import SubstrateInterface
 from tests.peers import ChainPeer, chopsticks_peer, devnet_peer
 from tests.realnode import _chopsticks
 
-
 _PEER_REPORTS: list[str] = []
 """Start time and memory of the real-runtime peer, printed after the test summary."""
 
