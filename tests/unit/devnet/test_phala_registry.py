@@ -89,13 +89,23 @@ def test_devnet_ias_test_report_is_accepted_and_others_rejected() -> None:
     assert chain.error_of(*call, pruntime_info=info, attestation=ias(devnet_ias_report(other))) == (
         "PhalaRegistry.InvalidRuntimeInfoHash"
     )
-    dcap = {"SgxDcap": {"quote": "0x00", "collateral": None}}
-    assert chain.error_of(*call, pruntime_info=info, attestation=dcap) == (
-        "PhalaRegistry.UnknownQuoteBodyFormat"
+    bad_dcap = {"SgxDcap": {"quote": "0x00", "collateral": None}}
+    assert chain.error_of(*call, pruntime_info=info, attestation=bad_dcap) == (
+        "PhalaRegistry.InvalidIASSigningCert"
     )
     chain.call(*call, pruntime_info=info, attestation=ias(devnet_ias_report(info)))
     stored = chain.pallet("PhalaRegistry").workers[worker.pubkey]
     assert (stored["attestation_provider"], stored["confidence_level"]) == ("Ias", 1)
+    dcap_worker = make_worker("dcap")
+    dcap_info = chain.registration_info(dcap_worker, account("op"))
+    quote = "0x" + devnet_ias_report(dcap_info).hex()
+    chain.call(
+        *call,
+        pruntime_info=dcap_info,
+        attestation={"SgxDcap": {"quote": quote, "collateral": None}},
+    )
+    stored = chain.pallet("PhalaRegistry").workers[dcap_worker.pubkey]
+    assert (stored["attestation_provider"], stored["confidence_level"]) == ("Dcap", 1)
 
 
 def test_para_id_must_match() -> None:

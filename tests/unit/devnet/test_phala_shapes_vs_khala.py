@@ -1,5 +1,7 @@
 """The Phala pallets' storage values and events have the real Khala shapes.
 
+Checked against the real Khala metadata and against the devnet's own metadata.
+
 Every storage change a full pool lifecycle produces is SCALE-encoded with the storage
 key and value types of the real Khala metadata, and every event's field names are
 compared with the metadata's: what the engine will encode cannot drift from Khala.
@@ -7,6 +9,7 @@ compared with the metadata's: what the engine will encode cannot drift from Khal
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 from scalecodec.base import RuntimeConfiguration, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
+from poolkeeper.devnet.chain._metadata import build_metadata
 from tests.unit.devnet._phala_chain import PHA, Chain, account, make_worker
 
 KHALA_METADATA = (
@@ -21,21 +25,25 @@ KHALA_METADATA = (
 )
 
 
-@pytest.fixture(scope="module")
-def khala() -> tuple[RuntimeConfiguration, Any]:
-    if not KHALA_METADATA.exists():
-        pytest.skip(f"real Khala metadata not found at {KHALA_METADATA}")
+@pytest.fixture(scope="module", params=["khala", "devnet"])
+def khala(request: pytest.FixtureRequest) -> tuple[RuntimeConfiguration, Any]:
+    """The real Khala metadata, then the devnet's own (what the engine encodes with)."""
+    if request.param == "khala":
+        if not KHALA_METADATA.exists():
+            pytest.skip(f"real Khala metadata not found at {KHALA_METADATA}")
+        raw = KHALA_METADATA.read_bytes()
+    else:
+        raw = build_metadata()
     config = RuntimeConfiguration()
     config.update_type_registry(load_type_registry_preset("legacy"))
     config.update_type_registry(load_type_registry_preset("core"))
-    metadata = config.create_scale_object(
-        "MetadataVersioned", data=ScaleBytes(KHALA_METADATA.read_bytes())
-    )
+    metadata = config.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
     metadata.decode()
     config.add_portable_registry(metadata)
     return config, metadata
 
 
+@functools.cache
 def full_lifecycle() -> tuple[Chain, list[tuple[str, str, tuple[Any, ...], Any]]]:
     chain = Chain({"phala": {"cool_down_period": 60, "heartbeat_interval": 2}})
     changes = list(chain.genesis_changes)

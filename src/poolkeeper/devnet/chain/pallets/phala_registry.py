@@ -9,13 +9,11 @@ iterations / duration`` (docs/devnet-wire.md).
 Attestation on the devnet (SGX cannot be checked here):
 - ``None`` is accepted iff ``none_attestation_enabled`` (devnet default: true), giving
   provider None and confidence level 128 as on Khala; otherwise ``NoneAttestationDisabled``.
-- ``SgxIas`` is accepted only as the documented devnet test report: ``ra_report`` must be
-  ``b"poolkeeper-devnet-ias:" + hex(blake2_256(SCALE(pruntime_info)))``; it gives provider
-  ``Ias`` and confidence level 1. Any other IAS report fails with ``InvalidIASSigningCert``
-  (the devnet holds no Intel certificate), a test report over other data with
-  ``InvalidRuntimeInfoHash``.
-- ``SgxDcap`` (newer runtimes) fails with ``UnknownQuoteBodyFormat``: the Khala metadata
-  served by the devnet has no DCAP provider to record.
+- ``SgxIas`` / ``SgxDcap`` are accepted only as the documented devnet test report: the
+  ``ra_report`` / ``quote`` must be ``b"poolkeeper-devnet-ias:" + hex(blake2_256(SCALE(
+  pruntime_info)))``; it gives provider ``Ias`` / ``Dcap`` and confidence level 1. Any other
+  report fails with ``InvalidIASSigningCert`` (the devnet holds no Intel certificate), a test
+  report over other data with ``InvalidRuntimeInfoHash``.
 
 ``update_worker_endpoint``: sr25519 by the worker key over ``SCALE(endpoint_payload)``
 (no signing-context wrapper, unlike Khala), signing time within the last 4 hours.
@@ -165,14 +163,16 @@ class PhalaRegistry(PhalaPallet):
                 raise DispatchError(self.name, "NoneAttestationDisabled")
             return None, NONE_ATTESTATION_CONFIDENCE
         kind, report = variant(attestation)
-        if kind != "SgxIas":
+        providers = {"SgxIas": ("Ias", "ra_report"), "SgxDcap": ("Dcap", "quote")}
+        if kind not in providers:
             raise DispatchError(self.name, "UnknownQuoteBodyFormat")
-        ra_report = to_bytes(report["ra_report"])
-        if not ra_report.startswith(DEVNET_IAS_PREFIX):
+        provider, field = providers[kind]
+        evidence = to_bytes(report[field])
+        if not evidence.startswith(DEVNET_IAS_PREFIX):
             raise DispatchError(self.name, "InvalidIASSigningCert")
-        if ra_report != devnet_ias_report(info):
+        if evidence != devnet_ias_report(info):
             raise DispatchError(self.name, "InvalidRuntimeInfoHash")
-        return "Ias", 1
+        return provider, 1
 
     # -- calls --------------------------------------------------------------------------
     def call_register_worker_v2(
