@@ -240,6 +240,10 @@ def _pool(
         )
     if pool.pid is not None and pool.pid < 0:
         yield entry.field(("pid",), f"must be a pool id ≥ 0, got {pool.pid}")
+    elif pool.pid is not None and pool.pid >= 2**64:
+        yield entry.field(
+            ("pid",), f"must be a pool id below 2^64 (a u64 on chain), got {pool.pid}"
+        )
     yield from _account_ref(
         entry, ("owner",), pool.owner, accounts=accounts, declared=declared, roles=_POOL_OWNER_ROLES
     )

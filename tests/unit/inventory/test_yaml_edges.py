@@ -59,3 +59,14 @@ def test_plain_scalars_follow_yaml_1_2(tmp_path: Path) -> None:
     )
     assert not any("workers[0].name" in p for p in problems)
     assert any("workers[0].state: nothing (null) is not one of" in p for p in problems)
+
+
+def test_pool_id_must_fit_a_u64(tmp_path: Path) -> None:
+    text = (
+        "accounts: [{name: o, role: owner, derivation: o}]\n"
+        "pools: [{name: p, pid: 18446744073709551616, owner: o}]\n"
+    )
+    assert _problems(tmp_path, text) == [
+        "inv.yaml:2:24: pools[0].pid: must be a pool id below 2^64 (a u64 on chain), "
+        "got 18446744073709551616"
+    ]
