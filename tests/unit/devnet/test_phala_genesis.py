@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 import sr25519
 
 from poolkeeper.devnet.chain.pallets.phala import expand_phala_genesis, generated_worker_seed
@@ -92,8 +93,6 @@ def test_storage_changes_after_genesis_hold_only_what_changed() -> None:
 
 
 def test_expand_rejects_more_than_200_workers_per_pool() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="MaxPoolWorkers"):
         expand_phala_genesis({"pools": [{"owner": account("o"), "worker_count": 201}]})
 
@@ -105,3 +104,14 @@ def test_amounts_may_be_written_in_pha() -> None:
     )
     (entry,) = sections["Assets"]["accounts"]
     assert entry["balance"] == 1000 * PHA + PHA // 2
+
+
+def test_pool_ids_may_be_chosen() -> None:
+    owner = account("owner")
+    chain = Chain({"phala": {"pools": [{"owner": owner, "pid": 5, "worker_count": 1}]}})
+    assert list(chain.pallet("PhalaBasePool").pools) == [5]
+    assert chain.create_pool(owner) == 6
+    with pytest.raises(ValueError, match="twice"):
+        expand_phala_genesis(
+            {"pools": [{"owner": owner, "pid": 1}, {"owner": owner}, {"owner": owner}]}
+        )

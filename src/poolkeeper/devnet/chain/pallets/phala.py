@@ -15,7 +15,7 @@ into the per-pallet sections (the genesis loader calls ``merge_phala_genesis``):
       unresponsive_after: 40         # blocks without heartbeat → WorkerUnresponsive
       workers:                       # registered at block 0, in no pool
         - {pubkey: "0x..", operator: "0x..", initial_score: 1000}
-      pools:                         # pid = position in this list
+      pools:                         # pid: optional, default = position in this list
         - owner: "0x.."
           free_stake: 100000 PHA            # W-PHA in the pool account (plancks or "N PHA")
           workers:                          # registered, benchmarked, bound, Ready
@@ -111,7 +111,12 @@ def expand_phala_genesis(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     pools: list[dict[str, Any]] = []
     assignments: list[dict[str, Any]] = []
     asset_accounts: list[dict[str, Any]] = []
-    for pid, pool_spec in enumerate(spec.get("pools", ())):
+    pids: set[int] = set()
+    for position, pool_spec in enumerate(spec.get("pools", ())):
+        pid = int(pool_spec.get("pid", position))
+        if pid in pids:
+            raise ValueError(f"pool pid {pid} given twice")
+        pids.add(pid)
         owner = key32(pool_spec["owner"])
         pool = new_stake_pool_value(pid, owner, pid)
         workers: list[Mapping[str, Any]] = list(pool_spec.get("workers", ()))
