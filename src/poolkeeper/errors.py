@@ -11,10 +11,14 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     ├── DerivationError             a derivation label or a derived address is wrong
     ├── TemporaryError              worth retrying with backoff (network, RCU in progress, ...)
     │   ├── ChainUnavailable        the node cannot be reached or dropped the connection
-    │   └── PRuntimeUnavailable     a pRuntime cannot be reached or timed out
+    │   └── PRuntimeUnavailable     a pRuntime cannot be reached, timed out, or answered 503
+    │       └── PRuntimeBusy        "RCU in progress": the pRuntime asks to try again later
     └── PermanentError              retrying the same thing will fail the same way
         ├── ChainCallFailed         an extrinsic was rejected or dispatched with an error
-        ├── PRuntimeCallFailed      a pRuntime answered with an application error
+        ├── PRuntimeCallFailed      a pRuntime answered with an error (status + PrpcError text)
+        │   ├── PRuntimeNotInitialized      "Runtime not initialized"
+        │   ├── PRuntimeAlreadyInitialized  "Runtime already initialized"
+        │   └── PRuntimeSyncRejected        a sync call was refused (BlockNumberMismatch, ...)
         └── StalePlan               a saved plan no longer matches inventory or chain
 """
 
@@ -62,6 +66,16 @@ class ChainUnavailable(TemporaryError):
 class PRuntimeUnavailable(TemporaryError):
     """A pRuntime cannot be reached, timed out, or asked to retry later."""
 
+    def __init__(self, url: str, method: str, reason: str) -> None:
+        self.url = url
+        self.method = method
+        self.reason = reason
+        super().__init__(f"pRuntime {url} {method}: {reason}")
+
+
+class PRuntimeBusy(PRuntimeUnavailable):
+    """The pRuntime is applying blocks ("RCU in progress"): retry the call shortly."""
+
 
 class PermanentError(PoolkeeperError):
     """A failure that will repeat if the same thing is tried again unchanged."""
@@ -72,7 +86,53 @@ class ChainCallFailed(PermanentError):
 
 
 class PRuntimeCallFailed(PermanentError):
-    """A pRuntime answered with an application error (HTTP 4xx/5xx with a PrpcError)."""
+    """A pRuntime answered with an error (HTTP 4xx/5xx, usually with a PrpcError).
+
+    ``status`` is the HTTP status, ``message`` the decoded PrpcError text (or the raw
+    body for 403/413), ``kind`` a stable name for what went wrong: ``method_not_found``
+    (404), ``decode_error`` (400), ``forbidden`` (403), ``too_large`` (413),
+    ``not_initialized``, ``already_initialized``, ``sync`` or ``app`` (other 500s).
+    """
+
+    kind = "app"
+
+    def __init__(self, url: str, method: str, status: int, message: str, kind: str = "") -> None:
+        self.url = url
+        self.method = method
+        self.status = status
+        self.message = message
+        if kind:
+            self.kind = kind
+        super().__init__(f"pRuntime {url} {method}: HTTP {status}: {message}")
+
+
+class PRuntimeNotInitialized(PRuntimeCallFailed):
+    """The pRuntime has not been given InitRuntime yet."""
+
+    kind = "not_initialized"
+
+
+class PRuntimeAlreadyInitialized(PRuntimeCallFailed):
+    """InitRuntime was called on a pRuntime that already ran it."""
+
+    kind = "already_initialized"
+
+
+class PRuntimeSyncRejected(PRuntimeCallFailed):
+    """A SyncHeader/SyncParaHeader/DispatchBlocks batch was refused.
+
+    ``reason`` is the pRuntime's error name: BlockNumberMismatch, HeaderHashMismatch,
+    MissingJustification, StateRootMismatch, RelaychainHeaderNotSynced, NoStateRoot,
+    ChainModeMismatch, EmptyRequest, HeaderValidateFailed, StorageProofFailed.
+    """
+
+    kind = "sync"
+
+    @property
+    def reason(self) -> str:
+        """The error name, without its details (``StateRootMismatch``, ...)."""
+        name = self.message.split("(", 1)[0].split(" ", 1)[0]
+        return name
 
 
 class StalePlan(PermanentError):

@@ -1,0 +1,339 @@
+"""The pRuntime port and its httpx adapter.
+
+Relays and observers talk to pRuntimes only through ``PRuntimeClient`` so tests can
+substitute it. ``HttpPRuntimeClient`` is the real adapter: ``POST
+{base}/prpc/PhactoryAPI.<Method>`` with protobuf bodies (PROTOCOL.md §1.1), GetInfo
+also in JSON mode for diagnostics. A pool manager talks to thousands of pRuntimes, so
+every client built from one ``PRuntimeTransport`` shares an ``httpx.AsyncClient``
+(keep-alive connection pool) and a semaphore that bounds requests in flight.
+
+Failures become the ``poolkeeper.errors`` tree: unreachable, timeouts and 503 are
+``PRuntimeUnavailable``; "RCU in progress" is ``PRuntimeBusy`` (retry soon); every
+other error answer is ``PRuntimeCallFailed`` (or a subclass) carrying the HTTP status
+and the decoded ``PrpcError`` text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+
+import httpx
+
+from poolkeeper.errors import (
+    PRuntimeAlreadyInitialized,
+    PRuntimeBusy,
+    PRuntimeCallFailed,
+    PRuntimeNotInitialized,
+    PRuntimeSyncRejected,
+    PRuntimeUnavailable,
+)
+from poolkeeper.pruntime._wire import ProtoMessage, WireError
+from poolkeeper.pruntime.messages import (
+    Blocks,
+    ChainState,
+    CombinedHeadersToSync,
+    Empty,
+    GetEgressMessagesResponse,
+    GetEndpointResponse,
+    GetRuntimeInfoRequest,
+    HeadersSyncedTo,
+    HeadersToSync,
+    InitRuntimeRequest,
+    InitRuntimeResponse,
+    ParaHeadersToSync,
+    PhactoryInfo,
+    PrpcError,
+    SignEndpointsRequest,
+    SyncedTo,
+)
+
+__all__ = ["HttpPRuntimeClient", "PRuntimeClient", "PRuntimeTransport"]
+
+SYNC_ERROR_NAMES = frozenset(
+    {
+        "BlockNumberMismatch",
+        "ChainModeMismatch",
+        "EmptyRequest",
+        "HeaderHashMismatch",
+        "HeaderValidateFailed",
+        "MissingJustification",
+        "NoStateRoot",
+        "RelaychainHeaderNotSynced",
+        "StateRootMismatch",
+        "StorageProofFailed",
+    }
+)
+_RCU_TEXT = "RCU in progress"
+
+R = TypeVar("R", bound=ProtoMessage)
+
+
+class PRuntimeClient(Protocol):
+    """What poolkeeper asks of one pRuntime. ``bytes`` arguments are SCALE payloads."""
+
+    @property
+    def url(self) -> str:
+        """The pRuntime's base URL (without ``/prpc``)."""
+        ...
+
+    async def get_info(self) -> PhactoryInfo:
+        """Counters, identity and registration state."""
+        ...
+
+    async def init_runtime(self, request: InitRuntimeRequest) -> InitRuntimeResponse:
+        """Initialize the runtime (only once per pRuntime)."""
+        ...
+
+    async def get_runtime_info(
+        self, *, force_refresh_ra: bool = False, encoded_operator: bytes | None = None
+    ) -> InitRuntimeResponse:
+        """Registration info and, after the first dispatched block, the attestation."""
+        ...
+
+    async def sync_header(
+        self, encoded_headers: bytes, encoded_authority_set_change: bytes | None = None
+    ) -> int:
+        """Feed relay (or solo) headers; returns the last number synced."""
+        ...
+
+    async def sync_para_header(self, encoded_headers: bytes, proof: Sequence[bytes]) -> int:
+        """Feed parachain headers with their ``Paras.Heads`` proof."""
+        ...
+
+    async def sync_combined_headers(self, request: CombinedHeadersToSync) -> HeadersSyncedTo:
+        """Feed relay then parachain headers in one call."""
+        ...
+
+    async def dispatch_blocks(self, encoded_blocks: bytes) -> int:
+        """Feed blocks' storage changes; returns the last block dispatched."""
+        ...
+
+    async def get_egress_messages(self) -> bytes:
+        """SCALE ``Vec<(MessageOrigin, Vec<SignedMessage>)>`` waiting to go on chain."""
+        ...
+
+    async def load_chain_state(self, block_number: int, encoded_state: bytes) -> None:
+        """Fast sync: load the whole storage at ``block_number``."""
+        ...
+
+    async def get_endpoint_info(self) -> GetEndpointResponse:
+        """The signed endpoint payload, if the worker has one."""
+        ...
+
+    async def sign_endpoint_info(self, encoded_endpoints: bytes) -> GetEndpointResponse:
+        """Have the worker sign SCALE ``Vec<String>`` endpoints."""
+        ...
+
+
+class PRuntimeTransport:
+    """Shared HTTP machinery for many pRuntime clients: one pool, bounded concurrency.
+
+    Use as an async context manager (or call ``aclose``). ``max_in_flight`` bounds
+    requests across every client made by ``client()``; ``timeout`` is per request.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_in_flight: int = 500,
+        timeout: float = 30.0,
+        max_connections: int | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.max_in_flight = max_in_flight
+        self._semaphore = asyncio.Semaphore(max_in_flight)
+        connections = max_connections or max_in_flight
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers={"User-Agent": "poolkeeper"},
+        )
+
+    def client(self, url: str) -> HttpPRuntimeClient:
+        """A client for the pRuntime at ``url`` (e.g. ``http://10.0.0.5:8000``)."""
+        return HttpPRuntimeClient(url, self)
+
+    async def post(
+        self, url: str, content: bytes, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """POST under the in-flight bound. Transport failures propagate as httpx errors."""
+        async with self._semaphore:
+            return await self._http.post(url, content=content, headers=headers)
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class HttpPRuntimeClient:
+    """``PRuntimeClient`` over pRuntime's HTTP API (protobuf mode)."""
+
+    def __init__(self, url: str, transport: PRuntimeTransport) -> None:
+        self._url = url.rstrip("/")
+        self._transport = transport
+
+    @property
+    def url(self) -> str:
+        """The pRuntime's base URL (without ``/prpc``)."""
+        return self._url
+
+    async def get_info(self) -> PhactoryInfo:
+        """Counters, identity and registration state."""
+        return await self._call("GetInfo", Empty(), PhactoryInfo)
+
+    async def get_info_json(self) -> PhactoryInfo:
+        """GetInfo in JSON mode (``?json``): a diagnostic of the serde encoding."""
+        response = await self._send("GetInfo", b"", json_mode=True)
+        try:
+            data = json.loads(response.content)
+            return PhactoryInfo.from_json(data)
+        except (ValueError, TypeError, WireError) as exc:
+            raise self._undecodable("GetInfo", response, exc) from exc
+
+    async def init_runtime(self, request: InitRuntimeRequest) -> InitRuntimeResponse:
+        """Initialize the runtime (only once per pRuntime)."""
+        return await self._call("InitRuntime", request, InitRuntimeResponse)
+
+    async def get_runtime_info(
+        self, *, force_refresh_ra: bool = False, encoded_operator: bytes | None = None
+    ) -> InitRuntimeResponse:
+        """Registration info and, after the first dispatched block, the attestation."""
+        request = GetRuntimeInfoRequest(
+            force_refresh_ra=force_refresh_ra, encoded_operator=encoded_operator
+        )
+        return await self._call("GetRuntimeInfo", request, InitRuntimeResponse)
+
+    async def sync_header(
+        self, encoded_headers: bytes, encoded_authority_set_change: bytes | None = None
+    ) -> int:
+        """Feed relay (or solo) headers; returns the last number synced."""
+        request = HeadersToSync(encoded_headers, encoded_authority_set_change)
+        return (await self._call("SyncHeader", request, SyncedTo)).synced_to
+
+    async def sync_para_header(self, encoded_headers: bytes, proof: Sequence[bytes]) -> int:
+        """Feed parachain headers with their ``Paras.Heads`` proof."""
+        request = ParaHeadersToSync(encoded_headers, tuple(proof))
+        return (await self._call("SyncParaHeader", request, SyncedTo)).synced_to
+
+    async def sync_combined_headers(self, request: CombinedHeadersToSync) -> HeadersSyncedTo:
+        """Feed relay then parachain headers in one call."""
+        return await self._call("SyncCombinedHeaders", request, HeadersSyncedTo)
+
+    async def dispatch_blocks(self, encoded_blocks: bytes) -> int:
+        """Feed blocks' storage changes; returns the last block dispatched."""
+        return (await self._call("DispatchBlocks", Blocks(encoded_blocks), SyncedTo)).synced_to
+
+    async def get_egress_messages(self) -> bytes:
+        """SCALE ``Vec<(MessageOrigin, Vec<SignedMessage>)>`` waiting to go on chain."""
+        response = await self._call("GetEgressMessages", Empty(), GetEgressMessagesResponse)
+        return response.encoded_messages
+
+    async def load_chain_state(self, block_number: int, encoded_state: bytes) -> None:
+        """Fast sync: load the whole storage at ``block_number``."""
+        await self._call("LoadChainState", ChainState(block_number, encoded_state), Empty)
+
+    async def get_endpoint_info(self) -> GetEndpointResponse:
+        """The signed endpoint payload, if the worker has one."""
+        return await self._call("GetEndpointInfo", Empty(), GetEndpointResponse)
+
+    async def sign_endpoint_info(self, encoded_endpoints: bytes) -> GetEndpointResponse:
+        """Have the worker sign SCALE ``Vec<String>`` endpoints."""
+        request = SignEndpointsRequest(encoded_endpoints)
+        return await self._call("SignEndpointInfo", request, GetEndpointResponse)
+
+    async def _call(self, method: str, request: ProtoMessage, response_type: type[R]) -> R:
+        response = await self._send(method, request.encode(), json_mode=False)
+        try:
+            return response_type.decode(response.content)
+        except WireError as exc:
+            raise self._undecodable(method, response, exc) from exc
+
+    async def _send(self, method: str, body: bytes, *, json_mode: bool) -> httpx.Response:
+        endpoint = f"{self._url}/prpc/PhactoryAPI.{method}"
+        if json_mode:
+            endpoint += "?json"
+        try:
+            response = await self._transport.post(endpoint, body)
+        except httpx.TimeoutException as exc:
+            reason = f"timed out ({type(exc).__name__})"
+            raise PRuntimeUnavailable(self._url, method, reason) from exc
+        except httpx.TransportError as exc:
+            raise PRuntimeUnavailable(self._url, method, f"unreachable ({exc!r})") from exc
+        if response.status_code != 200:
+            raise _error_for(self._url, method, response, json_mode=json_mode)
+        return response
+
+    def _undecodable(
+        self, method: str, response: httpx.Response, exc: Exception
+    ) -> PRuntimeCallFailed:
+        return PRuntimeCallFailed(
+            self._url, method, response.status_code, f"undecodable answer: {exc}", "bad_answer"
+        )
+
+
+def _error_for(
+    url: str, method: str, response: httpx.Response, *, json_mode: bool
+) -> PRuntimeUnavailable | PRuntimeCallFailed:
+    status = response.status_code
+    body = response.content
+    if status == 503:
+        return PRuntimeUnavailable(url, method, f"HTTP 503: {_raw_text(body)}")
+    if status in (403, 413):
+        kind = "forbidden" if status == 403 else "too_large"
+        return PRuntimeCallFailed(url, method, status, _raw_text(body), kind)
+    message = _decode_error_message(body, json_mode=json_mode)
+    if _RCU_TEXT in message:
+        return PRuntimeBusy(url, method, message)
+    if status == 404:
+        return PRuntimeCallFailed(url, method, status, message, "method_not_found")
+    if status == 400:
+        return PRuntimeCallFailed(url, method, status, message, "decode_error")
+    if message == "Runtime not initialized":
+        return PRuntimeNotInitialized(url, method, status, message)
+    if message == "Runtime already initialized":
+        return PRuntimeAlreadyInitialized(url, method, status, message)
+    if message.split("(", 1)[0].split(" ", 1)[0] in SYNC_ERROR_NAMES:
+        return PRuntimeSyncRejected(url, method, status, message)
+    return PRuntimeCallFailed(url, method, status, message, "app")
+
+
+def _decode_error_message(body: bytes, *, json_mode: bool) -> str:
+    """The PrpcError text, from a protobuf body or a ``{"error": ...}`` JSON body."""
+    if json_mode or body[:1] == b"{":
+        try:
+            text = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            text = None
+        if isinstance(text, str):
+            return _unwrap_proto_error(text)
+    try:
+        return PrpcError.decode(body).message or _raw_text(body)
+    except WireError:
+        return _raw_text(body)
+
+
+def _unwrap_proto_error(text: str) -> str:
+    # JSON mode renders some errors with Rust's Debug: ProtoError { message: "..." }
+    prefix = 'ProtoError { message: "'
+    if text.startswith(prefix) and text.endswith('" }'):
+        return text[len(prefix) : -3].replace('\\"', '"')
+    return text
+
+
+def _raw_text(body: bytes) -> str:
+    return body.decode("utf-8", "replace").strip()[:500]
