@@ -66,11 +66,11 @@ class ChainUnavailable(TemporaryError):
 class PRuntimeUnavailable(TemporaryError):
     """A pRuntime cannot be reached, timed out, or asked to retry later."""
 
-    def __init__(self, url: str, method: str, reason: str) -> None:
+    def __init__(self, url: str, method: str = "", reason: str = "") -> None:
         self.url = url
         self.method = method
-        self.reason = reason
-        super().__init__(f"pRuntime {url} {method}: {reason}")
+        self.reason = reason or url
+        super().__init__(f"pRuntime {url} {method}: {reason}" if method else url)
 
 
 class PRuntimeBusy(PRuntimeUnavailable):
