@@ -1,0 +1,251 @@
+"""One worker's relay: brings its pRuntime from its counters to the chain tip, keeps it there.
+
+It follows pherry's order (PROTOCOL.md §2.3) in solo-chain mode: initialise when
+uninitialised; dispatch blocks while ``blocknum`` trails the synced headers; sync
+headers (with the justification on the last) while the finalized head is ahead; at
+the tip, register the worker when asked to and carry its egress (benchmark reports,
+heartbeats) to the chain. Each ``step()`` re-reads the counters first, so a pRuntime
+that restarted (uninitialised, or counters went back) is simply re-initialised and
+re-synced; a pRuntime that accepts calls but does not advance is reported as stalled.
+All chain data comes from the shared ``RelaySource``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from poolkeeper.chain.egress import EgressMessage, split_egress
+from poolkeeper.chain.ports import CallSpec
+from poolkeeper.chain.relay_source import RelaySource
+from poolkeeper.errors import PoolkeeperError
+from poolkeeper.pruntime import InitRuntimeRequest, PhactoryInfo, PRuntimeClient
+
+STALL_ROUNDS = 5
+"""Rounds without counter progress while behind before a pRuntime counts as stalled."""
+REGISTER_RETRY_BLOCKS = 20
+EGRESS_RETRY_BLOCKS = 6
+DEFAULT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class RelayCondition(StrEnum):
+    """What a relay is doing, for status and the TUI."""
+
+    STARTING = "Starting"
+    INITIALIZING = "Initializing"
+    SYNCING = "Syncing"
+    AT_TIP = "AtTip"
+    STALLED = "Stalled"
+    BACKING_OFF = "BackingOff"
+
+
+class StepKind(StrEnum):
+    INIT = "init"
+    BLOCKS = "blocks"
+    HEADERS = "headers"
+    TIP = "tip"
+
+
+@dataclass
+class RelayStatus:
+    """Observable state of one relay (never the source of truth for the planner)."""
+
+    condition: RelayCondition = RelayCondition.STARTING
+    headernum: int = 0
+    blocknum: int = 0
+    last_error: str | None = None
+    restarts_seen: int = 0
+    steps: int = 0
+    rounds_without_progress: int = 0
+
+
+Submit = Callable[[str, CallSpec], Awaitable[bool]]
+"""Submits one call for a worker (``(job id, call) -> ok``), batched by the caller."""
+
+
+@dataclass
+class RelayOptions:
+    """Per-worker relay settings."""
+
+    sync_blocks: int = 64
+    operator: bytes | None = None
+    """32-byte AccountId embedded in the worker (the pool owner)."""
+    attestation_provider: bytes | None = None
+    """SCALE ``Option<AttestationProvider>`` bytes; None = no RA (dev chain)."""
+    debug_set_key: bytes | None = None
+    register: bool = False
+    carry_egress: bool = True
+    backoff: Sequence[float] = field(default_factory=lambda: DEFAULT_BACKOFF)
+
+
+class WorkerRelay:
+    """Drives one pRuntime. ``run()`` loops ``step()`` with backoff on failures."""
+
+    def __init__(
+        self,
+        name: str,
+        client: PRuntimeClient,
+        source: RelaySource,
+        options: RelayOptions,
+        submit: Submit | None = None,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.source = source
+        self.options = options
+        self.submit = submit
+        self.status = RelayStatus()
+        self._last_counters: tuple[int, int] | None = None
+        self._register_sent_at: int | None = None
+        self._egress_sent: dict[tuple[bytes, int], int] = {}
+        self._egress_tasks: set[asyncio.Task[None]] = set()
+
+    async def step(self) -> StepKind:
+        """One round: read counters, perform the first operation that applies."""
+        info = await self.client.get_info()
+        self.status.steps += 1
+        if not info.initialized:
+            if self._last_counters is not None:
+                self.status.restarts_seen += 1
+            self._last_counters = None
+            self.status.condition = RelayCondition.INITIALIZING
+            await self._init()
+            return StepKind.INIT
+        counters = (info.headernum, info.blocknum)
+        if self._last_counters is not None and counters < self._last_counters:
+            self.status.restarts_seen += 1
+        progressed = self._last_counters is None or counters != self._last_counters
+        self._last_counters = counters
+        self.status.headernum, self.status.blocknum = counters
+        kind = await self._sync(info)
+        if kind is StepKind.TIP:
+            self.status.rounds_without_progress = 0
+            self.status.condition = RelayCondition.AT_TIP
+            await self._at_tip(info)
+            return kind
+        self.status.rounds_without_progress = (
+            0 if progressed else self.status.rounds_without_progress + 1
+        )
+        stalled = self.status.rounds_without_progress >= STALL_ROUNDS
+        self.status.condition = RelayCondition.STALLED if stalled else RelayCondition.SYNCING
+        return kind
+
+    async def _init(self) -> None:
+        genesis = await self.source.genesis()
+        await self.client.init_runtime(
+            InitRuntimeRequest(
+                skip_ra=False,
+                encoded_genesis_info=genesis.genesis_info,
+                debug_set_key=self.options.debug_set_key,
+                encoded_genesis_state=genesis.genesis_state,
+                encoded_operator=self.options.operator,
+                is_parachain=False,
+                attestation_provider=self.options.attestation_provider,
+            )
+        )
+
+    async def _sync(self, info: PhactoryInfo) -> StepKind:
+        next_header = info.headernum
+        if info.blocknum < next_header:
+            to = min(next_header - 1, info.blocknum + self.options.sync_blocks - 1)
+            body = await self.source.blocks_request(info.blocknum, to)
+            await self.client.dispatch_blocks(body)
+            return StepKind.BLOCKS
+        request = await self.source.headers_request(next_header)
+        if request is not None:
+            await self.client.sync_header(request[0])
+            return StepKind.HEADERS
+        return StepKind.TIP
+
+    async def _at_tip(self, info: PhactoryInfo) -> None:
+        if self.submit is None:
+            return
+        tip = info.blocknum
+        if self.options.register and not info.registered:
+            due = (
+                self._register_sent_at is None
+                or tip - self._register_sent_at >= REGISTER_RETRY_BLOCKS
+            )
+            if due:
+                await self._register(tip)
+        if self.options.carry_egress:
+            await self._egress(tip)
+
+    async def _register(self, tip: int) -> None:
+        assert self.submit is not None
+        runtime = await self.client.get_runtime_info(encoded_operator=self.options.operator)
+        if runtime.attestation is None:
+            return  # available only after the first dispatched block
+        self._register_sent_at = tip
+        call = CallSpec(
+            "PhalaRegistry",
+            "register_worker_v2",
+            raw_args=runtime.encoded_runtime_info + runtime.attestation.encoded_report,
+        )
+        self._spawn(self._submit_quietly(f"register_worker:worker/{self.name}", call))
+
+    async def _egress(self, tip: int) -> None:
+        messages = split_egress(await self.client.get_egress_messages())
+        if not messages:
+            return
+        by_sender: dict[bytes, list[EgressMessage]] = {}
+        for message in messages:
+            by_sender.setdefault(message.sender, []).append(message)
+        for sender, mine in by_sender.items():
+            next_seq = await self.source.mq_next_sequence(sender)
+            for message in sorted(mine, key=lambda m: m.sequence):
+                key = (sender, message.sequence)
+                sent_at = self._egress_sent.get(key)
+                if message.sequence < next_seq:
+                    self._egress_sent.pop(key, None)
+                    continue
+                if sent_at is not None and tip - sent_at < EGRESS_RETRY_BLOCKS:
+                    continue
+                self._egress_sent[key] = tip
+                job_id = f"egress:worker/{self.name}:{sender.hex()}:{message.sequence}"
+                self._spawn(self._submit_quietly(job_id, message.call()))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._egress_tasks.add(task)
+        task.add_done_callback(self._egress_tasks.discard)
+
+    async def _submit_quietly(self, job_id: str, call: CallSpec) -> None:
+        assert self.submit is not None
+        try:
+            ok = await self.submit(job_id, call)
+        except PoolkeeperError as exc:
+            self.status.last_error = f"{job_id}: {exc}"
+            return
+        if not ok:
+            self.status.last_error = f"{job_id}: failed on chain"
+
+    async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
+        """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                kind = await self.step()
+                failures = 0
+                self.status.last_error = None
+            except (PoolkeeperError, LookupError) as exc:
+                self.status.last_error = str(exc)
+                self.status.condition = RelayCondition.BACKING_OFF
+                delays = self.options.backoff
+                delay = delays[min(failures, len(delays) - 1)] * random.uniform(0.8, 1.2)
+                failures += 1
+                await _sleep_or_stop(stop, delay)
+                continue
+            if kind is StepKind.TIP:
+                await _sleep_or_stop(stop, idle_seconds)
+        for task in list(self._egress_tasks):
+            task.cancel()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
