@@ -113,7 +113,12 @@ class SubstrateChain:
         try:
             if self._substrate is None:
                 self._substrate = SubstrateInterface(url=self.url, ss58_format=self._ss58_format)
-                self._ss58_format = int(self._substrate.ss58_format)
+                self._substrate.init_runtime()
+                fmt = self._substrate.ss58_format
+                if fmt is None:
+                    fmt = self._substrate.properties.get("ss58Format", 42)
+                    self._substrate.ss58_format = int(fmt)
+                self._ss58_format = int(fmt)
             return fn(self._substrate)
         except (ConnectionError, OSError, TimeoutError) as exc:
             self._drop()
@@ -369,14 +374,18 @@ class SubstrateChain:
         self, s: SubstrateInterface, calls: Sequence[CallSpec], proxy_for: str | None
     ) -> GenericCall:
         inner = [self._compose(s, c) for c in calls]
-        call = (
-            inner[0]
-            if len(inner) == 1
-            else s.compose_call("Utility", "force_batch", {"calls": inner})
-        )
+        if len(inner) == 1:
+            call = inner[0]
+        else:
+            utility = s.metadata.get_metadata_pallet("Utility")
+            names = {c.name for c in utility.calls or []}
+            # force_batch runs every item; runtimes without it (older ones) get `batch`,
+            # which stops at the first failure (later items are reported as not executed).
+            batch = "force_batch" if "force_batch" in names else "batch"
+            call = s.compose_call("Utility", batch, {"calls": [c.value for c in inner]})
         if proxy_for is not None:
             call = s.compose_call(
-                "Proxy", "proxy", {"real": proxy_for, "force_proxy_type": None, "call": call}
+                "Proxy", "proxy", {"real": proxy_for, "force_proxy_type": None, "call": call.value}
             )
         return call
 
@@ -429,18 +438,13 @@ class SubstrateChain:
             self.round_trips += 1
             response = s.rpc_request("author_submitExtrinsic", ["0x" + signed.data.hex()])
             if "error" in response:
-                error = response["error"]
-                return (
-                    f"{error.get('code')}: {error.get('message')}: {error.get('data', '')}".rstrip(
-                        ": "
-                    )
-                )
+                return _rejection_text(response["error"])
             return None
 
         try:
             rejected = await self._run(submit)
         except SubstrateRequestException as exc:
-            rejected = str(exc)
+            rejected = _rejection_text(exc.args[0] if exc.args else exc)
         if rejected is not None:
             return Outcome(status=TxStatus.REJECTED, error=rejected)
         loop = asyncio.get_running_loop()
@@ -517,6 +521,7 @@ class SubstrateChain:
     def _scan_block(
         self, s: SubstrateInterface, number: int, wanted: set[str]
     ) -> dict[str, Outcome]:
+        counts = {h: w.signed.call_count for h, w in self._waiters.items()}
         self.round_trips += 2
         block_hash = s.rpc_request("chain_getBlockHash", [number])["result"]
         raw = s.rpc_request("chain_getBlock", [block_hash])["result"]["block"]["extrinsics"]
@@ -529,8 +534,20 @@ class SubstrateChain:
         out: dict[str, Outcome] = {}
         for ext_hash, index in hits.items():
             mine = [e.value for e in events if e.value.get("extrinsic_idx") == index]
-            out[ext_hash] = _outcome_from_events(s, mine, number, block_hash)
+            out[ext_hash] = _outcome_from_events(
+                s, mine, number, block_hash, counts.get(ext_hash, 1)
+            )
         return out
+
+
+def _rejection_text(error: object) -> str:
+    """``code: message: data`` of a JSON-RPC error, whatever shape the node used."""
+    if isinstance(error, dict):
+        parts = [str(error.get("code", "")), str(error.get("message", ""))]
+        if error.get("data") not in (None, ""):
+            parts.append(str(error["data"]))
+        return ": ".join(p for p in parts if p)
+    return str(error)
 
 
 class _PalletCheck:
@@ -594,13 +611,19 @@ def dispatch_error_text(s: SubstrateInterface, error: Any) -> str:
 
 
 def _outcome_from_events(
-    s: SubstrateInterface, events: Iterable[dict[str, Any]], number: int, block_hash: str
+    s: SubstrateInterface,
+    events: Iterable[dict[str, Any]],
+    number: int,
+    block_hash: str,
+    call_count: int,
 ) -> Outcome:
     items: list[ItemResult] = []
     failed: str | None = None
     proxy_result: ItemResult | None = None
     fee: int | None = None
     batch = False
+    interrupted = False
+    withdrawn: int | None = None
     for event in events:
         module, name = event["module_id"], event["event_id"]
         attrs: dict[str, Any] = event.get("attributes") or {}
@@ -609,6 +632,10 @@ def _outcome_from_events(
             batch = True
         elif (module, name) == ("Utility", "ItemFailed"):
             items.append(ItemResult(False, dispatch_error_text(s, attrs["error"])))
+            batch = True
+        elif (module, name) == ("Utility", "BatchInterrupted"):
+            items.append(ItemResult(False, dispatch_error_text(s, attrs["error"])))
+            interrupted = True
             batch = True
         elif (module, name) == ("Proxy", "ProxyExecuted"):
             result = attrs["result"]
@@ -620,12 +647,21 @@ def _outcome_from_events(
             failed = dispatch_error_text(s, attrs["dispatch_error"])
         elif (module, name) == ("TransactionPayment", "TransactionFeePaid"):
             fee = int(attrs["actual_fee"])
+        elif (module, name) == ("Balances", "Withdraw") and withdrawn is None:
+            withdrawn = int(attrs["amount"])  # the fee, on runtimes without TransactionFeePaid
+    if fee is None:
+        fee = withdrawn
     if failed is not None:
         return Outcome(
             TxStatus.FAILED, number, block_hash, (ItemResult(False, failed),), fee, failed
         )
     if not batch:
         items = [proxy_result or ItemResult(True)]
+    if interrupted:
+        items.extend(
+            ItemResult(False, "not executed: the batch was interrupted by an earlier item")
+            for _ in range(call_count - len(items))
+        )
     return Outcome(TxStatus.IN_BLOCK, number, block_hash, tuple(items), fee)
 
 
