@@ -1,0 +1,268 @@
+"""The reconcile loop: observe → plan → act, again and again, until the world matches.
+
+Both one-shot ``apply`` and the long-running ``run`` are built from ``reconcile_once``:
+each pass observes everything afresh (nothing is remembered between passes except
+what the chain, the pRuntimes and the journal say), plans with the pure planner,
+keeps the set of running relays equal to what the inventory needs, and executes the
+chain actions through the journaled executor. Actions still in flight from an earlier
+pass (journal) are never planned twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from poolkeeper.apply.collector import TxCollector
+from poolkeeper.apply.executor import ActionResult, Executor, Job
+from poolkeeper.apply.journal import Journal
+from poolkeeper.chain._rpc import AsyncRpc
+from poolkeeper.chain.ports import CallSpec, Signer
+from poolkeeper.chain.relay_source import RelaySource
+from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.errors import SecretError
+from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
+from poolkeeper.model.actions import ActionKind, Plan
+from poolkeeper.model.desired import AccountRole, Desired, WorkerState
+from poolkeeper.model.observed import Observed, PRuntimeInfo
+from poolkeeper.model.ss58 import decode_address
+from poolkeeper.observe.observer import observe
+from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper.pruntime import PRuntimeTransport
+from poolkeeper.relay.supervisor import RelaySupervisor
+from poolkeeper.relay.worker import RelayOptions, Submit
+
+LOCAL_KINDS = frozenset({ActionKind.START_RELAY, ActionKind.STOP_RELAY, ActionKind.DERIVE_ACCOUNT})
+_PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
+
+
+class KeyRing:
+    """Signers for the inventory's accounts, derived from the master secret once."""
+
+    def __init__(self, desired: Desired, mnemonic: Mnemonic | None) -> None:
+        labels = [a.derivation for a in desired.accounts if a.derivation]
+        prefix = desired.settings.ss58_prefix
+        keys = derive_keys(mnemonic, labels, prefix) if (mnemonic and labels) else {}
+        self._keys: dict[str, DerivedKey] = {}
+        self._addresses: dict[str, str] = {}
+        for account in desired.accounts:
+            key = keys.get(account.derivation) if account.derivation else None
+            if key is not None:
+                self._keys[account.name] = key
+            address = account.address or (key.address if key else None)
+            if address:
+                self._addresses[account.name] = address
+
+    def signer(self, account: str) -> Signer:
+        key = self._keys.get(account)
+        if key is None:
+            raise SecretError(
+                f"account {account!r} cannot sign: it has no derivation label, "
+                "or no master secret was provided"
+            )
+        return key
+
+    def address(self, account: str) -> str:
+        try:
+            return self._addresses[account]
+        except KeyError:
+            raise SecretError(
+                f"account {account!r} has no address: run `poolkeeper accounts generate`"
+            ) from None
+
+
+class PRuntimeInfoReader:
+    """``GetInfo`` through the shared transport, as model values."""
+
+    def __init__(self, transport: PRuntimeTransport) -> None:
+        self._transport = transport
+
+    async def get_info(self, endpoint: str) -> PRuntimeInfo:
+        info = await self._transport.client(endpoint).get_info()
+        return PRuntimeInfo(
+            initialized=info.initialized,
+            registered=info.registered,
+            headernum=info.headernum,
+            para_headernum=info.para_headernum,
+            blocknum=info.blocknum,
+            public_key=info.public_key,
+            ecdh_public_key=info.ecdh_public_key,
+            genesis_block_hash=info.genesis_block_hash,
+            score=info.score,
+            version=info.version,
+            git_revision=info.git_revision,
+            dev_mode=info.dev_mode,
+            pending_messages=info.pending_messages,
+        )
+
+
+@dataclass
+class PassResult:
+    """What one reconcile pass saw, planned and did."""
+
+    observed: Observed
+    plan: Plan
+    results: list[ActionResult] = field(default_factory=list)
+    started_relays: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Everything a pass needs, built once per process."""
+
+    def __init__(
+        self,
+        desired: Desired,
+        *,
+        mnemonic: Mnemonic | None,
+        state_dir: Path,
+        chain_url: str | None = None,
+        relay_idle_seconds: float = 1.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.desired = desired
+        url = chain_url or desired.settings.chain.endpoints[0]
+        wait_final = desired.settings.chain.wait_for == "finalization"
+        self.chain = SubstrateChain(url, wait_for_finalization=wait_final)
+        self.rpc = AsyncRpc(url)
+        self.source = RelaySource(self.rpc)
+        self.transport = PRuntimeTransport(
+            max_in_flight=desired.settings.pruntime_concurrency,
+            timeout=desired.settings.pruntime_timeout_seconds,
+        )
+        self.journal = Journal(state_dir / "journal.sqlite")
+        self.keys = KeyRing(desired, mnemonic)
+        self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
+        self.collector = TxCollector(self.executor)
+        self.relays = RelaySupervisor(
+            self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
+        )
+        self._relay_signer = self._pick_relay_signer()
+
+    def _pick_relay_signer(self) -> str | None:
+        for account in self.desired.accounts:
+            if account.role is AccountRole.RELAY_SIGNER and account.derivation:
+                return account.name
+        for pool in self.desired.pools:
+            return pool.signer
+        return None
+
+    def _submit_for(self, worker: str) -> Submit | None:
+        signer = self._relay_signer
+        if signer is None:
+            return None
+
+        async def submit(job_id: str, call: CallSpec) -> bool:
+            result = await self.collector.submit(Job(job_id, call, signer))
+            return result.ok
+
+        return submit
+
+    def relay_plan(self, observed: Observed) -> dict[str, tuple[str, RelayOptions]]:
+        """The relays the inventory needs, with their options."""
+        provider = _PROVIDER_BYTES[self.desired.settings.relay.attestation_provider]
+        wanted: dict[str, tuple[str, RelayOptions]] = {}
+        for worker in self.desired.workers:
+            if worker.state is WorkerState.REMOVED:
+                continue
+            pool = self.desired.pools_by_name.get(worker.pool) if worker.pool else None
+            operator: bytes | None = None
+            if pool is not None:
+                try:
+                    operator = decode_address(self.keys.address(pool.owner))[1]
+                except (SecretError, ValueError):
+                    operator = None
+            info = observed.pruntimes.get(worker.endpoint)
+            pubkey = info.info.public_key if info and info.info else None
+            on_chain = pubkey is not None and pubkey.lower() in observed.chain_workers
+            wanted[worker.name] = (
+                worker.endpoint,
+                RelayOptions(
+                    sync_blocks=self.desired.settings.relay.sync_blocks,
+                    operator=operator,
+                    attestation_provider=provider,
+                    register=worker.state in (WorkerState.COMPUTING, WorkerState.IDLE)
+                    and not on_chain,
+                ),
+            )
+        return wanted
+
+    async def observe(self) -> Observed:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        return await observe(
+            self.desired,
+            self.chain,
+            PRuntimeInfoReader(self.transport),
+            relays=self.relays.statuses(),
+            topped_up_today=self.journal.topped_up_on(today),
+        )
+
+    async def reconcile_once(self, policy: PlanPolicy, *, execute: bool = True) -> PassResult:
+        """Observe, plan, keep relays, execute chain actions not already in flight."""
+        observed = await self.observe()
+        plan = plan_for(self.desired, observed, policy)
+        result = PassResult(observed, plan)
+        if not execute:
+            return result
+        wanted = self.relay_plan(observed)
+        before = set(self.relays.statuses())
+        self.relays.reconcile(wanted)
+        result.started_relays = sorted(set(wanted) - before)
+        in_flight = self.journal.pending_action_ids()
+        chain_actions = [
+            a for a in plan.actions if a.kind not in LOCAL_KINDS and a.id not in in_flight
+        ]
+        if chain_actions:
+            result.results = await self.executor.execute(chain_actions)
+            self._record_top_ups(plan, result.results)
+        return result
+
+    def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
+        by_id = {a.id: a for a in plan.actions}
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        for r in results:
+            action = by_id.get(r.action_id)
+            if action and action.kind is ActionKind.TOP_UP and r.ok and action.destination:
+                self.journal.record_top_up(
+                    today, action.destination, action.amount or 0, r.extrinsic_hash or ""
+                )
+
+    async def converge(
+        self,
+        policy: PlanPolicy,
+        *,
+        timeout: float,
+        interval: float = 2.0,
+        on_pass: Callable[[PassResult], None] | None = None,
+        until: Callable[[PassResult], bool] | None = None,
+    ) -> PassResult:
+        """Reconcile until nothing is left to do (only waits), ``until`` says so, or timeout."""
+        deadline = time.monotonic() + timeout
+        last: PassResult | None = None
+        while True:
+            last = await self.reconcile_once(policy)
+            if on_pass:
+                on_pass(last)
+            done = until(last) if until else not last.plan.actions
+            if done or time.monotonic() >= deadline:
+                return last
+            await asyncio.sleep(interval)
+
+    async def recover(self) -> list[ActionResult]:
+        """Settle journaled extrinsics left unsettled by a crash, before planning."""
+        return await self.executor.recover()
+
+    async def close(self) -> None:
+        await self.relays.stop_all()
+        await self.collector.close()
+        await self.chain.close()
+        await self.rpc.close()
+        await self.transport.aclose()
+        self.journal.close()
+
+
+def results_by_action(results: list[ActionResult]) -> Mapping[str, ActionResult]:
+    return {r.action_id: r for r in results}
