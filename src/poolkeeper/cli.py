@@ -97,7 +97,7 @@ def _use_colour(choice: bool | None) -> bool:
 
 def _plan_and_show(
     directory: Path,
-    snapshot: Path,
+    snapshot: Path | None,
     *,
     as_json: bool,
     targets: list[str],
@@ -120,14 +120,24 @@ def _plan_and_show(
     except InventoryError as error:
         raise _fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
     try:
-        observed = load_snapshot(snapshot)
+        if snapshot is not None:
+            observed = load_snapshot(snapshot)
+        else:
+            from poolkeeper._cli_live import observe_live, run_async
+
+            observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
     document = render_json(plan)
     if out is not None:
+        from poolkeeper._cli_live import saved_plan_document
+
+        document_to_save = json.dumps(
+            saved_plan_document(plan, directory, observed), indent=2, sort_keys=True
+        )
         try:
-            out.write_text(document, encoding="utf-8")
+            out.write_text(document_to_save + "\n", encoding="utf-8")
         except OSError as error:
             raise _fail(f"error: cannot write {out}: {error.strerror or error}") from None
     if as_json:
@@ -143,11 +153,12 @@ def plan(
     directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
     *,
     observed: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--observed", help="Observed-state snapshot (JSON of Observed) to plan against."
+            "--observed",
+            help="Plan against this snapshot (JSON of Observed) instead of the live chain.",
         ),
-    ],
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes.")
@@ -202,6 +213,94 @@ def demo(
     _plan_and_show(
         directory, observed, as_json=False, targets=[], prune=False, out=None, colour=None
     )
+
+
+@app.command()
+def apply(
+    source: Annotated[
+        Path, typer.Argument(help="Inventory directory, or a plan saved with plan -o.")
+    ] = Path("inventory"),
+    *,
+    inventory: Annotated[
+        Path, typer.Option("--inventory", help="Inventory directory (with a saved plan).")
+    ] = Path("inventory"),
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Limit to pool/<name-or-pid> or worker/<name> (repeat)."),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", help="Keep reconciling (relays running) up to this many seconds."),
+    ] = 600.0,
+    colour: Annotated[
+        bool | None, typer.Option("--color/--no-color", help="Colour (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Apply the inventory (or a saved plan): plan, confirm, then reconcile until only waits
+    remain or --wait runs out. Relays run in this process meanwhile. Exit 1 if an action failed."""
+    from poolkeeper._cli_live import apply_async, run_async
+    from poolkeeper.plan import PlanPolicy, TargetError
+
+    saved: dict[str, object] | None = None
+    directory = source
+    if source.is_file():
+        try:
+            saved = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise _fail(f"error: cannot read saved plan {source}: {error}") from None
+        directory = inventory
+    try:
+        policy = PlanPolicy(prune=prune, targets=tuple(target or ()))
+    except TargetError as error:
+        raise _fail(f"error: {error}") from None
+    code = run_async(
+        apply_async(
+            directory,
+            saved=saved,
+            policy=policy,
+            auto_approve=auto_approve,
+            wait=wait,
+            colour=_use_colour(colour),
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the observed state of every worker in the inventory."""
+    from poolkeeper._cli_live import (
+        load_desired,
+        observe_live,
+        render_status,
+        run_async,
+        status_rows,
+    )
+
+    desired = load_desired(directory)
+    try:
+        observed = run_async(observe_live(desired, directory))
+    except PoolkeeperError as error:
+        raise _fail(f"error: {error}") from None
+    rows = status_rows(desired, observed)
+    if as_json:
+        document = {
+            "format_version": 1,
+            "head": observed.head.model_dump(mode="json"),
+            "workers": rows,
+        }
+        typer.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        typer.echo(render_status(observed, rows), nl=False)
 
 
 def main() -> None:

@@ -1,0 +1,263 @@
+"""CLI commands that talk to the live chain and pRuntimes: live ``plan``, ``apply``, ``status``.
+
+Kept apart from ``cli.py`` (offline commands) so the argument parsing stays thin:
+everything here builds a ``Reconciler`` and renders what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from poolkeeper.apply.executor import ActionResult
+from poolkeeper.errors import InventoryError, PoolkeeperError, SecretError, StalePlan
+from poolkeeper.inventory import load_inventory
+from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
+from poolkeeper.loop import PassResult, Reconciler
+from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
+from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.desired import Desired
+from poolkeeper.model.observed import Observed
+from poolkeeper.model.phase import phase_of
+from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper.render import plan_document, plan_from_document, render_text
+
+SAVED_PLAN_VERSION = 1
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def load_desired(directory: Path) -> Desired:
+    try:
+        return load_inventory(directory)
+    except InventoryError as error:
+        raise fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
+
+
+def inventory_digest(directory: Path) -> str:
+    """A digest of every inventory file's bytes (a saved plan is stale when it changes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")):
+        if any(part.startswith(".") for part in path.relative_to(directory).parts):
+            continue
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def observed_digest(observed: Observed) -> str:
+    data = observed.model_dump(mode="json", exclude={"read_at"})
+    for p in data.get("pruntimes", {}).values():
+        p.pop("read_at", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _mnemonic(desired: Desired, directory: Path, *, required: bool) -> Mnemonic | None:
+    try:
+        return load_master_secret(desired.settings.secrets, base_dir=directory)
+    except SecretError as error:
+        if required:
+            raise fail(f"error: {error}") from None
+        return None
+
+
+def make_reconciler(
+    desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
+) -> Reconciler:
+    install_log_redaction()
+    mnemonic = _mnemonic(desired, directory, required=need_keys)
+    state_dir = Path(desired.settings.state_dir)
+    if not state_dir.is_absolute():
+        state_dir = directory.parent / state_dir
+    return Reconciler(desired, mnemonic=mnemonic, state_dir=state_dir, progress=progress)
+
+
+async def observe_live(desired: Desired, directory: Path) -> Observed:
+    rec = make_reconciler(desired, directory, need_keys=False, progress=None)
+    try:
+        return await rec.observe()
+    finally:
+        await rec.close()
+
+
+def saved_plan_document(plan: Plan, directory: Path, observed: Observed) -> dict[str, Any]:
+    return {
+        "format_version": SAVED_PLAN_VERSION,
+        "inventory_digest": inventory_digest(directory),
+        "observed_digest": observed_digest(observed),
+        "block": observed.head.best_number,
+        "plan": plan_document(plan),
+    }
+
+
+def check_saved_plan(saved: dict[str, Any], directory: Path, fresh: Plan) -> Plan:
+    """The saved plan, if it still applies; ``StalePlan`` saying why otherwise."""
+    if saved.get("format_version") != SAVED_PLAN_VERSION:
+        raise StalePlan(f"unsupported saved-plan format_version {saved.get('format_version')!r}")
+    if saved.get("inventory_digest") != inventory_digest(directory):
+        raise StalePlan("the inventory changed since the plan was made: plan again")
+    plan = plan_from_document(saved["plan"])
+    now = {a.id: a for a in fresh.actions}
+    gone = [a.id for a in plan.actions if now.get(a.id) != a]
+    if gone:
+        raise StalePlan(
+            "the chain moved since the plan was made; these actions no longer apply as saved: "
+            + ", ".join(gone)
+        )
+    return plan
+
+
+def confirm(plan: Plan, auto_approve: bool) -> None:
+    if auto_approve or not plan.actions:
+        return
+    destructive = [a for a in plan.actions if a.kind in DESTRUCTIVE_KINDS]
+    if destructive:
+        typer.echo("Destructive actions in this plan:")
+        for a in destructive:
+            typer.echo(f"  - {a.target}: {a.kind.value} ({a.reason})")
+    if not sys.stdin.isatty():
+        raise fail("error: refusing to apply without confirmation: pass --auto-approve")
+    if not typer.confirm("Apply these actions?", default=False):
+        raise fail("Apply cancelled.")
+
+
+def result_table(results: dict[str, ActionResult]) -> str:
+    if not results:
+        return "No chain actions were executed.\n"
+    width = max(len(k) for k in results)
+    lines = [f"{'action':<{width}}  result"]
+    for action_id, r in sorted(results.items()):
+        verdict = "ok" if r.ok else f"FAILED: {r.error}"
+        where = f" (block {r.block_number})" if r.ok and r.block_number is not None else ""
+        lines.append(f"{action_id:<{width}}  {verdict}{where}")
+    return "\n".join(lines) + "\n"
+
+
+async def apply_async(
+    directory: Path,
+    *,
+    saved: dict[str, Any] | None,
+    policy: PlanPolicy,
+    auto_approve: bool,
+    wait: float,
+    colour: bool,
+) -> int:
+    desired = load_desired(directory)
+    rec = make_reconciler(
+        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+    )
+    final: dict[str, ActionResult] = {}
+    try:
+        for r in await rec.recover():
+            final[r.action_id] = r
+            typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
+        first = await rec.reconcile_once(policy, execute=False)
+        plan = first.plan
+        if saved is not None:
+            try:
+                plan = check_saved_plan(saved, directory, first.plan)
+            except StalePlan as error:
+                raise fail(f"error: {error}") from None
+        typer.echo(render_text(plan, colour=colour), nl=False)
+        confirm(plan, auto_approve)
+
+        def on_pass(p: PassResult) -> None:
+            for r in p.results:
+                final[r.action_id] = r
+                mark = "done" if r.ok else f"failed: {r.error}"
+                typer.echo(f"  {r.action_id}: {mark}")
+            if p.started_relays:
+                typer.echo(f"  relays started: {', '.join(p.started_relays)}")
+
+        if saved is not None:
+            ids = {a.id for a in plan.actions}
+            result = await rec.reconcile_once(policy)
+            on_pass(
+                PassResult(
+                    result.observed, result.plan, [r for r in result.results if r.action_id in ids]
+                )
+            )
+        else:
+            result = await rec.converge(policy, timeout=wait, on_pass=on_pass)
+        typer.echo("\n" + result_table(final), nl=False)
+        last = plan_for(desired, (await rec.observe()), policy)
+        typer.echo("\nNow:\n" + render_text(last, colour=colour), nl=False)
+    except PoolkeeperError as error:
+        raise fail(f"error: {error}") from None
+    finally:
+        await rec.close()
+    return 0 if all(r.ok for r in final.values()) else 1
+
+
+def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for worker in desired.workers:
+        prt = observed.pruntimes.get(worker.endpoint)
+        info = prt.info if prt else None
+        pubkey = (
+            (worker.pubkey or (info.public_key if info else None) or "").lower().removeprefix("0x")
+        )
+        chain = observed.chain_workers.get(pubkey) if pubkey else None
+        rows.append(
+            {
+                "worker": worker.name,
+                "pool": worker.pool,
+                "desired": worker.state.value,
+                "phase": phase_of(prt, chain, observed.head).value,
+                "session_state": chain.session_state.value
+                if chain and chain.session_state
+                else None,
+                "stake": chain.stake if chain else None,
+                "initial_score": chain.initial_score if chain else None,
+                "blocknum": info.blocknum if info else None,
+                "headernum": info.headernum if info else None,
+                "error": prt.error if prt else None,
+            }
+        )
+    return rows
+
+
+def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
+    head = observed.head
+    out = [f"chain: best #{head.best_number}, finalized #{head.finalized_number}"]
+    cols = [
+        "worker",
+        "pool",
+        "desired",
+        "phase",
+        "session_state",
+        "stake",
+        "initial_score",
+        "blocknum",
+    ]
+    table = [[_cell(c, r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(cols)]
+    out.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for t, r in zip(table, rows, strict=True):
+        line = "  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True))
+        if r.get("error"):
+            line += f"  ({r['error']})"
+        out.append(line.rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if column == "stake":
+        return format_pha(int(value))
+    return str(value)
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
