@@ -70,7 +70,11 @@ def test_json_output_and_saved_plan_round_trip(tmp_path: Path) -> None:
     document = json.loads(out)
     assert document["format_version"] == 1
     assert document["summary"]["add"] == 15
-    assert json.loads(saved.read_text()) == document
+    saved_document = json.loads(saved.read_text())
+    assert saved_document["plan"] == document
+    assert saved_document["format_version"] == 1
+    assert len(saved_document["inventory_digest"]) == 64
+    assert saved_document["block"] == 12
     plan = plan_from_document(document)
     assert len(plan.actions) == 15
     assert plan.actions[0].id == "derive_account:account/funding"
