@@ -124,6 +124,7 @@ class Reconciler:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.desired = desired
+        self._progress = progress
         url = chain_url or desired.settings.chain.endpoints[0]
         wait_final = desired.settings.chain.wait_for == "finalization"
         self.chain = SubstrateChain(url, wait_for_finalization=wait_final)
@@ -200,8 +201,37 @@ class Reconciler:
             topped_up_today=self.journal.topped_up_on(today),
         )
 
+    def _with_created_pools(self) -> None:
+        """Pools created earlier (journal) get their pid, so they are never created twice."""
+        created = self.journal.created_pools()
+        pools = tuple(
+            p.model_copy(update={"pid": created[p.name]})
+            if p.pid is None and p.name in created
+            else p
+            for p in self.desired.pools
+        )
+        if pools != self.desired.pools:
+            self.desired = self.desired.model_copy(update={"pools": pools})
+
+    def _record_created_pools(self, plan: Plan, results: list[ActionResult]) -> None:
+        by_id = {a.id: a for a in plan.actions}
+        for r in results:
+            action = by_id.get(r.action_id)
+            if action is None or action.kind is not ActionKind.CREATE_POOL or not r.ok:
+                continue
+            for event in r.events:
+                if (event.pallet, event.name) == ("PhalaStakePoolv2", "PoolCreated"):
+                    pid = int(event.attributes["pid"])
+                    self.journal.record_created_pool(action.pool or "", pid, r.extrinsic_hash or "")
+                    if self._progress:
+                        self._progress(
+                            f"pool {action.pool} created with pid {pid}: write `pid: {pid}` "
+                            "into its inventory entry"
+                        )
+
     async def reconcile_once(self, policy: PlanPolicy, *, execute: bool = True) -> PassResult:
         """Observe, plan, keep relays, execute chain actions not already in flight."""
+        self._with_created_pools()
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
         result = PassResult(observed, plan)
@@ -218,6 +248,7 @@ class Reconciler:
         if chain_actions:
             result.results = await self.executor.execute(chain_actions)
             self._record_top_ups(plan, result.results)
+            self._record_created_pools(plan, result.results)
         return result
 
     def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:

@@ -21,6 +21,7 @@ from typing import Protocol
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.ports import (
     CallSpec,
+    ChainEvent,
     ChainReader,
     ChainWriter,
     Outcome,
@@ -43,6 +44,7 @@ class ActionResult:
     error: str | None = None
     extrinsic_hash: str | None = None
     block_number: int | None = None
+    events: tuple[ChainEvent, ...] = ()
 
 
 class SignerSource(Protocol):
@@ -325,7 +327,9 @@ class Executor:
             ids
         ):
             results = [
-                ActionResult(i, item.ok, item.error, extrinsic_hash, outcome.block_number)
+                ActionResult(
+                    i, item.ok, item.error, extrinsic_hash, outcome.block_number, item.events
+                )
                 for i, item in zip(ids, outcome.items, strict=True)
             ]
         else:

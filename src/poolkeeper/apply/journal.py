@@ -6,7 +6,8 @@ actions it carries) here *before* submitting it, and updates the row when the ou
 is known. On the next run, unsettled rows are resolved against the chain first:
 included ones are never re-sent; pending ones are re-sent byte for byte (the same
 nonce cannot execute twice); only an extrinsic proven dropped frees its actions.
-It also records top-up transfers so a daily cap survives restarts.
+It also records top-up transfers so a daily cap survives restarts, and the pids of
+pools it created, so a pool declared with ``create: true`` is created only once.
 
 SQLite in WAL mode under the state directory. Nothing secret is stored: signed
 extrinsics are public once sent.
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS action_results (
     ok INTEGER NOT NULL,
     error TEXT,
     PRIMARY KEY (extrinsic_id, action_id)
+);
+CREATE TABLE IF NOT EXISTS created_pools (
+    name TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    extrinsic_hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS top_ups (
     day TEXT NOT NULL,
@@ -184,6 +190,18 @@ class Journal:
         for entry in self.unsettled():
             ids.update(entry.action_ids)
         return ids
+
+    def record_created_pool(self, name: str, pid: int, extrinsic_hash: str) -> None:
+        """Remember the pid of a pool poolkeeper created, so it is never created twice."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO created_pools (name, pid, extrinsic_hash) VALUES (?,?,?)",
+            (name, pid, extrinsic_hash),
+        )
+
+    def created_pools(self) -> dict[str, int]:
+        """Pools created by poolkeeper: name → pid."""
+        rows = self._db.execute("SELECT name, pid FROM created_pools").fetchall()
+        return {str(name): int(pid) for name, pid in rows}
 
     def record_top_up(self, day: str, destination: str, amount: int, extrinsic_hash: str) -> None:
         self._db.execute(

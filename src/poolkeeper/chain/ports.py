@@ -98,6 +98,17 @@ class ItemResult:
     ok: bool
     error: str | None = None
     """``Pallet.ErrorName`` for module errors, or the dispatch error text."""
+    events: tuple[ChainEvent, ...] = ()
+    """Events the call emitted (for a batch item: those before its ItemCompleted)."""
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """A runtime event by metadata names, attributes in substrate-interface's value shape."""
+
+    pallet: str
+    name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

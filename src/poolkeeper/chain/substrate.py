@@ -28,6 +28,7 @@ from substrateinterface.storage import StorageKey
 
 from poolkeeper.chain.ports import (
     CallSpec,
+    ChainEvent,
     ChainState,
     ItemResult,
     Outcome,
@@ -619,36 +620,38 @@ def _outcome_from_events(
 ) -> Outcome:
     items: list[ItemResult] = []
     failed: str | None = None
-    proxy_result: ItemResult | None = None
+    proxy_ok: tuple[bool, str | None] | None = None
     fee: int | None = None
     batch = False
     interrupted = False
     withdrawn: int | None = None
+    pending: list[ChainEvent] = []
     for event in events:
         module, name = event["module_id"], event["event_id"]
         attrs: dict[str, Any] = event.get("attributes") or {}
         if (module, name) == ("Utility", "ItemCompleted"):
-            items.append(ItemResult(True))
+            items.append(ItemResult(True, None, tuple(pending)))
+            pending = []
             batch = True
-        elif (module, name) == ("Utility", "ItemFailed"):
+        elif (module, name) in (("Utility", "ItemFailed"), ("Utility", "BatchInterrupted")):
             items.append(ItemResult(False, dispatch_error_text(s, attrs["error"])))
-            batch = True
-        elif (module, name) == ("Utility", "BatchInterrupted"):
-            items.append(ItemResult(False, dispatch_error_text(s, attrs["error"])))
-            interrupted = True
+            pending = []
+            interrupted = interrupted or name == "BatchInterrupted"
             batch = True
         elif (module, name) == ("Proxy", "ProxyExecuted"):
             result = attrs["result"]
             if isinstance(result, dict) and "Err" in result:
-                proxy_result = ItemResult(False, dispatch_error_text(s, result["Err"]))
+                proxy_ok = (False, dispatch_error_text(s, result["Err"]))
             else:
-                proxy_result = ItemResult(True)
+                proxy_ok = (True, None)
         elif (module, name) == ("System", "ExtrinsicFailed"):
             failed = dispatch_error_text(s, attrs["dispatch_error"])
         elif (module, name) == ("TransactionPayment", "TransactionFeePaid"):
             fee = int(attrs["actual_fee"])
         elif (module, name) == ("Balances", "Withdraw") and withdrawn is None:
             withdrawn = int(attrs["amount"])  # the fee, on runtimes without TransactionFeePaid
+        elif module != "System":
+            pending.append(ChainEvent(module, name, attrs))
     if fee is None:
         fee = withdrawn
     if failed is not None:
@@ -656,7 +659,8 @@ def _outcome_from_events(
             TxStatus.FAILED, number, block_hash, (ItemResult(False, failed),), fee, failed
         )
     if not batch:
-        items = [proxy_result or ItemResult(True)]
+        ok, error = proxy_ok or (True, None)
+        items = [ItemResult(ok, error, tuple(pending) if ok else ())]
     if interrupted:
         items.extend(
             ItemResult(False, "not executed: the batch was interrupted by an earlier item")

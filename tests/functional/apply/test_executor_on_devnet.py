@@ -136,6 +136,8 @@ async def test_proxied_pool_calls_map_module_errors_per_item(
         ]
     )
     assert all(r.ok for r in setup), setup
+    created = [e for e in setup[0].events if e.name == "PoolCreated"]
+    assert len(created) == 1 and created[0].attributes["owner"] == owner
     state = await chain.read_state(list(range(20)), ())
     [pid] = [p.pid for p in state.pools.values() if p.owner == owner]
     ghost = "0x" + "ab" * 32
