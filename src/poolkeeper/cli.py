@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from poolkeeper._cli_accounts import accounts_app
+from poolkeeper._cli_devnet import devnet_app
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 
 app.add_typer(accounts_app)
+app.add_typer(devnet_app)
 
 
 @app.callback()

@@ -1,0 +1,246 @@
+"""``poolkeeper devnet up|down|status``: a local devnet matching an inventory.
+
+``up`` derives the inventory's accounts from the master secret, writes a genesis that
+funds them, creates the declared pools (owned by the declared owners, with free stake
+for every declared worker), grants the operators their StakePoolManager proxies, and
+starts the chain simulator and one simulated pRuntime per worker endpoint as
+background processes. ``down`` stops exactly those processes. The product then talks
+to them over the network only, as it would to a real node and real workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import typer
+
+from poolkeeper.errors import InventoryError, SecretError
+from poolkeeper.inventory import load_inventory
+from poolkeeper.keys import load_master_secret
+from poolkeeper.model.amounts import PLANCKS_PER_PHA
+from poolkeeper.model.desired import AccountRole, Desired
+
+devnet_app = typer.Typer(
+    name="devnet", help="A local devnet (chain + pRuntimes) to try poolkeeper."
+)
+
+STATE_FILE = "devnet.json"
+STAKE_MARGIN = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(1)
+
+
+def genesis_for(desired: Desired, addresses: dict[str, str], *, cool_down: int) -> dict[str, Any]:
+    """A devnet genesis in which the inventory can converge."""
+    balances: dict[str, str] = {"//Alice": "1000000 PHA"}
+    for account in desired.accounts:
+        address = addresses.get(account.name)
+        if address is None:
+            continue
+        amount = {AccountRole.FUNDING: 100_000, AccountRole.WATCH: 20_000}.get(account.role, 1_000)
+        balances[address] = f"{amount} PHA"
+    pools_by_pid = {p.pid: p for p in desired.pools if p.pid is not None}
+    phala_pools: list[dict[str, Any]] = []
+    for pid in range(max(pools_by_pid, default=-1) + 1):
+        pool = pools_by_pid.get(pid)
+        owner = addresses.get(pool.owner) if pool else None
+        stake = 0
+        if pool is not None:
+            stake = sum(desired.stake_of(w) or 0 for w in desired.workers if w.pool == pool.name)
+        phala_pools.append(
+            {"owner": owner or "//Alice", "free_stake": stake * STAKE_MARGIN + PLANCKS_PER_PHA}
+        )
+    proxies = [
+        {
+            "real": addresses[p.owner],
+            "delegate": addresses[p.signer],
+            "proxy_type": "StakePoolManager",
+        }
+        for p in desired.pools
+        if p.proxied and p.owner in addresses and p.signer in addresses
+    ]
+    return {
+        "chain_name": "Khala Devnet",
+        "block_time": "1s",
+        "finality_lag": 2,
+        "cool_down_period": cool_down,
+        "balances": balances,
+        "proxies": proxies,
+        "phala": {
+            "pools": phala_pools,
+            "benchmark_duration": 3,
+            "none_attestation_enabled": True,
+            "heartbeat_interval": 5,
+            "unresponsive_after": 30,
+        },
+    }
+
+
+def _addresses(desired: Desired, directory: Path) -> dict[str, str]:
+    from poolkeeper.loop import KeyRing
+
+    try:
+        mnemonic = load_master_secret(desired.settings.secrets, base_dir=directory)
+    except SecretError as error:
+        raise _fail(f"error: {error}") from None
+    ring = KeyRing(desired, mnemonic)
+    out: dict[str, str] = {}
+    for account in desired.accounts:
+        try:
+            out[account.name] = ring.address(account.name)
+        except SecretError:
+            continue
+    return out
+
+
+def _port_of(url: str) -> int:
+    parsed = urlparse(url)
+    if parsed.hostname not in ("127.0.0.1", "localhost") or parsed.port is None:
+        raise _fail(f"error: devnet serves only loopback endpoints with a port, not {url}")
+    return parsed.port
+
+
+def _spawn(args: list[str], log: Path) -> int:
+    out = log.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return process.pid
+
+
+def _wait_ready(check: Any, what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise _fail(f"error: {what} did not become ready in {seconds:.0f}s (see the logs)")
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@devnet_app.command("up")
+def up(
+    inventory: Annotated[Path, typer.Argument(help="Inventory the devnet should match.")] = Path(
+        "inventory"
+    ),
+    *,
+    state_dir: Annotated[Path, typer.Option("--state-dir")] = Path(".poolkeeper/devnet"),
+    cool_down: Annotated[int, typer.Option("--cool-down", help="CoolDownPeriod, seconds.")] = 30,
+) -> None:
+    """Start a chain simulator and the inventory's pRuntimes in the background."""
+    try:
+        desired = load_inventory(inventory)
+    except InventoryError as error:
+        raise _fail("\n".join(error.problems)) from None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file = state_dir / STATE_FILE
+    if state_file.exists():
+        raise _fail(f"error: a devnet is already recorded in {state_file}: run `devnet down` first")
+    chain_port = _port_of(desired.settings.chain.endpoints[0].replace("ws://", "http://"))
+    genesis = genesis_for(desired, _addresses(desired, inventory), cool_down=cool_down)
+    genesis_file = state_dir / "genesis.json"
+    genesis_file.write_text(json.dumps(genesis, indent=2), encoding="utf-8")
+    ports = sorted({_port_of(w.endpoint) for w in desired.workers})
+    pids: list[int] = []
+    chain_pid = _spawn(
+        [
+            "-m",
+            "poolkeeper.devnet.chain",
+            "--port",
+            str(chain_port),
+            "--genesis",
+            str(genesis_file),
+        ],
+        state_dir / "chain.log",
+    )
+    pids.append(chain_pid)
+    # One simulator process per contiguous run of ports.
+    runs: list[tuple[int, int]] = []
+    for port in ports:
+        if runs and port == runs[-1][0] + runs[-1][1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((port, 1))
+    for base, count in runs:
+        pids.append(
+            _spawn(
+                [
+                    "-m",
+                    "poolkeeper.devnet.pruntime",
+                    "--workers",
+                    str(count),
+                    "--base-port",
+                    str(base),
+                    "--seed",
+                    f"devnet-{base}",
+                ],
+                state_dir / f"pruntime-{base}.log",
+            )
+        )
+    state_file.write_text(json.dumps({"pids": pids, "chain_port": chain_port}), encoding="utf-8")
+    _wait_ready(lambda: _listening(chain_port), "the chain simulator")
+    _wait_ready(lambda: all(_listening(p) for p in ports), "the pRuntime simulators")
+    typer.echo(
+        f"devnet up: chain ws://127.0.0.1:{chain_port}, {len(ports)} pRuntime(s) "
+        f"on ports {ports[0]}..{ports[-1]}; state in {state_dir}"
+    )
+
+
+@devnet_app.command("down")
+def down(
+    state_dir: Annotated[Path, typer.Option("--state-dir")] = Path(".poolkeeper/devnet"),
+) -> None:
+    """Stop the devnet processes started by `devnet up`."""
+    state_file = state_dir / STATE_FILE
+    if not state_file.exists():
+        typer.echo("devnet down: nothing recorded; nothing to stop")
+        return
+    pids = json.loads(state_file.read_text(encoding="utf-8"))["pids"]
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    state_file.unlink()
+    typer.echo(f"devnet down: stopped {len(pids)} process(es)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return waited == 0
