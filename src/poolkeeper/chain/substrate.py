@@ -26,6 +26,7 @@ from substrateinterface import Keypair, KeypairType, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
 
+from poolkeeper.chain._scale import compact
 from poolkeeper.chain.ports import (
     CallSpec,
     ChainEvent,
@@ -45,6 +46,7 @@ from poolkeeper.model.observed import (
     ProxyGrant,
     SessionState,
 )
+from poolkeeper.model.ss58 import decode_address
 
 T = TypeVar("T")
 
@@ -360,34 +362,37 @@ class SubstrateChain:
 
     # -- writes -----------------------------------------------------------------------
 
-    def _compose(self, s: SubstrateInterface, spec: CallSpec) -> GenericCall:
+    def _call_bytes(self, s: SubstrateInterface, spec: CallSpec) -> bytes:
+        """SCALE bytes of one call; raw-argument calls are never re-encoded."""
         if spec.raw_args is not None:
-            pallet = s.metadata.get_metadata_pallet(spec.pallet)
-            head = bytes([pallet.value["index"], _call_index(pallet, spec.function)])
-            call = s.runtime_config.create_scale_object(
-                "Call", data=ScaleBytes(head + spec.raw_args), metadata=s.metadata
-            )
-            call.decode()
-            return call
-        return s.compose_call(spec.pallet, spec.function, dict(spec.args))
+            return _call_head(s, spec.pallet, spec.function) + spec.raw_args
+        call = s.compose_call(spec.pallet, spec.function, dict(spec.args))
+        return bytes(call.data.data)
 
     def _outer_call(
         self, s: SubstrateInterface, calls: Sequence[CallSpec], proxy_for: str | None
     ) -> GenericCall:
-        inner = [self._compose(s, c) for c in calls]
+        """The call to sign, assembled as bytes (so raw registration payloads, which the
+        2023 Khala metadata cannot re-encode, pass through untouched) and decoded once."""
+        inner = [self._call_bytes(s, c) for c in calls]
         if len(inner) == 1:
-            call = inner[0]
+            data = inner[0]
         else:
             utility = s.metadata.get_metadata_pallet("Utility")
             names = {c.name for c in utility.calls or []}
             # force_batch runs every item; runtimes without it (older ones) get `batch`,
             # which stops at the first failure (later items are reported as not executed).
             batch = "force_batch" if "force_batch" in names else "batch"
-            call = s.compose_call("Utility", batch, {"calls": [c.value for c in inner]})
+            data = _call_head(s, "Utility", batch) + compact(len(inner)) + b"".join(inner)
         if proxy_for is not None:
-            call = s.compose_call(
-                "Proxy", "proxy", {"real": proxy_for, "force_proxy_type": None, "call": call.value}
-            )
+            real = ss58_decode_bytes(proxy_for)
+            # Proxy.proxy(real: MultiAddress::Id, force_proxy_type: None, call)
+            data = _call_head(s, "Proxy", "proxy") + b"\x00" + real + b"\x00" + data
+        call = s.runtime_config.create_scale_object(
+            "Call", data=ScaleBytes(data), metadata=s.metadata
+        )
+        call.decode()
+        _strip_call_ids(call.value)
         return call
 
     async def sign(
@@ -582,6 +587,36 @@ def _blake2_256(data: bytes) -> bytes:
 def _hex(value: object) -> str:
     text = str(value).lower()
     return text[2:] if text.startswith("0x") else text
+
+
+def _strip_call_ids(value: Any) -> None:
+    """Drop ``call_index``/``call_hash`` from decoded (nested) calls in place.
+
+    substrate-interface re-encodes the call from its value when it signs, and scalecodec
+    refuses call values that carry ``call_index``; module and function names suffice."""
+    if isinstance(value, dict):
+        if "call_module" in value:
+            value.pop("call_index", None)
+            value.pop("call_hash", None)
+        for item in value.values():
+            _strip_call_ids(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _strip_call_ids(item)
+
+
+def _call_head(s: SubstrateInterface, pallet_name: str, function: str) -> bytes:
+    pallet = s.metadata.get_metadata_pallet(pallet_name)
+    if pallet is None:
+        raise KeyError(f"pallet {pallet_name} is not in the served metadata")
+    return bytes([pallet.value["index"], _call_index(pallet, function)])
+
+
+def ss58_decode_bytes(address: str) -> bytes:
+    """32-byte account id of an SS58 address (any network prefix) or 0x hex."""
+    if address.startswith("0x"):
+        return bytes.fromhex(address[2:])
+    return decode_address(address)[1]
 
 
 def _call_index(pallet: Any, function: str) -> int:
