@@ -518,8 +518,8 @@ def test_missing_heartbeats_make_a_worker_unresponsive_and_heartbeats_recover_it
         b"phala/system/worker",
         b"\x00" + raw + b"\x06",
     )
-    # an unresponsive worker can be stopped too
-    for _ in range(6):
+    # an unresponsive worker can be stopped too (next challenge, then 5 silent blocks)
+    for _ in range(7):
         chain.next_block()
     assert setup.state() == "WorkerUnresponsive"
     setup.call("stop_computing", pid=setup.pid, worker=pubkey)
@@ -548,3 +548,53 @@ def test_unsigned_pool_calls_are_bad_origin(call: str) -> None:
     if call in ("start_computing", "restart_computing"):
         args["stake"] = PHA
     assert setup.chain.error_of("PhalaStakePoolv2", call, None, **args) == "System.BadOrigin"
+
+
+def test_sampled_challenges_only_hold_selected_workers_to_answer() -> None:
+    owner = account("owner")
+    chain = Chain(
+        {
+            "phala": {
+                "heartbeat_interval": 4,
+                "unresponsive_after": 3,
+                "expected_heartbeats": 1,
+                "pools": [
+                    {
+                        "owner": owner,
+                        "free_stake": 0,
+                        "workers": [
+                            {"pubkey": make_worker(f"s{i}").pubkey, "stake": 100 * PHA}
+                            for i in range(8)
+                        ],
+                    }
+                ],
+            }
+        }
+    )
+    computation = chain.pallet("PhalaComputation")
+    assert computation.online_target() == (2**256 - 1) // 8
+    selected: set[str] = set()
+    for _ in range(12):
+        ctx, before = chain.ctx, len(chain.ctx.worker_messages)
+        chain.next_block()
+        for _s, _t, payload in ctx.worker_messages[before:]:
+            if payload[:1] != b"\x01":
+                continue
+            seed, target = payload[1:33], int.from_bytes(payload[33:65], "little")
+            assert target == (2**256 - 1) // 8
+            for i in range(8):
+                pubkey = make_worker(f"s{i}").pubkey
+                mine = hashlib.blake2b(bytes.fromhex(pubkey[2:]) + seed, digest_size=32).digest()
+                if int.from_bytes(mine, "little") <= target:
+                    selected.add(pubkey)
+    states = {
+        make_worker(f"s{i}").pubkey: computation.sessions[
+            session_account(0, make_worker(f"s{i}").pubkey)
+        ]["state"]
+        for i in range(8)
+    }
+    unresponsive = {k for k, v in states.items() if v == "WorkerUnresponsive"}
+    # a worker selected by the last challenge may still be within its grace blocks
+    assert unresponsive <= selected
+    assert 0 < len(unresponsive) < 8
+    assert all(v == "WorkerIdle" for k, v in states.items() if k not in selected)

@@ -13,6 +13,7 @@ into the per-pallet sections (the genesis loader calls ``merge_phala_genesis``):
       cool_down_period: 60           # seconds (PhalaComputation; Khala: 604800)
       heartbeat_interval: 10         # blocks between heartbeat challenges
       unresponsive_after: 40         # blocks without heartbeat → WorkerUnresponsive
+      expected_heartbeats: 20        # workers sampled per challenge (absent: all)
       workers:                       # registered at block 0, in no pool
         - {pubkey: "0x..", operator: "0x..", initial_score: 1000}
       pools:                         # pid: optional, default = position in this list
@@ -72,6 +73,7 @@ _COMPUTATION_KEYS = (
     "cool_down_period",
     "heartbeat_interval",
     "unresponsive_after",
+    "expected_heartbeats",
     "min_init_p",
     "min_stake_k",
     "v_max",

@@ -8,11 +8,13 @@ call of its own a pool manager uses is ``unbind``.
 
 Devnet substitutes, configured in genesis:
 - Liveness. Every ``heartbeat_interval`` blocks while any worker computes, a
-  ``HeartbeatChallenge`` with ``online_target`` all 0xff goes out (every computing worker
-  must answer). A worker whose last ``HeartbeatV2`` (or start) is ``unresponsive_after``
-  blocks old becomes WorkerUnresponsive (event + ``EnterUnresponsive`` message); its
-  next heartbeat brings it back to WorkerIdle (``ExitUnresponsive``). Khala's gatekeeper
-  decides this instead.
+  ``HeartbeatChallenge`` goes out. Its ``online_target`` is all 0xff (every computing worker
+  must answer) unless ``expected_heartbeats`` is set: then it selects about that many
+  workers, those with ``blake2_256(pubkey ++ seed) ≤ online_target`` (little-endian), as
+  Khala samples them. A selected worker that sends no ``HeartbeatV2`` within
+  ``unresponsive_after`` blocks of the challenge becomes WorkerUnresponsive (event +
+  ``EnterUnresponsive`` message); its next heartbeat brings it back to WorkerIdle
+  (``ExitUnresponsive``). Khala's gatekeeper decides this instead.
 - Stake bounds, a simplified tokenomic: ``p ≥ min_init_p`` else ``BenchmarkTooLow``;
   ``stake ≥ min_stake_k · √p`` else ``InsufficientStake``; ``ve = re · score(confidence) ·
   stake`` (in PHA, U64F64 bits) must be ``≤ v_max`` else ``TooMuchStake``. Khala adds a
@@ -43,7 +45,7 @@ PHA = 10**12
 FIXED_ONE = 1 << 64  # U64F64
 SYSTEM_TOPIC = b"phala/system/worker"
 COMPUTATION_SENDER = b"phala/computation"
-ONLINE_TARGET_ALL = b"\xff" * 32
+ONLINE_TARGET_MAX = 2**256 - 1
 KHALA_COOL_DOWN_PERIOD = 604800
 
 READY = "Ready"
@@ -102,14 +104,18 @@ class PhalaComputation(PhalaPallet):
         self.min_stake_k = 1 * PHA
         self.re = Fraction(3, 2)
         self.v_max = 30_000 * FIXED_ONE
-        self.last_alive: dict[AccountHex, int] = {}
-        """Block of the last sign of life of each computing worker (not chain storage)."""
+        self.expected_heartbeats: int | None = None
+        self.computing: dict[AccountHex, None] = {}
+        """The workers in WorkerIdle or WorkerUnresponsive (an ordered set; not chain storage)."""
+        self.owed: dict[AccountHex, int] = {}
+        """Worker → block of the oldest challenge it was selected for and has not answered."""
 
     def genesis(self, config: Mapping[str, Any]) -> None:
         """Keys: ``cool_down_period`` (s), ``heartbeat_interval`` and ``unresponsive_after``
-        (blocks), ``min_init_p``, ``min_stake_k`` (plancks), ``v_max`` (PHA), ``re``
-        (number), and ``sessions: [{session, worker, stake?}]`` bound at block 0 (Ready, or
-        WorkerIdle with ``stake``)."""
+        (blocks), ``expected_heartbeats`` (per challenge; absent: every computing worker),
+        ``min_init_p``, ``min_stake_k`` (plancks), ``v_max`` (PHA), ``re`` (number), and
+        ``sessions: [{session, worker, stake?}]`` bound at block 0 (Ready, or WorkerIdle with
+        ``stake``)."""
         self.cool_down_period = int(config.get("cool_down_period", self.cool_down_period))
         self.record_change("CoolDownPeriod", (), self.cool_down_period)
         self.heartbeat_interval = max(
@@ -120,6 +126,8 @@ class PhalaComputation(PhalaPallet):
         self.min_stake_k = int(config.get("min_stake_k", self.min_stake_k))
         if "re" in config:
             self.re = Fraction(str(config["re"]))
+        if config.get("expected_heartbeats") is not None:
+            self.expected_heartbeats = max(1, int(config["expected_heartbeats"]))
         if "v_max" in config:
             self.v_max = int(config["v_max"]) * FIXED_ONE
         started = 0
@@ -133,7 +141,7 @@ class PhalaComputation(PhalaPallet):
                 value["benchmark"] = {**value["benchmark"], "p_init": int(spec.get("p_init", 0))}
                 self.stakes[session] = int(stake)
                 self.record_change("Stakes", (session,), int(stake))
-                self.last_alive[worker] = 0
+                self.computing[worker] = None
                 started += 1
             self.sessions[session] = value
             self.session_bindings[session] = worker
@@ -254,7 +262,8 @@ class PhalaComputation(PhalaPallet):
         session_id = self.next_session_id
         self.next_session_id += 1
         self.record_change("NextSessionId", (), self.next_session_id)
-        self.last_alive[worker] = ctx.number
+        self.computing[worker] = None
+        self.owed.pop(worker, None)
         self._push(ctx, _scale.started(to_bytes(worker), session_id, ve, p))
         ctx.emit(self.name, "WorkerStarted", session=session, init_v=ve, init_p=p)
 
@@ -272,7 +281,8 @@ class PhalaComputation(PhalaPallet):
             {**info, "state": COOLING_DOWN, "cool_down_start": now_seconds(ctx.timestamp_ms)},
         )
         self._set_online(-1)
-        self.last_alive.pop(worker, None)
+        self.computing.pop(worker, None)
+        self.owed.pop(worker, None)
         self._push(ctx, _scale.stopped(to_bytes(worker)))
         ctx.emit(self.name, "WorkerStopped", session=session)
 
@@ -321,15 +331,33 @@ class PhalaComputation(PhalaPallet):
         ctx.emit(self.name, "CoolDownExpirationChanged", period=self.cool_down_period)
 
     # -- liveness -----------------------------------------------------------------------
+    def online_target(self) -> int:
+        """All ones, or ``expected_heartbeats / computing workers`` of the hash space."""
+        count = len(self.computing)
+        if self.expected_heartbeats is None or count <= self.expected_heartbeats:
+            return ONLINE_TARGET_MAX
+        return ONLINE_TARGET_MAX * self.expected_heartbeats // count
+
+    def _challenge(self, ctx: BlockContext) -> None:
+        seed = blake2_256(b"poolkeeper-devnet-heartbeat" + ctx.number.to_bytes(4, "little"))
+        target = self.online_target()
+        self._push(ctx, _scale.heartbeat_challenge(seed, target.to_bytes(32, "little")))
+        for worker in self.computing:
+            if worker in self.owed:
+                continue
+            if target == ONLINE_TARGET_MAX or (
+                int.from_bytes(blake2_256(to_bytes(worker) + seed), "little") <= target
+            ):
+                self.owed[worker] = ctx.number
+
     def on_finalize(self, ctx: BlockContext) -> None:
-        if not self.last_alive:
+        if not self.computing:
             return
         if ctx.number % self.heartbeat_interval == 0:
-            seed = blake2_256(b"poolkeeper-devnet-heartbeat" + ctx.number.to_bytes(4, "little"))
-            self._push(ctx, _scale.heartbeat_challenge(seed, ONLINE_TARGET_ALL))
+            self._challenge(ctx)
         deadline = ctx.number - self.unresponsive_after
-        for worker, last in self.last_alive.items():
-            if last > deadline:
+        for worker, since in self.owed.items():
+            if since > deadline:
                 continue
             session = self.worker_bindings.get(worker)
             if session is None:
@@ -367,8 +395,7 @@ class PhalaComputation(PhalaPallet):
             updated["state"] = IDLE
         self._put_session(session, updated)
         ctx.emit(self.name, "BenchmarkUpdated", session=session, p_instant=bench["p_instant"])
-        if info["state"] in COMPUTING_STATES:
-            self.last_alive[sender_pubkey] = ctx.number
+        self.owed.pop(sender_pubkey, None)
         if recovered:
             ctx.emit(self.name, "WorkerExitUnresponsive", session=session)
             self._push(ctx, _scale.exit_unresponsive(to_bytes(sender_pubkey)))
