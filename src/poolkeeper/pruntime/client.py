@@ -4,8 +4,9 @@ Relays and observers talk to pRuntimes only through ``PRuntimeClient`` so tests 
 substitute it. ``HttpPRuntimeClient`` is the real adapter: ``POST
 {base}/prpc/PhactoryAPI.<Method>`` with protobuf bodies (PROTOCOL.md §1.1), GetInfo
 also in JSON mode for diagnostics. A pool manager talks to thousands of pRuntimes, so
-every client built from one ``PRuntimeTransport`` shares an ``httpx.AsyncClient``
-(keep-alive connection pool) and a semaphore that bounds requests in flight.
+every client built from one ``PRuntimeTransport`` shares its keep-alive connections
+(a lean HTTP/1.1 pool for ``http://``, httpx for ``https://``) and a semaphore that
+bounds requests in flight.
 
 Failures become the ``poolkeeper.errors`` tree: unreachable, timeouts and 503 are
 ``PRuntimeUnavailable``; "RCU in progress" is ``PRuntimeBusy`` (retry soon); every
@@ -19,7 +20,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Literal, Protocol, Self, TypeVar
 
 import httpx
 
@@ -31,6 +32,7 @@ from poolkeeper.errors import (
     PRuntimeSyncRejected,
     PRuntimeUnavailable,
 )
+from poolkeeper.pruntime._http1 import Http1Pool
 from poolkeeper.pruntime._wire import ProtoMessage, WireError
 from poolkeeper.pruntime.messages import (
     Blocks,
@@ -134,6 +136,10 @@ class PRuntimeTransport:
 
     Use as an async context manager (or call ``aclose``). ``max_in_flight`` bounds
     requests across every client made by ``client()``; ``timeout`` is per request.
+    ``engine="native"`` (the default) sends plain-``http://`` calls through the lean
+    keep-alive client of ``_http1`` (httpx costs ~10x the CPU per call, see
+    docs/benchmarks.md); ``https://`` URLs, and every URL with ``engine="httpx"``, go
+    through one shared ``httpx.AsyncClient``.
     """
 
     def __init__(
@@ -142,11 +148,14 @@ class PRuntimeTransport:
         max_in_flight: int = 500,
         timeout: float = 30.0,
         max_connections: int | None = None,
+        engine: Literal["native", "httpx"] = "native",
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.max_in_flight = max_in_flight
+        self.engine = engine
         self._semaphore = asyncio.Semaphore(max_in_flight)
         connections = max_connections or max_in_flight
+        self._native = Http1Pool(timeout=timeout)
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -157,15 +166,26 @@ class PRuntimeTransport:
         """A client for the pRuntime at ``url`` (e.g. ``http://10.0.0.5:8000``)."""
         return HttpPRuntimeClient(url, self)
 
-    async def post(
-        self, url: str, content: bytes, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        """POST under the in-flight bound. Transport failures propagate as httpx errors."""
+    async def post(self, url: str, content: bytes) -> tuple[int, bytes]:
+        """POST under the in-flight bound; returns ``(status, body)``.
+
+        Raises ``TimeoutError`` on timeout and ``OSError`` when the peer is unreachable
+        or drops the connection (httpx failures are translated to those two).
+        """
         async with self._semaphore:
-            return await self._http.post(url, content=content, headers=headers)
+            if self.engine == "native" and url.startswith("http://"):
+                return await self._native.post(url, content)
+            try:
+                response = await self._http.post(url, content=content)
+            except httpx.TimeoutException as exc:
+                raise TimeoutError(f"{type(exc).__name__}") from exc
+            except httpx.TransportError as exc:
+                raise ConnectionError(repr(exc)) from exc
+            return response.status_code, response.content
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
+        await self._native.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:
@@ -198,12 +218,11 @@ class HttpPRuntimeClient:
 
     async def get_info_json(self) -> PhactoryInfo:
         """GetInfo in JSON mode (``?json``): a diagnostic of the serde encoding."""
-        response = await self._send("GetInfo", b"", json_mode=True)
+        body = await self._send("GetInfo", b"", json_mode=True)
         try:
-            data = json.loads(response.content)
-            return PhactoryInfo.from_json(data)
+            return PhactoryInfo.from_json(json.loads(body))
         except (ValueError, TypeError, WireError) as exc:
-            raise self._undecodable("GetInfo", response, exc) from exc
+            raise self._undecodable("GetInfo", exc) from exc
 
     async def init_runtime(self, request: InitRuntimeRequest) -> InitRuntimeResponse:
         """Initialize the runtime (only once per pRuntime)."""
@@ -257,40 +276,35 @@ class HttpPRuntimeClient:
         return await self._call("SignEndpointInfo", request, GetEndpointResponse)
 
     async def _call(self, method: str, request: ProtoMessage, response_type: type[R]) -> R:
-        response = await self._send(method, request.encode(), json_mode=False)
+        body = await self._send(method, request.encode(), json_mode=False)
         try:
-            return response_type.decode(response.content)
+            return response_type.decode(body)
         except WireError as exc:
-            raise self._undecodable(method, response, exc) from exc
+            raise self._undecodable(method, exc) from exc
 
-    async def _send(self, method: str, body: bytes, *, json_mode: bool) -> httpx.Response:
+    async def _send(self, method: str, body: bytes, *, json_mode: bool) -> bytes:
         endpoint = f"{self._url}/prpc/PhactoryAPI.{method}"
         if json_mode:
             endpoint += "?json"
         try:
-            response = await self._transport.post(endpoint, body)
-        except httpx.TimeoutException as exc:
-            reason = f"timed out ({type(exc).__name__})"
-            raise PRuntimeUnavailable(self._url, method, reason) from exc
-        except httpx.TransportError as exc:
+            status, answer = await self._transport.post(endpoint, body)
+        except TimeoutError as exc:
+            raise PRuntimeUnavailable(self._url, method, f"timed out ({exc})") from exc
+        except OSError as exc:
             raise PRuntimeUnavailable(self._url, method, f"unreachable ({exc!r})") from exc
-        if response.status_code != 200:
-            raise _error_for(self._url, method, response, json_mode=json_mode)
-        return response
+        if status != 200:
+            raise _error_for(self._url, method, status, answer, json_mode=json_mode)
+        return answer
 
-    def _undecodable(
-        self, method: str, response: httpx.Response, exc: Exception
-    ) -> PRuntimeCallFailed:
+    def _undecodable(self, method: str, exc: Exception) -> PRuntimeCallFailed:
         return PRuntimeCallFailed(
-            self._url, method, response.status_code, f"undecodable answer: {exc}", "bad_answer"
+            self._url, method, 200, f"undecodable answer: {exc}", "bad_answer"
         )
 
 
 def _error_for(
-    url: str, method: str, response: httpx.Response, *, json_mode: bool
+    url: str, method: str, status: int, body: bytes, *, json_mode: bool
 ) -> PRuntimeUnavailable | PRuntimeCallFailed:
-    status = response.status_code
-    body = response.content
     if status == 503:
         return PRuntimeUnavailable(url, method, f"HTTP 503: {_raw_text(body)}")
     if status in (403, 413):

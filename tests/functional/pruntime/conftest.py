@@ -18,9 +18,10 @@ def sim() -> Iterator[SimulatorThread]:
         yield simulator
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[PRuntimeTransport]:
-    async with PRuntimeTransport(max_in_flight=16, timeout=5.0) as shared:
+@pytest.fixture(params=["native", "httpx"])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[PRuntimeTransport]:
+    """Both HTTP engines of the transport must give the same answers and errors."""
+    async with PRuntimeTransport(max_in_flight=16, timeout=5.0, engine=request.param) as shared:
         yield shared
 
 

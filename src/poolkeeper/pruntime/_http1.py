@@ -1,0 +1,197 @@
+"""A lean keep-alive HTTP/1.1 client for plain-``http://`` pRPC calls.
+
+A pool manager polls thousands of pRuntimes every round. httpx costs about 0.8 ms of
+CPU per request and its pool bookkeeping grows with the number of open connections,
+which made 10,000 GetInfo calls take minutes with 500 in flight (docs/benchmarks.md).
+pRPC needs little of HTTP: a POST with a body, a status and a body back, over plain TCP.
+This module does exactly that on asyncio protocols, with idle connections kept per host
+and a stale keep-alive connection retried once. ``https://`` URLs stay with httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+_MAX_HEAD = 64 * 1024
+
+
+class HttpProtocolError(ConnectionError):
+    """The peer answered something that is not HTTP/1.1, or closed mid-answer."""
+
+
+class _Exchange(asyncio.Protocol):
+    """One TCP connection; carries one request/response at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.closed = False
+        self.got_bytes = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(HttpProtocolError(f"connection closed: {exc or 'by peer'}"))
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        try:
+            parsed = _parse_response(self.buffer)
+        except HttpProtocolError as exc:
+            waiter.set_exception(exc)
+            return
+        if parsed is not None:
+            status, body, keep_alive, consumed = parsed
+            del self.buffer[:consumed]
+            waiter.set_result((status, body, keep_alive))
+
+    def send(self, request: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
+        assert self.transport is not None
+        self.got_bytes = False
+        self.buffer.clear()
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _parse_response(buffer: bytearray) -> tuple[int, bytes, bool, int] | None:
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buffer) > _MAX_HEAD:
+            raise HttpProtocolError("response head too large")
+        return None
+    head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    status_line = head[0].split(" ", 2)
+    if len(status_line) < 2 or not status_line[0].startswith("HTTP/1."):
+        raise HttpProtocolError(f"not an HTTP/1.x answer: {head[0][:80]!r}")
+    status = int(status_line[1])
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    keep_alive = headers.get("connection", "").lower() != "close" and status_line[0] != "HTTP/1.0"
+    start = end + 4
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return _parse_chunked(buffer, start, status, keep_alive)
+    length_text = headers.get("content-length")
+    if length_text is None:
+        raise HttpProtocolError("answer without content-length")
+    length = int(length_text)
+    if len(buffer) < start + length:
+        return None
+    return status, bytes(buffer[start : start + length]), keep_alive, start + length
+
+
+def _parse_chunked(
+    buffer: bytearray, pos: int, status: int, keep_alive: bool
+) -> tuple[int, bytes, bool, int] | None:
+    body = bytearray()
+    while True:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
+        pos = line_end + 2
+        if size == 0:
+            trailer_end = buffer.find(b"\r\n\r\n", pos - 2)
+            if trailer_end < 0:
+                return None
+            return status, bytes(body), keep_alive, trailer_end + 4
+        if len(buffer) < pos + size + 2:
+            return None
+        body += buffer[pos : pos + size]
+        pos += size + 2
+
+
+class Http1Pool:
+    """Keep-alive connections per ``host:port``; ``post`` returns ``(status, body)``.
+
+    Raises ``TimeoutError`` after ``timeout`` seconds, ``OSError`` (including
+    ``HttpProtocolError``) when the peer is unreachable or breaks the protocol.
+    """
+
+    def __init__(self, *, timeout: float, user_agent: str = "poolkeeper") -> None:
+        self._timeout = timeout
+        self._user_agent = user_agent
+        self._idle: defaultdict[tuple[str, int], list[_Exchange]] = defaultdict(list)
+        self._busy: set[_Exchange] = set()
+
+    async def post(
+        self, url: str, body: bytes, content_type: str | None = None
+    ) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"Http1Pool serves plain http:// URLs, not {url!r}")
+        host, port = parts.hostname, parts.port or 80
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        head = (
+            f"POST {target} HTTP/1.1\r\nhost: {parts.netloc}\r\nuser-agent: {self._user_agent}\r\n"
+            f"content-length: {len(body)}\r\n"
+        )
+        if content_type:
+            head += f"content-type: {content_type}\r\n"
+        request = head.encode("latin-1") + b"\r\n" + body
+        async with asyncio.timeout(self._timeout):
+            return await self._exchange((host, port), request)
+
+    async def _exchange(self, key: tuple[str, int], request: bytes) -> tuple[int, bytes]:
+        idle = self._idle[key]
+        while idle:
+            connection = idle.pop()
+            if connection.closed:
+                continue
+            try:
+                return await self._send(key, connection, request)
+            except HttpProtocolError:
+                if connection.got_bytes:
+                    raise
+                # the server closed an idle keep-alive connection: try a fresh one
+                break
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(_Exchange, key[0], key[1])
+        return await self._send(key, connection, request)
+
+    async def _send(
+        self, key: tuple[str, int], connection: _Exchange, request: bytes
+    ) -> tuple[int, bytes]:
+        self._busy.add(connection)
+        try:
+            status, body, keep_alive = await connection.send(request)
+        except BaseException:
+            connection.close()
+            raise
+        finally:
+            self._busy.discard(connection)
+        if keep_alive and not connection.closed:
+            self._idle[key].append(connection)
+        else:
+            connection.close()
+        return status, body
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+        for connection in list(self._busy):
+            connection.close()
