@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m poolkeeper demo inventory/
+	./scripts/demo inventory
 
 check: setup
 	./scripts/check

@@ -190,7 +190,7 @@ async def apply_async(
         else:
             result = await rec.converge(policy, timeout=wait, on_pass=on_pass)
         typer.echo("\n" + result_table(final), nl=False)
-        last = plan_for(desired, (await rec.observe()), policy)
+        last = plan_for(rec.desired, (await rec.observe()), policy)
         typer.echo("\nNow:\n" + render_text(last, colour=colour), nl=False)
     except PoolkeeperError as error:
         raise fail(f"error: {error}") from None

@@ -83,9 +83,6 @@ def validate(
     typer.echo(f"{shown}: valid ({summary})")
 
 
-DEMO_SNAPSHOT = Path("examples/observed-devnet-fresh.json")
-
-
 def _fail(message: str) -> typer.Exit:
     typer.echo(message, err=True)
     return typer.Exit(1)
@@ -196,25 +193,6 @@ def plan(
     )
     if detailed_exitcode and changes:
         raise typer.Exit(2)
-
-
-@app.command()
-def demo(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
-    *,
-    observed: Annotated[
-        Path, typer.Option("--observed", help="Snapshot to plan against.")
-    ] = DEMO_SNAPSHOT,
-) -> None:
-    """Plan the example inventory (against a snapshot until the devnet is wired in)."""
-    typer.echo(
-        "The devnet is not wired into the demo yet, so this plans the inventory "
-        f"{directory.as_posix()} against the snapshot {observed.as_posix()} "
-        "(a freshly started devnet: no pools, pRuntimes not initialized). Nothing is applied.\n"
-    )
-    _plan_and_show(
-        directory, observed, as_json=False, targets=[], prune=False, out=None, colour=None
-    )
 
 
 @app.command()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,15 @@ from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayOptions, Submit
 
-LOCAL_KINDS = frozenset({ActionKind.START_RELAY, ActionKind.STOP_RELAY, ActionKind.DERIVE_ACCOUNT})
+LOCAL_KINDS = frozenset(
+    {
+        ActionKind.START_RELAY,
+        ActionKind.STOP_RELAY,
+        ActionKind.DERIVE_ACCOUNT,
+        # Registration needs the worker's attestation: its relay fetches it and submits.
+        ActionKind.REGISTER_WORKER,
+    }
+)
 _PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
 
 
@@ -65,6 +73,10 @@ class KeyRing:
                 "or no master secret was provided"
             )
         return key
+
+    def has(self, account: str) -> bool:
+        """Whether the account's address is known (declared or derived)."""
+        return account in self._addresses
 
     def address(self, account: str) -> str:
         try:
@@ -136,12 +148,24 @@ class Reconciler:
         )
         self.journal = Journal(state_dir / "journal.sqlite")
         self.keys = KeyRing(desired, mnemonic)
+        self.desired = self._with_derived_addresses(desired)
         self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
             self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
         )
         self._relay_signer = self._pick_relay_signer()
+
+    def _with_derived_addresses(self, desired: Desired) -> Desired:
+        """Accounts declared by derivation label get their address in memory (the
+        planner's derive step); ``accounts generate`` writes them into the inventory."""
+        accounts = []
+        for account in desired.accounts:
+            filled = account
+            if account.address is None and account.derivation and self.keys.has(account.name):
+                filled = account.model_copy(update={"address": self.keys.address(account.name)})
+            accounts.append(filled)
+        return desired.model_copy(update={"accounts": tuple(accounts)})
 
     def _pick_relay_signer(self) -> str | None:
         for account in self.desired.accounts:
@@ -270,15 +294,16 @@ class Reconciler:
         on_pass: Callable[[PassResult], None] | None = None,
         until: Callable[[PassResult], bool] | None = None,
     ) -> PassResult:
-        """Reconcile until nothing is left to do (only waits), ``until`` says so, or timeout."""
+        """Reconcile until ``settled`` (or ``until``) says so, or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         last: PassResult | None = None
         while True:
             last = await self.reconcile_once(policy)
             if on_pass:
                 on_pass(last)
-            done = until(last) if until else not last.plan.actions
-            if done or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            done = until(last) if until else settled(last.plan, remaining)
+            if done or remaining <= 0:
                 return last
             await asyncio.sleep(interval)
 
@@ -295,5 +320,9 @@ class Reconciler:
         self.journal.close()
 
 
-def results_by_action(results: list[ActionResult]) -> Mapping[str, ActionResult]:
-    return {r.action_id: r for r in results}
+def settled(plan: Plan, remaining_seconds: float) -> bool:
+    """Nothing left that this run can see through: no actions, and every wait is known to
+    end only after the time that is left (a cool-down); sync and score waits keep going."""
+    return not plan.actions and all(
+        w.eta_seconds is not None and w.eta_seconds > remaining_seconds for w in plan.waits
+    )

@@ -46,7 +46,7 @@ class TxCollector:
                 continue
             self.extrinsic_batches += 1
             try:
-                results = await self._executor.execute_jobs([job for job, _ in batch])
+                results = await self._executor.execute_jobs([job for job, _ in batch], quiet=True)
             except Exception as exc:  # every caller must hear about it
                 for _, future in batch:
                     if not future.done():

@@ -197,8 +197,9 @@ class Executor:
         done.update(local)
         return [done[a.id] for a in actions]
 
-    async def execute_jobs(self, jobs: Sequence[Job]) -> list[ActionResult]:
-        """Run jobs in waves of satisfied prerequisites; one result per job, in input order."""
+    async def execute_jobs(self, jobs: Sequence[Job], *, quiet: bool = False) -> list[ActionResult]:
+        """Run jobs in waves of satisfied prerequisites; one result per job, in input order.
+        ``quiet`` keeps background work (relay egress) out of the progress report."""
         done: dict[str, ActionResult] = {}
         pending = list(jobs)
         while pending:
@@ -217,13 +218,13 @@ class Executor:
                     )
                 else:
                     runnable.append(job)
-            for result in await self._run_wave(runnable):
+            for result in await self._run_wave(runnable, quiet):
                 done[result.action_id] = result
             wave_ids = {j.id for j in wave}
             pending = [j for j in pending if j.id not in wave_ids]
         return [done[j.id] for j in jobs]
 
-    async def _run_wave(self, jobs: Sequence[Job]) -> list[ActionResult]:
+    async def _run_wave(self, jobs: Sequence[Job], quiet: bool) -> list[ActionResult]:
         groups: dict[_Group, list[Job]] = {}
         for job in jobs:
             groups.setdefault(_Group(job.signer, job.proxy_for), []).append(job)
@@ -233,12 +234,15 @@ class Executor:
                 chunk = members[start : start + self._max_batch]
                 by_signer.setdefault(group.signer, []).append((group, chunk))
         outcomes = await asyncio.gather(
-            *(self._run_signer(signer, chunks) for signer, chunks in sorted(by_signer.items()))
+            *(
+                self._run_signer(signer, chunks, quiet)
+                for signer, chunks in sorted(by_signer.items())
+            )
         )
         return [r for rs in outcomes for r in rs]
 
     async def _run_signer(
-        self, signer_name: str, chunks: list[tuple[_Group, list[Job]]]
+        self, signer_name: str, chunks: list[tuple[_Group, list[Job]]], quiet: bool
     ) -> list[ActionResult]:
         signer = self._signers.signer(signer_name)
         calls_of = [[j.call for j in chunk] for _, chunk in chunks]
@@ -263,14 +267,19 @@ class Executor:
             )
             return [ActionResult(a.id, False, message) for _, c in chunks for a in c]
         sent = [
-            self._send_chunk(signer, group, chunk, calls)
+            self._send_chunk(signer, group, chunk, calls, quiet)
             for (group, chunk), calls in zip(chunks, calls_of, strict=True)
         ]
         results = await asyncio.gather(*sent)
         return [r for rs in results for r in rs]
 
     async def _send_chunk(
-        self, signer: Signer, group: _Group, chunk: list[Job], calls: list[CallSpec]
+        self,
+        signer: Signer,
+        group: _Group,
+        chunk: list[Job],
+        calls: list[CallSpec],
+        quiet: bool,
     ) -> list[ActionResult]:
         proxy = self._proxy_address(group.proxy_for)
         ids = [a.id for a in chunk]
@@ -285,7 +294,10 @@ class Executor:
                 era_start=signed.era_start,
                 era_period=signed.era_period,
             )
-            self._progress(f"{group.signer}: sending {len(calls)} call(s), nonce {signed.nonce}")
+            if not quiet:
+                self._progress(
+                    f"{group.signer}: sending {len(calls)} call(s), nonce {signed.nonce}"
+                )
             try:
                 outcome = await self._writer.send(signed)
             except TemporaryError as exc:

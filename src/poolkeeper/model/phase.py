@@ -16,8 +16,9 @@ from poolkeeper.model.observed import (
     SessionState,
 )
 
-SYNC_TOLERANCE_BLOCKS = 2
-"""A pRuntime this many blocks behind the finalized head still counts as synced."""
+SYNC_TOLERANCE_BLOCKS = 8
+"""A pRuntime this many blocks behind the finalized head still counts as synced (pherry's
+own threshold: a relay at the tip trails finality by the length of its idle sleep)."""
 
 
 class WorkerPhase(StrEnum):

@@ -1,4 +1,4 @@
-"""`poolkeeper plan` and `poolkeeper demo`: inventory + snapshot in, plan out, exit codes."""
+"""`poolkeeper plan`: inventory + snapshot in, plan out, exit codes."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def _converged(tmp_path: Path) -> tuple[Path, Path]:
 def test_plan_of_the_example_against_a_fresh_devnet() -> None:
     code, out, _ = _run("plan", str(INVENTORY), "--observed", str(SNAPSHOT))
     assert code == 0
-    assert "pool pool-a\n  + create_pool: declared with create: true and no pid" in out
-    assert "  worker rack-a-01\n    + start_relay:" in out
-    assert out.rstrip().endswith("Plan: 15 to add, 0 to change, 0 to remove, 0 alerts.")
+    assert "account owner\n    + derive_account:" in out
+    assert "pool pool-a\n  worker rack-a-01\n    + start_relay:" in out
+    assert out.rstrip().endswith("Plan: 13 to add, 0 to change, 0 to remove, 0 alerts.")
     assert "\x1b[" not in out
 
 
@@ -69,21 +69,21 @@ def test_json_output_and_saved_plan_round_trip(tmp_path: Path) -> None:
     assert code == 0
     document = json.loads(out)
     assert document["format_version"] == 1
-    assert document["summary"]["add"] == 15
+    assert document["summary"]["add"] == 13
     saved_document = json.loads(saved.read_text())
     assert saved_document["plan"] == document
     assert saved_document["format_version"] == 1
     assert len(saved_document["inventory_digest"]) == 64
     assert saved_document["block"] == 12
     plan = plan_from_document(document)
-    assert len(plan.actions) == 15
+    assert len(plan.actions) == 13
     assert plan.actions[0].id == "derive_account:account/funding"
 
 
 def test_colour_when_asked() -> None:
     code, out, _ = _run("plan", str(INVENTORY), "--observed", str(SNAPSHOT), "--color")
     assert code == 0
-    assert "\x1b[32m+\x1b[0m create_pool" in out
+    assert "\x1b[32m+\x1b[0m start_relay" in out
 
 
 def test_target_limits_and_warns() -> None:
@@ -124,10 +124,3 @@ def test_invalid_inventory_exits_1_and_plans_nothing(tmp_path: Path) -> None:
     assert code == 1
     assert "w.yaml:2:" in err
     assert "Plan:" not in out
-
-
-def test_demo_says_it_plans_against_a_snapshot() -> None:
-    code, out, _ = _run("demo", str(INVENTORY), "--observed", str(SNAPSHOT))
-    assert code == 0
-    assert out.startswith("The devnet is not wired into the demo yet")
-    assert "Plan: 15 to add" in out
