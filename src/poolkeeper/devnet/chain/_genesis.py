@@ -8,15 +8,18 @@ pallet sections are resolved too.
 
 from __future__ import annotations
 
+import functools
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import bip39
+import sr25519
 from ruamel.yaml import YAML
 from scalecodec.utils.ss58 import ss58_decode
-from substrateinterface import Keypair
 
+from poolkeeper.devnet.chain._codec import blake2_256, encode_bytes
 from poolkeeper.devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
 
 PHA = 10**12
@@ -67,8 +70,7 @@ def resolve_account(text: Any) -> str:
     if not isinstance(text, str):
         raise GenesisError(f"account must be a string, got {text!r}")
     if text.startswith("//"):
-        public: bytes = Keypair.create_from_uri(text).public_key
-        return "0x" + public.hex()
+        return "0x" + dev_public_key(text).hex()
     if text.startswith("0x"):
         if len(text) != 66:
             raise GenesisError(f"hex account must be 32 bytes: {text}")
@@ -77,6 +79,35 @@ def resolve_account(text: Any) -> str:
         return "0x" + str(ss58_decode(text))
     except ValueError as exc:
         raise GenesisError(f"not an account: {text}") from exc
+
+
+DEV_PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
+"""Substrate's well-known development mnemonic, the root of ``//Alice`` and friends."""
+
+
+@functools.cache
+def dev_public_key(uri: str) -> bytes:
+    """The sr25519 public key of a dev URI made of hard junctions (``//Alice//stash``).
+
+    Same derivation as Substrate's: the dev phrase's mini secret, then one hard
+    derivation per junction with the junction's SCALE encoding as chain code.
+    """
+    junctions = uri.split("//")[1:]
+    if uri[:2] != "//" or not all(junctions) or any("/" in j for j in junctions):
+        raise GenesisError(f"only hard-junction dev URIs like //Alice are supported: {uri}")
+    public, secret = sr25519.pair_from_seed(bytes(bip39.bip39_to_mini_secret(DEV_PHRASE, "")))
+    for junction in junctions:
+        if junction.isdigit():
+            number = int(junction)
+            code = number.to_bytes((number.bit_length() + 7) // 8, "little")
+        else:
+            code = encode_bytes(junction.encode())
+            if len(code) > 32:
+                code = blake2_256(code)
+        _, public, secret = sr25519.hard_derive_keypair(
+            (code.ljust(32, b"\0"), public, secret), b""
+        )
+    return bytes(public)
 
 
 def resolve_amount(value: Any) -> int:

@@ -8,6 +8,7 @@ hard-codes a pallet index or a type id.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from scalecodec.type_registry import load_type_registry_preset
 from scalecodec.types import Tuple
 
 from poolkeeper.devnet.chain._codec import HASHERS, ScaleError, storage_prefix
+from poolkeeper.devnet.chain._encoder import RegistryEncoder, Unsupported
+from poolkeeper.devnet.chain._v14 import parse_v14
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,17 @@ class UnknownName(LookupError):
 class Runtime:
     """The served metadata, decoded once, with name-indexed lookups and a codec."""
 
-    def __init__(self, metadata_bytes: bytes) -> None:
+    def __init__(self, metadata_bytes: bytes, background: bool = True) -> None:
+        """``background``: leave the scalecodec decode for later (``preload`` or first use)."""
         self.metadata_bytes = metadata_bytes
-        self.config = RuntimeConfigurationObject()
-        self.config.update_type_registry(load_type_registry_preset("core"))
-        self.metadata = self.config.create_scale_object(
-            "MetadataVersioned", data=ScaleBytes(metadata_bytes)
-        )
-        self.metadata.decode()
-        self.config.add_portable_registry(self.metadata)
-        v14 = self.metadata.value_object[1].value_object[1].value
-        self.types: dict[int, dict[str, Any]] = {t["id"]: t["type"] for t in v14["types"]["types"]}
+        v14 = parse_v14(metadata_bytes)
+        self.types: dict[int, dict[str, Any]] = v14["types"]
+        self._scale_lock = threading.Lock()
+        self._scale_error: BaseException | None = None
+        self._config: RuntimeConfigurationObject | None = None
+        self._metadata: Any = None
+        if not background:
+            self.load_scalecodec()
         self.pallet_index: dict[str, int] = {}
         self.pallet_name: dict[int, str] = {}
         self._storage: dict[tuple[str, str], StorageEntry] = {}
@@ -98,6 +101,50 @@ class Runtime:
         self.signature_type: int = params["Signature"]
         self.dispatch_error_type = self._find_type(["sp_runtime", "DispatchError"])
         self._decoder_cache: dict[int, type[ScaleDecoder]] = {}
+        self.fast = RegistryEncoder(self.types)
+
+    def load_scalecodec(self) -> None:
+        """Decode the metadata with scalecodec (slow, ~1 s): needed to decode calls.
+
+        Done on first use, or ahead of it from a background thread (``preload``)."""
+        with self._scale_lock:
+            if self._config is not None or self._scale_error is not None:
+                return
+            try:
+                config = RuntimeConfigurationObject()
+                config.update_type_registry(load_type_registry_preset("core"))
+                metadata = config.create_scale_object(
+                    "MetadataVersioned", data=ScaleBytes(self.metadata_bytes)
+                )
+                metadata.decode()
+                config.add_portable_registry(metadata)
+                self._metadata, self._config = metadata, config
+            except Exception as exc:  # surfaced to every user of the codec
+                self._scale_error = exc
+
+    def preload(self, delay: float = 0.0) -> None:
+        """Start ``load_scalecodec`` in a background thread after ``delay`` seconds."""
+        timer = threading.Timer(delay, self.load_scalecodec)
+        timer.daemon = True
+        timer.start()
+
+    def _wait_scalecodec(self) -> None:
+        self.load_scalecodec()
+        if self._scale_error is not None:
+            raise RuntimeError(
+                "scalecodec cannot decode the served metadata"
+            ) from self._scale_error
+
+    @property
+    def config(self) -> RuntimeConfigurationObject:
+        self._wait_scalecodec()
+        assert self._config is not None
+        return self._config
+
+    @property
+    def metadata(self) -> Any:
+        self._wait_scalecodec()
+        return self._metadata
 
     # ---- lookups -------------------------------------------------------------------
     def _variants(self, type_id: int) -> list[Variant]:
@@ -186,6 +233,9 @@ class Runtime:
             type_id, raw = self._constants[(pallet, name)]
         except KeyError:
             raise UnknownName(f"constant {pallet}.{name}") from None
+        primitive = self.types[type_id]["def"].get("primitive", "")
+        if primitive.startswith("u") and len(raw) * 8 == int(primitive[1:]):
+            return int.from_bytes(raw, "little")
         return self.decode(type_id, raw)
 
     # ---- codec ---------------------------------------------------------------------
@@ -203,6 +253,10 @@ class Runtime:
         )
 
     def encode(self, type_id: int, value: Any) -> bytes:
+        try:
+            return self.fast.encode(type_id, value)
+        except (Unsupported, KeyError, TypeError, ValueError, StopIteration):
+            pass
         try:
             return bytes(self._object(type_id).encode(value).data)
         except Exception:  # scalecodec raises many exception types

@@ -54,6 +54,8 @@ class Storage:
         """Apply block ``number``'s changes (each key at most once) to the head state."""
         undo: dict[bytes, bytes | None] = {}
         acc = self._acc
+        bulk = len(changes) > 1000
+        added: list[bytes] = []
         for key, value in changes.items():
             old = self.data.get(key)
             if old == value:
@@ -67,9 +69,15 @@ class Storage:
                 del self._sorted[index]
             else:
                 if old is None:
-                    bisect.insort(self._sorted, key)
+                    if bulk:
+                        added.append(key)
+                    else:
+                        bisect.insort(self._sorted, key)
                 self.data[key] = value
                 acc += leaf(key, value)
+        if added:
+            self._sorted.extend(added)
+            self._sorted.sort()
         self._acc = acc % _MODULUS
         self.head = number
         self._undo[number] = undo

@@ -218,17 +218,22 @@ class DevnetServer:
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(self, host: str, port: int, started: Callable[[int], None] | None = None) -> None:
-        async with serve(self._serve_connection, host, port, max_size=2**26) as server:
+        async with serve(
+            self._serve_connection, host, port, max_size=2**26, compression=None
+        ) as server:
             bound = next(iter(server.sockets)).getsockname()[1]
             self._producer = asyncio.create_task(self._produce_blocks())
             if started is not None:
                 started(bound)
+            self.chain.runtime.preload(delay=1.5)
             try:
                 await asyncio.Future()
             finally:
                 self._producer.cancel()
 
     async def _produce_blocks(self) -> None:
+        if isinstance(self.block_time, float) and not self.faults.paused:
+            self.produce_block()  # a fresh chain has block #1 at once
         while True:
             interval = self.block_time
             if isinstance(interval, str):
