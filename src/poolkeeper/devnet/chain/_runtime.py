@@ -110,17 +110,22 @@ class Runtime:
         with self._scale_lock:
             if self._config is not None or self._scale_error is not None:
                 return
-            try:
-                config = RuntimeConfigurationObject()
-                config.update_type_registry(load_type_registry_preset("core"))
-                metadata = config.create_scale_object(
-                    "MetadataVersioned", data=ScaleBytes(self.metadata_bytes)
-                )
-                metadata.decode()
-                config.add_portable_registry(metadata)
-                self._metadata, self._config = metadata, config
-            except Exception as exc:  # surfaced to every user of the codec
-                self._scale_error = exc
+            # scalecodec's class registry is process-global and not thread-safe: a decode
+            # racing another thread's (e.g. an in-process client's) can fail spuriously.
+            for attempt in range(3):
+                try:
+                    config = RuntimeConfigurationObject()
+                    config.update_type_registry(load_type_registry_preset("core"))
+                    metadata = config.create_scale_object(
+                        "MetadataVersioned", data=ScaleBytes(self.metadata_bytes)
+                    )
+                    metadata.decode()
+                    config.add_portable_registry(metadata)
+                    self._metadata, self._config = metadata, config
+                    return
+                except Exception as exc:  # surfaced to every user of the codec
+                    if attempt == 2:
+                        self._scale_error = exc
 
     def preload(self, delay: float = 0.0) -> None:
         """Start ``load_scalecodec`` in a background thread after ``delay`` seconds."""

@@ -215,6 +215,8 @@ class DevnetServer:
         chain.block_listeners.append(self._on_block)
         chain.finality_listeners.append(self._on_finalized)
         self._producer: asyncio.Task[None] | None = None
+        self.preload_delay: float | None = 1.5
+        """Seconds after start to decode the metadata with scalecodec in the background."""
 
     # ---- lifecycle -----------------------------------------------------------------
     async def run(self, host: str, port: int, started: Callable[[int], None] | None = None) -> None:
@@ -225,7 +227,8 @@ class DevnetServer:
             self._producer = asyncio.create_task(self._produce_blocks())
             if started is not None:
                 started(bound)
-            self.chain.runtime.preload(delay=1.5)
+            if self.preload_delay is not None:
+                self.chain.runtime.preload(delay=self.preload_delay)
             try:
                 await asyncio.Future()
             finally:
@@ -855,6 +858,9 @@ class DevnetChain:
             else _genesis.load(genesis)
         )
         served = runtime if runtime is not None else load_runtime(metadata)
+        # In-process, the caller's scalecodec (a client) runs concurrently with ours: decode
+        # the metadata now, before any client exists, rather than in the background.
+        served[0].load_scalecodec()
         chain = Chain(
             served[0],
             served[1],
