@@ -114,7 +114,7 @@ def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict
     """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()``."""
     version = dict(DEFAULT_RUNTIME_VERSION)
     if metadata_path is not None:
-        return Runtime(Path(metadata_path).read_bytes()), version
+        return shared_runtime(Path(metadata_path).read_bytes()), version
     import importlib
 
     try:
@@ -127,7 +127,24 @@ def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict
     built_version = getattr(module, "RUNTIME_VERSION", None)
     if isinstance(built_version, Mapping):
         version.update(_runtime_version_json(built_version))
-    return Runtime(metadata), version
+    return shared_runtime(metadata), version
+
+
+_RUNTIMES: dict[bytes, Runtime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+
+def shared_runtime(metadata: bytes) -> Runtime:
+    """One ``Runtime`` per metadata per process.
+
+    Every scalecodec decode of a metadata creates thousands of classes that live as long
+    as the process; chains started in one process (tests) share them instead.
+    """
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(metadata)
+        if runtime is None:
+            runtime = _RUNTIMES[metadata] = Runtime(metadata)
+        return runtime
 
 
 def _runtime_version_json(version: Mapping[str, Any]) -> dict[str, Any]:
