@@ -907,6 +907,7 @@ class DevnetChain:
             if task in done and task.exception() is not None:
                 failure.append(task.exception())  # type: ignore[arg-type]
                 started.set()
+            server.drop_connections()  # clients left open must not hold the shutdown
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
