@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scalecodec.base import RuntimeConfiguration, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
@@ -53,6 +53,7 @@ def _runtime() -> RuntimeConfiguration:
     return rc
 
 
+@settings(deadline=None)  # the first example builds scalecodec's process-wide registry
 @given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_compact_matches_scalecodec(n: int) -> None:
     encoded = _runtime().create_scale_object("Compact<u128>").encode(n).data
