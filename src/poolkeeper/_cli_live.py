@@ -261,3 +261,64 @@ def _cell(column: str, value: Any) -> str:
 
 def run_async(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = False) -> int:
+    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
+    import signal
+
+    from watchfiles import awatch
+
+    desired = load_desired(directory)
+    rec = make_reconciler(
+        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+    )
+    stop = asyncio.Event()
+    changed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def watch() -> None:
+        async for _ in awatch(directory, stop_event=stop):
+            changed.set()
+
+    def reload() -> Desired | None:
+        try:
+            fresh = load_inventory(directory)
+        except InventoryError as error:
+            typer.echo("inventory changed but is invalid; keeping the previous one:", err=True)
+            typer.echo("\n".join(error.problems), err=True)
+            return None
+        typer.echo("inventory changed: reloaded")
+        return fresh
+
+    def on_pass(p: PassResult) -> None:
+        ok = sum(1 for r in p.results if r.ok)
+        failed = [r for r in p.results if not r.ok]
+        typer.echo(
+            f"pass at #{p.observed.head.best_number}: {len(p.plan.actions)} action(s) planned, "
+            f"{ok} done, {len(failed)} failed, {len(p.plan.waits)} wait(s), "
+            f"{len(p.plan.alerts)} alert(s)"
+        )
+        for r in failed:
+            typer.echo(f"  {r.action_id}: failed: {r.error}")
+        if once:
+            stop.set()
+
+    def on_error(exc: Exception, delay: float) -> None:
+        typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        for r in await rec.recover():
+            typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
+        await rec.run_forever(
+            policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
+        )
+    finally:
+        stop.set()
+        watcher.cancel()
+        await rec.close()
+    typer.echo("stopped")
+    return 0

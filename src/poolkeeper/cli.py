@@ -252,6 +252,26 @@ def apply(
 
 
 @app.command()
+def run(
+    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    *,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
+    ] = False,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
+    the inventory changes, with relays running, until interrupted (Ctrl-C stops cleanly)."""
+    from poolkeeper._cli_live import run_async, run_loop_async
+    from poolkeeper.plan import PlanPolicy
+
+    raise typer.Exit(
+        run_async(run_loop_async(directory, policy=PlanPolicy(prune=prune), once=once))
+    )
+
+
+@app.command()
 def status(
     directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
     *,

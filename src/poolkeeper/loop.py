@@ -11,6 +11,7 @@ pass (journal) are never planned twice.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.errors import SecretError
+from poolkeeper.errors import SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState
@@ -52,11 +53,19 @@ class KeyRing:
     """Signers for the inventory's accounts, derived from the master secret once."""
 
     def __init__(self, desired: Desired, mnemonic: Mnemonic | None) -> None:
-        labels = [a.derivation for a in desired.accounts if a.derivation]
-        prefix = desired.settings.ss58_prefix
-        keys = derive_keys(mnemonic, labels, prefix) if (mnemonic and labels) else {}
+        self._mnemonic = mnemonic
         self._keys: dict[str, DerivedKey] = {}
         self._addresses: dict[str, str] = {}
+        self.load(desired)
+
+    def load(self, desired: Desired) -> None:
+        """(Re)derive for the accounts of ``desired`` (after an inventory reload)."""
+        labels = [a.derivation for a in desired.accounts if a.derivation]
+        prefix = desired.settings.ss58_prefix
+        mnemonic = self._mnemonic
+        keys = derive_keys(mnemonic, labels, prefix) if (mnemonic and labels) else {}
+        self._keys = {}
+        self._addresses = {}
         for account in desired.accounts:
             key = keys.get(account.derivation) if account.derivation else None
             if key is not None:
@@ -306,6 +315,55 @@ class Reconciler:
             if done or remaining <= 0:
                 return last
             await asyncio.sleep(interval)
+
+    async def run_forever(
+        self,
+        policy: PlanPolicy,
+        stop: asyncio.Event,
+        *,
+        reload: Callable[[], Desired | None] | None = None,
+        changed: asyncio.Event | None = None,
+        on_pass: Callable[[PassResult], None] | None = None,
+        on_error: Callable[[Exception, float], None] | None = None,
+    ) -> None:
+        """The reconcile loop: a pass per interval, or sooner when ``changed`` is set
+        (inventory edited). ``reload`` returns a new Desired, or None to keep the current
+        one (an invalid inventory changes nothing). Failed passes back off along
+        ``settings.loop.backoff_seconds``; every pass re-observes everything."""
+        failures = 0
+        while not stop.is_set():
+            if changed is not None and changed.is_set():
+                changed.clear()
+                fresh = reload() if reload else None
+                if fresh is not None:
+                    self.set_desired(fresh)
+            interval = self.desired.settings.loop.interval_seconds
+            try:
+                result = await self.reconcile_once(policy)
+            except TemporaryError as exc:
+                delays = self.desired.settings.loop.backoff_seconds
+                delay = delays[min(failures, len(delays) - 1)] * random.uniform(0.8, 1.2)
+                failures += 1
+                if on_error:
+                    on_error(exc, delay)
+                interval = delay
+            else:
+                failures = 0
+                if on_pass:
+                    on_pass(result)
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if changed is not None:
+                waiters.append(asyncio.ensure_future(changed.wait()))
+            _, pending = await asyncio.wait(
+                waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+
+    def set_desired(self, desired: Desired) -> None:
+        """Adopt a reloaded inventory (derived addresses and created pools re-applied)."""
+        self.keys.load(desired)
+        self.desired = self._with_derived_addresses(desired)
 
     async def recover(self) -> list[ActionResult]:
         """Settle journaled extrinsics left unsettled by a crash, before planning."""
