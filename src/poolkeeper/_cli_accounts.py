@@ -31,6 +31,7 @@ from poolkeeper.keys import (
     redact,
 )
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.balances import thresholds_of
 from poolkeeper.model.desired import AccountSpec, Desired
 from poolkeeper.model.ss58 import AddressError, decode_address
 
@@ -227,17 +228,14 @@ def _rows(desired: Desired, mnemonic: Mnemonic | None) -> list[_Row]:
             except AddressError:
                 same = False
             status = AddressStatus.VERIFIED if same else AddressStatus.MISMATCH
+        warn_below, critical_below = thresholds_of(desired.settings, spec)
         rows.append(
             _Row(
                 spec=spec,
                 address=address,
                 status=status,
-                warn_below=spec.warn_below
-                if spec.warn_below is not None
-                else desired.settings.warn_below,
-                critical_below=spec.critical_below
-                if spec.critical_below is not None
-                else desired.settings.critical_below,
+                warn_below=warn_below,
+                critical_below=critical_below,
             )
         )
     return rows

@@ -18,6 +18,7 @@ from poolkeeper.inventory._entries import Entry, Inventory
 from poolkeeper.inventory._messages import suggest
 from poolkeeper.inventory._yaml import Loc, Problem
 from poolkeeper.model.amounts import PLANCKS_PER_PHA, format_pha
+from poolkeeper.model.balances import thresholds_of
 from poolkeeper.model.desired import (
     AccountRole,
     AccountSpec,
@@ -375,10 +376,7 @@ def _account(
                 "a derivation label is a path like 'operator//pool-a' without spaces or a "
                 "leading '/'",
             )
-    warn = account.warn_below if account.warn_below is not None else settings.warn_below
-    critical = (
-        account.critical_below if account.critical_below is not None else settings.critical_below
-    )
+    warn, critical = thresholds_of(settings, account)
     if (account.warn_below is not None or account.critical_below is not None) and critical > warn:
         yield entry.field(
             ("critical_below",) if account.critical_below is not None else ("warn_below",),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from poolkeeper.model.actions import ActionKind
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.balances import BalanceLevel, balance_level, thresholds_of
 from poolkeeper.model.desired import AccountSpec
 from poolkeeper.plan._context import Context, make_action
 
@@ -43,12 +44,7 @@ def plan_accounts(ctx: Context) -> None:
 
 
 def _thresholds(ctx: Context, account: AccountSpec) -> tuple[int, int]:
-    settings = ctx.desired.settings
-    warn = account.warn_below if account.warn_below is not None else settings.warn_below
-    critical = (
-        account.critical_below if account.critical_below is not None else settings.critical_below
-    )
-    return warn, critical
+    return thresholds_of(ctx.desired.settings, account)
 
 
 def _free_of(ctx: Context, address: str) -> int:
@@ -62,14 +58,15 @@ def _check_balance(ctx: Context, account: AccountSpec, spendable: dict[str, int]
     target = f"account/{account.name}"
     free = _free_of(ctx, account.address)
     warn, critical = _thresholds(ctx, account)
-    if free < critical:
+    level = balance_level(free, warn, critical)
+    if level is BalanceLevel.CRITICAL:
         ctx.alert(
             target,
             f"balance {format_pha(free)} is below the critical threshold {format_pha(critical)}",
             None,
             critical=True,
         )
-    elif free < warn:
+    elif level is BalanceLevel.WARN:
         ctx.alert(
             target,
             f"balance {format_pha(free)} is below the warn threshold {format_pha(warn)}",
