@@ -47,7 +47,8 @@ InventoryDir = Annotated[
 ]
 
 BALANCES_NOTE = (
-    "balances are not observed yet: this lists the declared accounts and thresholds only"
+    "balances are not observed yet by this command: it lists the declared accounts and "
+    "thresholds only (`poolkeeper list accounts` shows balances and alert levels)"
 )
 
 
@@ -316,7 +317,7 @@ def list_accounts(
 ) -> None:
     """The declared accounts: role, address (derived when not written yet), thresholds.
 
-    Balances are not shown yet: they come with live observation.
+    Offline (no chain needed); `poolkeeper list accounts` adds balances and alert levels.
     """
     desired = _load_or_exit(directory)
     mnemonic: Mnemonic | None = None

@@ -17,6 +17,7 @@ import typer
 
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
+from poolkeeper._cli_lists import list_command
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
@@ -31,6 +32,7 @@ app = typer.Typer(
 
 app.add_typer(accounts_app)
 app.add_typer(devnet_app)
+app.command("list")(list_command)
 
 
 @app.callback()
