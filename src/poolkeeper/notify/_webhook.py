@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from poolkeeper.keys import register_secret
 from poolkeeper.model.actions import Plan
 from poolkeeper.notify._tracker import AlertEvent, AlertTracker
 
@@ -69,6 +71,10 @@ class WebhookNotifier:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
+        # Webhook URLs often carry a token in their path or query (Slack, Discord, ...):
+        # mask it in every log line, including httpx's own request log.
+        parts = urlsplit(url)
+        register_secret(parts.path + (f"?{parts.query}" if parts.query else ""))
         self._clock = clock
         self._state_file = state_file
         self.tracker = AlertTracker(debounce_seconds)

@@ -150,3 +150,24 @@ async def test_state_file_keeps_one_shot_runs_from_repeating(
     finally:
         await notifier.aclose()
     assert [p["events"][0]["event"] for p in hook.posts] == ["alert", "recovered"]
+
+
+async def test_the_token_part_of_the_url_is_masked_in_logs(
+    hook: Collector, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from poolkeeper.keys import install_log_redaction
+
+    install_log_redaction()
+    token_url = hook.url.replace("/hook", "/services/T0001/B0002/sEcReTtOkEn42")
+    notifier = WebhookNotifier(token_url, debounce_seconds=0)
+    try:
+        with caplog.at_level(logging.INFO):
+            await notifier.notify(plan_with(3))
+            logging.getLogger("test").info("posting to %s", token_url)
+    finally:
+        await notifier.aclose()
+    assert len(hook.posts) == 1
+    assert "127.0.0.1" in caplog.text
+    assert "sEcReTtOkEn42" not in caplog.text
