@@ -178,6 +178,10 @@ def pool_rows(desired: Desired, observed: Observed, plan: Plan) -> list[Row]:
     """One row per inventory pool; chain columns are empty while the pool is not on chain."""
     alerts = _alerts_by_target(plan)
     addresses = {a.name: a.address for a in desired.accounts}
+    declared: dict[str, int] = {}
+    for worker in desired.workers:
+        if worker.pool is not None:
+            declared[worker.pool] = declared.get(worker.pool, 0) + 1
     grants = {
         (g.real, g.delegate) for g in observed.proxies if g.proxy_type in PROXY_TYPES_FOR_POOLS
     }
@@ -201,7 +205,7 @@ def pool_rows(desired: Desired, observed: Observed, plan: Plan) -> list[Row]:
                 "proxy_on_chain": proxy_on_chain,
                 "workers": len(chain.workers) if chain else None,
                 "cd_workers": len(chain.cd_workers) if chain else None,
-                "declared_workers": sum(1 for w in desired.workers if w.pool == pool.name),
+                "declared_workers": declared.get(pool.name, 0),
                 "free_stake_plancks": chain.free_stake if chain else None,
                 "cap_plancks": chain.cap if chain else pool.cap,
                 "commission_permill": chain.commission if chain else None,
@@ -288,26 +292,25 @@ TABLE_HEADERS = {c: c.removesuffix("_plancks") for c in PLANCK_COLUMNS} | {
 def render_table(
     kind: ListKind, rows: list[Row], columns: Sequence[str], observed: Observed
 ) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
+    """Plain aligned columns (fast for 10,000 rows; no box drawing to trip up grep)."""
     head = observed.head
-    title = (
-        f"{kind.value.capitalize()} "
-        f"(chain best #{head.best_number}, finalized #{head.finalized_number})"
-    )
     shown = [c for c in columns if c not in ("chain_best", "chain_finalized", "pubkey")]
-    table = Table(title=title)
-    for column in shown:
-        table.add_column(TABLE_HEADERS.get(column, column))
-    for row in rows:
-        table.add_row(*(_table_cell(c, row[c]) for c in shown))
-    buffer = io.StringIO()
-    Console(file=buffer, width=250, force_terminal=False, color_system=None).print(table)
+    headers = [TABLE_HEADERS.get(c, c).upper() for c in shown]
+    cells = [[_table_cell(c, row[c]) for c in shown] for row in rows]
+    widths = [max([len(h)] + [len(line[i]) for line in cells]) for i, h in enumerate(headers)]
+    lines = [
+        f"{kind.value.capitalize()}: {len(rows)} "
+        f"(chain best #{head.best_number}, finalized #{head.finalized_number})",
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+    ]
+    lines.extend(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
     notes = [f"  {row['name']}: {text}" for row in rows for text in row["alerts"]]
     if notes:
-        buffer.write("Alerts:\n" + "\n".join(notes) + "\n")
-    return buffer.getvalue()
+        lines.append("Alerts:")
+        lines.extend(notes)
+    return "\n".join(lines) + "\n"
 
 
 def _fail(message: str) -> typer.Exit:
