@@ -11,6 +11,7 @@ alerts are the planner's own, so a list never disagrees with ``plan``.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -333,9 +334,16 @@ def _observe(desired: Desired, directory: Path, snapshot: Path | None) -> tuple[
             from poolkeeper.observe.snapshot import load_snapshot
 
             return load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
-        from poolkeeper._cli_live import observe_live, run_async
-
-        return run_async(observe_live(desired, directory)), "live"
+        # Until the live commands are merged, a build without them says so.
+        try:
+            live = importlib.import_module("poolkeeper._cli_live")
+        except ImportError:
+            raise _fail(
+                "error: live observation is not available in this build: "
+                "pass --observed SNAPSHOT.json"
+            ) from None
+        observed: Observed = live.run_async(live.observe_live(desired, directory))
+        return observed, "live"
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
 
