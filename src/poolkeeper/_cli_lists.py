@@ -11,7 +11,6 @@ alerts are the planner's own, so a list never disagrees with ``plan``.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -334,15 +333,9 @@ def _observe(desired: Desired, directory: Path, snapshot: Path | None) -> tuple[
             from poolkeeper.observe.snapshot import load_snapshot
 
             return load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
-        # Until the live commands are merged, a build without them says so.
-        try:
-            live = importlib.import_module("poolkeeper._cli_live")
-        except ImportError:
-            raise _fail(
-                "error: live observation is not available in this build: "
-                "pass --observed SNAPSHOT.json"
-            ) from None
-        observed: Observed = live.run_async(live.observe_live(desired, directory))
+        from poolkeeper._cli_live import observe_live, run_async
+
+        observed: Observed = run_async(observe_live(desired, directory))
         return observed, "live"
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None

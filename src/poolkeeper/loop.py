@@ -31,6 +31,7 @@ from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
+from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.observer import observe
 from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper.pruntime import PRuntimeTransport
@@ -143,6 +144,7 @@ class Reconciler:
         chain_url: str | None = None,
         relay_idle_seconds: float = 1.0,
         progress: Callable[[str], None] | None = None,
+        notifier: WebhookNotifier | None = None,
     ) -> None:
         self.desired = desired
         self._progress = progress
@@ -164,6 +166,15 @@ class Reconciler:
             self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
         )
         self._relay_signer = self._pick_relay_signer()
+        alerts = desired.settings.alerts
+        if notifier is None and alerts.webhook_url:
+            notifier = WebhookNotifier(
+                alerts.webhook_url,
+                debounce_seconds=alerts.debounce_seconds,
+                state_file=state_dir / "alerts.json",
+            )
+        self.notifier = notifier
+        """Receives every executing pass's plan; posts new alerts and recoveries."""
 
     def _with_derived_addresses(self, desired: Desired) -> Desired:
         """Accounts declared by derivation label get their address in memory (the
@@ -282,6 +293,8 @@ class Reconciler:
             result.results = await self.executor.execute(chain_actions)
             self._record_top_ups(plan, result.results)
             self._record_created_pools(plan, result.results)
+        if self.notifier is not None:
+            await self.notifier.notify(plan)
         return result
 
     def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
@@ -370,6 +383,8 @@ class Reconciler:
         return await self.executor.recover()
 
     async def close(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.aclose()
         await self.relays.stop_all()
         await self.collector.close()
         await self.chain.close()
