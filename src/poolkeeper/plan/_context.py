@@ -114,18 +114,20 @@ def make_action(
     **fields: object,
 ) -> Action:
     """Build an action with its id and destructive flag filled in from its kind."""
-    unique = tuple(dict.fromkeys(p for p in prerequisites if p))
-    return Action.model_validate(
-        {
-            "id": action_id(kind, target),
-            "kind": kind,
-            "target": target,
-            "reason": reason,
-            "prerequisites": unique,
-            "destructive": kind in DESTRUCTIVE_KINDS,
-            **fields,
-        }
-    )
+    unique: list[str] = []
+    for prerequisite in prerequisites:
+        if prerequisite and prerequisite not in unique:
+            unique.append(prerequisite)
+    data: dict[str, object] = {
+        "id": action_id(kind, target),
+        "kind": kind,
+        "target": target,
+        "reason": reason,
+        "prerequisites": tuple(unique),
+        "destructive": kind in DESTRUCTIVE_KINDS,
+    }
+    data.update(fields)
+    return Action.model_validate(data)
 
 
 def normalise_pubkey(text: str) -> str:
