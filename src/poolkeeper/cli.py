@@ -305,6 +305,34 @@ def status(
         typer.echo(render_status(observed, rows), nl=False)
 
 
+@app.command()
+def tui(
+    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    *,
+    observed: Annotated[
+        Path | None,
+        typer.Option("--observed", help="Show this snapshot (JSON of Observed), not the chain."),
+    ] = None,
+    readonly: Annotated[bool, typer.Option("--readonly", help="Never apply.")] = False,
+) -> None:
+    """Open the terminal UI (a separate front end, found through an entry point)."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="poolkeeper.frontends", name="tui")
+    if not found:
+        raise _fail(
+            "error: the TUI front end is not installed "
+            "(no 'tui' entry point in group 'poolkeeper.frontends')"
+        )
+    run_tui = next(iter(found)).load()
+    argv = [str(directory)]
+    if observed is not None:
+        argv += ["--observed", str(observed)]
+    if readonly:
+        argv.append("--readonly")
+    raise typer.Exit(int(run_tui(argv)))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

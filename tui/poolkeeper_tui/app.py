@@ -1,10 +1,382 @@
-"""Entry point of the TUI front end, found by the CLI through an entry point."""
+"""The Textual app: a live worker table (desired vs observed), accounts and an event log.
+
+Found by the CLI through the ``poolkeeper.frontends`` entry point (``run_tui``). Rows are
+keyed by worker name and refreshed cell by cell, so a pass over 10,000 workers only
+repaints what changed; nothing is applied unless the user asks and confirms.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Static
+
+from poolkeeper.errors import InventoryError, PoolkeeperError
+from poolkeeper.inventory import load_inventory
+from poolkeeper.model.actions import DESTRUCTIVE_KINDS
+from poolkeeper.observe.snapshot import load_snapshot
+from poolkeeper_tui._data import (
+    ACCOUNT_COLUMNS,
+    WORKER_COLUMNS,
+    DataSource,
+    Frame,
+    LiveSource,
+    SnapshotSource,
+    account_rows,
+    phase_counts,
+    worker_rows,
+)
+from poolkeeper_tui._screens import ConfirmApply, DrillDownScreen, HelpScreen, PlanScreen
+
+SORTABLE = [key for key, _ in WORKER_COLUMNS]
+
+
+class PoolkeeperApp(App[None]):
+    """Workers, accounts and passes of one inventory."""
+
+    TITLE = "poolkeeper"
+    COMMAND_PALETTE_BINDING = "colon"
+    CSS = """
+    #summary { height: auto; padding: 0 1; background: $boost; }
+    #filter { dock: bottom; display: none; }
+    #filter.shown { display: block; }
+    ContentSwitcher { height: 1fr; }
+    ContentSwitcher > * { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "view('workers')", "workers"),
+        Binding("2", "view('accounts')", "accounts"),
+        Binding("3", "view('log')", "log"),
+        Binding("slash", "filter", "filter"),
+        Binding("s", "sort", "sort"),
+        Binding("p", "plan", "plan"),
+        Binding("a", "apply", "apply"),
+        Binding("r", "refresh", "refresh"),
+        Binding("question_mark", "help", "help"),
+        Binding("escape", "clear_filter", "clear filter", show=False),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, source: DataSource, *, readonly: bool = False) -> None:
+        super().__init__()
+        self.source = source
+        self.readonly = readonly
+        self.frame: Frame | None = None
+        self.loop_state = "starting"
+        self.filter_text = ""
+        self.sort_index = -1
+        self._rows: dict[str, tuple[str, ...]] = {}
+        self._shown: dict[str, tuple[str, ...]] = {}
+        self._account_shown: dict[str, tuple[str, ...]] = {}
+        self._busy = False
+        self._thread = threading.get_ident()
+
+    # ---- layout
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        with ContentSwitcher(initial="workers"):
+            yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="accounts", cursor_type="row")
+            yield Log(id="log", highlight=False)
+        yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self._thread = threading.get_ident()
+        workers = self.query_one("#workers", DataTable)
+        for key, label in WORKER_COLUMNS:
+            workers.add_column(label, key=key)
+        accounts = self.query_one("#accounts", DataTable)
+        for key, label in ACCOUNT_COLUMNS:
+            accounts.add_column(label, key=key)
+        workers.focus()
+        self._paint_summary()
+        if isinstance(self.source, SnapshotSource):
+            await self._load()
+        else:
+            self.action_refresh()
+            interval = getattr(self.source, "interval", 30.0)
+            self.set_interval(interval, self.action_refresh)
+
+    @property
+    def workers_table(self) -> DataTable[str]:
+        return self.query_one("#workers", DataTable)
+
+    # ---- data
+
+    def log_event(self, message: str) -> None:
+        """Append to the event log; callable from any thread."""
+        if threading.get_ident() != self._thread:
+            self.call_from_thread(self.log_event, message)
+            return
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        self.query_one("#log", Log).write_line(f"{stamp} {message}")
+
+    async def _load(self) -> None:
+        self.loop_state = "observing"
+        self._paint_summary()
+        try:
+            frame = await self.source.refresh()
+        except (PoolkeeperError, OSError, RuntimeError) as error:
+            self.loop_state = "error"
+            self.log_event(f"pass failed: {error}")
+        else:
+            self.loop_state = "idle"
+            self.show_frame(frame)
+        self._paint_summary()
+
+    def action_refresh(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+
+        async def run() -> None:
+            try:
+                await self._load()
+            finally:
+                self._busy = False
+
+        self.run_worker(run(), group="data")
+
+    def show_frame(self, frame: Frame) -> None:
+        """Adopt a new frame: update rows by key, log the pass."""
+        self.frame = frame
+        plan = frame.plan
+        self.log_event(
+            f"pass at #{frame.observed.head.best_number}: {len(plan.actions)} action(s), "
+            f"{len(plan.waits)} wait(s), {len(plan.alerts)} alert(s), {len(plan.drift)} drift"
+        )
+        for message in frame.messages:
+            self.log_event("  " + message)
+        self._rows = worker_rows(frame)
+        self._sync_workers()
+        self._sync_accounts(account_rows(frame))
+        self._paint_summary()
+
+    def _matches(self, values: tuple[str, ...]) -> bool:
+        needle = self.filter_text.lower()
+        return not needle or any(needle in v.lower() for v in values)
+
+    def _sync_workers(self) -> None:
+        """Make the table show the visible rows: remove, add, and update only changed cells."""
+        table = self.workers_table
+        visible = {k: v for k, v in self._rows.items() if self._matches(v)}
+        for key in [k for k in self._shown if k not in visible]:
+            table.remove_row(key)
+            del self._shown[key]
+        for key, values in visible.items():
+            before = self._shown.get(key)
+            if before is None:
+                table.add_row(*values, key=key)
+            elif before != values:
+                for (column, _), old, new in zip(WORKER_COLUMNS, before, values, strict=True):
+                    if old != new:
+                        table.update_cell(key, column, new)
+            self._shown[key] = values
+        self._apply_sort()
+
+    def _sync_accounts(self, rows: dict[str, tuple[str, ...]]) -> None:
+        table = self.query_one("#accounts", DataTable)
+        for key in [k for k in self._account_shown if k not in rows]:
+            table.remove_row(key)
+            del self._account_shown[key]
+        for key, values in rows.items():
+            before = self._account_shown.get(key)
+            if before is None:
+                table.add_row(*values, key=key)
+            elif before != values:
+                for (column, _), old, new in zip(ACCOUNT_COLUMNS, before, values, strict=True):
+                    if old != new:
+                        table.update_cell(key, column, new)
+            self._account_shown[key] = values
+
+    def _apply_sort(self) -> None:
+        if self.sort_index >= 0:
+            self.workers_table.sort(SORTABLE[self.sort_index])
+
+    def _paint_summary(self) -> None:
+        text = Text()
+        text.append(f"poolkeeper · {self.source.label}", style="bold")
+        if self.readonly:
+            text.append(" · READ-ONLY", style="bold yellow")
+        text.append(f" · loop: {self.loop_state}")
+        frame = self.frame
+        if frame is not None:
+            head = frame.observed.head
+            text.append(f" · chain best #{head.best_number} finalized #{head.finalized_number}")
+            plan = frame.plan
+            text.append(
+                f"\nplan: {len(plan.actions)} action(s), {len(plan.waits)} wait(s), "
+                f"{len(plan.alerts)} alert(s)"
+            )
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(phase_counts(frame).items()))
+            text.append(f" · phases: {counts or 'no workers'}")
+        shown = len(self._shown)
+        text.append(f"\nworkers shown: {shown}/{len(self._rows)}")
+        if self.filter_text:
+            text.append(f" · filter: {self.filter_text!r}")
+        if self.sort_index >= 0:
+            text.append(f" · sort: {WORKER_COLUMNS[self.sort_index][1].strip() or 'glyph'}")
+        self.query_one("#summary", Static).update(text)
+
+    # ---- actions
+
+    def action_view(self, name: str) -> None:
+        self.query_one(ContentSwitcher).current = name
+        self.query_one(f"#{name}").focus()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._sync_workers()
+        self._paint_summary()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("shown")
+        self.workers_table.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("shown")
+        if box.value:
+            box.value = ""  # Input.Changed resyncs the table
+        self.workers_table.focus()
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTABLE)
+        self._apply_sort()
+        self._paint_summary()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id != "workers" or self.frame is None:
+            return
+        key = event.row_key.value
+        if key is not None:
+            self.push_screen(DrillDownScreen(self.frame, key))
+
+    def action_plan(self) -> None:
+        if self.frame is not None:
+            self.push_screen(PlanScreen(self.frame.plan))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_apply(self) -> None:
+        if self.readonly:
+            self.notify(
+                "read-only: apply is disabled (started with --readonly)", severity="warning"
+            )
+            self.log_event("apply refused: read-only")
+            return
+        if not self.source.can_apply:
+            self.notify(
+                f"{self.source.label} data: there is nothing to apply to", severity="warning"
+            )
+            return
+        frame = self.frame
+        if frame is None or not frame.plan.actions:
+            self.notify("nothing to apply: the plan has no actions")
+            return
+        confirmed = {a.id for a in frame.plan.actions if a.kind in DESTRUCTIVE_KINDS}
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._apply(confirmed), group="data")
+            else:
+                self.log_event("apply cancelled")
+
+        self.push_screen(ConfirmApply(frame.plan), answered)
+
+    async def _apply(self, confirmed_destructive: set[str]) -> None:
+        if self._busy:
+            self.notify("a pass is running; try again in a moment")
+            return
+        self._busy = True
+        try:
+            self.loop_state = "checking plan"
+            self._paint_summary()
+            fresh = await self.source.refresh()
+            new = [
+                a.id
+                for a in fresh.plan.actions
+                if a.kind in DESTRUCTIVE_KINDS and a.id not in confirmed_destructive
+            ]
+            if new:
+                self.show_frame(fresh)
+                self.log_event("apply stopped: new destructive actions appeared: " + ", ".join(new))
+                self.notify("the plan changed (new destructive actions): review it and apply again")
+                return
+            self.loop_state = "applying"
+            self._paint_summary()
+            self.show_frame(await self.source.apply())
+            self.loop_state = "idle"
+        except (PoolkeeperError, OSError, RuntimeError) as error:
+            self.loop_state = "error"
+            self.log_event(f"apply failed: {error}")
+        finally:
+            self._busy = False
+            self._paint_summary()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Workers", "Show the worker table", lambda: self.action_view("workers"))
+        yield SystemCommand("Accounts", "Show balances", lambda: self.action_view("accounts"))
+        yield SystemCommand("Event log", "Show pass messages", lambda: self.action_view("log"))
+        yield SystemCommand("Plan preview", "Show the plan", self.action_plan)
+        yield SystemCommand("Apply", "Apply the plan (asks first)", self.action_apply)
+        yield SystemCommand("Refresh", "Observe again now", self.action_refresh)
+
+    async def on_unmount(self) -> None:
+        await self.source.close()
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="poolkeeper tui", description="poolkeeper's TUI")
+    parser.add_argument("directory", nargs="?", default="inventory", type=Path)
+    parser.add_argument("--observed", type=Path, help="show this snapshot instead of the chain")
+    parser.add_argument("--readonly", action="store_true", help="never apply")
+    return parser.parse_args(argv)
+
+
+def build_app(argv: list[str]) -> PoolkeeperApp:
+    """The app for ``poolkeeper tui`` arguments; ``PoolkeeperError`` when it cannot start."""
+    args = _parse(argv)
+    desired = load_inventory(args.directory)
+    source: DataSource
+    if args.observed is not None:
+        source = SnapshotSource(desired, load_snapshot(args.observed))
+    else:
+        source = LiveSource(args.directory, desired, readonly=args.readonly)
+    app = PoolkeeperApp(source, readonly=args.readonly)
+    if isinstance(source, LiveSource):
+        source.progress = app.log_event
+    return app
+
 
 def run_tui(argv: list[str]) -> int:
-    """Run the TUI. Not built yet: says so and fails, so no one mistakes it for working."""
-    del argv
-    print("poolkeeper tui: the TUI is not built yet (see the TUI issue)")
-    return 1
+    """Run the TUI until the user quits; 1 when the inventory or snapshot cannot be read."""
+    try:
+        app = build_app(argv)
+    except InventoryError as error:
+        print("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)", file=sys.stderr)
+        return 1
+    except PoolkeeperError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    app.run()
+    return 0
