@@ -1,0 +1,116 @@
+"""The lean HTTP/1.1 client: keep-alive reuse, stale connections, chunked answers, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from poolkeeper.pruntime._http1 import Http1Pool, HttpProtocolError
+
+
+async def serve(
+    answer: Callable[[int], bytes], *, close_after: bool = False
+) -> tuple[asyncio.Server, list[int]]:
+    """A raw server answering request n with ``answer(n)``; records connections opened."""
+    connections: list[int] = []
+    counter = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode().split("\r\n"):
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                await reader.readexactly(length)
+                counter[0] += 1
+                writer.write(answer(counter[0]))
+                await writer.drain()
+                if close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, connections
+
+
+def port_of(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[Http1Pool]:
+    client = Http1Pool(timeout=2.0)
+    yield client
+    await client.aclose()
+
+
+async def test_keep_alive_reuses_one_connection(pool: Http1Pool) -> None:
+    server, connections = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n" + str(n).encode()
+    )
+    async with server:
+        url = f"http://127.0.0.1:{port_of(server)}/prpc/X"
+        assert [await pool.post(url, b"abc") for _ in range(3)] == [
+            (200, b"1"),
+            (200, b"2"),
+            (200, b"3"),
+        ]
+        assert len(connections) == 1
+
+
+async def test_a_connection_closed_by_the_server_is_replaced(pool: Http1Pool) -> None:
+    server, connections = await serve(
+        lambda n: b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\nno",
+        close_after=True,
+    )
+    async with server:
+        url = f"http://127.0.0.1:{port_of(server)}/"
+        assert await pool.post(url, b"") == (500, b"no")
+        await asyncio.sleep(0.05)
+        assert await pool.post(url, b"") == (500, b"no")
+        assert len(connections) == 2
+
+
+async def test_chunked_answers_are_reassembled(pool: Http1Pool) -> None:
+    body = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    server, _ = await serve(lambda n: body)
+    async with server:
+        url = f"http://127.0.0.1:{port_of(server)}/"
+        assert await pool.post(url, b"") == (200, b"abcde")
+        assert await pool.post(url, b"") == (200, b"abcde")
+
+
+async def test_garbage_answer_is_a_protocol_error(pool: Http1Pool) -> None:
+    server, _ = await serve(lambda n: b"SSH-2.0-OpenSSH\r\n\r\n")
+    async with server:
+        with pytest.raises(HttpProtocolError):
+            await pool.post(f"http://127.0.0.1:{port_of(server)}/", b"")
+
+
+async def test_refused_and_timeout(pool: Http1Pool) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(OSError):
+        await pool.post(f"http://127.0.0.1:{port}/", b"")
+    held: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda r, w: held.append(w), "127.0.0.1", 0)
+    async with silent:
+        quick = Http1Pool(timeout=0.2)
+        with pytest.raises(TimeoutError):
+            await quick.post(f"http://127.0.0.1:{port_of(silent)}/", b"")
+        await quick.aclose()
+
+
+async def test_only_plain_http(pool: Http1Pool) -> None:
+    with pytest.raises(ValueError):
+        await pool.post("https://127.0.0.1:1/", b"")
