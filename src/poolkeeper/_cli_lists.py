@@ -327,6 +327,30 @@ def _load(directory: Path) -> Desired:
         raise _fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
 
 
+def with_derived_addresses(desired: Desired, directory: Path) -> Desired:
+    """Accounts declared by derivation label only get their address in memory, as ``plan``
+    and ``apply`` do, when the master secret is available; otherwise they stay unknown."""
+    if not any(a.address is None and a.derivation for a in desired.accounts):
+        return desired
+    from poolkeeper.errors import SecretError
+    from poolkeeper.keys import load_master_secret
+    from poolkeeper.loop import KeyRing
+
+    base = directory if directory.is_dir() else directory.parent
+    try:
+        keys = KeyRing(desired, load_master_secret(desired.settings.secrets, base_dir=base))
+    except SecretError as error:
+        typer.echo(f"warning: derived addresses unknown: {error}", err=True)
+        return desired
+    accounts = tuple(
+        a.model_copy(update={"address": keys.address(a.name)})
+        if a.address is None and a.derivation and keys.has(a.name)
+        else a
+        for a in desired.accounts
+    )
+    return desired.model_copy(update={"accounts": accounts})
+
+
 def _observe(desired: Desired, directory: Path, snapshot: Path | None) -> tuple[Observed, str]:
     try:
         if snapshot is not None:
@@ -354,7 +378,7 @@ def list_command(
     ] = None,
 ) -> None:
     """List workers, accounts or pools with their observed state (live, or from a snapshot)."""
-    desired = _load(directory)
+    desired = with_derived_addresses(_load(directory), directory)
     observed, source = _observe(desired, directory, snapshot)
     build, columns = BUILDERS[kind]
     rows = build(desired, observed, plan_for(desired, observed))

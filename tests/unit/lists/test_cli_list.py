@@ -247,3 +247,24 @@ def test_a_bad_snapshot_and_a_bad_inventory_exit_1(world: tuple[Path, Path]) -> 
     (inventory / "all.yaml").write_text("workers: 3\n", encoding="utf-8")
     code, _, err = run("list", "pools", str(inventory), "--observed", str(snapshot))
     assert code == 1 and "problem" in err
+
+
+def test_an_account_without_a_written_address_is_derived_in_memory(
+    world: tuple[Path, Path],
+) -> None:
+    inventory, snapshot = world
+    text = (inventory / "all.yaml").read_text(encoding="utf-8")
+    (inventory / "all.yaml").write_text(
+        text.replace(f"    address: {FUNDING}\n", ""), encoding="utf-8"
+    )
+    args = ["list", "accounts", str(inventory), "--observed", str(snapshot), "--format", "json"]
+    phrase = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
+    done = CliRunner().invoke(app, args, env={"POOLKEEPER_MNEMONIC": phrase})
+    assert done.exit_code == 0, done.stderr
+    rows = {r["name"]: r for r in json.loads(done.stdout)["accounts"]}
+    assert (rows["funding"]["address"], rows["funding"]["level"]) == (FUNDING, "ok")
+    code, out, err = run(*args)
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["accounts"]}
+    assert (rows["funding"]["address"], rows["funding"]["level"]) == (None, "unknown")
+    assert "derived addresses unknown" in err
