@@ -10,6 +10,7 @@ to them over the network only, as it would to a real node and real workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -149,6 +150,9 @@ def up(
     *,
     state_dir: Annotated[Path, typer.Option("--state-dir")] = Path(".poolkeeper/devnet"),
     cool_down: Annotated[int, typer.Option("--cool-down", help="CoolDownPeriod, seconds.")] = 30,
+    ready_seconds: Annotated[
+        float, typer.Option("--ready-timeout", help="How long to wait for the simulators.")
+    ] = 120.0,
 ) -> None:
     """Start a chain simulator and the inventory's pRuntimes in the background."""
     try:
@@ -201,8 +205,15 @@ def up(
             )
         )
     state_file.write_text(json.dumps({"pids": pids, "chain_port": chain_port}), encoding="utf-8")
-    _wait_ready(lambda: _listening(chain_port), "the chain simulator")
-    _wait_ready(lambda: all(_listening(p) for p in ports), "the pRuntime simulators")
+    try:
+        _wait_ready(lambda: _listening(chain_port), "the chain simulator", ready_seconds)
+        _wait_ready(
+            lambda: all(_listening(p) for p in ports), "the pRuntime simulators", ready_seconds
+        )
+    except typer.Exit:
+        _stop(pids)
+        state_file.unlink(missing_ok=True)
+        raise
     typer.echo(
         f"devnet up: chain ws://127.0.0.1:{chain_port}, {len(ports)} pRuntime(s) "
         f"on ports {ports[0]}..{ports[-1]}; state in {state_dir}"
@@ -219,6 +230,13 @@ def down(
         typer.echo("devnet down: nothing recorded; nothing to stop")
         return
     pids = json.loads(state_file.read_text(encoding="utf-8"))["pids"]
+    _stop(pids)
+    state_file.unlink()
+    typer.echo(f"devnet down: stopped {len(pids)} process(es)")
+
+
+def _stop(pids: list[int]) -> None:
+    """SIGTERM each process group, then SIGKILL what is still alive after 10 s."""
     for pid in pids:
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -229,9 +247,8 @@ def down(
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
         if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-    state_file.unlink()
-    typer.echo(f"devnet down: stopped {len(pids)} process(es)")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

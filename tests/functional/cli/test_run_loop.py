@@ -68,7 +68,17 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
             text = text.replace(f"http://127.0.0.1:{8100 + i}", f"http://127.0.0.1:{pr_ports[i]}")
         text = text.replace("interval_seconds: 30", "interval_seconds: 2")
         path.write_text(text)
-    up = cli("devnet", "up", "inventory", "--state-dir", "devnet", "--cool-down", "4", cwd=tmp_path)
+    up = cli(
+        "devnet",
+        "up",
+        "inventory",
+        "--state-dir",
+        "devnet",
+        "--cool-down",
+        "4",
+        cwd=tmp_path,
+        timeout=240,
+    )
     assert up.returncode == 0, up.stderr
     try:
         yield tmp_path
