@@ -261,3 +261,27 @@ def _alive(pid: int) -> bool:
     except ChildProcessError:
         return True
     return waited == 0
+
+
+@devnet_app.command(
+    "chain",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def chain(ctx: typer.Context) -> None:
+    """Run the chain simulator in the foreground (options: --port, --genesis FILE|dev|demo,
+    --block-time, --finality-lag, fault knobs; see docs/devnet.md)."""
+    from poolkeeper.devnet.chain.__main__ import main as chain_main
+
+    raise typer.Exit(chain_main(list(ctx.args)))
+
+
+@devnet_app.command(
+    "pruntime",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def pruntime(ctx: typer.Context) -> None:
+    """Run simulated pRuntimes in the foreground (options: --workers N, --base-port P or
+    --port P, --seed, --score; see docs/devnet.md)."""
+    from poolkeeper.devnet.pruntime.__main__ import main as pruntime_main
+
+    pruntime_main(list(ctx.args))
