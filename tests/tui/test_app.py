@@ -259,3 +259,22 @@ async def test_help_screen_opens_and_closes(desired: Desired, observed: Observed
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.screen_stack[0]
+
+
+class FailingSource(SnapshotSource):
+    async def refresh(self) -> Frame:
+        raise ValueError("chain went away")
+
+
+async def test_a_failed_pass_is_logged_and_the_app_keeps_running(
+    desired: Desired, observed: Observed
+) -> None:
+    app = PoolkeeperApp(FailingSource(desired, observed), readonly=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.is_running
+        assert app.loop_state == "error"
+        assert log_lines(app)[-1].endswith("pass failed: ValueError: chain went away")

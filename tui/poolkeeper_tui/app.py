@@ -128,9 +128,9 @@ class PoolkeeperApp(App[None]):
         self._paint_summary()
         try:
             frame = await self.source.refresh()
-        except (PoolkeeperError, OSError, RuntimeError) as error:
+        except Exception as error:  # any failed pass is shown and the next one retried
             self.loop_state = "error"
-            self.log_event(f"pass failed: {error}")
+            self.log_event(f"pass failed: {_describe(error)}")
         else:
             self.loop_state = "idle"
             self.show_frame(frame)
@@ -325,9 +325,9 @@ class PoolkeeperApp(App[None]):
             self._paint_summary()
             self.show_frame(await self.source.apply())
             self.loop_state = "idle"
-        except (PoolkeeperError, OSError, RuntimeError) as error:
+        except Exception as error:  # shown in the log; the app keeps running
             self.loop_state = "error"
-            self.log_event(f"apply failed: {error}")
+            self.log_event(f"apply failed: {_describe(error)}")
         finally:
             self._busy = False
             self._paint_summary()
@@ -343,6 +343,12 @@ class PoolkeeperApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, PoolkeeperError | OSError | RuntimeError):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error}"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

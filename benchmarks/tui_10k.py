@@ -1,0 +1,166 @@
+"""The TUI with 10,000 workers: initial table build, then 1,000 changed rows updated by key.
+
+Builds a 10,000-worker inventory (50 pools) and a fresh snapshot (every pRuntime
+uninitialized), runs the app headless (``App.run_test``) and times:
+
+- plan: ``plan_for`` inside the snapshot source (the product's cost, not the TUI's);
+- build: turning the frame into 10,000 table rows (``show_frame``: rows + add_row);
+- update: a second observation where 1,000 pRuntimes became synced, applied by key
+  (``update_cell`` on the changed cells only; no row is added or removed);
+- paint: the first screen refresh after each (``pilot.pause``).
+
+    .venv/bin/python benchmarks/tui_10k.py [--workers 10000] [--changed 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tui")]
+
+from poolkeeper.model.desired import Desired  # noqa: E402
+from poolkeeper.model.observed import (  # noqa: E402
+    ChainHead,
+    Observed,
+    PRuntimeInfo,
+    PRuntimeObservation,
+)
+from poolkeeper.model.ss58 import encode_address  # noqa: E402
+from poolkeeper_tui._data import SnapshotSource  # noqa: E402
+from poolkeeper_tui.app import PoolkeeperApp  # noqa: E402
+
+POOLS = 50
+PHA = 10**12
+
+
+def inventory(workers: int) -> Desired:
+    owner = encode_address(bytes([1]) * 32)
+    per_pool = workers // POOLS
+    return Desired.model_validate(
+        {
+            "settings": {"network": "devnet"},
+            "accounts": [{"name": "owner", "role": "owner", "address": owner}],
+            "pools": [
+                {"name": f"pool-{p:02d}", "pid": p, "owner": "owner", "default_stake": 5000 * PHA}
+                for p in range(POOLS)
+            ],
+            "workers": [
+                {
+                    "name": f"w-{i:05d}",
+                    "endpoint": f"http://127.0.0.1:{20000 + i}",
+                    "pool": f"pool-{min(i // per_pool, POOLS - 1):02d}",
+                }
+                for i in range(workers)
+            ],
+        }
+    )
+
+
+def fresh_world(desired: Desired) -> Observed:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return Observed(
+        read_at=now,
+        head=ChainHead(best_number=1002, finalized_number=1000),
+        pruntimes={
+            w.endpoint: PRuntimeObservation(
+                endpoint=w.endpoint, info=PRuntimeInfo(initialized=False), read_at=now
+            )
+            for w in desired.workers
+        },
+    )
+
+
+def with_synced(observed: Observed, desired: Desired, changed: int) -> Observed:
+    pruntimes = dict(observed.pruntimes)
+    step = max(1, len(desired.workers) // changed)
+    for worker in desired.workers[::step][:changed]:
+        pruntimes[worker.endpoint] = PRuntimeObservation(
+            endpoint=worker.endpoint,
+            info=PRuntimeInfo(initialized=True, blocknum=1000, headernum=1000),
+        )
+    return observed.model_copy(update={"pruntimes": pruntimes})
+
+
+class _Timer:
+    """Wall-clock and CPU time of one step (these machines are shared: both matter)."""
+
+    def __init__(self, figures: dict[str, tuple[float, float]], name: str) -> None:
+        self.figures, self.name = figures, name
+
+    def __enter__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *_: object) -> None:
+        self.figures[self.name] = (
+            time.perf_counter() - self.wall,
+            time.process_time() - self.cpu,
+        )
+
+
+async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
+    desired = inventory(workers)
+    observed = fresh_world(desired)
+    source = SnapshotSource(desired, observed)
+    app = PoolkeeperApp(source, readonly=True)
+    figures: dict[str, tuple[float, float]] = {}
+    counts: dict[str, float] = {}
+    startup = _Timer(figures, "startup, plan and first frame shown")
+    startup.__enter__()
+    async with app.run_test(size=(200, 50)) as pilot:
+        startup.__exit__()
+        table = app.workers_table
+        assert table.row_count == workers, table.row_count
+        frame = await source.refresh()
+        # Initial build alone: a fresh app state, the same frame.
+        table.clear()
+        app._shown.clear()
+        with _Timer(figures, f"build {workers} rows (show_frame)"):
+            app.show_frame(frame)
+        with _Timer(figures, "paint after build"):
+            await pilot.pause()
+
+        source.replace(with_synced(observed, desired, changed))
+        with _Timer(figures, "plan_for of the changed world"):
+            frame = await source.refresh()
+        calls = 0
+        real_update = table.update_cell
+
+        def counting_update(*args: object, **kw: object) -> None:
+            nonlocal calls
+            calls += 1
+            real_update(*args, **kw)  # type: ignore[arg-type]
+
+        table.update_cell = counting_update  # type: ignore[method-assign]
+        keys_before = set(table.rows)
+        with _Timer(figures, f"update {changed} changed rows by key"):
+            app.show_frame(frame)
+        with _Timer(figures, "paint after update"):
+            await pilot.pause()
+        assert set(table.rows) == keys_before and table.row_count == workers
+        counts["update_cell calls"] = calls
+    counts["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for name, value in counts.items():
+        print(f"{name:<40} {value:,.0f}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=10_000)
+    parser.add_argument("--changed", type=int, default=1_000)
+    args = parser.parse_args()
+    print(f"{'step':<40} {'wall':>9} {'CPU':>9}")
+    figures = asyncio.run(measure(args.workers, args.changed))
+    for name, (wall, cpu) in figures.items():
+        print(f"{name:<40} {wall * 1000:6.0f} ms {cpu * 1000:6.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
