@@ -278,3 +278,4 @@ async def test_a_failed_pass_is_logged_and_the_app_keeps_running(
         assert app.is_running
         assert app.loop_state == "error"
         assert log_lines(app)[-1].endswith("pass failed: ValueError: chain went away")
+        assert "no observation yet" in str(app.query_one("#summary").render())

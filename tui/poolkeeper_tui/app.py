@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +74,8 @@ class PoolkeeperApp(App[None]):
         self.readonly = readonly
         self.frame: Frame | None = None
         self.loop_state = "starting"
+        self.pass_seconds: float | None = None
+        """Wall time of the last successful observe-and-plan (RPC and pRuntime latency)."""
         self.filter_text = ""
         self.sort_index = -1
         self._rows: dict[str, tuple[str, ...]] = {}
@@ -126,6 +129,7 @@ class PoolkeeperApp(App[None]):
     async def _load(self) -> None:
         self.loop_state = "observing"
         self._paint_summary()
+        started = time.monotonic()
         try:
             frame = await self.source.refresh()
         except Exception as error:  # any failed pass is shown and the next one retried
@@ -133,6 +137,7 @@ class PoolkeeperApp(App[None]):
             self.log_event(f"pass failed: {_describe(error)}")
         else:
             self.loop_state = "idle"
+            self.pass_seconds = time.monotonic() - started
             self.show_frame(frame)
         self._paint_summary()
 
@@ -211,8 +216,12 @@ class PoolkeeperApp(App[None]):
         if self.readonly:
             text.append(" · READ-ONLY", style="bold yellow")
         text.append(f" · loop: {self.loop_state}")
+        if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
+            text.append(f" · last pass {self.pass_seconds:.1f} s")
         frame = self.frame
-        if frame is not None:
+        if frame is None:
+            text.append("\nno observation yet (the event log, 3, says why)")
+        else:
             head = frame.observed.head
             text.append(f" · chain best #{head.best_number} finalized #{head.finalized_number}")
             plan = frame.plan
