@@ -47,7 +47,12 @@ class PhalaPallet(Pallet):
 
     def record_change(self, item: str, key: tuple[Any, ...], value: Any | None) -> None:
         """As ``Pallet.record_change``, also for keys that are not hashable (enum values)."""
-        self._pending_changes[(item, _hashable(key))] = (key, value)
+        marker: tuple[str, Any] = (item, key)
+        try:
+            hash(key)
+        except TypeError:  # an enum key in value shape, e.g. {"Worker": "0x.."}
+            marker = (item, _hashable(key))
+        self._pending_changes[marker] = (key, value)
 
     def take_storage_changes(self) -> Iterable[StorageChange]:
         pending = cast(dict[tuple[str, Any], tuple[tuple[Any, ...], Any]], self._pending_changes)
