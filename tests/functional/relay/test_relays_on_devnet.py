@@ -77,26 +77,32 @@ def placeholder_inventory(directory: Path) -> Desired:
     return load_inventory(write_inventory(directory, "ws://127.0.0.1:1", []))
 
 
-@pytest.fixture(scope="module")
-def world(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Desired, DevnetChain, SimulatorThread]]:
-    base = tmp_path_factory.mktemp("relays")
+def start_world(base: Path, workers: int, seed: bytes) -> tuple[Path, DevnetChain, SimulatorThread]:
+    """A devnet whose genesis funds the inventory's accounts and pool, and ``workers``
+    simulated pRuntimes on one prefix port; returns the inventory directory too."""
     mnemonic = Mnemonic(DEV_PHRASE)
     draft = placeholder_inventory(base / "draft")
     ring = KeyRing(draft, mnemonic)
     addresses = {a.name: ring.address(a.name) for a in draft.accounts}
     genesis: dict[str, Any] = genesis_for(draft, addresses, cool_down=60)
-    # The draft has no workers: give the pool stake for all 50.
+    # The draft has no workers: give the pool stake for all of them.
     genesis["phala"]["pools"][0]["free_stake"] = "1000000 PHA"
     genesis["phala"].update(benchmark_duration=3, heartbeat_interval=5, unresponsive_after=30)
     genesis["finality_lag"] = 1
     chain = DevnetChain.start(genesis, block_time=BLOCK_TIME, finality_lag=1)
-    sim = SimulatorThread(WORKERS, prefix_port=0, seed=b"relay-test", score=1000).start()
+    sim = SimulatorThread(workers, prefix_port=0, seed=seed, score=1000).start()
+    inventory = write_inventory(
+        base / "live", chain.url, [sim.prefix_url(i) for i in range(workers)]
+    )
+    return inventory, chain, sim
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Desired, DevnetChain, SimulatorThread]]:
+    inventory, chain, sim = start_world(tmp_path_factory.mktemp("relays"), WORKERS, b"relay-test")
     try:
-        inventory = write_inventory(
-            base / "live", chain.url, [sim.prefix_url(i) for i in range(WORKERS)]
-        )
         yield load_inventory(inventory), chain, sim
     finally:
         sim.stop()
