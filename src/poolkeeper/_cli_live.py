@@ -82,10 +82,12 @@ def make_reconciler(
     return Reconciler(desired, mnemonic=mnemonic, state_dir=state_dir, progress=progress)
 
 
-async def observe_live(desired: Desired, directory: Path) -> Observed:
+async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:
+    """The observed world, and the inventory with the addresses derived in memory when the
+    master secret is at hand (as ``apply`` plans with them: no phantom derive actions)."""
     rec = make_reconciler(desired, directory, need_keys=False, progress=None)
     try:
-        return await rec.observe()
+        return rec.desired, await rec.observe()
     finally:
         await rec.close()
 

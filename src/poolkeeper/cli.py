@@ -128,7 +128,7 @@ def _plan_and_show(
         else:
             from poolkeeper._cli_live import observe_live, run_async
 
-            observed = run_async(observe_live(desired, directory))
+            desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
@@ -292,7 +292,7 @@ def status(
 
     desired = load_desired(directory)
     try:
-        observed = run_async(observe_live(desired, directory))
+        desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     rows = status_rows(desired, observed)
