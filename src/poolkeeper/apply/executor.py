@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from poolkeeper._crash_points import crash_point
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.ports import (
     CallSpec,
@@ -298,6 +299,7 @@ class Executor:
                 self._progress(
                     f"{group.signer}: sending {len(calls)} call(s), nonce {signed.nonce}"
                 )
+            crash_point("before_submit")
             try:
                 outcome = await self._writer.send(signed)
             except TemporaryError as exc:
@@ -307,6 +309,7 @@ class Executor:
                     ActionResult(i, False, f"outcome unknown ({exc}); will be resolved")
                     for i in ids
                 ]
+            crash_point("before_settle")
             if outcome.status is TxStatus.REJECTED and attempt == 0 and _nonce_problem(outcome):
                 self._settle(signed.extrinsic_hash, ids, outcome)
                 self._forget_nonce(signer.address)

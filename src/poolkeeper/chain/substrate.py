@@ -26,6 +26,7 @@ from substrateinterface import Keypair, KeypairType, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
 
+from poolkeeper._crash_points import crash_point
 from poolkeeper.chain._scale import compact
 from poolkeeper.chain.ports import (
     CallSpec,
@@ -453,6 +454,7 @@ class SubstrateChain:
             rejected = _rejection_text(exc.args[0] if exc.args else exc)
         if rejected is not None:
             return Outcome(status=TxStatus.REJECTED, error=rejected)
+        crash_point("after_submit")
         loop = asyncio.get_running_loop()
         waiter = _Waiter(signed, loop.create_future(), self._wait_final)
         self._waiters[signed.extrinsic_hash] = waiter
