@@ -30,6 +30,7 @@ from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper.render import plan_document, plan_from_document, render_text
 
 SAVED_PLAN_VERSION = 1
+RELAY_JOB_PREFIXES = ("egress:", "register_worker:")
 
 
 def fail(message: str) -> typer.Exit:
@@ -161,8 +162,12 @@ async def apply_async(
     final: dict[str, ActionResult] = {}
     try:
         for r in await rec.recover():
-            final[r.action_id] = r
             typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
+            # Relay work (egress, registration) left by a crash is redone by the relays
+            # from what the chain says (a superseded message fails harmlessly): it is
+            # reported, but only plan actions decide the result.
+            if not r.action_id.startswith(RELAY_JOB_PREFIXES):
+                final[r.action_id] = r
         first = await rec.reconcile_once(policy, execute=False)
         plan = first.plan
         if saved is not None:
