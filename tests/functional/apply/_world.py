@@ -169,7 +169,7 @@ class World:
         return asyncio.run(read())
 
     def stake_pool_calls(self) -> Counter[str]:
-        """Every PhalaStakePoolv2 call in every block, with its arguments, counted."""
+        """Every pool and registry call in every block, with its arguments, counted."""
         result: Counter[str] = self.read(_stake_pool_calls(self.chain))
         return result
 
@@ -195,7 +195,7 @@ def _stake_pool_calls(handle: DevnetChain) -> Any:
                 except Exception:  # inherents and unsigned messages do not decode here
                     continue
                 for call in _flatten(xt.call):
-                    if call.get("call_module") == "PhalaStakePoolv2":
+                    if call["call_module"] in ("PhalaStakePoolv2", "PhalaRegistry"):
                         counts[json.dumps(call, sort_keys=True, default=_hex)] += 1
         return counts
 
