@@ -109,6 +109,17 @@ class SubstrateChain:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    def _count_requests(self, s: SubstrateInterface) -> None:
+        """Count every JSON-RPC request this connection makes in ``round_trips`` (the
+        library makes some of its own, e.g. to refresh the runtime)."""
+        request = s.rpc_request
+
+        def counted(method: str, params: Any, result_handler: Any = None) -> Any:
+            self.round_trips += 1
+            return request(method, params, result_handler)
+
+        s.rpc_request = counted
+
     async def _run(self, fn: Callable[[SubstrateInterface], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call_sync, fn)
@@ -117,6 +128,7 @@ class SubstrateChain:
         try:
             if self._substrate is None:
                 self._substrate = SubstrateInterface(url=self.url, ss58_format=self._ss58_format)
+                self._count_requests(self._substrate)
                 self._substrate.init_runtime()
                 fmt = self._substrate.ss58_format
                 if fmt is None:
@@ -157,7 +169,6 @@ class SubstrateChain:
 
     async def account_nonce(self, address: str) -> int:
         def nonce(s: SubstrateInterface) -> int:
-            self.round_trips += 1
             return int(s.rpc_request("system_accountNextIndex", [address])["result"])
 
         return await self._run(nonce)
@@ -172,7 +183,6 @@ class SubstrateChain:
     ) -> list[tuple[StorageKey, Any]]:
         out: list[tuple[StorageKey, Any]] = []
         for start in range(0, len(keys), QUERY_CHUNK):
-            self.round_trips += 1
             out.extend(s.query_multi(keys[start : start + QUERY_CHUNK], block_hash=block_hash))
         return out
 
@@ -193,7 +203,7 @@ class SubstrateChain:
         pool_account_of: dict[int, str] = {}
         worker_keys: set[str] = {p.lower().removeprefix("0x") for p in pubkeys}
         if pids and has("PhalaBasePool"):
-            keys = [s.create_storage_key("PhalaBasePool", "Pools", [pid]) for pid in pids]
+            keys = [_storage_key(s, "PhalaBasePool", "Pools", [pid]) for pid in pids]
             for key, value in self._multi(s, keys, block):
                 if value is None or value.value is None:
                     continue
@@ -220,7 +230,7 @@ class SubstrateChain:
                 )
         if pools and has("Assets"):
             keys = [
-                s.create_storage_key("Assets", "Account", [W_PHA_ASSET_ID, acct])
+                _storage_key(s, "Assets", "Account", [W_PHA_ASSET_ID, acct])
                 for acct in pool_account_of.values()
             ]
             free_by_account = {
@@ -239,7 +249,7 @@ class SubstrateChain:
 
         accounts: dict[str, ObservedAccount] = {}
         if addresses:
-            keys = [s.create_storage_key("System", "Account", [a]) for a in addresses]
+            keys = [_storage_key(s, "System", "Account", [a]) for a in addresses]
             for key, value in self._multi(s, keys, block):
                 address = str(key.params[0])
                 info = value.value if value is not None else None
@@ -258,7 +268,7 @@ class SubstrateChain:
         proxies: list[ProxyGrant] = []
         reals = sorted(set(owner_of.values()))
         if reals and has("Proxy"):
-            keys = [s.create_storage_key("Proxy", "Proxies", [r]) for r in reals]
+            keys = [_storage_key(s, "Proxy", "Proxies", [r]) for r in reals]
             for key, value in self._multi(s, keys, block):
                 if value is None or value.value is None:
                     continue
@@ -273,7 +283,6 @@ class SubstrateChain:
                     )
         cool_down = 0
         if has("PhalaComputation"):
-            self.round_trips += 1
             cd = s.query("PhalaComputation", "CoolDownPeriod", block_hash=block)
             cool_down = int(cd.value or 0)
         return ChainState(
@@ -297,7 +306,7 @@ class SubstrateChain:
             ("PhalaComputation", "WorkerBindings"),
             ("PhalaStakePoolv2", "WorkerAssignments"),
         ]
-        keys = [s.create_storage_key(p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
+        keys = [_storage_key(s, p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
         found: dict[tuple[str, str], Any] = {}
         for key, value in self._multi(s, keys, block):
             if value is not None and value.value is not None:
@@ -311,7 +320,7 @@ class SubstrateChain:
         stakes: dict[str, int] = {}
         if sessions:
             session_keys = [
-                s.create_storage_key("PhalaComputation", item, [acct])
+                _storage_key(s, "PhalaComputation", item, [acct])
                 for item in ("Sessions", "Stakes")
                 for acct in sessions.values()
             ]
@@ -344,14 +353,12 @@ class SubstrateChain:
         return workers
 
     def _head(self, s: SubstrateInterface) -> ChainHead:
-        self.round_trips += 4
         best = s.rpc_request("chain_getHeader", [])["result"]
         best_hash = s.rpc_request("chain_getBlockHash", [int(best["number"], 16)])["result"]
         fin_hash = s.rpc_request("chain_getFinalizedHead", [])["result"]
         fin = s.rpc_request("chain_getHeader", [fin_hash])["result"]
         now = 0
         if _PalletCheck(s)("Timestamp"):
-            self.round_trips += 1
             now = int(s.query("Timestamp", "Now", block_hash=best_hash).value or 0)
         return ChainHead(
             best_number=int(best["number"], 16),
@@ -407,7 +414,6 @@ class SubstrateChain:
         def build(s: SubstrateInterface) -> SignedExtrinsic:
             call = self._outer_call(s, calls, proxy_for)
             keypair = _SignerKeypair(signer, int(s.ss58_format))
-            self.round_trips += 2
             fin_hash = s.rpc_request("chain_getFinalizedHead", [])["result"]
             era_start = int(s.rpc_request("chain_getHeader", [fin_hash])["result"]["number"], 16)
             use_nonce = nonce if nonce is not None else s.get_account_nonce(keypair.ss58_address)
@@ -434,7 +440,6 @@ class SubstrateChain:
     ) -> int:
         def fee(s: SubstrateInterface) -> int:
             call = self._outer_call(s, calls, proxy_for)
-            self.round_trips += 1
             info = s.get_payment_info(call, _SignerKeypair(signer, int(s.ss58_format)))
             return int(info["partialFee"]) if info else 0
 
@@ -442,7 +447,6 @@ class SubstrateChain:
 
     async def send(self, signed: SignedExtrinsic) -> Outcome:
         def submit(s: SubstrateInterface) -> str | None:
-            self.round_trips += 1
             response = s.rpc_request("author_submitExtrinsic", ["0x" + signed.data.hex()])
             if "error" in response:
                 return _rejection_text(response["error"])
@@ -495,7 +499,6 @@ class SubstrateChain:
             await asyncio.sleep(self._poll)
 
     def _follow_once(self, s: SubstrateInterface) -> None:
-        self.round_trips += 1
         method = "chain_getFinalizedHead" if self._wait_final else None
         if method:
             fin_hash = s.rpc_request(method, [])["result"]
@@ -530,14 +533,12 @@ class SubstrateChain:
         self, s: SubstrateInterface, number: int, wanted: set[str]
     ) -> dict[str, Outcome]:
         counts = {h: w.signed.call_count for h, w in self._waiters.items()}
-        self.round_trips += 2
         block_hash = s.rpc_request("chain_getBlockHash", [number])["result"]
         raw = s.rpc_request("chain_getBlock", [block_hash])["result"]["block"]["extrinsics"]
         positions = {"0x" + _blake2_256(bytes.fromhex(x[2:])).hex(): i for i, x in enumerate(raw)}
         hits = {h: positions[h] for h in wanted if h in positions}
         if not hits:
             return {}
-        self.round_trips += 1
         events = s.get_events(block_hash)
         out: dict[str, Outcome] = {}
         for ext_hash, index in hits.items():
@@ -584,6 +585,16 @@ def _with_status(outcome: Outcome, status: TxStatus) -> Outcome:
 
 def _blake2_256(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def _storage_key(
+    s: SubstrateInterface, pallet: str, function: str, params: list[Any] | None = None
+) -> StorageKey:
+    """A storage key from the loaded metadata, without a network request
+    (``SubstrateInterface.create_storage_key`` re-checks the runtime: three requests a key)."""
+    return StorageKey.create_from_storage_function(
+        pallet, function, params or [], runtime_config=s.runtime_config, metadata=s.metadata
+    )
 
 
 def _hex(value: object) -> str:
