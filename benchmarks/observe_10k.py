@@ -1,0 +1,150 @@
+"""Observe 10,000 workers in 50 pools: the chain part, the pRuntime part, and both together.
+
+Targets (issue 5): <= 5 s and <= 100 chain round trips. The devnet chain runs as its own
+process with a genesis of 50 pools x 200 registered workers (in pools, Ready); 10,000
+simulated pRuntimes run in another process behind one shared port. The chain part is
+``SubstrateChain.read_state`` of the 50 pools (pools, their workers, sessions, stakes);
+the pRuntime part is ``GetInfo`` of every pRuntime, 500 in flight, as the observer polls
+them. The observer runs both concurrently; "together" does the same here. (The simulated
+pRuntimes' keys are not the genesis workers' keys, so the observer's extra read of
+unknown pubkeys is left out: in a real deployment every pRuntime's key is on chain.)
+
+    .venv/bin/python benchmarks/observe_10k.py [--pools 50] [--per-pool 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.loop import PRuntimeInfoReader
+from poolkeeper.observe.observer import poll_pruntimes
+from poolkeeper.pruntime import PRuntimeTransport
+
+ROOT = Path(__file__).resolve().parents[1]
+ALICE = "45R2pfjQUW2s9PQRHU48HQKLKHVMaDja7N3wpBtmF28UYDs2"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: object, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not start")
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def chain_part(url: str, pids: list[int]) -> tuple[float, int, int]:
+    chain = SubstrateChain(url)
+    try:
+        await chain.read_state([0], ())  # connect and load metadata outside the timing
+        before = chain.round_trips
+        started = time.perf_counter()
+        state = await chain.read_state(pids, ())
+        elapsed = time.perf_counter() - started
+        return elapsed, chain.round_trips - before, len(state.workers)
+    finally:
+        await chain.close()
+
+
+async def pruntime_part(urls: list[str], in_flight: int) -> tuple[float, int]:
+    async with PRuntimeTransport(max_in_flight=in_flight, timeout=30) as transport:
+        started = time.perf_counter()
+        polled = await poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight)
+        elapsed = time.perf_counter() - started
+    return elapsed, sum(1 for p in polled.values() if p.info is not None)
+
+
+async def together(url: str, pids: list[int], urls: list[str], in_flight: int) -> float:
+    chain = SubstrateChain(url)
+    try:
+        await chain.read_state([0], ())
+        async with PRuntimeTransport(max_in_flight=in_flight, timeout=30) as transport:
+            started = time.perf_counter()
+            await asyncio.gather(
+                chain.read_state(pids, ()),
+                poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight),
+            )
+            return time.perf_counter() - started
+    finally:
+        await chain.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pools", type=int, default=50)
+    parser.add_argument("--per-pool", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    workers = args.pools * args.per_pool
+    pids = list(range(args.pools))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with tempfile.TemporaryDirectory() as tmp:
+        genesis = Path(tmp) / "genesis.json"
+        genesis.write_text(
+            json.dumps(
+                {
+                    "block_time": "6s",
+                    "phala": {
+                        "pools": [
+                            {"owner": "//Alice", "free_stake": "1000 PHA", "worker_count": n}
+                            for n in [args.per_pool] * args.pools
+                        ]
+                    },
+                }
+            )
+        )
+        port = free_port()
+        ready = Path(tmp) / "ready.json"
+        chain_cmd = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+        sim_cmd = [sys.executable, "-m", "poolkeeper.devnet.pruntime", "--workers", str(workers)]
+        sim_cmd += ["--port", "0", "--ready-file", str(ready)]
+        processes = [
+            subprocess.Popen([*chain_cmd, "--genesis", str(genesis)], env=env),
+            subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL),
+        ]
+        try:
+            wait_for(lambda: listening(port), "the devnet chain")
+            wait_for(lambda: ready.exists() and ready.read_text(), "the pRuntime simulator")
+            urls = json.loads(ready.read_text())["workers"]
+            url = f"ws://127.0.0.1:{port}"
+            print(f"observe {workers} workers in {args.pools} pools ({args.in_flight} in flight)")
+            for round_ in range(1, args.rounds + 1):
+                c_time, trips, seen = asyncio.run(chain_part(url, pids))
+                p_time, answered = asyncio.run(pruntime_part(urls, args.in_flight))
+                both = asyncio.run(together(url, pids, urls, args.in_flight))
+                print(
+                    f"round {round_}: chain {c_time:.2f} s in {trips} round trips "
+                    f"({seen} workers); pRuntimes {p_time:.2f} s ({answered} answered); "
+                    f"both concurrently {both:.2f} s"
+                )
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
