@@ -359,8 +359,8 @@ def _observe(desired: Desired, directory: Path, snapshot: Path | None) -> tuple[
             return load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
         from poolkeeper._cli_live import observe_live, run_async
 
-        observed: Observed = run_async(observe_live(desired, directory))
-        return observed, "live"
+        live: tuple[Desired, Observed] = run_async(observe_live(desired, directory))
+        return live[1], "live"
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
 
