@@ -34,6 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ALICE = "45R2pfjQUW2s9PQRHU48HQKLKHVMaDja7N3wpBtmF28UYDs2"
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -132,12 +137,16 @@ def main() -> None:
             url = f"ws://127.0.0.1:{port}"
             print(f"observe {workers} workers in {args.pools} pools ({args.in_flight} in flight)")
             for round_ in range(1, args.rounds + 1):
+                chain_cpu, client_cpu = cpu_seconds(processes[0].pid), time.process_time()
                 c_time, trips, seen = asyncio.run(chain_part(url, pids))
+                chain_cpu = cpu_seconds(processes[0].pid) - chain_cpu
+                client_cpu = time.process_time() - client_cpu
                 p_time, answered = asyncio.run(pruntime_part(urls, args.in_flight))
                 both = asyncio.run(together(url, pids, urls, args.in_flight))
                 print(
                     f"round {round_}: chain {c_time:.2f} s in {trips} round trips "
-                    f"({seen} workers); pRuntimes {p_time:.2f} s ({answered} answered); "
+                    f"({seen} workers; CPU: client {client_cpu:.1f} s, chain simulator "
+                    f"{chain_cpu:.1f} s); pRuntimes {p_time:.2f} s ({answered} answered); "
                     f"both concurrently {both:.2f} s"
                 )
         finally:
