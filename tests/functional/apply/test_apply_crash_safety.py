@@ -68,7 +68,6 @@ def test_apply_killed_at_every_crash_point_executes_no_call_twice_and_converges(
     killed = [point for point in CRASHES if run_until_crash(world, point) == -signal.SIGKILL]
     # The hook must really have fired at each kind of instant, or this proves nothing.
     assert {p.split(":")[0] for p in killed} == {"before_submit", "after_submit", "before_settle"}
-    assert "prepared" in journal_statuses(world) or len(killed) == len(CRASHES)
     output = world.apply(wait=60)
     assert "FAILED" not in output, output
     assert "prepared" not in journal_statuses(world)
