@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -807,7 +806,3 @@ def _outcome_from_events(
             for _ in range(call_count - len(items))
         )
     return Outcome(TxStatus.IN_BLOCK, number, block_hash, tuple(items), fee)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

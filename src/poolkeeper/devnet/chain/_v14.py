@@ -12,24 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from poolkeeper.devnet.chain._codec import ScaleError, decode_compact
+from poolkeeper.devnet.chain._typereg import PRIMITIVES as _PRIMITIVES
 
-_PRIMITIVES = (
-    "bool",
-    "char",
-    "str",
-    "u8",
-    "u16",
-    "u32",
-    "u64",
-    "u128",
-    "u256",
-    "i8",
-    "i16",
-    "i32",
-    "i64",
-    "i128",
-    "i256",
-)
 _HASHERS = (
     "Blake2_128",
     "Blake2_256",
