@@ -125,13 +125,30 @@ def _spawn(args: list[str], log: Path) -> int:
     return process.pid
 
 
-def _wait_ready(check: Any, what: str, seconds: float = 30.0) -> None:
+def _wait_ready(
+    check: Any, what: str, seconds: float, children: dict[int, Path] | None = None
+) -> None:
+    """Poll `check` until it holds; fail at once, with the log's last lines, if a child died."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
+        for pid, log in (children or {}).items():
+            if not _alive(pid):
+                raise _fail(
+                    f"error: {what}: process {pid} exited during start-up; last lines of {log}:\n"
+                    + _tail(log)
+                )
         time.sleep(0.2)
     raise _fail(f"error: {what} did not become ready in {seconds:.0f}s (see the logs)")
+
+
+def _tail(log: Path, lines: int = 12) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        return f"  (log unreadable: {error.strerror})"
+    return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
 
 def _listening(port: int) -> bool:
@@ -169,6 +186,7 @@ def up(
     genesis_file.write_text(json.dumps(genesis, indent=2), encoding="utf-8")
     ports = sorted({_port_of(w.endpoint) for w in desired.workers})
     pids: list[int] = []
+    chain_log = state_dir / "chain.log"
     chain_pid = _spawn(
         [
             "-m",
@@ -178,7 +196,7 @@ def up(
             "--genesis",
             str(genesis_file),
         ],
-        state_dir / "chain.log",
+        chain_log,
     )
     pids.append(chain_pid)
     # One simulator process per contiguous run of ports.
@@ -188,28 +206,44 @@ def up(
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         else:
             runs.append((port, 1))
+    simulators: dict[int, Path] = {}
     for base, count in runs:
-        pids.append(
-            _spawn(
-                [
-                    "-m",
-                    "poolkeeper.devnet.pruntime",
-                    "--workers",
-                    str(count),
-                    "--base-port",
-                    str(base),
-                    "--seed",
-                    f"devnet-{base}",
-                ],
-                state_dir / f"pruntime-{base}.log",
-            )
+        log = state_dir / f"pruntime-{base}.log"
+        pid = _spawn(
+            [
+                "-m",
+                "poolkeeper.devnet.pruntime",
+                "--workers",
+                str(count),
+                "--base-port",
+                str(base),
+                "--seed",
+                f"devnet-{base}",
+            ],
+            log,
         )
+        pids.append(pid)
+        simulators[pid] = log
     state_file.write_text(json.dumps({"pids": pids, "chain_port": chain_port}), encoding="utf-8")
     try:
-        _wait_ready(lambda: _listening(chain_port), "the chain simulator", ready_seconds)
         _wait_ready(
-            lambda: all(_listening(p) for p in ports), "the pRuntime simulators", ready_seconds
+            lambda: _listening(chain_port),
+            "the chain simulator",
+            ready_seconds,
+            {chain_pid: chain_log},
         )
+        _wait_ready(
+            lambda: all(_listening(p) for p in ports),
+            "the pRuntime simulators",
+            ready_seconds,
+            simulators,
+        )
+        for pid, log in {chain_pid: chain_log, **simulators}.items():
+            if not _alive(pid):
+                raise _fail(
+                    f"error: process {pid} of the devnet exited during start-up; "
+                    f"last lines of {log}:\n{_tail(log)}"
+                )
     except typer.Exit:
         _stop(pids)
         state_file.unlink(missing_ok=True)

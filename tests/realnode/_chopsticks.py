@@ -18,13 +18,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests._ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_DIR = REPO_ROOT / "tools" / "chopsticks"
@@ -67,13 +68,6 @@ def extract_chain_spec(directory: Path) -> Path:
     with target.open("wb") as out:
         subprocess.run(["node", "-e", script], cwd=TOOLS_DIR, stdout=out, check=True, timeout=60)
     return target
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -140,7 +134,7 @@ def start(workdir: Path, chain_spec: Path, block_mode: str = "Batch") -> Chopsti
         f"--genesis={chain_spec}",
         f"--build-block-mode={block_mode}",
         "--host=127.0.0.1",
-        f"--port={free_loopback_port()}",
+        f"--port={free_port()}",
         "--runtime-log-level=0",
     ]
     started = time.monotonic()

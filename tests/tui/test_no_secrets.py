@@ -9,7 +9,6 @@ three consecutive words of the mnemonic.
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,11 @@ import pytest
 from poolkeeper.inventory import load_inventory
 from poolkeeper_tui._data import LiveSource
 from poolkeeper_tui.app import PoolkeeperApp
+from tests._ports import free_port
 
 from .conftest import INVENTORY, svg_text
 
 MNEMONIC = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _leaks(text: str) -> list[str]:
@@ -47,7 +41,7 @@ async def test_no_screen_shows_the_mnemonic(
     shutil.copytree(INVENTORY, inventory)
     settings = inventory / "settings.yaml"
     settings.write_text(
-        settings.read_text().replace("ws://127.0.0.1:9944", f"ws://127.0.0.1:{_closed_port()}")
+        settings.read_text().replace("ws://127.0.0.1:9944", f"ws://127.0.0.1:{free_port()}")
     )
     desired = load_inventory(inventory)
     source = LiveSource(inventory, desired, readonly=False)

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import pytest
 from substrateinterface import Keypair
+
+from tests._ports import free_port_run
 
 pytestmark = pytest.mark.slow
 
@@ -47,17 +48,6 @@ from poolkeeper.cli import main
 sys.argv = ["poolkeeper", *sys.argv[2:]]
 main()
 """
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def inventory_text(chain_port: int, worker_ports: list[int], state: Path, hook: str) -> str:
@@ -169,7 +159,7 @@ def hook() -> Iterator[Hook]:
 def test_a_devnet_scenario_never_shows_the_secret(
     tmp_path: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chain_port, *worker_ports = free_ports(3)
+    chain_port, *worker_ports = free_port_run(3)
     inventory = tmp_path / "inventory"
     inventory.mkdir()
     state = tmp_path / "state"

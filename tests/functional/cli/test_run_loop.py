@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,27 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests._ports import free_port_run
+
 ROOT = Path(__file__).resolve().parents[3]
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
-
-
-def free_ports(n: int) -> list[int]:
-    """A run of n consecutive free ports (pRuntimes are served on consecutive ports)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + n > 65000:
-            continue
-        ok = True
-        for port in range(base, base + n):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    ok = False
-                    break
-        if ok:
-            return list(range(base, base + n))
-    raise RuntimeError("no run of free ports")
 
 
 def env() -> dict[str, str]:
@@ -58,7 +40,7 @@ def cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
-    chain_port, *pr_ports = free_ports(9)
+    chain_port, *pr_ports = free_port_run(9)
     inventory = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventory", inventory)
     for path in inventory.rglob("*.yaml"):
