@@ -20,7 +20,7 @@ from poolkeeper.apply.executor import ActionResult
 from poolkeeper.errors import InventoryError, PoolkeeperError, SecretError, StalePlan
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
-from poolkeeper.loop import PassResult, Reconciler
+from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import Desired
@@ -111,7 +111,9 @@ def check_saved_plan(saved: dict[str, Any], directory: Path, fresh: Plan) -> Pla
         raise StalePlan("the inventory changed since the plan was made: plan again")
     plan = plan_from_document(saved["plan"])
     now = {a.id: a for a in fresh.actions}
-    gone = [a.id for a in plan.actions if now.get(a.id) != a]
+    # Local actions (relays, derivations) are redone by every run from what it observes;
+    # only the chain actions are the operator's approved changes.
+    gone = [a.id for a in plan.actions if a.kind not in LOCAL_KINDS and now.get(a.id) != a]
     if gone:
         raise StalePlan(
             "the chain moved since the plan was made; these actions no longer apply as saved: "
@@ -175,6 +177,17 @@ async def apply_async(
                 plan = check_saved_plan(saved, directory, first.plan)
             except StalePlan as error:
                 raise fail(f"error: {error}") from None
+            saved_ids = {a.id for a in plan.actions}
+            extra = [
+                a.id
+                for a in first.plan.actions
+                if a.kind not in LOCAL_KINDS and a.id not in saved_ids
+            ]
+            if extra:
+                typer.echo(
+                    "note: not in the saved plan, so not applied now (plan again for them): "
+                    + ", ".join(extra)
+                )
         typer.echo(render_text(plan, colour=colour), nl=False)
         confirm(plan, auto_approve)
 
@@ -187,15 +200,9 @@ async def apply_async(
                 typer.echo(f"  relays started: {', '.join(p.started_relays)}")
 
         if saved is not None:
-            ids = {a.id for a in plan.actions}
-            result = await rec.reconcile_once(policy)
-            on_pass(
-                PassResult(
-                    result.observed, result.plan, [r for r in result.results if r.action_id in ids]
-                )
-            )
+            on_pass(await rec.reconcile_once(policy, only=plan))
         else:
-            result = await rec.converge(policy, timeout=wait, on_pass=on_pass)
+            await rec.converge(policy, timeout=wait, on_pass=on_pass)
         typer.echo("\n" + result_table(final), nl=False)
         last = plan_for(rec.desired, (await rec.observe()), policy)
         typer.echo("\nNow:\n" + render_text(last, colour=colour), nl=False)

@@ -273,8 +273,13 @@ class Reconciler:
                             "into its inventory entry"
                         )
 
-    async def reconcile_once(self, policy: PlanPolicy, *, execute: bool = True) -> PassResult:
-        """Observe, plan, keep relays, execute chain actions not already in flight."""
+    async def reconcile_once(
+        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
+    ) -> PassResult:
+        """Observe, plan, keep relays, execute chain actions not already in flight.
+
+        With ``only`` (a saved plan the operator approved), execute just those of its
+        actions that the fresh plan still has unchanged: nothing the operator did not see."""
         self._with_created_pools()
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
@@ -289,6 +294,9 @@ class Reconciler:
         chain_actions = [
             a for a in plan.actions if a.kind not in LOCAL_KINDS and a.id not in in_flight
         ]
+        if only is not None:
+            approved = {a.id: a for a in only.actions}
+            chain_actions = [a for a in chain_actions if approved.get(a.id) == a]
         if chain_actions:
             result.results = await self.executor.execute(chain_actions)
             self._record_top_ups(plan, result.results)

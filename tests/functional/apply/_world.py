@@ -137,6 +137,25 @@ class World:
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
         return done.stdout
 
+    def apply_saved(self, plan: Path, wait: float = 60) -> subprocess.CompletedProcess[str]:
+        """``poolkeeper apply PLAN.json --inventory DIR --auto-approve``, exit code unchecked."""
+        return subprocess.run(
+            self.command(
+                "apply",
+                str(plan),
+                "--inventory",
+                str(self.inventory),
+                "--auto-approve",
+                "--wait",
+                str(wait),
+            ),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=wait + 60,
+            check=False,
+        )
+
     def plan_json(self, *extra: str) -> dict[str, Any]:
         """A fresh live ``plan --json``."""
         done = subprocess.run(

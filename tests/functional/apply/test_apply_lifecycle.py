@@ -10,6 +10,8 @@ and the chain, read back through its storage, says the same as the inventory.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -80,6 +82,47 @@ def test_stake_increase_restarts_computing_with_the_new_stake(world: World) -> N
     restarts = [c for c in calls if '"restart_computing"' in c]
     assert len(restarts) == 5, restarts
     assert_nothing_left_to_do(world, output)
+
+
+def test_a_saved_plan_applies_exactly_while_current(world: World) -> None:
+    """`plan -o` then `apply PLAN.json`: refused once the inventory changed; applied as
+    saved (and nothing else) while current; refused when the chain has moved past it."""
+    saved = world.root / "saved-plan.json"
+    world.workers[5].stake = "1200 PHA"
+    world.write_workers()
+    made = subprocess.run(
+        world.command("plan", str(world.inventory), "-o", str(saved)),
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode in (0, 2), made.stdout + made.stderr
+    actions = json.loads(saved.read_text())["plan"]["actions"]
+    kinds = [a["kind"] for a in actions if a["kind"] != "start_relay"]
+    assert kinds == ["restart_computing"], kinds
+    # Another edit after the plan was made (stake of w06): the saved plan is stale.
+    world.workers[6].stake = "1300 PHA"
+    world.write_workers()
+    refused = world.apply_saved(saved)
+    assert refused.returncode == 1
+    assert "the inventory changed since the plan was made" in refused.stderr, refused.stderr
+    assert world.chain_state().workers[pubkey(world, 5)].stake == 1000 * PHA
+    # Back to the inventory the plan was made from: applied, w05 only.
+    world.workers[6].stake = None
+    world.write_workers()
+    applied = world.apply_saved(saved)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    state = world.chain_state()
+    assert state.workers[pubkey(world, 5)].stake == 1200 * PHA
+    assert state.workers[pubkey(world, 6)].stake == 1000 * PHA
+    # The same plan again: its restart no longer applies as saved.
+    again = world.apply_saved(saved)
+    assert again.returncode == 1
+    assert "the chain moved since the plan was made" in again.stderr, again.stderr
+    restarts = [c for c, n in world.stake_pool_calls().items() if '"restart_computing"' in c]
+    assert len(restarts) == 6, restarts
 
 
 def test_removed_and_pruned_workers_are_stopped_reclaimed_and_removed(world: World) -> None:
