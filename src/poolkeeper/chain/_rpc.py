@@ -3,7 +3,9 @@
 substrate-interface serialises every request on its connection; the relays need
 hundreds of header and storage-change requests per second, so they use this client,
 which keeps many requests in flight on one socket and matches replies by id.
-Subscriptions are not needed here (relays poll the finalized head).
+It also carries subscriptions (new heads for the block follower), on a connection of
+their own: a subscription does not survive a reconnect; its reader then raises
+``ChainUnavailable`` and the owner subscribes again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections import deque
 from typing import Any
 
 import websockets
@@ -40,6 +43,9 @@ class AsyncRpc:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._connect_lock = asyncio.Lock()
+        self._subscriptions: dict[str, RpcSubscription] = {}
+        # Notifications that arrive before their subscriber holds the id.
+        self._early: dict[str, deque[Any]] = {}
         self.requests = 0
 
     async def _connection(self) -> ClientConnection:
@@ -55,10 +61,13 @@ class AsyncRpc:
             return self._conn
 
     async def _read(self, conn: ClientConnection) -> None:
-        error: Exception = ChainUnavailable(f"{self.url}: connection closed")
+        error = ChainUnavailable(f"{self.url}: connection closed")
         try:
             async for raw in conn:
                 message = json.loads(raw)
+                if "id" not in message and "params" in message:
+                    self._notify(message["params"])
+                    continue
                 future = self._pending.pop(message.get("id"), None)
                 if future is None or future.done():
                     continue
@@ -75,6 +84,32 @@ class AsyncRpc:
                 if not future.done():
                     future.set_exception(error)
             self._pending.clear()
+            for subscription in self._subscriptions.values():
+                subscription.lost(error)
+            self._subscriptions.clear()
+            self._early.clear()
+
+    def _notify(self, params: dict[str, Any]) -> None:
+        key = str(params.get("subscription"))
+        subscription = self._subscriptions.get(key)
+        if subscription is None:
+            self._early.setdefault(key, deque(maxlen=16)).append(params.get("result"))
+        else:
+            subscription.deliver(params.get("result"))
+
+    async def subscribe(self, method: str, params: list[Any], unsubscribe: str) -> RpcSubscription:
+        """Start a subscription (e.g. ``chain_subscribeNewHeads``); read it with ``next``."""
+        key = str(await self.call(method, params))
+        subscription = RpcSubscription(self, key, unsubscribe)
+        for early in self._early.pop(key, ()):
+            subscription.deliver(early)
+        self._subscriptions[key] = subscription
+        return subscription
+
+    async def _unsubscribe(self, subscription: RpcSubscription) -> None:
+        if self._subscriptions.pop(subscription.key, None) is not None and self._conn is not None:
+            with contextlib.suppress(ChainCallFailed, ChainUnavailable):
+                await self.call(subscription.unsubscribe_method, [subscription.key])
 
     async def call(self, method: str, params: list[Any] | None = None) -> Any:
         """Send one request and wait for its result."""
@@ -105,6 +140,41 @@ class AsyncRpc:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+class RpcSubscription:
+    """The notifications of one subscription, newest kept when the reader falls behind."""
+
+    def __init__(self, rpc: AsyncRpc, key: str, unsubscribe_method: str) -> None:
+        self.key, self.unsubscribe_method = key, unsubscribe_method
+        self._rpc = rpc
+        self._items: deque[Any] = deque(maxlen=64)
+        self._ready = asyncio.Event()
+        self._error: ChainUnavailable | None = None
+
+    def deliver(self, item: Any) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    def lost(self, error: ChainUnavailable) -> None:
+        self._error = error
+        self._ready.set()
+
+    def discard_pending(self) -> None:
+        self._items.clear()
+
+    async def next(self, timeout: float | None = None) -> Any:
+        """The next notification; ``TimeoutError`` if none within ``timeout`` seconds,
+        ``ChainUnavailable`` once the connection is gone."""
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            self._ready.clear()
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self._items.popleft()
+
+    async def close(self) -> None:
+        await self._rpc._unsubscribe(self)
 
 
 def _as_error(error: dict[str, Any]) -> RpcError:

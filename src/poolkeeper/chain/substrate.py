@@ -27,6 +27,7 @@ from substrateinterface.exceptions import SubstrateRequestException
 from substrateinterface.storage import StorageKey
 
 from poolkeeper._crash_points import crash_point
+from poolkeeper.chain._heads import HeadSignal
 from poolkeeper.chain._scale import compact
 from poolkeeper.chain.ports import (
     CallSpec,
@@ -104,6 +105,7 @@ class SubstrateChain:
         self._substrate: SubstrateInterface | None = None
         self._waiters: dict[str, _Waiter] = {}
         self._follower: asyncio.Task[None] | None = None
+        self._heads: HeadSignal | None = None
         self._scanned_to: int | None = None
         self.round_trips = 0
 
@@ -154,6 +156,8 @@ class SubstrateChain:
     async def close(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
+        if self._heads is not None:
+            await self._heads.close()
         await self._run_close()
         self._pool.shutdown(wait=False)
 
@@ -490,6 +494,8 @@ class SubstrateChain:
             self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     async def _follow(self) -> None:
+        if self._heads is None:
+            self._heads = HeadSignal(self.url, finalized=self._wait_final, poll_seconds=self._poll)
         while self._waiters:
             try:
                 await self._run(self._follow_once)
@@ -498,7 +504,7 @@ class SubstrateChain:
                     if not waiter.future.done():
                         waiter.future.set_exception(exc)
                 return
-            await asyncio.sleep(self._poll)
+            await self._heads.wait()
 
     def _follow_once(self, s: SubstrateInterface) -> None:
         method = "chain_getFinalizedHead" if self._wait_final else None
