@@ -102,6 +102,9 @@ class WorkerRelay:
         self._last_counters: tuple[int, int] | None = None
         self._register_sent_at: int | None = None
         self._egress_sent: dict[tuple[bytes, int], int] = {}
+        """(sender, sequence) → tip when last submitted."""
+        self._egress_in_flight: set[tuple[bytes, int]] = set()
+        """Submissions not answered yet: never sent twice at once."""
         self._egress_tasks: set[asyncio.Task[None]] = set()
 
     async def step(self) -> StepKind:
@@ -190,24 +193,37 @@ class WorkerRelay:
 
     async def _egress(self, tip: int) -> None:
         messages = split_egress(await self.client.get_egress_messages())
-        if not messages:
-            return
+        # The pRuntime keeps a message until it dispatches the block that accepted it, so
+        # most rounds see only messages already on their way: those cost no node request.
+        present = {(m.sender, m.sequence) for m in messages}
+        self._egress_sent = {k: v for k, v in self._egress_sent.items() if k in present}
         by_sender: dict[bytes, list[EgressMessage]] = {}
         for message in messages:
-            by_sender.setdefault(message.sender, []).append(message)
-        for sender, mine in by_sender.items():
+            if self._egress_due((message.sender, message.sequence), tip):
+                by_sender.setdefault(message.sender, []).append(message)
+        for sender, due in by_sender.items():
             next_seq = await self.source.mq_next_sequence(sender)
-            for message in sorted(mine, key=lambda m: m.sequence):
+            for message in sorted(due, key=lambda m: m.sequence):
                 key = (sender, message.sequence)
-                sent_at = self._egress_sent.get(key)
-                if message.sequence < next_seq:
-                    self._egress_sent.pop(key, None)
-                    continue
-                if sent_at is not None and tip - sent_at < EGRESS_RETRY_BLOCKS:
-                    continue
                 self._egress_sent[key] = tip
+                if message.sequence < next_seq:
+                    continue  # on chain already; the pRuntime drops it soon
+                self._egress_in_flight.add(key)
                 job_id = f"egress:worker/{self.name}:{sender.hex()}:{message.sequence}"
-                self._spawn(self._submit_quietly(job_id, message.call()))
+                self._spawn(self._submit_egress(key, job_id, message.call()))
+
+    def _egress_due(self, key: tuple[bytes, int], tip: int) -> bool:
+        """Never sent, or sent ``EGRESS_RETRY_BLOCKS`` ago and no longer in flight."""
+        if key in self._egress_in_flight:
+            return False
+        sent_at = self._egress_sent.get(key)
+        return sent_at is None or tip - sent_at >= EGRESS_RETRY_BLOCKS
+
+    async def _submit_egress(self, key: tuple[bytes, int], job_id: str, call: CallSpec) -> None:
+        try:
+            await self._submit_quietly(job_id, call)
+        finally:
+            self._egress_in_flight.discard(key)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -57,6 +57,7 @@ class FakeSource:
 
     async def mq_next_sequence(self, sender: bytes) -> int:
         assert sender == WORKER_ORIGIN
+        self.calls.append("mq_next_sequence")
         return self.next_sequence
 
 
@@ -273,6 +274,37 @@ async def test_egress_sends_from_next_sequence_and_retries_after_blocks() -> Non
     await run_until_tip(relay)
     await asyncio.sleep(0)
     assert len(submissions.jobs) == 4
+
+
+async def test_egress_in_flight_is_not_resent_and_costs_no_node_request() -> None:
+    relay, pruntime, source, _ = make_relay(tip=10)
+    answered = asyncio.Event()
+    jobs: list[str] = []
+
+    async def slow_submit(job_id: str, call: CallSpec) -> bool:
+        jobs.append(job_id)
+        await answered.wait()  # inclusion takes a while
+        return True
+
+    relay.submit = slow_submit
+    pruntime.egress = [0, 1]
+    await run_until_tip(relay)
+    await asyncio.sleep(0)
+    assert len(jobs) == 2
+    queries = source.calls.count("mq_next_sequence")
+    for _ in range(3):  # rounds at the tip while both are in flight, past the retry delay
+        source.tip += EGRESS_RETRY_BLOCKS
+        await run_until_tip(relay)
+        await asyncio.sleep(0)
+    assert len(jobs) == 2, "a message still in flight was sent again"
+    assert source.calls.count("mq_next_sequence") == queries, "node asked with nothing due"
+    answered.set()
+    await asyncio.sleep(0)
+    pruntime.egress = [0, 1, 2]  # a new heartbeat: only it is sent
+    source.next_sequence = 2
+    await relay.step()
+    await asyncio.sleep(0)
+    assert jobs[2:] == [f"egress:worker/w0:{WORKER_ORIGIN.hex()}:2"]
 
 
 async def test_run_backs_off_on_unreachable_and_resumes() -> None:
