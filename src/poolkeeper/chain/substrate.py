@@ -378,7 +378,16 @@ class SubstrateChain:
         """SCALE bytes of one call; raw-argument calls are never re-encoded."""
         if spec.raw_args is not None:
             return _call_head(s, spec.pallet, spec.function) + spec.raw_args
-        call = s.compose_call(spec.pallet, spec.function, dict(spec.args))
+        # Not ``compose_call``: it re-checks the runtime first (three requests per call,
+        # 300 for a batch of 100); the metadata loaded with the connection is the one used.
+        call = s.runtime_config.create_scale_object(type_string="Call", metadata=s.metadata)
+        call.encode(
+            {
+                "call_module": spec.pallet,
+                "call_function": spec.function,
+                "call_args": dict(spec.args),
+            }
+        )
         return bytes(call.data.data)
 
     def _outer_call(
