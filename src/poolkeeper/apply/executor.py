@@ -234,18 +234,38 @@ class Executor:
             for start in range(0, len(members), self._max_batch):
                 chunk = members[start : start + self._max_batch]
                 by_signer.setdefault(group.signer, []).append((group, chunk))
+        if not by_signer:
+            return []
+        signers = {name: self._signers.signer(name) for name in by_signer}
+        try:
+            # One read of every signer's balance per wave, not one per signer.
+            state = await self._reader.read_state((), sorted({s.address for s in signers.values()}))
+        except TemporaryError as exc:
+            return [
+                ActionResult(job.id, False, f"chain unavailable: {exc}")
+                for chunks in by_signer.values()
+                for _, chunk in chunks
+                for job in chunk
+            ]
+        free = {a.address: a.free for a in state.accounts.values()}
         outcomes = await asyncio.gather(
             *(
-                self._run_signer(signer, chunks, quiet)
-                for signer, chunks in sorted(by_signer.items())
+                self._run_signer(
+                    signers[name], name, chunks, free.get(signers[name].address, 0), quiet
+                )
+                for name, chunks in sorted(by_signer.items())
             )
         )
         return [r for rs in outcomes for r in rs]
 
     async def _run_signer(
-        self, signer_name: str, chunks: list[tuple[_Group, list[Job]]], quiet: bool
+        self,
+        signer: Signer,
+        signer_name: str,
+        chunks: list[tuple[_Group, list[Job]]],
+        free: int,
+        quiet: bool,
     ) -> list[ActionResult]:
-        signer = self._signers.signer(signer_name)
         calls_of = [[j.call for j in chunk] for _, chunk in chunks]
         try:
             fees = [
@@ -254,13 +274,10 @@ class Executor:
                 )
                 for (group, _), calls in zip(chunks, calls_of, strict=True)
             ]
-            state = await self._reader.read_state((), (signer.address,))
         except TemporaryError as exc:
             return [
                 ActionResult(a.id, False, f"chain unavailable: {exc}") for _, c in chunks for a in c
             ]
-        account = state.accounts.get(signer.address)
-        free = account.free if account else 0
         if sum(fees) > free:
             message = (
                 f"signer {signer_name} ({signer.address}) cannot pay the fees: needs "
