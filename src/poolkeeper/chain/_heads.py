@@ -57,12 +57,14 @@ class HeadSignal:
                 self._failures = 0
             except (ChainUnavailable, ChainCallFailed):
                 self._failed()
-        if self._subscription is None:
+        subscription = self._subscription
+        if subscription is None:
             await asyncio.sleep(self._poll)
             return
         try:
-            await self._subscription.next(timeout=IDLE_SECONDS)
-            self._subscription.discard_pending()  # one scan covers every head announced
+            # ``close()`` may drop the subscription while this waits: keep our own reference.
+            await subscription.next(timeout=IDLE_SECONDS)
+            subscription.discard_pending()  # one scan covers every head announced
             self.notifications += 1
         except TimeoutError:
             return
