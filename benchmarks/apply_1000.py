@@ -20,6 +20,7 @@ min/median/max over the runs. Everything is verified on chain afterwards: every 
 in its pool with session state WorkerIdle and the declared stake.
 
     .venv/bin/python benchmarks/apply_1000.py [--workers 1000] [--pools 10] [--runs 3]
+        [--block-time 1s] [--wait-for inclusion|finalization]
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def worker_pubkey(index: int) -> str:
     return hashlib.blake2b(b"apply-1000:" + index.to_bytes(4, "little"), digest_size=32).hexdigest()
 
 
-def write_inventory(directory: Path, workers: int, pools: int, chain_url: str) -> None:
+def write_inventory(
+    directory: Path, workers: int, pools: int, chain_url: str, wait_for: str = "inclusion"
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     accounts = ["accounts:"]
     pool_lines = ["pools:"]
@@ -102,7 +105,7 @@ def write_inventory(directory: Path, workers: int, pools: int, chain_url: str) -
     (directory / "workers.yaml").write_text("\n".join(worker_lines) + "\n")
     (directory / "settings.yaml").write_text(
         "settings:\n  network: devnet\n"
-        f'  chain: {{endpoints: ["{chain_url}"], wait_for: inclusion}}\n'
+        f'  chain: {{endpoints: ["{chain_url}"], wait_for: {wait_for}}}\n'
         "  secrets: {env: POOLKEEPER_MNEMONIC}\n"
         "  pruntime_concurrency: 500\n"
     )
@@ -165,6 +168,7 @@ class RunFigures:
     journal_extrinsics: int
     chain_extrinsics: int
     max_calls: int
+    max_bytes: int
     submit_to_included: float
     """First extrinsic journaled -> last one seen included."""
     observe: float
@@ -276,6 +280,7 @@ async def one_pass(url: str, inventory: Path, state_dir: Path) -> tuple[RunFigur
         journal_extrinsics=len(entries),
         chain_extrinsics=total,
         max_calls=max(len(e.action_ids) for e in entries),
+        max_bytes=max(len(e.data) for e in entries),
         submit_to_included=max(settled.values()) - first,
         observe=reconciler.observe_seconds,
         plan_to_first_submit=first - started_wall - reconciler.observe_seconds,
@@ -292,7 +297,7 @@ def run_once(args: argparse.Namespace, tmp: Path) -> RunFigures:
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
     inventory = tmp / "inventory"
-    write_inventory(inventory, args.workers, args.pools, url)
+    write_inventory(inventory, args.workers, args.pools, url, args.wait_for)
     desired = load_inventory(inventory)
     ring = KeyRing(desired, Mnemonic(PHRASE))
     addresses = {a.name: ring.address(a.name) for a in desired.accounts}
@@ -326,11 +331,13 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--block-time", default="1s")
+    parser.add_argument("--wait-for", choices=("inclusion", "finalization"), default="inclusion")
     args = parser.parse_args()
     target = -(-args.workers // MAX_BATCH) * 2
     print(
         f"apply: add_worker + start_computing for {args.workers} workers in {args.pools} "
-        f"proxied pools, {args.block_time} blocks (ideal: {target} extrinsics)"
+        f"proxied pools, {args.block_time} blocks, waiting for {args.wait_for} "
+        f"(ideal: {target} extrinsics)"
     )
     runs: list[RunFigures] = []
     for n in range(1, args.runs + 1):
@@ -339,7 +346,8 @@ def main() -> None:
         runs.append(f)
         print(
             f"run {n}: {f.actions} actions in {f.journal_extrinsics} extrinsics (journal), "
-            f"{f.chain_extrinsics} on chain, at most {f.max_calls} calls each; "
+            f"{f.chain_extrinsics} on chain, at most {f.max_calls} calls and {f.max_bytes} bytes "
+            "each; "
             f"first submit -> all included {f.submit_to_included:.1f} s; "
             f"{f.blocks} blocks from the start of the pass; observe {f.observe:.1f} s, "
             f"plan+fees+signing until the first submit {f.plan_to_first_submit:.1f} s, "
