@@ -80,7 +80,13 @@ def make_reconciler(
     state_dir = Path(desired.settings.state_dir)
     if not state_dir.is_absolute():
         state_dir = directory.parent / state_dir
-    return Reconciler(desired, mnemonic=mnemonic, state_dir=state_dir, progress=progress)
+    return Reconciler(
+        desired,
+        mnemonic=mnemonic,
+        state_dir=state_dir,
+        progress=progress,
+        inventory_dir=directory,
+    )
 
 
 async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:
@@ -235,6 +241,8 @@ def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
                 "initial_score": chain.initial_score if chain else None,
                 "blocknum": info.blocknum if info else None,
                 "headernum": info.headernum if info else None,
+                "relay": observed.relay_details.get(worker.name)
+                or _relay_value(observed, worker.name),
                 "error": prt.error if prt else None,
             }
         )
@@ -254,6 +262,8 @@ def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
         "initial_score",
         "blocknum",
     ]
+    if any(r.get("relay") for r in rows):
+        cols.append("relay")  # only a process that runs relays knows them
     table = [[_cell(c, r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(cols)]
     out.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
@@ -263,6 +273,11 @@ def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
             line += f"  ({r['error']})"
         out.append(line.rstrip())
     return "\n".join(out) + "\n"
+
+
+def _relay_value(observed: Observed, worker: str) -> str | None:
+    status = observed.relays.get(worker)
+    return status.value if status is not None else None
 
 
 def _cell(column: str, value: Any) -> str:

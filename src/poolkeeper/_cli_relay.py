@@ -31,6 +31,7 @@ async def relay_only_async(directory: Path, interval: float) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     typer.echo(f"relaying for {len(desired.workers)} worker(s); Ctrl-C stops")
+    shown: dict[str, str] = {}
     try:
         while not stop.is_set():
             try:
@@ -42,6 +43,10 @@ async def relay_only_async(directory: Path, interval: float) -> int:
                     counts[status.value] = counts.get(status.value, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
                 typer.echo(f"#{observed.head.best_number}: relays {summary}")
+                for name, text in sorted(rec.relays.details().items()):
+                    if text.startswith("external") and shown.get(name) != text:
+                        typer.echo(f"  {name}: {text}")
+                    shown[name] = text
             except PoolkeeperError as error:
                 typer.echo(f"observation failed: {error}; retrying", err=True)
             with contextlib.suppress(TimeoutError):

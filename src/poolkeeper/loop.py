@@ -11,6 +11,7 @@ pass (journal) are never planned twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -28,14 +29,15 @@ from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
 from poolkeeper.model.actions import ActionKind, Plan
-from poolkeeper.model.desired import AccountRole, Desired, WorkerState
+from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.observer import observe
 from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper.pruntime import PRuntimeTransport
-from poolkeeper.relay.supervisor import RelaySupervisor
+from poolkeeper.relay.external import ExternalRelayFactory
+from poolkeeper.relay.supervisor import AnyRelayOptions, RelaySupervisor
 from poolkeeper.relay.worker import RelayOptions, Submit
 
 LOCAL_KINDS = frozenset(
@@ -83,6 +85,10 @@ class KeyRing:
                 "or no master secret was provided"
             )
         return key
+
+    def address_or_none(self, account: str) -> str | None:
+        """The account's address when known (declared or derived)."""
+        return self._addresses.get(account)
 
     def has(self, account: str) -> bool:
         """Whether the account's address is known (declared or derived)."""
@@ -145,10 +151,12 @@ class Reconciler:
         relay_idle_seconds: float = 1.0,
         progress: Callable[[str], None] | None = None,
         notifier: WebhookNotifier | None = None,
+        inventory_dir: Path | None = None,
     ) -> None:
         self.desired = desired
         self._progress = progress
         url = chain_url or desired.settings.chain.endpoints[0]
+        self.external_relays = ExternalRelayFactory(desired.settings, url, state_dir, inventory_dir)
         wait_final = desired.settings.chain.wait_for == "finalization"
         self.chain = SubstrateChain(url, wait_for_finalization=wait_final)
         self.rpc = AsyncRpc(url)
@@ -206,14 +214,24 @@ class Reconciler:
 
         return submit
 
-    def relay_plan(self, observed: Observed) -> dict[str, tuple[str, RelayOptions]]:
-        """The relays the inventory needs, with their options."""
+    def relay_plan(self, observed: Observed) -> dict[str, tuple[str, AnyRelayOptions]]:
+        """The relays the inventory needs, with their options (external ones included)."""
         provider = _PROVIDER_BYTES[self.desired.settings.relay.attestation_provider]
-        wanted: dict[str, tuple[str, RelayOptions]] = {}
+        if self.external_relays.settings != self.desired.settings:
+            self.external_relays = dataclasses.replace(
+                self.external_relays, settings=self.desired.settings
+            )
+        wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
         for worker in self.desired.workers:
             if worker.state is WorkerState.REMOVED:
                 continue
             pool = self.desired.pools_by_name.get(worker.pool) if worker.pool else None
+            template = external_relay_command(self.desired.settings, worker)
+            if template is not None:
+                owner = self.keys.address_or_none(pool.owner) if pool else None
+                options = self.external_relays.options(worker, template, owner)
+                wanted[worker.name] = (worker.endpoint, options)
+                continue
             operator: bytes | None = None
             if pool is not None:
                 try:
@@ -242,6 +260,7 @@ class Reconciler:
             self.chain,
             PRuntimeInfoReader(self.transport),
             relays=self.relays.statuses(),
+            relay_details=self.relays.details(),
             topped_up_today=self.journal.topped_up_on(today),
         )
 

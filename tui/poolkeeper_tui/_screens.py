@@ -79,7 +79,14 @@ def worker_detail(frame: Frame, key: str) -> Text | Table:
                 _fmt(chain.session_state.value if chain and chain.session_state else None),
             ),
             ("initial score", "-", _fmt(chain.initial_score if chain else None)),
-            ("relay", "-", _fmt(frame.observed.relays.get(spec.name))),
+            (
+                "relay",
+                "-",
+                _fmt(
+                    frame.observed.relay_details.get(spec.name)
+                    or frame.observed.relays.get(spec.name)
+                ),
+            ),
             ("labels", ", ".join(f"{k}={v}" for k, v in spec.labels.items()) or "-", ""),
         ]
         for name, want, seen in rows:

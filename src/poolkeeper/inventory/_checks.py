@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from poolkeeper.inventory._entries import Entry, Inventory
 from poolkeeper.inventory._messages import suggest
-from poolkeeper.inventory._yaml import Loc, Problem
+from poolkeeper.inventory._yaml import REDACTED, Loc, Problem
 from poolkeeper.model.amounts import PLANCKS_PER_PHA, format_pha
 from poolkeeper.model.balances import thresholds_of
 from poolkeeper.model.desired import (
@@ -26,6 +26,12 @@ from poolkeeper.model.desired import (
     Settings,
     WorkerSpec,
     WorkerState,
+    external_relay_command,
+)
+from poolkeeper.model.relay_command import (
+    placeholders_in,
+    secret_literal_problem,
+    template_problem,
 )
 from poolkeeper.model.ss58 import AddressError, check_address
 
@@ -72,6 +78,7 @@ def cross_check(inventory: Inventory) -> list[Problem]:
         problems.extend(_pool(pool, account_by_name, account_names))
     for worker in workers:
         problems.extend(_worker(worker, pool_by_name, pool_names))
+        problems.extend(_worker_relay(worker, settings))
     problems.extend(_pool_totals(pool_by_name, workers))
     for account in accounts:
         problems.extend(_account(account, settings, account_by_name, account_names))
@@ -205,6 +212,30 @@ def _settings(entry: Entry[Settings], settings: Settings) -> Iterable[Problem]:
             ("relay", "mode"),
             "external relays need relay.external_command (the argv to start one per worker)",
         )
+    yield from _relay_template(
+        entry, ("relay", "external_command"), settings.relay.external_command, settings
+    )
+    key = settings.relay.external_key
+    if key is not None and (key.env is None) == (key.file is None):
+        yield entry.field(("relay", "external_key"), "give exactly one of env: or file:")
+
+
+def _relay_template(
+    entry: Entry[Any], loc: Loc, template: tuple[str, ...], settings: Settings
+) -> Iterable[Problem]:
+    """Placeholders, braces and secrets written in clear, each at its own argument."""
+    for index, argument in enumerate(template):
+        if argument == REDACTED:
+            continue  # a mnemonic or seed look-alike: the loader has reported it already
+        why = template_problem(argument) or secret_literal_problem(template, index)
+        if (
+            why is None
+            and "key_file" in placeholders_in(argument)
+            and not settings.relay.external_key
+        ):
+            why = "{key_file} needs settings.relay.external_key (where the SURI is read from)"
+        if why:
+            yield entry.field((*loc, index), why)
 
 
 def _account_ref(
@@ -292,6 +323,33 @@ def _raw(entry: Entry[Any], loc: Loc) -> Any:
         else:
             return None
     return value
+
+
+def _worker_relay(entry: Entry[WorkerSpec], settings: Settings) -> Iterable[Problem]:
+    worker = _spec(entry)
+    own = worker.relay
+    if own is not None and own.external_command is not None:
+        if not own.external_command:
+            yield entry.field(("relay", "external_command"), "give the argv, or leave it out")
+        yield from _relay_template(
+            entry, ("relay", "external_command"), own.external_command, settings
+        )
+    template = external_relay_command(settings, worker)
+    if template is None:
+        return
+    if not template:
+        if own is not None and own.mode == "external":
+            yield entry.field(
+                ("relay", "mode"),
+                "an external relay needs relay.external_command here or in settings",
+            )
+        return  # settings.relay.mode without a command is reported once, in settings
+    if worker.pool is None and any("operator" in placeholders_in(a) for a in template):
+        yield entry.problem(
+            (),
+            f"{entry.prefix}: worker {worker.name!r} has no pool, so its relay command "
+            "cannot use {operator} (the pool owner)",
+        )
 
 
 def _worker(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from poolkeeper.errors import SecretError
 from poolkeeper.keys._redact import register_secret
-from poolkeeper.keys._secret import Mnemonic
-from poolkeeper.model.desired import SecretSettings
+from poolkeeper.keys._secret import Mnemonic, Secret
+from poolkeeper.model.desired import RelayKeySource, SecretSettings
 
 KEYRING_USERNAME = "mnemonic"
 """The keyring entry poolkeeper reads is (service from settings, this user name)."""
@@ -48,6 +48,10 @@ def secret_from_env(name: str, environ: Mapping[str, str] | None = None) -> Mnem
 def secret_from_file(path: str | os.PathLike[str]) -> Mnemonic:
     """The mnemonic in a regular file readable and writable by its owner only (e.g. 0600)."""
     where = Path(path)
+    return _mnemonic_from(_secret_file_text(where), f"secret file {where}")
+
+
+def _secret_file_text(where: Path) -> str:
     try:
         # O_NONBLOCK: opening a FIFO must not hang; the type check below refuses it.
         fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -86,7 +90,30 @@ def secret_from_file(path: str | os.PathLike[str]) -> Mnemonic:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SecretError(f"secret file {where} is not UTF-8 text") from None
-    return _mnemonic_from(text, f"secret file {where}")
+    return text
+
+
+def load_relay_key(
+    source: RelayKeySource,
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Secret:
+    """The SURI external relays sign with (any SURI: a mnemonic, a hex seed, ``//Alice``),
+    from the 0600 file or the environment variable ``source`` names."""
+    if source.file:
+        where = _resolve(source.file, base_dir)
+        text = _secret_file_text(where).strip()
+        origin = f"relay key file {where}"
+    elif source.env:
+        env = os.environ if environ is None else environ
+        text = (env.get(source.env) or "").strip()
+        origin = f"environment variable {source.env}"
+    else:
+        raise SecretError("settings.relay.external_key names no source (env or file)")
+    if not text:
+        raise SecretError(f"{origin} holds no key for the external relays")
+    return Secret(text)
 
 
 def _file_kind(mode: int) -> str:

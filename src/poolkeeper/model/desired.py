@@ -115,6 +115,14 @@ class PoolSpec(_Frozen):
         return self.operator is not None and self.operator != self.owner
 
 
+class WorkerRelaySettings(_Frozen):
+    """A worker's own relay choice, overriding ``settings.relay``."""
+
+    mode: Literal["internal", "external"] | None = None
+    external_command: tuple[str, ...] | None = None
+    """Argv template for this worker; giving one implies ``mode: external``."""
+
+
 class WorkerSpec(_Frozen):
     """A worker machine: its pRuntime endpoint, its pool and what it should be doing."""
 
@@ -128,6 +136,7 @@ class WorkerSpec(_Frozen):
     labels: dict[str, str] = Field(default_factory=dict)
     pubkey: str | None = None
     """Optional pinned worker public key (hex); observed from pRuntime when absent."""
+    relay: WorkerRelaySettings | None = None
     source: SourceRef | None = None
 
 
@@ -146,6 +155,13 @@ class SecretSettings(_Frozen):
     keyring: str | None = None
 
 
+class RelayKeySource(_Frozen):
+    """Where the fee-paying key of external relays is read from. Names a source only."""
+
+    env: str | None = None
+    file: str | None = None
+
+
 class RelaySettings(_Frozen):
     """Relay tuning (see PROTOCOL.md §2)."""
 
@@ -154,6 +170,10 @@ class RelaySettings(_Frozen):
     mode: Literal["internal", "external"] = "internal"
     external_command: tuple[str, ...] = ()
     """Argv template for an external relay (e.g. pherry) when ``mode`` is external."""
+    external_key: RelayKeySource | None = None
+    """The SURI external relays sign with, handed over as a file or an env var (never argv)."""
+    external_backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+    """Delays before restarting an external relay that exited (each jittered ±20 %)."""
 
 
 class LoopSettings(_Frozen):
@@ -191,6 +211,15 @@ class Settings(_Frozen):
     def ss58_prefix(self) -> int:
         """SS58 prefix of the network (Khala, Phala and the devnet all use 30)."""
         return 30
+
+
+def external_relay_command(settings: Settings, worker: WorkerSpec) -> tuple[str, ...] | None:
+    """The argv template when this worker's relay is external, else ``None``."""
+    own = worker.relay or WorkerRelaySettings()
+    mode = own.mode or ("external" if own.external_command else settings.relay.mode)
+    if mode != "external":
+        return None
+    return own.external_command or settings.relay.external_command
 
 
 class Desired(_Frozen):

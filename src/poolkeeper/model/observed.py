@@ -153,5 +153,7 @@ class Observed(_Frozen):
     proxies: tuple[ProxyGrant, ...] = ()
     relays: dict[str, RelayStatus] = Field(default_factory=dict)
     """Relay status by worker name, for relays this process runs."""
+    relay_details: dict[str, str] = Field(default_factory=dict)
+    """One line per relay of this process (external: running / exited with code N / ...)."""
     topped_up_today: dict[str, int] = Field(default_factory=dict)
     """Plancks already sent today by top-ups, by destination address (from the journal)."""

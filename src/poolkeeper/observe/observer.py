@@ -61,6 +61,7 @@ async def observe(
     pruntimes: PRuntimeInfoSource,
     *,
     relays: Mapping[str, RelayStatus] | None = None,
+    relay_details: Mapping[str, str] | None = None,
     topped_up_today: Mapping[str, int] | None = None,
     extra_pids: Sequence[int] = (),
 ) -> Observed:
@@ -91,5 +92,6 @@ async def observe(
         accounts=state.accounts,
         proxies=state.proxies,
         relays=dict(relays or {}),
+        relay_details=dict(relay_details or {}),
         topped_up_today=dict(topped_up_today or {}),
     )

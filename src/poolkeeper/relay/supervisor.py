@@ -2,9 +2,11 @@
 
 The planner decides which workers need a relay (START_RELAY / STOP_RELAY); the
 supervisor makes the set of running relays match, each in its own task sharing one
-``RelaySource`` and one pRuntime transport. It reports each relay's condition back to
-observation (``model.observed.RelayStatus``) so a stalled or failing relay is visible
-in plans and the TUI rather than silent.
+``RelaySource`` and one pRuntime transport, or, for workers whose inventory names an
+external relay command, one supervised process each (``relay.external``). It reports
+each relay's condition back to observation (``model.observed.RelayStatus``, plus a
+line of detail) so a stalled, failing or restarting relay is visible in plans, status
+and the TUI rather than silent.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from dataclasses import dataclass
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.model.observed import RelayStatus
 from poolkeeper.pruntime import PRuntimeTransport
+from poolkeeper.relay.external import ExternalRelay, ExternalRelayOptions
 from poolkeeper.relay.worker import RelayCondition, RelayOptions, Submit, WorkerRelay
+
+AnyRelayOptions = RelayOptions | ExternalRelayOptions
+"""In-process relay options, or how to run an external relay process."""
 
 
 @dataclass
 class _Running:
-    relay: WorkerRelay
+    relay: WorkerRelay | ExternalRelay
     stop: asyncio.Event
     task: asyncio.Task[None]
     endpoint: str
@@ -44,25 +50,36 @@ class RelaySupervisor:
         self._submit_for = submit_for
         self._idle = idle_seconds
         self._running: dict[str, _Running] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        """Relays told to stop that have not ended yet (a process may take seconds)."""
 
-    def reconcile(self, wanted: Mapping[str, tuple[str, RelayOptions]]) -> None:
+    def reconcile(self, wanted: Mapping[str, tuple[str, AnyRelayOptions]]) -> None:
         """Run exactly the relays in ``wanted`` (worker name → (endpoint, options))."""
         for name in sorted(set(self._running) - set(wanted)):
             self._stop(name)
         for name, (endpoint, options) in sorted(wanted.items()):
             current = self._running.get(name)
-            if current is not None and (current.endpoint != endpoint or current.task.done()):
+            if current is not None and (
+                current.endpoint != endpoint
+                or current.task.done()
+                or _needs_restart(current.relay, options)
+            ):
                 self._stop(name)
                 current = None
             if current is None:
                 self._start(name, endpoint, options)
-            else:
+            elif isinstance(current.relay, WorkerRelay) and isinstance(options, RelayOptions):
                 current.relay.options = options
 
-    def _start(self, name: str, endpoint: str, options: RelayOptions) -> None:
-        relay = WorkerRelay(
-            name, self.transport.client(endpoint), self.source, options, self._submit_for(name)
-        )
+    def _start(self, name: str, endpoint: str, options: AnyRelayOptions) -> None:
+        relay: WorkerRelay | ExternalRelay
+        if isinstance(options, ExternalRelayOptions):
+            # Its predecessor's process (same log, same key file) must be gone first.
+            relay = ExternalRelay(name, options, after=self._stopping.get(name))
+        else:
+            relay = WorkerRelay(
+                name, self.transport.client(endpoint), self.source, options, self._submit_for(name)
+            )
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop, idle_seconds=self._idle), name=f"relay:{name}")
         self._running[name] = _Running(relay, stop, task, endpoint)
@@ -70,15 +87,30 @@ class RelaySupervisor:
     def _stop(self, name: str) -> None:
         running = self._running.pop(name)
         running.stop.set()
+        # Kept until it has ended: an external process must be gone before poolkeeper is.
+        self._stopping[name] = running.task
+
+        def forget(task: asyncio.Task[None]) -> None:
+            if self._stopping.get(name) is task:
+                del self._stopping[name]
+
+        running.task.add_done_callback(forget)
 
     def relay(self, name: str) -> WorkerRelay | None:
         running = self._running.get(name)
-        return running.relay if running else None
+        return running.relay if running and isinstance(running.relay, WorkerRelay) else None
+
+    def external(self, name: str) -> ExternalRelay | None:
+        running = self._running.get(name)
+        return running.relay if running and isinstance(running.relay, ExternalRelay) else None
 
     def statuses(self) -> dict[str, RelayStatus]:
         """Each running relay's status in the model's terms."""
         out: dict[str, RelayStatus] = {}
         for name, running in self._running.items():
+            if isinstance(running.relay, ExternalRelay):
+                out[name] = running.relay.model_status()
+                continue
             condition = running.relay.status.condition
             if condition is RelayCondition.STALLED:
                 out[name] = RelayStatus.STALLED
@@ -88,11 +120,33 @@ class RelaySupervisor:
                 out[name] = RelayStatus.RUNNING
         return out
 
+    def details(self) -> dict[str, str]:
+        """One line per relay saying what it is doing (for status and the TUI)."""
+        out: dict[str, str] = {}
+        for name, running in self._running.items():
+            if isinstance(running.relay, ExternalRelay):
+                out[name] = running.relay.status.describe()
+                continue
+            status = running.relay.status
+            text = f"{status.condition.value}, pRuntime at #{status.blocknum}"
+            if status.last_error:
+                text += f"; last error: {status.last_error}"
+            out[name] = text
+        return out
+
     async def stop_all(self) -> None:
         running = list(self._running.values())
         self._running.clear()
         for r in running:
             r.stop.set()
-        for r in running:
+        tasks = [r.task for r in running] + list(self._stopping.values())
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(r.task, 10)
+                await asyncio.wait_for(task, 15)
+
+
+def _needs_restart(relay: WorkerRelay | ExternalRelay, options: AnyRelayOptions) -> bool:
+    """A change of kind, or of how an external process is run."""
+    if isinstance(relay, ExternalRelay):
+        return not isinstance(options, ExternalRelayOptions) or relay.options != options
+    return isinstance(options, ExternalRelayOptions)
