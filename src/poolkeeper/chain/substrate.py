@@ -28,7 +28,8 @@ from substrateinterface.storage import StorageKey
 
 from poolkeeper._crash_points import crash_point
 from poolkeeper.chain._heads import HeadSignal
-from poolkeeper.chain._scale import compact
+from poolkeeper.chain._scale import compact, plain_storage_key
+from poolkeeper.chain._storage_values import StorageValues
 from poolkeeper.chain.ports import (
     CallSpec,
     ChainEvent,
@@ -107,6 +108,8 @@ class SubstrateChain:
         self._follower: asyncio.Task[None] | None = None
         self._heads: HeadSignal | None = None
         self._scanned_to: int | None = None
+        self._values: StorageValues | None = None
+        self._values_for: object = None
         self.round_trips = 0
 
     # -- plumbing ---------------------------------------------------------------------
@@ -129,7 +132,13 @@ class SubstrateChain:
     def _call_sync(self, fn: Callable[[SubstrateInterface], T]) -> T:
         try:
             if self._substrate is None:
-                self._substrate = SubstrateInterface(url=self.url, ss58_format=self._ss58_format)
+                # Text frames are strictly UTF-8-decoded anyway; websocket-client's own
+                # validation is pure Python, about 0.5 µs a byte of every large answer.
+                self._substrate = SubstrateInterface(
+                    url=self.url,
+                    ss58_format=self._ss58_format,
+                    ws_options={"skip_utf8_validation": True},
+                )
                 self._count_requests(self._substrate)
                 self._substrate.init_runtime()
                 fmt = self._substrate.ss58_format
@@ -182,12 +191,76 @@ class SubstrateChain:
     ) -> ChainState:
         return await self._run(lambda s: self._read_state(s, pids, addresses, pubkeys))
 
-    def _multi(
-        self, s: SubstrateInterface, keys: list[StorageKey], block_hash: str
-    ) -> list[tuple[StorageKey, Any]]:
-        out: list[tuple[StorageKey, Any]] = []
-        for start in range(0, len(keys), QUERY_CHUNK):
-            out.extend(s.query_multi(keys[start : start + QUERY_CHUNK], block_hash=block_hash))
+    def _storage_values(self, s: SubstrateInterface) -> StorageValues:
+        """The value decoders of the connection's current metadata (built once per runtime)."""
+        if self._values is None or self._values_for is not s.metadata:
+            self._values = StorageValues(s.metadata, s.runtime_config, s.ss58_format)
+            self._values_for = s.metadata
+        return self._values
+
+    def _raw(self, s: SubstrateInterface, keys: list[str], block: str) -> dict[str, bytes | None]:
+        """Raw values of storage keys (0x hex), ``QUERY_CHUNK`` keys per request."""
+        out: dict[str, bytes | None] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), QUERY_CHUNK):
+            chunk = unique[start : start + QUERY_CHUNK]
+            answer = s.rpc_request("state_queryStorageAt", [chunk, block])["result"]
+            for change_set in answer:
+                for key, value in change_set["changes"]:
+                    out[key] = bytes.fromhex(value[2:]) if value is not None else None
+        return out
+
+    def _values_of(
+        self,
+        s: SubstrateInterface,
+        wanted: Sequence[tuple[str, str, Sequence[Any]]],
+        block: str,
+    ) -> list[Any]:
+        """Decoded values of ``(pallet, item, key params)`` in order, in as few requests as
+        the chunking allows; an absent value is None (or the item's default)."""
+        values = self._storage_values(s)
+        known = values.account_bytes
+        keys = [
+            _storage_key_hex(
+                s, pallet, item, [(isinstance(p, str) and known(p)) or p for p in params]
+            )
+            for pallet, item, params in wanted
+        ]
+        raw = self._raw(s, keys, block)
+        return [
+            values.decode(pallet, item, raw.get(key))
+            for (pallet, item, _), key in zip(wanted, keys, strict=True)
+        ]
+
+    async def read_map(self, pallet: str, item: str, *, page_size: int = 1000) -> dict[Any, Any]:
+        """Every entry of a one-key storage map at the best block, ``{key: value}``.
+
+        Pages of ``page_size`` keys (``state_getKeysPaged``), each page's values in one
+        ``state_queryStorageAt``: two requests per page. Keys and values come as
+        scalecodec's ``.value`` would give them (accounts as SS58, public keys as 0x hex);
+        the value types ``_fast_decode`` knows skip scalecodec."""
+        return await self._run(lambda s: self._read_map(s, pallet, item, page_size))
+
+    def _read_map(
+        self, s: SubstrateInterface, pallet: str, item: str, page_size: int
+    ) -> dict[Any, Any]:
+        block = s.rpc_request("chain_getBlockHash", [])["result"]
+        prefix = plain_storage_key(pallet, item)
+        values = self._storage_values(s)
+        out: dict[Any, Any] = {}
+        start: str | None = None
+        while True:
+            keys = s.rpc_request("state_getKeysPaged", [prefix, page_size, start, block])
+            keys = keys["result"]
+            if not keys:
+                break
+            raw = self._raw(s, keys, block)
+            for key in keys:
+                param = values.key_param(pallet, item, bytes.fromhex(key[2:]))
+                out[param] = values.decode(pallet, item, raw.get(key))
+            if len(keys) < page_size:
+                break
+            start = keys[-1]
         return out
 
     def _read_state(
@@ -207,12 +280,9 @@ class SubstrateChain:
         pool_account_of: dict[int, str] = {}
         worker_keys: set[str] = {p.lower().removeprefix("0x") for p in pubkeys}
         if pids and has("PhalaBasePool"):
-            keys = [_storage_key(s, "PhalaBasePool", "Pools", [pid]) for pid in pids]
-            for key, value in self._multi(s, keys, block):
-                if value is None or value.value is None:
-                    continue
-                pid = int(key.params[0])
-                proxy = value.value
+            wanted: list[tuple[str, str, list[Any]]]
+            wanted = [("PhalaBasePool", "Pools", [pid]) for pid in pids]
+            for pid, proxy in zip(pids, self._values_of(s, wanted, block), strict=True):
                 stake_pool = proxy.get("StakePool") if isinstance(proxy, dict) else None
                 if stake_pool is None:
                     continue
@@ -233,14 +303,14 @@ class SubstrateChain:
                     commission=stake_pool.get("payout_commission"),
                 )
         if pools and has("Assets"):
-            keys = [
-                _storage_key(s, "Assets", "Account", [W_PHA_ASSET_ID, acct])
-                for acct in pool_account_of.values()
-            ]
+            accounts_of_pools = sorted(set(pool_account_of.values()))
+            wanted = [("Assets", "Account", [W_PHA_ASSET_ID, a]) for a in accounts_of_pools]
             free_by_account = {
-                str(k.params[1]): int(v.value["balance"])
-                for k, v in self._multi(s, keys, block)
-                if v is not None and v.value is not None
+                account: int(value["balance"])
+                for account, value in zip(
+                    accounts_of_pools, self._values_of(s, wanted, block), strict=True
+                )
+                if value is not None
             }
             pools = {
                 pid: p.model_copy(
@@ -253,10 +323,8 @@ class SubstrateChain:
 
         accounts: dict[str, ObservedAccount] = {}
         if addresses:
-            keys = [_storage_key(s, "System", "Account", [a]) for a in addresses]
-            for key, value in self._multi(s, keys, block):
-                address = str(key.params[0])
-                info = value.value if value is not None else None
+            wanted = [("System", "Account", [a]) for a in addresses]
+            for address, info in zip(addresses, self._values_of(s, wanted, block), strict=True):
                 if not info:
                     accounts[address] = ObservedAccount(address=address)
                     continue
@@ -272,15 +340,14 @@ class SubstrateChain:
         proxies: list[ProxyGrant] = []
         reals = sorted(set(owner_of.values()))
         if reals and has("Proxy"):
-            keys = [_storage_key(s, "Proxy", "Proxies", [r]) for r in reals]
-            for key, value in self._multi(s, keys, block):
-                if value is None or value.value is None:
+            wanted = [("Proxy", "Proxies", [r]) for r in reals]
+            for real, value in zip(reals, self._values_of(s, wanted, block), strict=True):
+                if value is None:
                     continue
-                delegates = value.value[0]
-                for d in delegates:
+                for d in value[0]:
                     proxies.append(
                         ProxyGrant(
-                            real=str(key.params[0]),
+                            real=real,
                             delegate=str(d["delegate"]),
                             proxy_type=str(d["proxy_type"]),
                         )
@@ -310,11 +377,12 @@ class SubstrateChain:
             ("PhalaComputation", "WorkerBindings"),
             ("PhalaStakePoolv2", "WorkerAssignments"),
         ]
-        keys = [_storage_key(s, p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
+        wanted: list[tuple[str, str, list[Any]]]
+        wanted = [(p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
         found: dict[tuple[str, str], Any] = {}
-        for key, value in self._multi(s, keys, block):
-            if value is not None and value.value is not None:
-                found[(key.storage_function, _hex(key.params[0]))] = value.value
+        for (_, item, params), value in zip(wanted, self._values_of(s, wanted, block), strict=True):
+            if value is not None:
+                found[(item, params[0][2:])] = value
         sessions = {
             pk: str(found[("WorkerBindings", pk)])
             for pk in pubkeys
@@ -323,18 +391,20 @@ class SubstrateChain:
         session_info: dict[str, Any] = {}
         stakes: dict[str, int] = {}
         if sessions:
-            session_keys = [
-                _storage_key(s, "PhalaComputation", item, [acct])
+            accounts = sorted(set(sessions.values()))
+            session_wanted = [
+                ("PhalaComputation", item, [acct])
                 for item in ("Sessions", "Stakes")
-                for acct in sessions.values()
+                for acct in accounts
             ]
-            for key, value in self._multi(s, session_keys, block):
-                if value is None or value.value is None:
+            values = self._values_of(s, session_wanted, block)
+            for (_, item, params), value in zip(session_wanted, values, strict=True):
+                if value is None:
                     continue
-                if key.storage_function == "Sessions":
-                    session_info[str(key.params[0])] = value.value
+                if item == "Sessions":
+                    session_info[params[0]] = value
                 else:
-                    stakes[str(key.params[0])] = int(value.value)
+                    stakes[params[0]] = int(value)
         workers: dict[str, ChainWorker] = {}
         for pk in pubkeys:
             info = found.get(("Workers", pk))
@@ -666,6 +736,23 @@ def _storage_key(
     )
     key.metadata_storage_function = spec.item
     return key
+
+
+def _storage_key_hex(s: SubstrateInterface, pallet: str, function: str, params: list[Any]) -> str:
+    """``_storage_key`` as 0x hex, without building a ``StorageKey`` once the item's
+    prefix and hashers are known."""
+    spec = _key_specs.get((id(s.metadata), pallet, function))
+    if spec is not None:
+        data = bytearray(spec.prefix)
+        for value, hasher, type_string in zip(params, spec.hashers, spec.param_types, strict=False):
+            raw = _raw_param(value, type_string)
+            hashed = _hash_param(raw, hasher) if raw is not None else None
+            if hashed is None:
+                break
+            data += hashed
+        else:
+            return "0x" + data.hex()
+    return "0x" + bytes(_storage_key(s, pallet, function, params).data).hex()
 
 
 def _raw_param(value: Any, type_string: str) -> bytes | None:
