@@ -4,11 +4,18 @@ query_map over 10,000 registered workers in 50 pools.
 Targets (issue 3): start to first block <= 2 s; >= 200 signed extrinsics/s validated and
 included; query_map of Workers, WorkerBindings and Sessions together <= 2 s.
 
-Run: .venv/bin/python benchmarks/devnet_chain.py
+The 10,000-worker reads are measured three ways on one chain: the raw RPCs with values
+left undecoded (the server's share), the product's paged listing
+(``SubstrateChain.read_map``: the same RPCs, values decoded by the hand-written decoders),
+and substrate-interface's own ``query_map`` (scalecodec decodes every key and value).
+
+Run: .venv/bin/python benchmarks/devnet_chain.py [--only-reads] [--rounds 3]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import socket
@@ -23,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from substrateinterface import Keypair, SubstrateInterface  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
+from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.devnet.chain.server import DevnetChain  # noqa: E402
 
 PHA = 10**12
@@ -113,9 +121,15 @@ def throughput(total: int = 1000, senders: int = 20) -> tuple[float, float]:
     return total / elapsed, signing
 
 
-def query_map_workers(pools: int = 50, per_pool: int = 200) -> tuple[float, float, int]:
-    """(genesis build seconds, query_map seconds, entries) for pools × per_pool workers."""
-    genesis = {
+MAPS = (
+    ("PhalaRegistry", "Workers"),
+    ("PhalaComputation", "WorkerBindings"),
+    ("PhalaComputation", "Sessions"),
+)
+
+
+def workers_genesis(pools: int, per_pool: int) -> dict[str, object]:
+    return {
         "balances": {"//Alice": "1000 PHA"},
         "phala": {
             "pools": [
@@ -124,41 +138,47 @@ def query_map_workers(pools: int = 50, per_pool: int = 200) -> tuple[float, floa
             ]
         },
     }
-    started = time.perf_counter()
-    with DevnetChain.start(genesis, block_time="manual") as chain:
-        build = time.perf_counter() - started
-        substrate = SubstrateInterface(url=chain.url, ss58_format=30)
-        substrate.init_runtime()
-        start = time.perf_counter()
-        entries = 0
-        for module, item in (
-            ("PhalaRegistry", "Workers"),
-            ("PhalaComputation", "WorkerBindings"),
-            ("PhalaComputation", "Sessions"),
-        ):
-            entries += sum(1 for _ in substrate.query_map(module, item, page_size=1000))
-        elapsed = time.perf_counter() - start
-        substrate.close()
-    return build, elapsed, entries
 
 
-def raw_query_map(pools: int = 50, per_pool: int = 200) -> tuple[float, int]:
+def query_map_workers(chain: DevnetChain) -> tuple[float, float, int]:
+    """(substrate-interface query_map seconds, its client CPU seconds, entries)."""
+    substrate = SubstrateInterface(url=chain.url, ss58_format=30)
+    substrate.init_runtime()
+    start, cpu = time.perf_counter(), time.process_time()
+    entries = 0
+    for module, item in MAPS:
+        entries += sum(1 for _ in substrate.query_map(module, item, page_size=1000))
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    substrate.close()
+    return elapsed, cpu, entries
+
+
+def product_read_map(chain: DevnetChain) -> tuple[float, float, int, int]:
+    """(seconds, client CPU seconds, entries, requests) of ``SubstrateChain.read_map``
+    over the three maps (connection and metadata loaded before the timing)."""
+
+    async def run() -> tuple[float, float, int, int]:
+        reader = SubstrateChain(chain.url)
+        try:
+            await reader.read_state([0], ())  # connect and load the metadata
+            before = reader.round_trips
+            start, cpu = time.perf_counter(), time.process_time()
+            entries = 0
+            for pallet, item in MAPS:
+                entries += len(await reader.read_map(pallet, item, page_size=1000))
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            return elapsed, cpu, entries, reader.round_trips - before
+        finally:
+            await reader.close()
+
+    return asyncio.run(run())
+
+
+def raw_query_map(chain: DevnetChain) -> tuple[float, int]:
     """The server's share of those query_maps: the same RPCs, values left undecoded."""
     from poolkeeper.devnet.chain._codec import storage_prefix
 
-    genesis = {
-        "balances": {"//Alice": "1000 PHA"},
-        "phala": {
-            "pools": [
-                {"owner": "//Alice", "free_stake": 0, "worker_count": per_pool}
-                for _ in range(pools)
-            ]
-        },
-    }
-    with (
-        DevnetChain.start(genesis, block_time="manual") as chain,
-        connect(chain.url, max_size=2**28) as ws,
-    ):
+    with connect(chain.url, max_size=2**28) as ws:
         ids = iter(range(1, 10**9))
 
         def rpc(method: str, params: list[object]) -> object:
@@ -170,11 +190,7 @@ def raw_query_map(pools: int = 50, per_pool: int = 200) -> tuple[float, int]:
         head = rpc("chain_getHead", [])
         start = time.perf_counter()
         entries = 0
-        for pallet, item in (
-            ("PhalaRegistry", "Workers"),
-            ("PhalaComputation", "WorkerBindings"),
-            ("PhalaComputation", "Sessions"),
-        ):
+        for pallet, item in MAPS:
             prefix = "0x" + storage_prefix(pallet, item).hex()
             last = None
             while True:
@@ -190,22 +206,34 @@ def raw_query_map(pools: int = 50, per_pool: int = 200) -> tuple[float, int]:
 
 
 def main() -> None:
-    first = start_to_first_block()
-    print(f"start to first block (default 1 s block time, new process): {first:.2f} s")
-    rate, signing = throughput()
-    print(
-        f"signed transfers validated and included: {rate:.0f} /s (client signing: {signing:.1f} s)"
-    )
-    raw, raw_entries = raw_query_map()
-    print(
-        f"10,000 workers: state_getKeysPaged + state_queryStorageAt of the three maps "
-        f"({raw_entries} values, undecoded): {raw:.2f} s"
-    )
-    build, elapsed, entries = query_map_workers()
-    print(
-        f"10,000 workers / 50 pools: genesis {build:.1f} s; query_map of Workers + "
-        f"WorkerBindings + Sessions ({entries} entries): {elapsed:.2f} s"
-    )
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only-reads", action="store_true", help="skip start and throughput")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the 10,000-worker reads")
+    args = parser.parse_args()
+    if not args.only_reads:
+        first = start_to_first_block()
+        print(f"start to first block (default 1 s block time, new process): {first:.2f} s")
+        rate, signing = throughput()
+        print(
+            f"signed transfers validated and included: {rate:.0f} /s "
+            f"(client signing: {signing:.1f} s)"
+        )
+    started = time.perf_counter()
+    with DevnetChain.start(workers_genesis(50, 200), block_time="manual") as chain:
+        build = time.perf_counter() - started
+        print(f"10,000 workers / 50 pools: chain start with that genesis {build:.1f} s")
+        for round_ in range(1, args.rounds + 1):
+            raw, raw_entries = raw_query_map(chain)
+            product, product_cpu, product_entries, requests = product_read_map(chain)
+            library, library_cpu, entries = query_map_workers(chain)
+            print(
+                f"round {round_}: Workers + WorkerBindings + Sessions, pages of 1000: "
+                f"raw RPCs {raw:.2f} s ({raw_entries} values, undecoded); "
+                f"SubstrateChain.read_map {product:.2f} s (client CPU {product_cpu:.2f} s, "
+                f"{product_entries} entries, {requests} requests); "
+                f"substrate-interface query_map {library:.2f} s (client CPU "
+                f"{library_cpu:.1f} s, {entries} entries)"
+            )
 
 
 if __name__ == "__main__":

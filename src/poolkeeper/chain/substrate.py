@@ -28,7 +28,8 @@ from substrateinterface.storage import StorageKey
 
 from poolkeeper._crash_points import crash_point
 from poolkeeper.chain._heads import HeadSignal
-from poolkeeper.chain._scale import compact, plain_storage_key
+from poolkeeper.chain._rpc import AsyncRpc
+from poolkeeper.chain._scale import compact, twox128
 from poolkeeper.chain._storage_values import StorageValues
 from poolkeeper.chain.ports import (
     CallSpec,
@@ -110,6 +111,8 @@ class SubstrateChain:
         self._scanned_to: int | None = None
         self._values: StorageValues | None = None
         self._values_for: object = None
+        self._rpc: AsyncRpc | None = None
+        self._rpc_loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0
 
     # -- plumbing ---------------------------------------------------------------------
@@ -167,6 +170,9 @@ class SubstrateChain:
             self._follower.cancel()
         if self._heads is not None:
             await self._heads.close()
+        if self._rpc is not None and self._rpc_loop is asyncio.get_running_loop():
+            await self._rpc.close()
+        self._rpc = None
         await self._run_close()
         self._pool.shutdown(wait=False)
 
@@ -189,100 +195,15 @@ class SubstrateChain:
     async def read_state(
         self, pids: Sequence[int], addresses: Sequence[str], pubkeys: Sequence[str] = ()
     ) -> ChainState:
-        return await self._run(lambda s: self._read_state(s, pids, addresses, pubkeys))
-
-    def _storage_values(self, s: SubstrateInterface) -> StorageValues:
-        """The value decoders of the connection's current metadata (built once per runtime)."""
-        if self._values is None or self._values_for is not s.metadata:
-            self._values = StorageValues(s.metadata, s.runtime_config, s.ss58_format)
-            self._values_for = s.metadata
-        return self._values
-
-    def _raw(self, s: SubstrateInterface, keys: list[str], block: str) -> dict[str, bytes | None]:
-        """Raw values of storage keys (0x hex), ``QUERY_CHUNK`` keys per request."""
-        out: dict[str, bytes | None] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), QUERY_CHUNK):
-            chunk = unique[start : start + QUERY_CHUNK]
-            answer = s.rpc_request("state_queryStorageAt", [chunk, block])["result"]
-            for change_set in answer:
-                for key, value in change_set["changes"]:
-                    out[key] = bytes.fromhex(value[2:]) if value is not None else None
-        return out
-
-    def _values_of(
-        self,
-        s: SubstrateInterface,
-        wanted: Sequence[tuple[str, str, Sequence[Any]]],
-        block: str,
-    ) -> list[Any]:
-        """Decoded values of ``(pallet, item, key params)`` in order, in as few requests as
-        the chunking allows; an absent value is None (or the item's default)."""
-        values = self._storage_values(s)
-        known = values.account_bytes
-        keys = [
-            _storage_key_hex(
-                s, pallet, item, [(isinstance(p, str) and known(p)) or p for p in params]
-            )
-            for pallet, item, params in wanted
-        ]
-        raw = self._raw(s, keys, block)
-        return [
-            values.decode(pallet, item, raw.get(key))
-            for (pallet, item, _), key in zip(wanted, keys, strict=True)
-        ]
-
-    async def read_map(self, pallet: str, item: str, *, page_size: int = 1000) -> dict[Any, Any]:
-        """Every entry of a one-key storage map at the best block, ``{key: value}``.
-
-        Pages of ``page_size`` keys (``state_getKeysPaged``), each page's values in one
-        ``state_queryStorageAt``: two requests per page. Keys and values come as
-        scalecodec's ``.value`` would give them (accounts as SS58, public keys as 0x hex);
-        the value types ``_fast_decode`` knows skip scalecodec."""
-        return await self._run(lambda s: self._read_map(s, pallet, item, page_size))
-
-    def _read_map(
-        self, s: SubstrateInterface, pallet: str, item: str, page_size: int
-    ) -> dict[Any, Any]:
-        block = s.rpc_request("chain_getBlockHash", [])["result"]
-        prefix = plain_storage_key(pallet, item)
-        values = self._storage_values(s)
-        out: dict[Any, Any] = {}
-        start: str | None = None
-        while True:
-            keys = s.rpc_request("state_getKeysPaged", [prefix, page_size, start, block])
-            keys = keys["result"]
-            if not keys:
-                break
-            raw = self._raw(s, keys, block)
-            for key in keys:
-                param = values.key_param(pallet, item, bytes.fromhex(key[2:]))
-                out[param] = values.decode(pallet, item, raw.get(key))
-            if len(keys) < page_size:
-                break
-            start = keys[-1]
-        return out
-
-    def _read_state(
-        self,
-        s: SubstrateInterface,
-        pids: Sequence[int],
-        addresses: Sequence[str],
-        pubkeys: Sequence[str],
-    ) -> ChainState:
         start_trips = self.round_trips
-        head = self._head(s)
-        block = head.best_hash
-        has = _PalletCheck(s)
-
+        ctx = await self._run(self._read_context)
         pools: dict[int, ObservedPool] = {}
         owner_of: dict[int, str] = {}
         pool_account_of: dict[int, str] = {}
         worker_keys: set[str] = {p.lower().removeprefix("0x") for p in pubkeys}
-        if pids and has("PhalaBasePool"):
-            wanted: list[tuple[str, str, list[Any]]]
+        if pids and "PhalaBasePool" in ctx.pallets:
             wanted = [("PhalaBasePool", "Pools", [pid]) for pid in pids]
-            for pid, proxy in zip(pids, self._values_of(s, wanted, block), strict=True):
+            for pid, proxy in zip(pids, await self._values_of(ctx, wanted), strict=True):
                 stake_pool = proxy.get("StakePool") if isinstance(proxy, dict) else None
                 if stake_pool is None:
                     continue
@@ -302,63 +223,20 @@ class SubstrateChain:
                     cap=stake_pool.get("cap"),
                     commission=stake_pool.get("payout_commission"),
                 )
-        if pools and has("Assets"):
-            accounts_of_pools = sorted(set(pool_account_of.values()))
-            wanted = [("Assets", "Account", [W_PHA_ASSET_ID, a]) for a in accounts_of_pools]
-            free_by_account = {
-                account: int(value["balance"])
-                for account, value in zip(
-                    accounts_of_pools, self._values_of(s, wanted, block), strict=True
-                )
-                if value is not None
-            }
+        free_stakes, workers, accounts, proxies = await asyncio.gather(
+            self._read_free_stakes(ctx, sorted(set(pool_account_of.values()))),
+            self._read_workers(ctx, sorted(worker_keys)),
+            self._read_accounts(ctx, addresses),
+            self._read_proxies(ctx, sorted(set(owner_of.values()))),
+        )
+        if "Assets" in ctx.pallets:
             pools = {
-                pid: p.model_copy(
-                    update={"free_stake": free_by_account.get(p.pool_account or "", 0)}
-                )
+                pid: p.model_copy(update={"free_stake": free_stakes.get(p.pool_account or "", 0)})
                 for pid, p in pools.items()
             }
-
-        workers = self._read_workers(s, sorted(worker_keys), block) if has("PhalaRegistry") else {}
-
-        accounts: dict[str, ObservedAccount] = {}
-        if addresses:
-            wanted = [("System", "Account", [a]) for a in addresses]
-            for address, info in zip(addresses, self._values_of(s, wanted, block), strict=True):
-                if not info:
-                    accounts[address] = ObservedAccount(address=address)
-                    continue
-                data = info["data"]
-                accounts[address] = ObservedAccount(
-                    address=address,
-                    free=int(data["free"]),
-                    reserved=int(data["reserved"]),
-                    frozen=int(data.get("frozen", data.get("misc_frozen", 0))),
-                    nonce=int(info["nonce"]),
-                )
-
-        proxies: list[ProxyGrant] = []
-        reals = sorted(set(owner_of.values()))
-        if reals and has("Proxy"):
-            wanted = [("Proxy", "Proxies", [r]) for r in reals]
-            for real, value in zip(reals, self._values_of(s, wanted, block), strict=True):
-                if value is None:
-                    continue
-                for d in value[0]:
-                    proxies.append(
-                        ProxyGrant(
-                            real=real,
-                            delegate=str(d["delegate"]),
-                            proxy_type=str(d["proxy_type"]),
-                        )
-                    )
-        cool_down = 0
-        if has("PhalaComputation"):
-            cd = s.query("PhalaComputation", "CoolDownPeriod", block_hash=block)
-            cool_down = int(cd.value or 0)
         return ChainState(
-            head=head,
-            cool_down_period=cool_down,
+            head=ctx.head,
+            cool_down_period=ctx.cool_down,
             workers=workers,
             pools=pools,
             accounts=accounts,
@@ -366,10 +244,170 @@ class SubstrateChain:
             round_trips=self.round_trips - start_trips,
         )
 
-    def _read_workers(
-        self, s: SubstrateInterface, pubkeys: list[str], block: str
-    ) -> dict[str, ChainWorker]:
-        if not pubkeys:
+    def _read_context(self, s: SubstrateInterface) -> _ReadContext:
+        """What a read needs from the substrate-interface connection: head, pallets,
+        cool-down, value decoders and key layouts; the storage itself is read over
+        ``AsyncRpc`` (pipelined, on the event loop, no thread switching per frame)."""
+        head = self._head(s)
+        pallets = frozenset(p.name for p in s.metadata.pallets)
+        cool_down = 0
+        if "PhalaComputation" in pallets:
+            cd = s.query("PhalaComputation", "CoolDownPeriod", block_hash=head.best_hash)
+            cool_down = int(cd.value or 0)
+        values = self._storage_values(s)
+        specs = {
+            (pallet, item): _key_spec(s, pallet, item)
+            for pallet, item in _READ_ITEMS
+            if pallet in pallets
+        }
+        return _ReadContext(head, pallets, cool_down, values, specs)
+
+    def _storage_values(self, s: SubstrateInterface) -> StorageValues:
+        """The value decoders of the connection's current metadata (built once per runtime)."""
+        if self._values is None or self._values_for is not s.metadata:
+            self._values = StorageValues(s.metadata, s.runtime_config, s.ss58_format)
+            self._values_for = s.metadata
+        return self._values
+
+    async def _rpc_call(self, method: str, params: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._rpc is None or self._rpc_loop is not loop:
+            self._rpc = AsyncRpc(self.url, timeout_seconds=self._timeout)
+            self._rpc_loop = loop
+        self.round_trips += 1
+        return await self._rpc.call(method, params)
+
+    async def _raw(self, keys: Sequence[str], block: str) -> dict[str, bytes | None]:
+        """Raw values of storage keys (0x hex): ``QUERY_CHUNK`` keys per request, all
+        requests in flight at once."""
+        unique = list(dict.fromkeys(keys))
+        answers = await asyncio.gather(
+            *(
+                self._rpc_call("state_queryStorageAt", [unique[i : i + QUERY_CHUNK], block])
+                for i in range(0, len(unique), QUERY_CHUNK)
+            )
+        )
+        out: dict[str, bytes | None] = {}
+        for answer in answers:
+            for change_set in answer:
+                for key, value in change_set["changes"]:
+                    out[key] = bytes.fromhex(value[2:]) if value is not None else None
+        return out
+
+    async def _values_of(
+        self, ctx: _ReadContext, wanted: Sequence[tuple[str, str, Sequence[Any]]]
+    ) -> list[Any]:
+        """Decoded values of ``(pallet, item, key params)`` in order; an absent value is
+        None (or the item's default)."""
+        keys = [ctx.key_hex(pallet, item, params) for pallet, item, params in wanted]
+        unbuilt = [n for n, key in enumerate(keys) if key is None]
+        if unbuilt:
+            built = await self._run(
+                lambda s: [_storage_key_hex(s, *wanted[n][:2], list(wanted[n][2])) for n in unbuilt]
+            )
+            for n, key in zip(unbuilt, built, strict=True):
+                keys[n] = key
+        raw = await self._raw([k for k in keys if k is not None], ctx.head.best_hash)
+        decoded: list[Any] = []
+        for start in range(0, len(wanted), QUERY_CHUNK):
+            decoded.extend(
+                ctx.values.decode(pallet, item, raw.get(key or ""))
+                for (pallet, item, _), key in zip(
+                    wanted[start : start + QUERY_CHUNK],
+                    keys[start : start + QUERY_CHUNK],
+                    strict=True,
+                )
+            )
+            await asyncio.sleep(0)  # let pRuntime polls on the same loop go on
+        return decoded
+
+    async def read_map(self, pallet: str, item: str, *, page_size: int = 1000) -> dict[Any, Any]:
+        """Every entry of a one-key storage map at the best block, ``{key: value}``.
+
+        Pages of ``page_size`` keys (``state_getKeysPaged``), each page's values in one
+        ``state_queryStorageAt`` sent as soon as the page's keys are known: two requests
+        per page. Keys and values come as scalecodec's ``.value`` would give them
+        (accounts as SS58, public keys as 0x hex); value types ``_fast_decode`` knows
+        skip scalecodec."""
+        values, spec = await self._run(
+            lambda s: (self._storage_values(s), _key_spec(s, pallet, item))
+        )
+        prefix = "0x" + spec.prefix.hex()
+        block = await self._rpc_call("chain_getBlockHash", [])
+        fetches: list[tuple[list[str], asyncio.Task[dict[str, bytes | None]]]] = []
+        start: str | None = None
+        try:
+            while True:
+                keys = await self._rpc_call("state_getKeysPaged", [prefix, page_size, start, block])
+                if keys:
+                    fetches.append((keys, asyncio.ensure_future(self._raw(keys, block))))
+                if len(keys) < page_size:
+                    break
+                start = keys[-1]
+            out: dict[Any, Any] = {}
+            for keys, fetch in fetches:
+                raw = await fetch
+                for key in keys:
+                    param = values.key_param(pallet, item, bytes.fromhex(key[2:]))
+                    out[param] = values.decode(pallet, item, raw.get(key))
+            return out
+        finally:
+            for _, fetch in fetches:
+                fetch.cancel()
+
+    async def _read_free_stakes(
+        self, ctx: _ReadContext, pool_accounts: list[str]
+    ) -> dict[str, int]:
+        if not pool_accounts or "Assets" not in ctx.pallets:
+            return {}
+        wanted = [("Assets", "Account", [W_PHA_ASSET_ID, a]) for a in pool_accounts]
+        return {
+            account: int(value["balance"])
+            for account, value in zip(
+                pool_accounts, await self._values_of(ctx, wanted), strict=True
+            )
+            if value is not None
+        }
+
+    async def _read_accounts(
+        self, ctx: _ReadContext, addresses: Sequence[str]
+    ) -> dict[str, ObservedAccount]:
+        accounts: dict[str, ObservedAccount] = {}
+        if not addresses:
+            return accounts
+        wanted = [("System", "Account", [a]) for a in addresses]
+        for address, info in zip(addresses, await self._values_of(ctx, wanted), strict=True):
+            if not info:
+                accounts[address] = ObservedAccount(address=address)
+                continue
+            data = info["data"]
+            accounts[address] = ObservedAccount(
+                address=address,
+                free=int(data["free"]),
+                reserved=int(data["reserved"]),
+                frozen=int(data.get("frozen", data.get("misc_frozen", 0))),
+                nonce=int(info["nonce"]),
+            )
+        return accounts
+
+    async def _read_proxies(self, ctx: _ReadContext, reals: list[str]) -> list[ProxyGrant]:
+        proxies: list[ProxyGrant] = []
+        if not reals or "Proxy" not in ctx.pallets:
+            return proxies
+        wanted = [("Proxy", "Proxies", [r]) for r in reals]
+        for real, value in zip(reals, await self._values_of(ctx, wanted), strict=True):
+            if value is None:
+                continue
+            for d in value[0]:
+                proxies.append(
+                    ProxyGrant(
+                        real=real, delegate=str(d["delegate"]), proxy_type=str(d["proxy_type"])
+                    )
+                )
+        return proxies
+
+    async def _read_workers(self, ctx: _ReadContext, pubkeys: list[str]) -> dict[str, ChainWorker]:
+        if not pubkeys or "PhalaRegistry" not in ctx.pallets:
             return {}
         items = [
             ("PhalaRegistry", "Workers"),
@@ -377,10 +415,11 @@ class SubstrateChain:
             ("PhalaComputation", "WorkerBindings"),
             ("PhalaStakePoolv2", "WorkerAssignments"),
         ]
-        wanted: list[tuple[str, str, list[Any]]]
         wanted = [(p, i, ["0x" + pk]) for p, i in items for pk in pubkeys]
         found: dict[tuple[str, str], Any] = {}
-        for (_, item, params), value in zip(wanted, self._values_of(s, wanted, block), strict=True):
+        for (_, item, params), value in zip(
+            wanted, await self._values_of(ctx, wanted), strict=True
+        ):
             if value is not None:
                 found[(item, params[0][2:])] = value
         sessions = {
@@ -397,7 +436,7 @@ class SubstrateChain:
                 for item in ("Sessions", "Stakes")
                 for acct in accounts
             ]
-            values = self._values_of(s, session_wanted, block)
+            values = await self._values_of(ctx, session_wanted)
             for (_, item, params), value in zip(session_wanted, values, strict=True):
                 if value is None:
                     continue
@@ -689,6 +728,71 @@ class _KeySpec:
 
 _key_specs: dict[tuple[int, str, str], _KeySpec] = {}
 
+_READ_ITEMS = (
+    ("PhalaBasePool", "Pools"),
+    ("Assets", "Account"),
+    ("System", "Account"),
+    ("Proxy", "Proxies"),
+    ("PhalaRegistry", "Workers"),
+    ("PhalaRegistry", "WorkerAddedAt"),
+    ("PhalaComputation", "WorkerBindings"),
+    ("PhalaComputation", "Sessions"),
+    ("PhalaComputation", "Stakes"),
+    ("PhalaStakePoolv2", "WorkerAssignments"),
+)
+"""The storage items ``read_state`` reads by key."""
+
+
+def _key_spec(s: SubstrateInterface, pallet: str, function: str) -> _KeySpec:
+    """Prefix, hashers and types of a storage item, from the loaded metadata."""
+    cache_key = (id(s.metadata), pallet, function)
+    spec = _key_specs.get(cache_key)
+    if spec is None:
+        meta_pallet = s.metadata.get_metadata_pallet(pallet)
+        item = meta_pallet.get_storage_function(function)
+        if item is None:
+            raise KeyError(f"{pallet}.{function} is not in the served metadata")
+        storage_prefix = str(meta_pallet.value["storage"]["prefix"])
+        spec = _KeySpec(
+            prefix=twox128(storage_prefix.encode()) + twox128(str(item.value["name"]).encode()),
+            hashers=tuple(item.get_param_hashers()),
+            param_types=tuple(item.get_params_type_string()),
+            value_type=str(item.get_value_type_string()),
+            item=item,
+        )
+        _key_specs[cache_key] = spec
+    return spec
+
+
+def _hashed_key(spec: _KeySpec, params: Sequence[Any]) -> str | None:
+    """0x hex of a storage key whose parameters are hashed here directly, or None when
+    a parameter is of a type left to scalecodec."""
+    data = bytearray(spec.prefix)
+    for value, hasher, type_string in zip(params, spec.hashers, spec.param_types, strict=False):
+        raw = _raw_param(value, type_string)
+        hashed = _hash_param(raw, hasher) if raw is not None else None
+        if hashed is None:
+            return None
+        data += hashed
+    return "0x" + data.hex()
+
+
+@dataclass(frozen=True)
+class _ReadContext:
+    head: ChainHead
+    pallets: frozenset[str]
+    cool_down: int
+    values: StorageValues
+    specs: dict[tuple[str, str], _KeySpec]
+
+    def key_hex(self, pallet: str, item: str, params: Sequence[Any]) -> str | None:
+        """The key, or None when it needs scalecodec (and so the connection's thread)."""
+        spec = self.specs.get((pallet, item))
+        if spec is None:
+            return None
+        known = self.values.account_bytes
+        return _hashed_key(spec, [(isinstance(p, str) and known(p)) or p for p in params])
+
 
 def _storage_key(
     s: SubstrateInterface, pallet: str, function: str, params: list[Any] | None = None
@@ -739,19 +843,7 @@ def _storage_key(
 
 
 def _storage_key_hex(s: SubstrateInterface, pallet: str, function: str, params: list[Any]) -> str:
-    """``_storage_key`` as 0x hex, without building a ``StorageKey`` once the item's
-    prefix and hashers are known."""
-    spec = _key_specs.get((id(s.metadata), pallet, function))
-    if spec is not None:
-        data = bytearray(spec.prefix)
-        for value, hasher, type_string in zip(params, spec.hashers, spec.param_types, strict=False):
-            raw = _raw_param(value, type_string)
-            hashed = _hash_param(raw, hasher) if raw is not None else None
-            if hashed is None:
-                break
-            data += hashed
-        else:
-            return "0x" + data.hex()
+    """``_storage_key`` as 0x hex."""
     return "0x" + bytes(_storage_key(s, pallet, function, params).data).hex()
 
 

@@ -58,7 +58,8 @@ async def read(url: str, *, fast: bool) -> tuple[ChainState, bool, int]:
         state = await chain.read_state(
             [0, 1, 2, 3], [address("//Alice"), address("//Bob"), address("//Nobody")], ["77" * 32]
         )
-        values = await chain._run(chain._storage_values)
+        values = chain._values
+        assert values is not None
         return state, values.is_fast("PhalaComputation", "Sessions"), values.fallbacks
     finally:
         await chain.close()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scalecodec.base import RuntimeConfiguration, ScaleBytes
+from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
 from poolkeeper.chain import _fast_decode as fast
@@ -32,7 +32,7 @@ class Loaded:
     """One metadata, decoded by scalecodec, with its registry as plain records."""
 
     def __init__(self, raw: bytes) -> None:
-        config = RuntimeConfiguration(ss58_format=SS58)
+        config = RuntimeConfigurationObject(ss58_format=SS58)
         config.update_type_registry(load_type_registry_preset("legacy"))
         config.update_type_registry(load_type_registry_preset("core"))
         metadata = config.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
