@@ -19,10 +19,12 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,40 +64,74 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def chain_part(url: str, pids: list[int]) -> tuple[float, int, int]:
+@dataclass
+class Timed:
+    """Wall seconds of one timed section and the CPU seconds each process spent in it."""
+
+    wall: float = 0.0
+    client_cpu: float = 0.0
+    sim_cpu: dict[str, float] = field(default_factory=dict)
+
+
+class Clock:
+    """Times a section: wall clock, this process's CPU and each simulator's CPU."""
+
+    def __init__(self, sims: dict[str, int]) -> None:
+        self._sims = sims
+
+    def __enter__(self) -> Timed:
+        self._timed = Timed()
+        self._start = (time.perf_counter(), time.process_time())
+        self._sim_start = {name: cpu_seconds(pid) for name, pid in self._sims.items()}
+        return self._timed
+
+    def __exit__(self, *exc: object) -> None:
+        self._timed.wall = time.perf_counter() - self._start[0]
+        self._timed.client_cpu = time.process_time() - self._start[1]
+        self._timed.sim_cpu = {
+            name: cpu_seconds(pid) - self._sim_start[name] for name, pid in self._sims.items()
+        }
+
+
+async def chain_part(url: str, pids: list[int], clock: Clock) -> tuple[Timed, int, int]:
     chain = SubstrateChain(url)
     try:
         await chain.read_state([0], ())  # connect and load metadata outside the timing
         before = chain.round_trips
-        started = time.perf_counter()
-        state = await chain.read_state(pids, ())
-        elapsed = time.perf_counter() - started
-        return elapsed, chain.round_trips - before, len(state.workers)
+        with clock as timed:
+            state = await chain.read_state(pids, ())
+        return timed, chain.round_trips - before, len(state.workers)
     finally:
         await chain.close()
 
 
-async def pruntime_part(urls: list[str], in_flight: int) -> tuple[float, int]:
+async def pruntime_part(urls: list[str], in_flight: int, clock: Clock) -> tuple[Timed, int]:
     async with PRuntimeTransport(max_in_flight=in_flight, timeout=30) as transport:
-        started = time.perf_counter()
-        polled = await poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight)
-        elapsed = time.perf_counter() - started
-    return elapsed, sum(1 for p in polled.values() if p.info is not None)
+        with clock as timed:
+            polled = await poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight)
+    return timed, sum(1 for p in polled.values() if p.info is not None)
 
 
-async def together(url: str, pids: list[int], urls: list[str], in_flight: int) -> float:
+async def together(
+    url: str, pids: list[int], urls: list[str], in_flight: int, clock: Clock
+) -> Timed:
     chain = SubstrateChain(url)
     try:
         await chain.read_state([0], ())
         async with PRuntimeTransport(max_in_flight=in_flight, timeout=30) as transport:
-            started = time.perf_counter()
-            await asyncio.gather(
-                chain.read_state(pids, ()),
-                poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight),
-            )
-            return time.perf_counter() - started
+            with clock as timed:
+                await asyncio.gather(
+                    chain.read_state(pids, ()),
+                    poll_pruntimes(PRuntimeInfoReader(transport), urls, in_flight),
+                )
+            return timed
     finally:
         await chain.close()
+
+
+def spread(values: list[float]) -> str:
+    """min / median / max."""
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
 def main() -> None:
@@ -138,18 +174,32 @@ def main() -> None:
             urls = json.loads(ready.read_text())["workers"]
             url = f"ws://127.0.0.1:{port}"
             print(f"observe {workers} workers in {args.pools} pools ({args.in_flight} in flight)")
+            clock = Clock(
+                {"chain simulator": processes[0].pid, "pRuntime simulator": processes[1].pid}
+            )
+            parts: dict[str, list[Timed]] = {"chain": [], "pRuntimes": [], "both": []}
             for round_ in range(1, args.rounds + 1):
-                chain_cpu, client_cpu = cpu_seconds(processes[0].pid), time.process_time()
-                c_time, trips, seen = asyncio.run(chain_part(url, pids))
-                chain_cpu = cpu_seconds(processes[0].pid) - chain_cpu
-                client_cpu = time.process_time() - client_cpu
-                p_time, answered = asyncio.run(pruntime_part(urls, args.in_flight))
-                both = asyncio.run(together(url, pids, urls, args.in_flight))
+                chain, trips, seen = asyncio.run(chain_part(url, pids, clock))
+                pruntimes, answered = asyncio.run(pruntime_part(urls, args.in_flight, clock))
+                both = asyncio.run(together(url, pids, urls, args.in_flight, clock))
+                for name, timed in (("chain", chain), ("pRuntimes", pruntimes), ("both", both)):
+                    parts[name].append(timed)
+                    sims = ", ".join(f"{k} {v:.2f} s" for k, v in timed.sim_cpu.items())
+                    extra = {
+                        "chain": f"; {trips} round trips, {seen} workers",
+                        "pRuntimes": f"; {answered} answered",
+                        "both": "",
+                    }[name]
+                    print(
+                        f"round {round_}: {name}: {timed.wall:.2f} s (CPU: client "
+                        f"{timed.client_cpu:.2f} s, {sims}){extra}"
+                    )
+            print(f"load average after the runs: {os.getloadavg()}")
+            for name, runs in parts.items():
                 print(
-                    f"round {round_}: chain {c_time:.2f} s in {trips} round trips "
-                    f"({seen} workers; CPU: client {client_cpu:.1f} s, chain simulator "
-                    f"{chain_cpu:.1f} s); pRuntimes {p_time:.2f} s ({answered} answered); "
-                    f"both concurrently {both:.2f} s"
+                    f"{name} (min / median / max of {len(runs)}): wall "
+                    f"{spread([t.wall for t in runs])} s; client CPU "
+                    f"{spread([t.client_cpu for t in runs])} s"
                 )
         finally:
             for process in processes:

@@ -111,7 +111,7 @@ def test_every_decoder_applies_to_the_metadata(loaded: Loaded) -> None:
 
 
 @pytest.mark.parametrize("item", sorted(fast.ITEMS))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fast_decoder_equals_scalecodec(
     loaded: Loaded, item: tuple[str, str], data: st.DataObject
@@ -126,7 +126,7 @@ def test_fast_decoder_equals_scalecodec(
 
 
 @pytest.mark.parametrize("item", sorted(fast.ITEMS))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_bytes_never_decode_silently(
     loaded: Loaded, item: tuple[str, str], data: st.DataObject
