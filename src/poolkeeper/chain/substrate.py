@@ -112,6 +112,7 @@ class SubstrateChain:
         self._scanned_to: int | None = None
         self._values: StorageValues | None = None
         self._values_for: object = None
+        self._specs: dict[tuple[str, str], _KeySpec] = {}
         self._rpc: AsyncRpc | None = None
         self._rpc_loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0
@@ -168,7 +169,13 @@ class SubstrateChain:
         if self._substrate is not None:
             with contextlib.suppress(Exception):  # a broken socket may fail to close
                 self._substrate.close()
+            # let the collector reclaim this connection's metadata (frozen when it
+            # loaded); the next connection freezes what is still alive again
+            gc.unfreeze()
         self._substrate = None
+        self._values = None
+        self._values_for = None
+        self._specs.clear()
 
     async def close(self) -> None:
         if self._follower is not None:
@@ -261,7 +268,7 @@ class SubstrateChain:
             cool_down = int(cd.value or 0)
         values = self._storage_values(s)
         specs = {
-            (pallet, item): _key_spec(s, pallet, item)
+            (pallet, item): self._key_spec(s, pallet, item)
             for pallet, item in _READ_ITEMS
             if pallet in pallets
         }
@@ -272,7 +279,14 @@ class SubstrateChain:
         if self._values is None or self._values_for is not s.metadata:
             self._values = StorageValues(s.metadata, s.runtime_config, s.ss58_format)
             self._values_for = s.metadata
+            self._specs.clear()
         return self._values
+
+    def _key_spec(self, s: SubstrateInterface, pallet: str, item: str) -> _KeySpec:
+        self._storage_values(s)  # drops the layouts of a previous runtime
+        if (pallet, item) not in self._specs:
+            self._specs[(pallet, item)] = _key_spec(s, pallet, item)
+        return self._specs[(pallet, item)]
 
     async def _rpc_call(self, method: str, params: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -335,7 +349,7 @@ class SubstrateChain:
         (accounts as SS58, public keys as 0x hex); value types ``_fast_decode`` knows
         skip scalecodec."""
         values, spec = await self._run(
-            lambda s: (self._storage_values(s), _key_spec(s, pallet, item))
+            lambda s: (self._storage_values(s), self._key_spec(s, pallet, item))
         )
         prefix = "0x" + spec.prefix.hex()
         block = await self._rpc_call("chain_getBlockHash", [])
@@ -731,8 +745,6 @@ class _KeySpec:
     """The metadata storage item (its default answers for absent values)."""
 
 
-_key_specs: dict[tuple[int, str, str], _KeySpec] = {}
-
 _READ_ITEMS = (
     ("PhalaBasePool", "Pools"),
     ("Assets", "Account"),
@@ -749,24 +761,23 @@ _READ_ITEMS = (
 
 
 def _key_spec(s: SubstrateInterface, pallet: str, function: str) -> _KeySpec:
-    """Prefix, hashers and types of a storage item, from the loaded metadata."""
-    cache_key = (id(s.metadata), pallet, function)
-    spec = _key_specs.get(cache_key)
-    if spec is None:
-        meta_pallet = s.metadata.get_metadata_pallet(pallet)
-        item = meta_pallet.get_storage_function(function)
-        if item is None:
-            raise KeyError(f"{pallet}.{function} is not in the served metadata")
-        storage_prefix = str(meta_pallet.value["storage"]["prefix"])
-        spec = _KeySpec(
-            prefix=twox128(storage_prefix.encode()) + twox128(str(item.value["name"]).encode()),
-            hashers=tuple(item.get_param_hashers()),
-            param_types=tuple(item.get_params_type_string()),
-            value_type=str(item.get_value_type_string()),
-            item=item,
-        )
-        _key_specs[cache_key] = spec
-    return spec
+    """Prefix, hashers and types of a storage item, from the loaded metadata.
+
+    ``SubstrateInterface.create_storage_key`` re-checks the runtime (three requests a key)
+    and encodes every parameter through scalecodec; observing 10,000 workers builds
+    60,000 keys, so they are hashed here from this (see ``_hashed_key``)."""
+    meta_pallet = s.metadata.get_metadata_pallet(pallet)
+    item = meta_pallet.get_storage_function(function) if meta_pallet is not None else None
+    if item is None:
+        raise KeyError(f"{pallet}.{function} is not in the served metadata")
+    storage_prefix = str(meta_pallet.value["storage"]["prefix"])
+    return _KeySpec(
+        prefix=twox128(storage_prefix.encode()) + twox128(str(item.value["name"]).encode()),
+        hashers=tuple(item.get_param_hashers()),
+        param_types=tuple(item.get_params_type_string()),
+        value_type=str(item.get_value_type_string()),
+        item=item,
+    )
 
 
 def _hashed_key(spec: _KeySpec, params: Sequence[Any]) -> str | None:
@@ -799,57 +810,12 @@ class _ReadContext:
         return _hashed_key(spec, [(isinstance(p, str) and known(p)) or p for p in params])
 
 
-def _storage_key(
-    s: SubstrateInterface, pallet: str, function: str, params: list[Any] | None = None
-) -> StorageKey:
-    """A storage key from the loaded metadata, without a network request.
-
-    ``SubstrateInterface.create_storage_key`` re-checks the runtime (three requests a key)
-    and encodes every parameter through scalecodec; observing 10,000 workers builds
-    60,000 keys. The first key of each storage item goes through scalecodec and teaches
-    the prefix, hashers and types; later keys whose parameters are accounts, 32-byte
-    keys or unsigned integers are hashed here directly (the same bytes)."""
-    params = list(params or [])
-    cache_key = (id(s.metadata), pallet, function)
-    spec = _key_specs.get(cache_key)
-    if spec is None:
-        key = StorageKey.create_from_storage_function(
-            pallet, function, params, runtime_config=s.runtime_config, metadata=s.metadata
-        )
-        item = key.metadata_storage_function
-        _key_specs[cache_key] = _KeySpec(
-            prefix=bytes(key.data[:32]),
-            hashers=tuple(item.get_param_hashers()),
-            param_types=tuple(item.get_params_type_string()),
-            value_type=str(key.value_scale_type),
-            item=item,
-        )
-        return key
-    data = bytearray(spec.prefix)
-    for value, hasher, type_string in zip(params, spec.hashers, spec.param_types, strict=False):
-        raw = _raw_param(value, type_string)
-        hashed = _hash_param(raw, hasher) if raw is not None else None
-        if hashed is None:
-            return StorageKey.create_from_storage_function(
-                pallet, function, params, runtime_config=s.runtime_config, metadata=s.metadata
-            )
-        data += hashed
-    key = StorageKey(
-        pallet=pallet,
-        storage_function=function,
-        params=params,
-        data=bytes(data),
-        value_scale_type=spec.value_type,
-        metadata=s.metadata,
-        runtime_config=s.runtime_config,
-    )
-    key.metadata_storage_function = spec.item
-    return key
-
-
 def _storage_key_hex(s: SubstrateInterface, pallet: str, function: str, params: list[Any]) -> str:
-    """``_storage_key`` as 0x hex."""
-    return "0x" + bytes(_storage_key(s, pallet, function, params).data).hex()
+    """A storage key through scalecodec (parameters ``_hashed_key`` does not handle)."""
+    key = StorageKey.create_from_storage_function(
+        pallet, function, params, runtime_config=s.runtime_config, metadata=s.metadata
+    )
+    return "0x" + bytes(key.data).hex()
 
 
 def _raw_param(value: Any, type_string: str) -> bytes | None:
