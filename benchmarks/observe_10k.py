@@ -129,6 +129,15 @@ async def together(
         await chain.close()
 
 
+def busy_wall(cpu: float = 0.5) -> float:
+    """Wall seconds a busy loop takes to use ``cpu`` seconds of CPU: how much of a core
+    this machine gives a process right now (``cpu`` on a quiet machine)."""
+    started, cpu_start = time.perf_counter(), time.process_time()
+    while time.process_time() - cpu_start < cpu:
+        pass
+    return time.perf_counter() - started
+
+
 def spread(values: list[float]) -> str:
     """min / median / max."""
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
@@ -178,6 +187,7 @@ def main() -> None:
                 {"chain simulator": processes[0].pid, "pRuntime simulator": processes[1].pid}
             )
             parts: dict[str, list[Timed]] = {"chain": [], "pRuntimes": [], "both": []}
+            print(f"a busy loop needing 0.5 s of CPU took {busy_wall():.2f} s of wall clock")
             for round_ in range(1, args.rounds + 1):
                 chain, trips, seen = asyncio.run(chain_part(url, pids, clock))
                 pruntimes, answered = asyncio.run(pruntime_part(urls, args.in_flight, clock))
@@ -195,6 +205,7 @@ def main() -> None:
                         f"{timed.client_cpu:.2f} s, {sims}){extra}"
                     )
             print(f"load average after the runs: {os.getloadavg()}")
+            print(f"a busy loop needing 0.5 s of CPU took {busy_wall():.2f} s of wall clock")
             for name, runs in parts.items():
                 print(
                     f"{name} (min / median / max of {len(runs)}): wall "

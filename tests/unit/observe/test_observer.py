@@ -83,3 +83,28 @@ async def test_workers_known_only_from_pruntime_are_read_in_one_extra_batch() ->
     expected = {f"{i:064x}" for i in range(1, 6)}
     assert set(chain.calls[1][2]) == expected
     assert set(observed.chain_workers) == expected
+
+
+async def test_poll_pruntimes_answers_every_endpoint_once_in_order() -> None:
+    from poolkeeper.observe.observer import poll_pruntimes
+
+    class Counting(Pruntimes):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[str] = []
+
+        async def get_info(self, endpoint: str) -> PRuntimeInfo:
+            self.asked.append(endpoint)
+            return await super().get_info(endpoint)
+
+    endpoints = [f"http://127.0.0.1:{i}" for i in range(1, 300)]
+    source = Counting()
+    polled = await poll_pruntimes(source, endpoints, 7)
+    assert list(polled) == endpoints
+    assert sorted(source.asked) == sorted(endpoints)
+    assert source.max_in_flight == 7
+    assert polled["http://127.0.0.1:9"].error and polled["http://127.0.0.1:10"].info
+    assert await poll_pruntimes(Counting(), [], 7) == {}
+    few = Counting()
+    assert len(await poll_pruntimes(few, endpoints[:3], 500)) == 3
+    assert few.max_in_flight == 3
