@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ from poolkeeper._crash_points import crash_point
 from poolkeeper.chain._heads import HeadSignal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain._scale import compact, twox128
-from poolkeeper.chain._storage_values import StorageValues
+from poolkeeper.chain._storage_values import StorageValues, registry_types
 from poolkeeper.chain.ports import (
     CallSpec,
     ChainEvent,
@@ -113,6 +113,7 @@ class SubstrateChain:
         self._values: StorageValues | None = None
         self._values_for: object = None
         self._specs: dict[tuple[str, str], _KeySpec] = {}
+        self._types: dict[int, Mapping[str, Any]] | None = None
         self._rpc: AsyncRpc | None = None
         self._rpc_loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0
@@ -280,12 +281,13 @@ class SubstrateChain:
             self._values = StorageValues(s.metadata, s.runtime_config, s.ss58_format)
             self._values_for = s.metadata
             self._specs.clear()
+            self._types = registry_types(s.metadata)
         return self._values
 
     def _key_spec(self, s: SubstrateInterface, pallet: str, item: str) -> _KeySpec:
         self._storage_values(s)  # drops the layouts of a previous runtime
         if (pallet, item) not in self._specs:
-            self._specs[(pallet, item)] = _key_spec(s, pallet, item)
+            self._specs[(pallet, item)] = _key_spec(s, pallet, item, self._types)
         return self._specs[(pallet, item)]
 
     async def _rpc_call(self, method: str, params: list[Any]) -> Any:
@@ -760,7 +762,12 @@ _READ_ITEMS = (
 """The storage items ``read_state`` reads by key."""
 
 
-def _key_spec(s: SubstrateInterface, pallet: str, function: str) -> _KeySpec:
+def _key_spec(
+    s: SubstrateInterface,
+    pallet: str,
+    function: str,
+    types: Mapping[int, Mapping[str, Any]] | None = None,
+) -> _KeySpec:
     """Prefix, hashers and types of a storage item, from the loaded metadata.
 
     ``SubstrateInterface.create_storage_key`` re-checks the runtime (three requests a key)
@@ -771,10 +778,21 @@ def _key_spec(s: SubstrateInterface, pallet: str, function: str) -> _KeySpec:
     if item is None:
         raise KeyError(f"{pallet}.{function} is not in the served metadata")
     storage_prefix = str(meta_pallet.value["storage"]["prefix"])
+    hashers = tuple(item.get_param_hashers())
+    param_types = tuple(item.get_params_type_string())
+    if types is not None and "Map" in item.value["type"]:
+        # ``scale_info::N`` of an unsigned integer becomes ``uN`` (hashed here directly)
+        key_id = item.value["type"]["Map"]["key"]
+        ids = [key_id] if len(hashers) == 1 else list(types[key_id]["def"].get("tuple", []))
+        if len(ids) == len(param_types):
+            param_types = tuple(
+                str(types[i]["def"]["primitive"]) if "primitive" in types[i]["def"] else name
+                for i, name in zip(ids, param_types, strict=True)
+            )
     return _KeySpec(
         prefix=twox128(storage_prefix.encode()) + twox128(str(item.value["name"]).encode()),
-        hashers=tuple(item.get_param_hashers()),
-        param_types=tuple(item.get_params_type_string()),
+        hashers=hashers,
+        param_types=param_types,
         value_type=str(item.get_value_type_string()),
         item=item,
     )
