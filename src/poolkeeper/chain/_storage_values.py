@@ -87,7 +87,13 @@ class StorageValues:
         Needs a transparent hasher (``Twox64Concat``, ``Blake2_128Concat``, ``Identity``)."""
         if (pallet, item) not in self._key_decoders:
             function = self._function(pallet, item)
-            [hasher] = function.get_param_hashers()
+            hashers = function.get_param_hashers()
+            if len(hashers) != 1 or hashers[0] not in _CONCAT_HASH_BYTES:
+                raise ValueError(
+                    f"{pallet}.{item}: only one-key maps with a transparent hasher can be "
+                    f"listed (hashers: {hashers})"
+                )
+            [hasher] = hashers
             key_id = int(function.value["type"]["Map"]["key"])
             decoder = next(
                 (
