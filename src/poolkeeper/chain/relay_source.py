@@ -62,6 +62,9 @@ class RelaySource:
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
         self._head_ttl = head_ttl
         self._head: tuple[float, int] | None = None
+        self._head_poller: asyncio.Task[None] | None = None
+        self._head_waiters = 0
+        self._head_moved: asyncio.Future[None] | None = None
         self.fetches = 0
         """Requests this source sent to the node (for the sharing measurements)."""
 
@@ -104,6 +107,46 @@ class RelaySource:
         number = await self._once(("finalized", int(now / self._head_ttl)), fetch)
         self._head = (now, number)
         return number
+
+    async def wait_finalized_above(self, number: int, timeout: float) -> bool:
+        """Wait until the finalized head is past ``number`` (True) or ``timeout`` (False).
+
+        Relays at the tip wait here instead of polling their pRuntimes: one poller asks
+        the node every ``head_ttl`` seconds while anyone waits, and wakes every waiter
+        at once when the head moves."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self.finalized_number() <= number:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            if self._head_moved is None:
+                self._head_moved = loop.create_future()
+            moved = self._head_moved
+            if self._head_poller is None or self._head_poller.done():
+                self._head_poller = asyncio.create_task(self._poll_head())
+            self._head_waiters += 1
+            try:
+                await asyncio.wait_for(asyncio.shield(moved), left)
+            except TimeoutError:
+                return False
+            finally:
+                self._head_waiters -= 1
+        return True
+
+    async def _poll_head(self) -> None:
+        last = self._head[1] if self._head else -1
+        while self._head_waiters > 0:
+            await asyncio.sleep(self._head_ttl)
+            try:
+                number = await self.finalized_number()
+            except Exception:  # waiters time out and retry through their relay
+                continue
+            if number != last:
+                last = number
+                moved, self._head_moved = self._head_moved, None
+                if moved is not None:
+                    moved.set_result(None)
 
     async def block_hash(self, number: int) -> str:
         async def fetch() -> str:

@@ -120,6 +120,10 @@ def _parse_chunked(
         pos += size + 2
 
 
+_MAX_TARGETS = 100_000
+"""Parsed request targets kept (one per pRuntime method URL)."""
+
+
 class Http1Pool:
     """Keep-alive connections per ``host:port``; ``post`` returns ``(status, body)``.
 
@@ -132,26 +136,37 @@ class Http1Pool:
         self._user_agent = user_agent
         self._idle: defaultdict[tuple[str, int], list[_Exchange]] = defaultdict(list)
         self._busy: set[_Exchange] = set()
+        self._targets: dict[str, tuple[tuple[str, int], bytes]] = {}
 
     async def post(
         self, url: str, body: bytes, content_type: str | None = None
     ) -> tuple[int, bytes]:
+        key, start = self._target(url)
+        head = f"content-length: {len(body)}\r\n"
+        if content_type:
+            head += f"content-type: {content_type}\r\n"
+        request = start + head.encode("latin-1") + b"\r\n" + body
+        async with asyncio.timeout(self._timeout):
+            return await self._exchange(key, request)
+
+    def _target(self, url: str) -> tuple[tuple[str, int], bytes]:
+        """``(host, port)`` and the request's first lines, parsed once per URL."""
+        known = self._targets.get(url)
+        if known is not None:
+            return known
         parts = urlsplit(url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"Http1Pool serves plain http:// URLs, not {url!r}")
-        host, port = parts.hostname, parts.port or 80
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        head = (
+        start = (
             f"POST {target} HTTP/1.1\r\nhost: {parts.netloc}\r\nuser-agent: {self._user_agent}\r\n"
-            f"content-length: {len(body)}\r\n"
-        )
-        if content_type:
-            head += f"content-type: {content_type}\r\n"
-        request = head.encode("latin-1") + b"\r\n" + body
-        async with asyncio.timeout(self._timeout):
-            return await self._exchange((host, port), request)
+        ).encode("latin-1")
+        if len(self._targets) >= _MAX_TARGETS:
+            self._targets.clear()
+        known = self._targets[url] = ((parts.hostname, parts.port or 80), start)
+        return known
 
     async def _exchange(self, key: tuple[str, int], request: bytes) -> tuple[int, bytes]:
         idle = self._idle[key]

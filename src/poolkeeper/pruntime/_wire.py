@@ -79,6 +79,8 @@ def encode_varint(value: int, out: bytearray) -> None:
 
 def decode_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """Read a varint at ``pos``; return (value, next position)."""
+    if pos < len(data) and data[pos] < 0x80:  # most keys and small values: one byte
+        return data[pos], pos + 1
     result = 0
     shift = 0
     end = len(data)

@@ -240,6 +240,11 @@ class WorkerRelay:
         if not ok:
             self.status.last_error = f"{job_id}: failed on chain"
 
+    async def _wait_at_tip(self, stop: asyncio.Event, idle_seconds: float) -> None:
+        """At the tip the next round is due when a new block is finalized; at the latest
+        after ``idle_seconds`` (egress and registration retries)."""
+        await _wait_for_block_or_stop(self.source, self.status.headernum, stop, idle_seconds)
+
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
         failures = 0
@@ -257,9 +262,24 @@ class WorkerRelay:
                 await _sleep_or_stop(stop, delay)
                 continue
             if kind is StepKind.TIP:
-                await _sleep_or_stop(stop, idle_seconds)
+                await self._wait_at_tip(stop, idle_seconds)
         for task in list(self._egress_tasks):
             task.cancel()
+
+
+async def _wait_for_block_or_stop(
+    source: RelaySource, headernum: int, stop: asyncio.Event, seconds: float
+) -> None:
+    """Until a block past the synced headers is finalized, ``stop``, or ``seconds``."""
+    new_block = asyncio.ensure_future(source.wait_finalized_above(headernum - 1, seconds))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((new_block, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (new_block, stopping):
+            task.cancel()
+        if new_block.done() and not new_block.cancelled() and new_block.exception():
+            await _sleep_or_stop(stop, seconds)  # the node is unreachable: poll slowly
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

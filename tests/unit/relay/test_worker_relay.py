@@ -55,6 +55,11 @@ class FakeSource:
         self.calls.append(f"blocks {from_number}..{to_number}")
         return f"B{from_number}-{to_number}".encode()
 
+    async def wait_finalized_above(self, number: int, timeout: float) -> bool:
+        if self.tip <= number:
+            await asyncio.sleep(timeout)
+        return self.tip > number
+
     async def mq_next_sequence(self, sender: bytes) -> int:
         assert sender == WORKER_ORIGIN
         self.calls.append("mq_next_sequence")
