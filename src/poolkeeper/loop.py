@@ -24,7 +24,7 @@ from poolkeeper.apply.executor import ActionResult, Executor, Job
 from poolkeeper.apply.journal import Journal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
-from poolkeeper.chain.relay_source import RelaySource
+from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
@@ -160,7 +160,8 @@ class Reconciler:
         wait_final = desired.settings.chain.wait_for == "finalization"
         self.chain = SubstrateChain(url, wait_for_finalization=wait_final)
         self.rpc = AsyncRpc(url)
-        self.source = RelaySource(self.rpc)
+        self.relaychain_rpc: AsyncRpc | None = None
+        self.source = self._relay_source(desired)
         self.transport = PRuntimeTransport(
             max_in_flight=desired.settings.pruntime_concurrency,
             timeout=desired.settings.pruntime_timeout_seconds,
@@ -183,6 +184,15 @@ class Reconciler:
             )
         self.notifier = notifier
         """Receives every executing pass's plan; posts new alerts and recoveries."""
+
+    def _relay_source(self, desired: Desired) -> RelaySource:
+        """The shared chain data of the relays: the chain alone, or a parachain with its
+        relay chain (settings ``chain.relaychain_endpoints``)."""
+        relaychain = desired.settings.chain.relaychain_endpoints
+        if not relaychain:
+            return RelaySource(self.rpc)
+        self.relaychain_rpc = AsyncRpc(relaychain[0])
+        return ParachainSource(self.rpc, self.relaychain_rpc)
 
     def _with_derived_addresses(self, desired: Desired) -> Desired:
         """Accounts declared by derivation label get their address in memory (the
@@ -416,6 +426,8 @@ class Reconciler:
         await self.collector.close()
         await self.chain.close()
         await self.rpc.close()
+        if self.relaychain_rpc is not None:
+            await self.relaychain_rpc.close()
         await self.transport.aclose()
         self.journal.close()
 

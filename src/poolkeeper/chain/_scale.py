@@ -93,3 +93,36 @@ def twox128(data: bytes) -> bytes:
 
 def plain_storage_key(pallet: str, item: str) -> str:
     return "0x" + (twox128(pallet.encode()) + twox128(item.encode())).hex()
+
+
+def read_bytes(data: bytes, offset: int = 0) -> tuple[bytes, int]:
+    """Decode a SCALE ``Vec<u8>`` at ``offset``; return ``(bytes, new offset)``."""
+    length, start = read_compact(data, offset)
+    end = start + length
+    if end > len(data):
+        raise ValueError(f"Vec<u8> of {length} bytes runs past the input")
+    return data[start:end], end
+
+
+def header_number(header: bytes) -> int:
+    """The ``number`` of a SCALE ``Header`` (it follows the 32-byte parent hash)."""
+    return read_compact(header, 32)[0]
+
+
+def twox64_concat_u32(value: int) -> bytes:
+    encoded = value.to_bytes(4, "little")
+    return xxhash.xxh64_digest(encoded, seed=0)[::-1] + encoded
+
+
+def paras_heads_key(para_id: int) -> str:
+    """The relay chain's ``Paras.Heads(para_id)`` storage key (Twox64Concat u32)."""
+    return plain_storage_key("Paras", "Heads") + twox64_concat_u32(para_id).hex()
+
+
+def relay_parent_number(validation_data: bytes) -> int:
+    """``relay_parent_number`` of a SCALE ``PersistedValidationData{parent_head Bytes,
+    relay_parent_number u32, relay_parent_storage_root H256, max_pov_size u32}``."""
+    _, offset = read_bytes(validation_data)
+    if offset + 4 > len(validation_data):
+        raise ValueError("PersistedValidationData too short")
+    return int.from_bytes(validation_data[offset : offset + 4], "little")

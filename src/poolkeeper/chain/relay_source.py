@@ -6,8 +6,12 @@ de-duplication) and hands out the encoded request bodies, so workers at the same
 height receive the very same bytes and the node's load does not grow with the number
 of workers. Storage changes are fetched in aligned chunks for the same reason.
 
-Solo-chain mode (the dev chain) is implemented; a parachain source adds relay-chain
-headers and ``Paras.Heads`` proofs beside these methods without changing them.
+``RelaySource`` serves a solo chain (the dev chain). ``ParachainSource`` serves a
+parachain (Khala, Phala) as PROTOCOL.md §2.3 describes: it is the parachain's source
+(blocks, storage changes, message sequences) plus a ``RelaySource`` of the relay chain
+(headers with justifications), and adds the parachain's genesis at the relay block
+before parachain block 1's relay parent, ``Paras.Heads(para_id)`` at a relay block with
+its read proof, and the parachain headers it proves, all cached and shared the same way.
 """
 
 from __future__ import annotations
@@ -88,6 +92,13 @@ class RelaySource:
         self._cache.put(key, value)
         future.set_result(value)
         return value
+
+    is_parachain = False
+
+    @property
+    def node_requests(self) -> int:
+        """Requests sent to every node this source reads."""
+        return self.fetches
 
     async def _call(self, method: str, params: list[Any]) -> Any:
         self.fetches += 1
@@ -266,3 +277,174 @@ class RelaySource:
 
 
 GENESIS_KEYS = (GRANDPA_AUTHORITIES_KEY, scale.plain_storage_key("Grandpa", "CurrentSetId"))
+PARA_ID_KEY = scale.plain_storage_key("ParachainInfo", "ParachainId")
+VALIDATION_DATA_KEY = scale.plain_storage_key("ParachainSystem", "ValidationData")
+
+
+@dataclass(frozen=True)
+class ParaHeaders:
+    """Parachain headers up to the one ``Paras.Heads`` holds at a relay block, with the
+    read proof of that storage entry (``SyncParaHeader``)."""
+
+    encoded_headers: bytes
+    """SCALE ``Vec<Header>``."""
+    proof: tuple[bytes, ...]
+    last: int
+
+
+@dataclass(frozen=True)
+class CombinedHeaders:
+    """Relay headers up to a justified block, then the parachain headers proven at it
+    (``SyncCombinedHeaders``)."""
+
+    encoded_relaychain_headers: bytes
+    relaychain_last: int
+    encoded_parachain_headers: bytes
+    proof: tuple[bytes, ...]
+    parachain_last: int | None
+    """``None`` when there is no new parachain header to send."""
+
+
+class ParachainSource(RelaySource):
+    """A parachain's source (``rpc``, the collator) beside its relay chain's.
+
+    The inherited methods read the parachain (blocks, storage changes, message
+    sequences); ``relaychain`` reads the relay chain. ``headers_request`` serves relay
+    headers, ``genesis`` the parachain-mode genesis.
+    """
+
+    is_parachain = True
+
+    def __init__(
+        self,
+        rpc: AsyncRpc,
+        relaychain_rpc: AsyncRpc,
+        *,
+        cache_blocks: int = 8192,
+        head_ttl: float = 0.25,
+    ) -> None:
+        super().__init__(rpc, cache_blocks=cache_blocks, head_ttl=head_ttl)
+        self.relaychain = RelaySource(relaychain_rpc, cache_blocks=cache_blocks, head_ttl=head_ttl)
+        self._proven_para_number = 0
+
+    @property
+    def node_requests(self) -> int:
+        return self.fetches + self.relaychain.fetches
+
+    async def finalized_number(self) -> int:
+        # A parachain block proven final through the relay chain is final, even before
+        # the collator's own finalized head (read at most every head_ttl) says so.
+        return max(await super().finalized_number(), self._proven_para_number)
+
+    async def para_id(self) -> int:
+        async def fetch() -> int:
+            raw = await self._call("state_getStorage", [PARA_ID_KEY, await self.block_hash(0)])
+            if raw is None:
+                raise LookupError("the parachain has no ParachainInfo.ParachainId")
+            return int.from_bytes(scale.unhex(raw)[:4], "little")
+
+        return await self._once(("para_id",), fetch)
+
+    async def start_header(self) -> int:
+        """The relay block the pRuntime starts from: parachain block 1's relay parent − 1."""
+
+        async def fetch() -> int:
+            first = await self._call("chain_getBlockHash", [1])
+            if first is None:
+                raise LookupError("the parachain has no block 1 yet")
+            raw = await self._call("state_getStorage", [VALIDATION_DATA_KEY, first])
+            if raw is None:
+                raise LookupError("parachain block 1 has no ParachainSystem.ValidationData")
+            return max(scale.relay_parent_number(scale.unhex(raw)) - 1, 0)
+
+        return await self._once(("start_header",), fetch)
+
+    async def headers_request(self, from_number: int) -> tuple[bytes, int] | None:
+        """Relay-chain headers (``SyncHeader``), as ``RelaySource.headers_request``."""
+        return await self.relaychain.headers_request(from_number)
+
+    async def genesis(self) -> GenesisPayload:
+        """The relay header at ``start_header`` with its GRANDPA authorities and their read
+        proof, and the whole parachain genesis state."""
+
+        async def build() -> GenesisPayload:
+            relay = self.relaychain
+            start = await self.start_header()
+            relay_hash = await relay.block_hash(start)
+            header = await relay.header(start)
+            authorities = await relay._call("state_getStorage", [GENESIS_KEYS[0], relay_hash])
+            set_id_raw = await relay._call("state_getStorage", [GENESIS_KEYS[1], relay_hash])
+            proof = await relay._call("state_getReadProof", [list(GENESIS_KEYS), relay_hash])
+            authority_list = scale.unhex(authorities)[1:] if authorities else b"\x00"
+            set_id = scale.unhex(set_id_raw) if set_id_raw else bytes(8)
+            info = (
+                header
+                + authority_list
+                + set_id
+                + scale.vec([scale.bytes_(scale.unhex(p)) for p in proof["proof"]])
+            )
+            para_genesis = await self.block_hash(0)
+            pairs = await self._call("state_getPairs", ["0x", para_genesis])
+            state = scale.vec(
+                [scale.bytes_(scale.unhex(k)) + scale.bytes_(scale.unhex(v)) for k, v in pairs]
+            )
+            return GenesisPayload(relay_hash, info, state)
+
+        return await self._once(("genesis",), build)
+
+    async def para_head_at(self, relay_number: int) -> int | None:
+        """The number of the parachain header ``Paras.Heads`` holds at a relay block."""
+
+        async def fetch() -> int | None:
+            key = scale.paras_heads_key(await self.para_id())
+            relay_hash = await self.relaychain.block_hash(relay_number)
+            raw = await self.relaychain._call("state_getStorage", [key, relay_hash])
+            if raw is None:
+                return None
+            head, _ = scale.read_bytes(scale.unhex(raw))
+            return scale.header_number(head)
+
+        number = await self._once(("para_head", relay_number), fetch)
+        if number is not None:
+            self._proven_para_number = max(self._proven_para_number, number)
+        return number
+
+    async def para_headers_request(self, relay_number: int, from_para: int) -> ParaHeaders | None:
+        """Parachain headers ``from_para..=P`` (P from ``Paras.Heads`` at ``relay_number``)
+        with the read proof; ``None`` when there is none to send."""
+        last = await self.para_head_at(relay_number)
+        if last is None or last < from_para:
+            return None
+
+        async def build() -> ParaHeaders:
+            key = scale.paras_heads_key(await self.para_id())
+            relay_hash = await self.relaychain.block_hash(relay_number)
+            proof_call = self.relaychain._call("state_getReadProof", [[key], relay_hash])
+            headers, proof = await asyncio.gather(
+                asyncio.gather(*(self.header(n) for n in range(from_para, last + 1))), proof_call
+            )
+            return ParaHeaders(
+                scale.vec(list(headers)),
+                tuple(scale.unhex(p) for p in proof["proof"]),
+                last,
+            )
+
+        return await self._once(("para_headers", relay_number, from_para), build)
+
+    async def combined_request(self, relay_from: int, para_from: int) -> CombinedHeaders | None:
+        """Relay headers from ``relay_from`` to a justified block and the parachain headers
+        from ``para_from`` proven at that block; ``None`` when no relay header is final."""
+        relay = await self.headers_request(relay_from)
+        if relay is None:
+            return None
+        relay_headers, relay_last = relay
+
+        async def build() -> CombinedHeaders:
+            para = await self.para_headers_request(relay_last, para_from)
+            if para is None:
+                return CombinedHeaders(relay_headers, relay_last, scale.vec([]), (), None)
+            return CombinedHeaders(
+                relay_headers, relay_last, para.encoded_headers, para.proof, para.last
+            )
+
+        return await self._once(("combined", relay_from, relay_last, para_from), build)

@@ -197,6 +197,10 @@ def _settings(entry: Entry[Settings], settings: Settings) -> Iterable[Problem]:
         why = _ws_or_http(url, ("ws", "wss"))
         if why:
             yield entry.field(("chain", "endpoints", index), why)
+    for index, url in enumerate(settings.chain.relaychain_endpoints):
+        why = _ws_or_http(url, ("ws", "wss"))
+        if why:
+            yield entry.field(("chain", "relaychain_endpoints", index), why)
     if settings.alerts.webhook_url is not None:
         why = _ws_or_http(settings.alerts.webhook_url, ("https", "http"))
         if why:

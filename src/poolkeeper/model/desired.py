@@ -145,6 +145,13 @@ class ChainSettings(_Frozen):
 
     endpoints: tuple[str, ...] = ("ws://127.0.0.1:9944",)
     wait_for: Literal["inclusion", "finalization"] = "inclusion"
+    relaychain_endpoints: tuple[str, ...] = ()
+    """Relay-chain node URLs: set for a parachain (Khala, Phala), whose pRuntimes follow
+    the relay chain's headers (parachain mode); empty for a solo chain."""
+
+    @property
+    def is_parachain(self) -> bool:
+        return bool(self.relaychain_endpoints)
 
 
 class SecretSettings(_Frozen):

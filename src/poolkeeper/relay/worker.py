@@ -1,10 +1,13 @@
 """One worker's relay: brings its pRuntime from its counters to the chain tip, keeps it there.
 
-It follows pherry's order (PROTOCOL.md §2.3) in solo-chain mode: initialise when
-uninitialised; dispatch blocks while ``blocknum`` trails the synced headers; sync
-headers (with the justification on the last) while the finalized head is ahead; at
-the tip, register the worker when asked to and carry its egress (benchmark reports,
-heartbeats) to the chain. Each ``step()`` re-reads the counters first, so a pRuntime
+It follows pherry's order (PROTOCOL.md §2.3): initialise when uninitialised; dispatch
+blocks while ``blocknum`` trails the synced headers; sync headers (with the
+justification on the last) while the finalized head is ahead; at the tip, register the
+worker when asked to and carry its egress (benchmark reports, heartbeats) to the chain.
+In parachain mode (the source is a ``ParachainSource``) blocks trail the synced
+parachain headers; parachain headers that ``Paras.Heads`` at the last synced relay
+block proves are sent with ``SyncParaHeader``; relay headers go with the parachain
+headers proven at their last block in one ``SyncCombinedHeaders`` (as PRB does). Each ``step()`` re-reads the counters first, so a pRuntime
 that restarted (uninitialised, or counters went back) is simply re-initialised and
 re-synced; a pRuntime that accepts calls but does not advance is reported as stalled.
 All chain data comes from the shared ``RelaySource``.
@@ -21,9 +24,10 @@ from enum import StrEnum
 
 from poolkeeper.chain.egress import EgressMessage, split_egress
 from poolkeeper.chain.ports import CallSpec
-from poolkeeper.chain.relay_source import RelaySource
+from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.pruntime import InitRuntimeRequest, PhactoryInfo, PRuntimeClient
+from poolkeeper.pruntime.messages import CombinedHeadersToSync
 
 STALL_ROUNDS = 5
 """Rounds without counter progress while behind before a pRuntime counts as stalled."""
@@ -46,6 +50,7 @@ class RelayCondition(StrEnum):
 class StepKind(StrEnum):
     INIT = "init"
     BLOCKS = "blocks"
+    PARA_HEADERS = "para_headers"
     HEADERS = "headers"
     TIP = "tip"
 
@@ -56,6 +61,7 @@ class RelayStatus:
 
     condition: RelayCondition = RelayCondition.STARTING
     headernum: int = 0
+    para_headernum: int = 0
     blocknum: int = 0
     last_error: str | None = None
     restarts_seen: int = 0
@@ -99,7 +105,7 @@ class WorkerRelay:
         self.options = options
         self.submit = submit
         self.status = RelayStatus()
-        self._last_counters: tuple[int, int] | None = None
+        self._last_counters: tuple[int, ...] | None = None
         self._register_sent_at: int | None = None
         self._egress_sent: dict[tuple[bytes, int], int] = {}
         """(sender, sequence) → tip when last submitted."""
@@ -118,12 +124,15 @@ class WorkerRelay:
             self.status.condition = RelayCondition.INITIALIZING
             await self._init()
             return StepKind.INIT
-        counters = (info.headernum, info.blocknum)
-        if self._last_counters is not None and counters < self._last_counters:
+        counters = (info.headernum, info.para_headernum, info.blocknum)
+        went_back = self._last_counters is not None and any(
+            now < before for now, before in zip(counters, self._last_counters, strict=True)
+        )
+        if went_back:
             self.status.restarts_seen += 1
         progressed = self._last_counters is None or counters != self._last_counters
         self._last_counters = counters
-        self.status.headernum, self.status.blocknum = counters
+        self.status.headernum, self.status.para_headernum, self.status.blocknum = counters
         kind = await self._sync(info)
         if kind is StepKind.TIP:
             self.status.rounds_without_progress = 0
@@ -146,12 +155,14 @@ class WorkerRelay:
                 debug_set_key=self.options.debug_set_key,
                 encoded_genesis_state=genesis.genesis_state,
                 encoded_operator=self.options.operator,
-                is_parachain=False,
+                is_parachain=self.source.is_parachain,
                 attestation_provider=self.options.attestation_provider,
             )
         )
 
     async def _sync(self, info: PhactoryInfo) -> StepKind:
+        if isinstance(self.source, ParachainSource):
+            return await self._sync_parachain(info, self.source)
         next_header = info.headernum
         if info.blocknum < next_header:
             to = min(next_header - 1, info.blocknum + self.options.sync_blocks - 1)
@@ -161,6 +172,27 @@ class WorkerRelay:
         request = await self.source.headers_request(next_header)
         if request is not None:
             await self.client.sync_header(request[0])
+            return StepKind.HEADERS
+        return StepKind.TIP
+
+    async def _sync_parachain(self, info: PhactoryInfo, source: ParachainSource) -> StepKind:
+        if info.blocknum < info.para_headernum:
+            to = min(info.para_headernum - 1, info.blocknum + self.options.sync_blocks - 1)
+            await self.client.dispatch_blocks(await source.blocks_request(info.blocknum, to))
+            return StepKind.BLOCKS
+        para = await source.para_headers_request(info.headernum - 1, info.para_headernum)
+        if para is not None and para.last > 0:
+            await self.client.sync_para_header(para.encoded_headers, para.proof)
+            return StepKind.PARA_HEADERS
+        combined = await source.combined_request(info.headernum, info.para_headernum)
+        if combined is not None:
+            await self.client.sync_combined_headers(
+                CombinedHeadersToSync(
+                    encoded_relaychain_headers=combined.encoded_relaychain_headers,
+                    encoded_parachain_headers=combined.encoded_parachain_headers,
+                    proof=combined.proof,
+                )
+            )
             return StepKind.HEADERS
         return StepKind.TIP
 

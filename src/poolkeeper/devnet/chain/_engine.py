@@ -202,6 +202,7 @@ class Chain:
         pallet_classes: Iterable[type[Pallet]] = (),
         finality_lag: int = 2,
         clock: Callable[[], float] = time.time,
+        genesis_storage: Mapping[bytes, bytes] | None = None,
     ) -> None:
         self.runtime = runtime
         self.runtime_version = dict(runtime_version)
@@ -215,6 +216,11 @@ class Chain:
         self.block_listeners: list[Callable[[Block], None]] = []
         self.finality_listeners: list[Callable[[Block], None]] = []
         self._pallet_classes = list(pallet_classes)
+        self.genesis_storage = dict(genesis_storage or {})
+        """Raw pairs added to the genesis state (a relay chain's ``Paras.Heads``)."""
+        self.block_hooks: list[Callable[[int], Mapping[bytes, bytes | None]]] = []
+        """Called with each new block's number; their raw storage changes join the block's
+        (a relay chain's ``Paras.Heads``, a parachain's ``ParachainSystem.ValidationData``)."""
         self.grandpa_key = nacl.signing.SigningKey(GRANDPA_SEED)
         self.grandpa_public = bytes(self.grandpa_key.verify_key)
         self._build_genesis()
@@ -262,6 +268,7 @@ class Chain:
             b"\x01" + encode_compact(1) + self.grandpa_public + u64(1)
         )
         changes[storage_prefix("Grandpa", "CurrentSetId")] = u64(0)
+        changes.update(self.genesis_storage)
         self.storage.apply(0, changes)
         header = Header(PARENT_OF_GENESIS, 0, self.storage.root(), extrinsics_root([]))
         genesis = Block(header, header.hash(), [], changes)
@@ -377,6 +384,8 @@ class Chain:
             changes[mq_key] = encode_compact(len(ctx.messages)) + b"".join(ctx.messages)
         elif self.storage.data.get(mq_key) is not None:
             changes[mq_key] = None
+        for hook in self.block_hooks:
+            changes.update(hook(number))
         self.storage.apply(number, changes)
         raw = [xt.raw for xt in included]
         header = Header(parent.hash, number, self.storage.root(), extrinsics_root(raw))
@@ -391,6 +400,11 @@ class Chain:
             listener(block)
         self._finalize_up_to(number - self.finality_lag)
         return block
+
+    def finalize_up_to(self, target: int) -> None:
+        """Finalize (and justify) every block up to ``target`` (a parachain follows its
+        relay chain this way)."""
+        self._finalize_up_to(min(target, self.head.number))
 
     def _finalize_up_to(self, target: int) -> None:
         while self.finalized < target:

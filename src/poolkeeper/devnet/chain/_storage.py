@@ -17,6 +17,8 @@ HISTORY_BLOCKS = 4096
 
 _MODULUS = 1 << 256
 _ROOT_TAG = b"poolkeeper-devnet-state-v1"
+PROOF_REST_TAG = b"poolkeeper-devnet-proof-rest-v1:"
+"""Starts the last item of a read proof: the accumulator of every pair not proved."""
 
 
 def leaf(key: bytes, value: bytes) -> int:
@@ -46,6 +48,17 @@ class Storage:
         self._acc = 0
         self.head = 0
         self._undo: dict[int, dict[bytes, bytes | None]] = {}
+        self._accs: dict[int, int] = {}
+
+    def accumulator(self, number: int | None = None) -> int:
+        """The multiset accumulator of the state at block ``number`` (read proofs need it)."""
+        if number is None or number == self.head:
+            return self._acc
+        self._check_kept(number)
+        acc = self._accs.get(number)
+        if acc is None:
+            raise StateTooOld(f"state of block {number} is pruned")
+        return acc
 
     def root(self) -> bytes:
         return root_from_accumulator(self._acc)
@@ -82,6 +95,8 @@ class Storage:
         self.head = number
         self._undo[number] = undo
         self._undo.pop(number - HISTORY_BLOCKS, None)
+        self._accs[number] = self._acc
+        self._accs.pop(number - HISTORY_BLOCKS, None)
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]

@@ -40,7 +40,7 @@ from poolkeeper.devnet.chain._engine import (
     TransactionError,
 )
 from poolkeeper.devnet.chain._runtime import Runtime, UnknownName
-from poolkeeper.devnet.chain._storage import StateTooOld
+from poolkeeper.devnet.chain._storage import PROOF_REST_TAG, StateTooOld, leaf
 from poolkeeper.devnet.chain.pallets import phala_pallet_classes
 
 log = logging.getLogger("poolkeeper.devnet.chain")
@@ -598,6 +598,7 @@ class DevnetServer:
     async def rpc_state_getReadProof(self, c: _Connection | None, p: list[Any]) -> Any:
         block = self._block_at(p, 1)
         proof = []
+        rest = self._accumulator_at(block)
         for key_hex in p[0]:
             key = unhex(key_hex)
             if block.number == 0:
@@ -606,7 +607,15 @@ class DevnetServer:
                 value = self._get(key, block)
             option = b"\x00" if value is None else b"\x01" + encode_bytes(value)
             proof.append(hexstr(encode_bytes(key) + option))
+            if value is not None:
+                rest -= leaf(key, value)
+        proof.append(hexstr(PROOF_REST_TAG + (rest % (1 << 256)).to_bytes(32, "little")))
         return {"at": hexstr(block.hash), "proof": proof}
+
+    def _accumulator_at(self, block: Block) -> int:
+        if block.number == 0:
+            return sum(leaf(k, v) for k, v in self.chain.genesis_pairs.items())
+        return self.chain.storage.accumulator(self._storage_number(block))
 
     async def rpc_state_call(self, c: _Connection | None, p: list[Any]) -> Any:
         method = p[0]

@@ -34,6 +34,11 @@ def twox128(data: bytes) -> bytes:
     ).to_bytes(8, "little")
 
 
+def twox64(data: bytes) -> bytes:
+    """Substrate's ``twox_64`` (the hash part of ``Twox64Concat``)."""
+    return xxhash.xxh64_intdigest(data, 0).to_bytes(8, "little")
+
+
 def storage_prefix(pallet: str, item: str) -> bytes:
     """The key of a plain storage value (or the prefix of a map)."""
     return twox128(pallet.encode()) + twox128(item.encode())
@@ -237,3 +242,44 @@ def accumulate(pairs: Iterable[tuple[bytes, bytes]]) -> int:
 def root_of(acc: int) -> bytes:
     """The devnet state root of an accumulator value."""
     return blake2_256(STATE_ROOT_DOMAIN + (acc % _MOD).to_bytes(32, "little"))
+
+
+# --- devnet read proofs (docs/devnet-wire.md) ---------------------------------------
+
+PROOF_REST_TAG = b"poolkeeper-devnet-proof-rest-v1:"
+
+
+class ProofError(ValueError):
+    """A read proof that does not decode or does not lead to the expected state root."""
+
+
+def read_proof_pairs(proof: Iterable[bytes]) -> tuple[dict[bytes, bytes | None], int | None]:
+    """The proved ``key → value`` pairs of a devnet read proof, and its rest accumulator
+    (``None`` when the proof has no rest item)."""
+    pairs: dict[bytes, bytes | None] = {}
+    rest: int | None = None
+    for item in proof:
+        if item.startswith(PROOF_REST_TAG) and len(item) == len(PROOF_REST_TAG) + 32:
+            if rest is not None:
+                raise ProofError("two rest items")
+            rest = int.from_bytes(item[len(PROOF_REST_TAG) :], "little")
+            continue
+        try:
+            key, value = decode_all(item, lambda r: (r.bytes_(), r.option(Reader.bytes_)))
+        except ScaleError as exc:
+            raise ProofError(f"undecodable proof item: {exc}") from exc
+        if key in pairs:
+            raise ProofError(f"key 0x{key.hex()} proved twice")
+        pairs[key] = value
+    return pairs, rest
+
+
+def verify_read_proof(proof: Iterable[bytes], state_root: bytes) -> dict[bytes, bytes | None]:
+    """The proved pairs, once ``root_of(rest + Σ leaf(present pairs)) == state_root``."""
+    pairs, rest = read_proof_pairs(proof)
+    if rest is None:
+        raise ProofError("the proof has no rest item")
+    acc = rest + sum(leaf(k, v) for k, v in pairs.items() if v is not None)
+    if root_of(acc) != state_root:
+        raise ProofError("the proof does not lead to the state root")
+    return pairs

@@ -1,14 +1,20 @@
 """One simulated pRuntime: the state machine behind the HTTP API.
 
-It does what a pool manager can observe of a real pRuntime in solo mode
-(PROTOCOL.md §1, docs/devnet-wire.md): InitRuntime with genesis checks, the "next"
-counters, SyncHeader with parent linkage and GRANDPA justification checks, DispatchBlocks
-that must reproduce each synced header's state root, worker events read from
-``PhalaMq.OutboundMessages`` in the dispatched changes, and signed egress messages
-(BenchReport, HeartbeatV2). Sync semantics follow phactory's ``storage_sync.rs``: in solo
-mode the counters start at ``headernum = blocknum = 1`` (header 0 is the genesis given to
-InitRuntime), headers below ``headernum`` are dropped from a batch, blocks below
-``blocknum`` are ignored.
+It does what a pool manager can observe of a real pRuntime (PROTOCOL.md §1,
+docs/devnet-wire.md): InitRuntime with genesis checks, the "next" counters, SyncHeader
+with parent linkage and GRANDPA justification checks, DispatchBlocks that must reproduce
+each synced header's state root, worker events read from ``PhalaMq.OutboundMessages`` in
+the dispatched changes, and signed egress messages (BenchReport, HeartbeatV2). Sync
+semantics follow phactory's ``storage_sync.rs``: in solo mode the counters start at
+``headernum = blocknum = 1`` (header 0 is the genesis given to InitRuntime), headers
+below ``headernum`` are dropped from a batch, blocks below ``blocknum`` are ignored.
+
+Parachain mode (``is_parachain``): the genesis header is a relay-chain header, headers
+given to SyncHeader are relay headers, and parachain headers arrive through
+SyncParaHeader / SyncCombinedHeaders with a read proof of ``Paras.Heads(para_id)``
+checked against the last synced relay header's state root; parachain header 0 validates
+the genesis state; blocks are parachain blocks, dispatched up to ``para_headernum − 1``.
+Counters after init: ``headernum = genesis + 1``, ``para_headernum = 0``, ``blocknum = 1``.
 
 Handlers take and return google.protobuf messages (see ``_proto``); they raise
 ``AppError`` (HTTP 500 with its text) or ``ScaleError`` (HTTP 400 ``DecodeError``).
@@ -17,6 +23,7 @@ Handlers take and return google.protobuf messages (see ``_proto``); they raise
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +34,7 @@ import sr25519
 from poolkeeper.devnet.pruntime import _proto
 from poolkeeper.devnet.pruntime._scale import (
     Header,
+    ProofError,
     Reader,
     ScaleError,
     accumulate,
@@ -41,8 +49,11 @@ from poolkeeper.devnet.pruntime._scale import (
     read_header,
     root_of,
     storage_prefix,
+    twox64,
     u32,
     u64,
+    read_proof_pairs,
+    verify_read_proof,
 )
 
 VERSION = "2.2.0-devnet"
@@ -126,6 +137,12 @@ class SimulatedPRuntime:
         self.headernum = 0
         self.blocknum = 0
         self.last_header_hash: bytes | None = None
+        self.is_parachain = False
+        self.para_headernum = 0
+        self.para_last_hash: bytes | None = None
+        self.relay_state_root = b""
+        self.genesis_state_root = b""
+        self.first_block = 1
         self.state_roots: dict[int, bytes] = {}
         self.state: dict[bytes, bytes] = {}
         self.acc = 0
@@ -147,7 +164,7 @@ class SimulatedPRuntime:
             initialized=self.initialized,
             registered=self.registered,
             headernum=self.headernum,
-            para_headernum=0,
+            para_headernum=self.para_headernum,
             blocknum=self.blocknum,
             state_root=root_of(self.acc).hex() if self.initialized else "",
             dev_mode=self.dev_mode,
@@ -193,8 +210,6 @@ class SimulatedPRuntime:
             else None
         )
         provider = _attestation_provider(request)
-        if request.is_parachain:
-            raise AppError("ChainModeMismatch: the devnet pRuntime runs in solo mode only")
         if provider is not None:
             raise AppError(
                 f"attestation provider {provider} is not available on the devnet (use None)"
@@ -204,12 +219,17 @@ class SimulatedPRuntime:
         state = dict(pairs)
         acc = accumulate(state.items())
         actual_root = root_of(acc)
-        if actual_root != genesis_header.state_root:
-            raise AppError(
-                f"StateRootMismatch block={genesis_header.number} "
-                f"expected=0x{genesis_header.state_root.hex()} actual=0x{actual_root.hex()}"
-            )
-        _check_genesis_proof(proof, state, authorities, set_id)
+        if request.is_parachain:
+            # The genesis header is a relay header: the GRANDPA keys are proven against its
+            # root; the parachain genesis state is checked against parachain header 0 later.
+            _check_relay_genesis_proof(proof, genesis_header, authorities, set_id)
+        else:
+            if actual_root != genesis_header.state_root:
+                raise AppError(
+                    f"StateRootMismatch block={genesis_header.number} "
+                    f"expected=0x{genesis_header.state_root.hex()} actual=0x{actual_root.hex()}"
+                )
+            _check_genesis_proof(proof, state, authorities, set_id, genesis_header)
 
         seed = request.debug_set_key if request.HasField("debug_set_key") else self.default_seed
         self.identity = Identity.from_seed(seed)
@@ -221,9 +241,15 @@ class SimulatedPRuntime:
         self.authorities = _Authorities(dict(authorities), set_id)
         self.state = state
         self.acc = acc
+        self.is_parachain = bool(request.is_parachain)
+        self.genesis_state_root = actual_root
+        self.relay_state_root = genesis_header.state_root
         self.headernum = genesis_header.number + 1
-        self.blocknum = genesis_header.number + 1
+        self.para_headernum = 0
+        self.blocknum = 1 if self.is_parachain else genesis_header.number + 1
+        self.first_block = self.blocknum
         self.last_header_hash = genesis_header.hash
+        self.para_last_hash = None
         self.current_block_time = _timestamp(state)
         self.can_load_chain_state = True
         self.initialized = True
@@ -234,7 +260,7 @@ class SimulatedPRuntime:
         if request.HasField("encoded_operator"):
             self.operator = decode_all(request.encoded_operator, lambda r: r.take(32))
         # Attestation only once the genesis state has been validated by a dispatched block.
-        return self._runtime_info(with_attestation=self.blocknum > self.genesis_number + 1)
+        return self._runtime_info(with_attestation=self.blocknum > self.first_block)
 
     def _runtime_info(self, *, with_attestation: bool) -> Message:
         assert self.identity is not None
@@ -294,18 +320,69 @@ class SimulatedPRuntime:
 
     def sync_para_header(self, request: Message) -> Message:
         self._require_init()
-        decode_all(request.encoded_headers, lambda r: r.vec(read_header))
-        raise AppError("ChainModeMismatch")
+        headers = decode_all(request.encoded_headers, lambda r: r.vec(read_header))
+        if not self.is_parachain:
+            raise AppError("ChainModeMismatch")
+        proof = [bytes(item) for item in request.proof]
+        return _proto.new("SyncedTo", synced_to=self._sync_para_headers(headers, proof))
 
     def sync_combined_headers(self, request: Message) -> Message:
         self._require_init()
         headers = decode_all(request.encoded_relaychain_headers, _read_headers_to_sync)
-        synced = self.headernum - 1 if self.stalled else self._sync_headers(headers)
+        para_headers: list[Header] = []
         if request.encoded_parachain_headers:
-            decode_all(request.encoded_parachain_headers, lambda r: r.vec(read_header))
-            if len(request.encoded_parachain_headers) > 1:
-                raise AppError("ChainModeMismatch")
-        return _proto.new("HeadersSyncedTo", relaychain_synced_to=synced, parachain_synced_to=0)
+            para_headers = decode_all(
+                request.encoded_parachain_headers, lambda r: r.vec(read_header)
+            )
+        # Relay part first; a failing parachain part leaves the relay part synced.
+        synced = self.headernum - 1 if self.stalled else self._sync_headers(headers)
+        if para_headers and not self.is_parachain:
+            raise AppError("ChainModeMismatch")
+        para_synced = self.para_headernum - 1
+        if self.is_parachain:
+            proof = [bytes(item) for item in request.proof]
+            para_synced = self._sync_para_headers(para_headers, proof)
+        return _proto.new(
+            "HeadersSyncedTo",
+            relaychain_synced_to=synced,
+            parachain_synced_to=max(para_synced, 0),
+        )
+
+    def _sync_para_headers(self, headers: list[Header], proof: list[bytes]) -> int:
+        headers = [h for h in headers if h.number >= self.para_headernum]
+        if self.stalled or not headers:
+            return self.para_headernum - 1
+        if headers[0].number != self.para_headernum:
+            raise AppError("BlockNumberMismatch")
+        try:
+            proved = verify_read_proof(proof, self.relay_state_root)
+        except ProofError as exc:
+            raise AppError(f"StorageProofFailed({exc})") from exc
+        head = proved.get(paras_heads_key(self.para_id))
+        if head is None:
+            raise AppError("StorageProofFailed(no Paras.Heads value for this parachain)")
+        try:
+            proven = decode_all(head, lambda r: read_header(Reader(r.bytes_())))
+        except ScaleError as exc:
+            raise AppError(f"StorageProofFailed(undecodable parachain head: {exc})") from exc
+        previous = self.para_last_hash
+        for header in headers:
+            if previous is not None and header.parent_hash != previous:
+                raise AppError("HeaderHashMismatch")
+            previous = header.hash
+        if headers[-1].hash != proven.hash:
+            raise AppError("HeaderHashMismatch")
+        if headers[0].number == 0 and headers[0].state_root != self.genesis_state_root:
+            raise AppError(
+                f"StateRootMismatch block=0 expected=0x{headers[0].state_root.hex()} "
+                f"actual=0x{self.genesis_state_root.hex()}"
+            )
+        for header in headers:
+            if header.number > 0:
+                self.state_roots[header.number] = header.state_root
+        self.para_headernum = headers[-1].number + 1
+        self.para_last_hash = headers[-1].hash
+        return headers[-1].number
 
     def _sync_headers(self, batch: list[tuple[Header, bytes | None]]) -> int:
         batch = [item for item in batch if item[0].number >= self.headernum]
@@ -322,8 +399,11 @@ class SimulatedPRuntime:
                 raise AppError("HeaderHashMismatch")
             previous = header.hash
         self._verify_justification(last, justification)
-        for header, _ in batch:
-            self.state_roots[header.number] = header.state_root
+        if self.is_parachain:
+            self.relay_state_root = last.state_root
+        else:
+            for header, _ in batch:
+                self.state_roots[header.number] = header.state_root
         self.headernum = last.number + 1
         self.last_header_hash = last.hash
         self.can_load_chain_state = False
@@ -605,28 +685,54 @@ def _attestation_provider(request: Message) -> int | None:
     raise ScaleError("invalid AttestationProvider")
 
 
+def paras_heads_key(para_id: int) -> bytes:
+    """``Paras.Heads(para_id)`` on the relay chain (Twox64Concat u32)."""
+    encoded = u32(para_id)
+    return storage_prefix("Paras", "Heads") + twox64(encoded) + encoded
+
+
+def _check_relay_genesis_proof(
+    proof: list[bytes], header: Header, authorities: list[tuple[bytes, int]], set_id: int
+) -> None:
+    try:
+        proved = verify_read_proof(proof, header.state_root)
+    except ProofError as exc:
+        raise AppError(f"StorageProofFailed({exc})") from exc
+    _check_authorities(proved, authorities, set_id)
+
+
+def _check_authorities(
+    state: Mapping[bytes, bytes | None], authorities: list[tuple[bytes, int]], set_id: int
+) -> None:
+    stored = state.get(GRANDPA_AUTHORITIES_KEY)
+    if stored is not None:
+        expected = decode_all(stored, lambda r: (r.u8(), r.vec(lambda x: (x.take(32), x.u64()))))
+        if expected[1] != authorities:
+            raise AppError("StorageProofFailed(authority set differs from the proven one)")
+    stored_id = state.get(GRANDPA_SET_ID_KEY)
+    if stored_id is not None and int.from_bytes(stored_id[:8], "little") != set_id:
+        raise AppError("StorageProofFailed(authority set id differs from the proven one)")
+
+
 def _check_genesis_proof(
     proof: list[bytes],
     state: dict[bytes, bytes],
     authorities: list[tuple[bytes, int]],
     set_id: int,
+    header: Header,
 ) -> None:
-    # The devnet's read proofs are the proved pairs; check them against the genesis state.
-    for item in proof:
-        try:
-            key, value = decode_all(item, lambda r: (r.bytes_(), r.option(Reader.bytes_)))
-        except ScaleError as exc:
-            raise AppError(f"StorageProofFailed({exc})") from exc
+    # Solo mode: the proved pairs must be the genesis state's, and with a rest item the
+    # proof must also lead to the genesis header's root.
+    try:
+        pairs, rest = read_proof_pairs(proof)
+        if rest is not None:
+            verify_read_proof(proof, header.state_root)
+    except ProofError as exc:
+        raise AppError(f"StorageProofFailed({exc})") from exc
+    for key, value in pairs.items():
         if state.get(key) != value:
             raise AppError(f"StorageProofFailed(value of 0x{key.hex()} differs from genesis)")
-    stored = state.get(GRANDPA_AUTHORITIES_KEY)
-    if stored is not None:
-        expected = decode_all(stored, lambda r: (r.u8(), r.vec(lambda x: (x.take(32), x.u64()))))
-        if expected[1] != authorities:
-            raise AppError("StorageProofFailed(authority set differs from genesis state)")
-    stored_id = state.get(GRANDPA_SET_ID_KEY)
-    if stored_id is not None and int.from_bytes(stored_id[:8], "little") != set_id:
-        raise AppError("StorageProofFailed(authority set id differs from genesis state)")
+    _check_authorities(state, authorities, set_id)
 
 
 def _timestamp(state: dict[bytes, bytes]) -> int:
