@@ -170,6 +170,14 @@ def up(
     ready_seconds: Annotated[
         float, typer.Option("--ready-timeout", help="How long to wait for the simulators.")
     ] = 120.0,
+    parachain: Annotated[
+        bool | None,
+        typer.Option(
+            "--parachain/--solo",
+            help="Run a parachain and its relay chain (default: when the inventory names "
+            "chain.relaychain_endpoints).",
+        ),
+    ] = None,
 ) -> None:
     """Start a chain simulator and the inventory's pRuntimes in the background."""
     try:
@@ -181,6 +189,15 @@ def up(
     if state_file.exists():
         raise _fail(f"error: a devnet is already recorded in {state_file}: run `devnet down` first")
     chain_port = _port_of(desired.settings.chain.endpoints[0].replace("ws://", "http://"))
+    relay_endpoints = desired.settings.chain.relaychain_endpoints
+    if parachain is None:
+        parachain = bool(relay_endpoints)
+    if parachain and not relay_endpoints:
+        raise _fail(
+            "error: --parachain needs settings.chain.relaychain_endpoints in the inventory "
+            "(the relay chain's websocket URL)"
+        )
+    relay_port = _port_of(relay_endpoints[0].replace("ws://", "http://")) if parachain else None
     genesis = genesis_for(desired, _addresses(desired, inventory), cool_down=cool_down)
     genesis_file = state_dir / "genesis.json"
     genesis_file.write_text(json.dumps(genesis, indent=2), encoding="utf-8")
@@ -195,6 +212,7 @@ def up(
             str(chain_port),
             "--genesis",
             str(genesis_file),
+            *(["--relay-port", str(relay_port)] if relay_port is not None else []),
         ],
         chain_log,
     )
@@ -227,7 +245,7 @@ def up(
     state_file.write_text(json.dumps({"pids": pids, "chain_port": chain_port}), encoding="utf-8")
     try:
         _wait_ready(
-            lambda: _listening(chain_port),
+            lambda: _listening(chain_port) and (relay_port is None or _listening(relay_port)),
             "the chain simulator",
             ready_seconds,
             {chain_pid: chain_log},
@@ -248,8 +266,9 @@ def up(
         _stop(pids)
         state_file.unlink(missing_ok=True)
         raise
+    relay_note = f" (parachain; relay chain ws://127.0.0.1:{relay_port})" if relay_port else ""
     typer.echo(
-        f"devnet up: chain ws://127.0.0.1:{chain_port}, {len(ports)} pRuntime(s) "
+        f"devnet up: chain ws://127.0.0.1:{chain_port}{relay_note}, {len(ports)} pRuntime(s) "
         f"on ports {ports[0]}..{ports[-1]}; state in {state_dir}"
     )
 

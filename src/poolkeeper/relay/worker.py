@@ -7,9 +7,11 @@ worker when asked to and carry its egress (benchmark reports, heartbeats) to the
 In parachain mode (the source is a ``ParachainSource``) blocks trail the synced
 parachain headers; parachain headers that ``Paras.Heads`` at the last synced relay
 block proves are sent with ``SyncParaHeader``; relay headers go with the parachain
-headers proven at their last block in one ``SyncCombinedHeaders`` (as PRB does). Each ``step()`` re-reads the counters first, so a pRuntime
-that restarted (uninitialised, or counters went back) is simply re-initialised and
-re-synced; a pRuntime that accepts calls but does not advance is reported as stalled.
+headers proven at their last block in one ``SyncCombinedHeaders`` (as PRB does).
+
+Each ``step()`` re-reads the counters first, so a pRuntime that restarted
+(uninitialised, or counters went back) is simply re-initialised and re-synced; a
+pRuntime that accepts calls but does not advance is reported as stalled.
 All chain data comes from the shared ``RelaySource``.
 """
 

@@ -96,3 +96,71 @@ def test_devnet_up_fails_fast_and_cleans_up_when_a_simulator_cannot_bind(tmp_pat
     assert not (tmp_path / "devnet" / "devnet.json").exists()
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", chain_port)) != 0, "the chain simulator was left"
+
+
+def _rpc(url: str, method: str, params: list[object]) -> object:
+    ws = websocket.create_connection(url, timeout=10)
+    try:
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        return json.loads(ws.recv())["result"]
+    finally:
+        ws.close()
+
+
+def test_devnet_up_parachain_serves_a_relay_chain_beside_the_parachain(tmp_path: Path) -> None:
+    chain_port, relay_port, *worker_ports = free_port_run(10)
+    inventory = tmp_path / "inventory"
+    shutil.copytree(ROOT / "inventory", inventory)
+    for path in inventory.rglob("*.yaml"):
+        text = path.read_text().replace(
+            "      - ws://127.0.0.1:9944\n",
+            f"      - ws://127.0.0.1:{chain_port}\n"
+            f"    relaychain_endpoints:\n      - ws://127.0.0.1:{relay_port}\n",
+        )
+        for i in range(8):
+            text = text.replace(
+                f"http://127.0.0.1:{8100 + i}", f"http://127.0.0.1:{worker_ports[i]}"
+            )
+        path.write_text(text)
+    state_dir = tmp_path / "devnet"
+    command = [sys.executable, "-m", "poolkeeper", "devnet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "POOLKEEPER_MNEMONIC": PHRASE}
+    up = subprocess.run(
+        [*command, "up", str(inventory), "--state-dir", str(state_dir), "--parachain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"relay chain ws://127.0.0.1:{relay_port}" in up.stdout
+        para_url, relay_url = f"ws://127.0.0.1:{chain_port}", f"ws://127.0.0.1:{relay_port}"
+        deadline = time.monotonic() + 30
+        while int(str(_rpc(para_url, "chain_getHeader", [])["number"]), 16) < 1:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the parachain produced no block"
+            time.sleep(0.3)
+        # Paras.Heads(2035) on the relay chain holds a parachain header.
+        key = (
+            "0xcd710b30bd2eab0352ddcc26417aa1941b3c252fcb29d88eff4f3de5de4476c3"
+            "160394315fe95b98f3070000"
+        )
+        head = _rpc(relay_url, "state_getStorage", [key])
+        # Bytes(header): a 2-byte length prefix, then parent hash, number, roots, digest.
+        assert isinstance(head, str)
+        raw = bytes.fromhex(head[2:])
+        assert int.from_bytes(raw[:2], "little") >> 2 == len(raw) - 2 >= 32 + 1 + 64 + 1
+        assert _rpc(para_url, "system_chain", []) != _rpc(relay_url, "system_chain", [])
+    finally:
+        down = subprocess.run(
+            [*command, "down", "--state-dir", str(state_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert down.returncode == 0, down.stderr
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", relay_port)) != 0, "the relay chain was left"

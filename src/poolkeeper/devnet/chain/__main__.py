@@ -1,4 +1,8 @@
-"""``python -m poolkeeper.devnet.chain``: run the devnet chain in the foreground."""
+"""``python -m poolkeeper.devnet.chain``: run the devnet chain in the foreground.
+
+With ``--relay-port`` it runs a parachain (on ``--port``) and its relay chain (on
+``--relay-port``) instead of a solo chain (``parachain.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import sys
 from poolkeeper.devnet.chain import _genesis
 from poolkeeper.devnet.chain._engine import Chain
 from poolkeeper.devnet.chain.pallets import phala_pallet_classes
+from poolkeeper.devnet.chain.parachain import ParachainNetwork, serve_both, servers_for
 from poolkeeper.devnet.chain.server import DevnetServer, Faults, load_runtime, parse_block_time
 
 
@@ -24,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=int, default=0, help="delay every response")
     parser.add_argument("--reject-next", type=int, default=0, help="reject the next N extrinsics")
     parser.add_argument("--paused", action="store_true", help="start without producing blocks")
+    parser.add_argument(
+        "--relay-port",
+        type=int,
+        default=None,
+        help="parachain mode: serve the parachain on --port and its relay chain here",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -33,16 +44,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devnet chain: {exc}", file=sys.stderr)
         return 2
     lag = args.finality_lag if args.finality_lag is not None else int(config.get("finality_lag", 2))
-    chain = Chain(runtime, version, config, pallet_classes=phala_pallet_classes(), finality_lag=lag)
     faults = Faults(delay_ms=args.delay_ms, reject_next=args.reject_next, paused=args.paused)
     block_time = parse_block_time(args.block_time or config.get("block_time"))
-    server = DevnetServer(chain, block_time, str(config.get("chain_name", "Khala Devnet")), faults)
+    name = str(config.get("chain_name", "Khala Devnet"))
+    if args.relay_port is not None:
+        network = ParachainNetwork(runtime, version, config, finality_lag=lag)
+        return _run_parachain(
+            args.port,
+            args.relay_port,
+            network=network,
+            block_time=block_time,
+            name=name,
+            faults=faults,
+        )
+    chain = Chain(runtime, version, config, pallet_classes=phala_pallet_classes(), finality_lag=lag)
+    server = DevnetServer(chain, block_time, name, faults)
 
     def started(port: int) -> None:
         print(f"devnet chain listening on ws://127.0.0.1:{port}", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.run("127.0.0.1", args.port, started))
+    return 0
+
+
+def _run_parachain(
+    port: int,
+    relay_port: int,
+    *,
+    network: ParachainNetwork,
+    block_time: float | str,
+    name: str,
+    faults: Faults,
+) -> int:
+    para, relay = servers_for(network, block_time, name, faults)
+
+    def started(para_port: int, relay_bound: int) -> None:
+        print(
+            f"devnet parachain listening on ws://127.0.0.1:{para_port}, "
+            f"relay chain on ws://127.0.0.1:{relay_bound}",
+            flush=True,
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve_both(
+                para,
+                relay,
+                host="127.0.0.1",
+                para_port=port,
+                relay_port=relay_port,
+                started=started,
+            )
+        )
     return 0
 
 

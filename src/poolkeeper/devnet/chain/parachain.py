@@ -170,6 +170,7 @@ def servers_for(
 async def serve_both(
     para: DevnetServer,
     relay: DevnetServer,
+    *,
     host: str,
     para_port: int,
     relay_port: int,
@@ -222,7 +223,7 @@ class DevnetParachain:
         relay_lead: int = RELAY_LEAD,
     ) -> DevnetParachain:
         """Start both on 127.0.0.1 (free ports) and return once they listen."""
-        network, config = build_network(genesis, finality_lag=finality_lag, relay_lead=relay_lead)
+        network, _ = build_network(genesis, finality_lag=finality_lag, relay_lead=relay_lead)
         network.para.runtime.load_scalecodec()
         servers = servers_for(
             network, parse_block_time(block_time if block_time is not None else "1s")
@@ -238,7 +239,11 @@ class DevnetParachain:
                 ports.extend((para_port, relay_port))
                 ready.set()
 
-            task = asyncio.create_task(serve_both(*servers, "127.0.0.1", 0, 0, on_started))
+            task = asyncio.create_task(
+                serve_both(
+                    *servers, host="127.0.0.1", para_port=0, relay_port=0, started=on_started
+                )
+            )
             done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
             if task in done and task.exception() is not None:
                 failure.append(task.exception())  # type: ignore[arg-type]

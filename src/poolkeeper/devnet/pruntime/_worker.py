@@ -47,12 +47,12 @@ from poolkeeper.devnet.pruntime._scale import (
     enc_vec,
     leaf,
     read_header,
+    read_proof_pairs,
     root_of,
     storage_prefix,
     twox64,
     u32,
     u64,
-    read_proof_pairs,
     verify_read_proof,
 )
 
