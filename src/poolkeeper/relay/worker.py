@@ -157,7 +157,7 @@ class WorkerRelay:
                 debug_set_key=self.options.debug_set_key,
                 encoded_genesis_state=genesis.genesis_state,
                 encoded_operator=self.options.operator,
-                is_parachain=self.source.is_parachain,
+                is_parachain=isinstance(self.source, ParachainSource),
                 attestation_provider=self.options.attestation_provider,
             )
         )
