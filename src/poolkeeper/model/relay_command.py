@@ -16,6 +16,8 @@ from collections.abc import Mapping
 PLACEHOLDERS: dict[str, str] = {
     "endpoint": "the worker's pRuntime URL",
     "chain": "the node websocket URL (settings.chain.endpoints[0])",
+    "relaychain": "the relay chain's websocket URL (settings.chain.relaychain_endpoints[0]; "
+    "the node URL on a solo chain)",
     "operator": "SS58 address of the worker's pool owner",
     "worker": "the worker's name",
     "attestation_provider": "none, ias or dcap (settings.relay.attestation_provider)",

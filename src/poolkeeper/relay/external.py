@@ -307,6 +307,7 @@ class ExternalRelayFactory:
         values = {
             "endpoint": worker.endpoint,
             "chain": self.chain_url,
+            "relaychain": (self.settings.chain.relaychain_endpoints or (self.chain_url,))[0],
             "worker": worker.name,
             "attestation_provider": self.settings.relay.attestation_provider,
             "sync_blocks": str(self.settings.relay.sync_blocks),

@@ -82,3 +82,9 @@ def test_worker_command_overrides_settings_and_implies_external() -> None:
         {"name": "d", "endpoint": "http://h:4", "relay": {"mode": "internal"}}
     )
     assert external_relay_command(everyone, opted_out) is None
+
+
+def test_relaychain_placeholder_expands_like_the_others() -> None:
+    template = ("pherry", "--parachain", "--relaychain-ws-endpoint", "{relaychain}")
+    assert template_problem(template[3]) is None
+    assert expand(template, {"relaychain": "ws://127.0.0.1:9945"})[3] == "ws://127.0.0.1:9945"
