@@ -336,6 +336,11 @@ class ParachainSource(RelaySource):
         # the collator's own finalized head (read at most every head_ttl) says so.
         return max(await super().finalized_number(), self._proven_para_number)
 
+    async def wait_finalized_above(self, number: int, timeout: float) -> bool:
+        """Waits on the relay chain: relays pass the pRuntime's relay counter
+        (``headernum − 1``), and a new relay block is what brings parachain headers."""
+        return await self.relaychain.wait_finalized_above(number, timeout)
+
     async def para_id(self) -> int:
         async def fetch() -> int:
             raw = await self._call("state_getStorage", [PARA_ID_KEY, await self.block_hash(0)])

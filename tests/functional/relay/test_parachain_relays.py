@@ -74,9 +74,7 @@ async def test_parachain_workers_sync_register_compute_and_stay_at_tip(tmp_path:
         )
         desired = load_inventory(inventory)
         assert desired.settings.chain.is_parachain
-        rec = Reconciler(
-            desired, mnemonic=mnemonic, state_dir=tmp_path, relay_idle_seconds=BLOCK_TIME / 2
-        )
+        rec = Reconciler(desired, mnemonic=mnemonic, state_dir=tmp_path, relay_idle_seconds=1.0)
         assert isinstance(rec.source, ParachainSource)
         try:
             await _converge_and_keep(rec, sim)
@@ -249,6 +247,25 @@ async def test_solo_pruntime_refuses_parachain_headers(built_network: DevnetPara
                 assert caught.value.reason == "ChainModeMismatch"
                 # Relay part first: the solo headers were taken before the refusal.
                 assert (await client.get_info()).headernum == 2
+    finally:
+        await para.close()
+        await relay.close()
+
+
+async def test_relays_at_the_tip_wait_for_the_next_relay_chain_block(
+    built_network: DevnetParachain,
+) -> None:
+    para, relay = AsyncRpc(built_network.url), AsyncRpc(built_network.relay_url)
+    source = ParachainSource(para, relay, head_ttl=0.05)
+    try:
+        relay_final = await source.relaychain.finalized_number()
+        # A pRuntime synced to the relay chain's finalized head waits for the next relay
+        # block (the parachain's own numbers are lower: they must not be compared).
+        waiting = asyncio.ensure_future(source.wait_finalized_above(relay_final, 10))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await asyncio.to_thread(built_network.new_block)
+        assert await asyncio.wait_for(waiting, 5)
     finally:
         await para.close()
         await relay.close()
