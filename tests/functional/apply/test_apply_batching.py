@@ -1,4 +1,6 @@
-"""A reconcile pass adding 150 scored workers to 2 proxied pools and starting them all.
+"""A reconcile pass adding 150 scored workers to proxied pools and starting them all:
+2 pools (one batch per operator and wave), or 1 pool (its operator has two batches per
+wave in flight, with consecutive nonces).
 
 The devnet chain starts with the workers registered and scored but in no pool (operated
 by the pools' owners); the inventory wants them computing. ``Reconciler.reconcile_once``
@@ -38,7 +40,6 @@ from poolkeeper.relay.worker import RelayOptions
 from tests.functional.apply._world import PHRASE, _stake_pool_calls
 
 WORKERS = 150
-POOLS = 2
 STAKE = 1000 * 10**12
 MAX_CALLS = 100
 
@@ -47,11 +48,11 @@ def worker_pubkey(index: int) -> str:
     return hashlib.blake2b(b"batching:" + index.to_bytes(4, "little"), digest_size=32).hexdigest()
 
 
-def write_inventory(directory: Path, chain_url: str) -> None:
+def write_inventory(directory: Path, chain_url: str, pools_count: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     accounts = ["accounts:"]
     pools = ["pools:"]
-    for pid in range(POOLS):
+    for pid in range(pools_count):
         accounts.append(f"  - {{name: owner-{pid}, role: owner, derivation: owner//{pid}}}")
         accounts.append(
             f"  - {{name: operator-{pid}, role: operator, derivation: operator//{pid}}}"
@@ -62,7 +63,7 @@ def write_inventory(directory: Path, chain_url: str) -> None:
         )
     workers = ["workers:"] + [
         f"  - {{name: w{i:03d}, endpoint: 'http://127.0.0.1:9/w/{i}', "
-        f"pool: pool-{i * POOLS // WORKERS}}}"
+        f"pool: pool-{i * pools_count // WORKERS}}}"
         for i in range(WORKERS)
     ]
     for name, lines in (("accounts", accounts), ("pools", pools), ("workers", workers)):
@@ -98,10 +99,15 @@ class ChainOnlyReconciler(Reconciler):
         return {}
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[DevnetChain, Desired, Path]]:
+@pytest.fixture(params=[2, 1], ids=["2-pools", "1-pool"])
+def world(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[DevnetChain, Desired, Path]]:
+    """2 pools: one batch per signer and wave; 1 pool: two batches of one signer per wave,
+    in flight together with consecutive nonces."""
+    pools_count: int = request.param
     inventory = tmp_path / "inventory"
-    write_inventory(inventory, "ws://127.0.0.1:1")
+    write_inventory(inventory, "ws://127.0.0.1:1", pools_count)
     desired = load_inventory(inventory)
     ring = KeyRing(desired, Mnemonic(PHRASE))
     addresses = {a.name: ring.address(a.name) for a in desired.accounts}
@@ -117,7 +123,7 @@ def world(tmp_path: Path) -> Iterator[tuple[DevnetChain, Desired, Path]]:
     ]
     chain = DevnetChain.start(genesis, block_time=0.2, finality_lag=1)
     try:
-        write_inventory(inventory, chain.url)
+        write_inventory(inventory, chain.url, pools_count)
         yield chain, load_inventory(inventory), tmp_path / "state"
     finally:
         chain.stop()
@@ -127,6 +133,7 @@ async def test_each_wave_goes_out_in_full_batches_and_lands(
     world: tuple[DevnetChain, Desired, Path],
 ) -> None:
     chain, desired, state_dir = world
+    pools_count = len(desired.pools)
     reconciler = ChainOnlyReconciler(
         desired, mnemonic=Mnemonic(PHRASE), state_dir=state_dir, chain_url=chain.url
     )
@@ -155,6 +162,12 @@ async def test_each_wave_goes_out_in_full_batches_and_lands(
     for kind, blocks in waves.items():
         assert len(blocks) <= math.ceil(WORKERS / MAX_CALLS), (kind, len(blocks))
     assert min(waves[ActionKind.START_COMPUTING]) > max(waves[ActionKind.ADD_WORKER])
+    nonces: dict[str, list[int]] = {}
+    for entry in entries:
+        nonces.setdefault(entry.signer, []).append(entry.nonce)
+    assert len(nonces) == pools_count  # each pool's operator signs its own batches
+    for signer_nonces in nonces.values():
+        assert sorted(signer_nonces) == list(range(len(signer_nonces)))  # none lost or reused
 
     # The chain's own blocks: every journaled extrinsic once, nothing else signed by us,
     # and no pool call twice.
@@ -168,11 +181,11 @@ async def test_each_wave_goes_out_in_full_batches_and_lands(
 
     adapter = SubstrateChain(chain.url)
     try:
-        state = await adapter.read_state(list(range(POOLS)), ())
+        state = await adapter.read_state(list(range(pools_count)), ())
     finally:
         await adapter.close()
     for i, worker in enumerate(desired.workers):
-        pid = i * POOLS // WORKERS
+        pid = i * pools_count // WORKERS
         seen = state.workers[worker_pubkey(i)]
         assert worker_pubkey(i) in state.pools[pid].workers, worker.name
         assert seen.pool_pid == pid and seen.stake == STAKE, seen
