@@ -155,3 +155,21 @@ async def test_prepared_whose_nonce_was_consumed_is_dropped(journal: Journal) ->
     assert not results[0].ok and "used by another extrinsic" in (results[0].error or "")
     assert journal.entries()[0].status is JournalStatus.DROPPED
     assert chain.sent_hashes == []
+
+
+async def test_balances_of_all_signers_are_read_once_per_wave(journal: Journal) -> None:
+    reads: list[tuple[str, ...]] = []
+
+    class CountingChain(FakeChain):
+        async def read_state(self, pids, addresses, pubkeys=()):  # type: ignore[no-untyped-def]
+            reads.append(tuple(addresses))
+            return await super().read_state(pids, addresses, pubkeys)
+
+    signers = ("a", "b", "c")
+    chain = CountingChain(balances={f"addr-{s}": 10**6 for s in signers})
+    actions = [add_worker(i, signer=signers[i % 3]) for i in range(6)]
+    actions += [start(i, signer=signers[i % 3]) for i in range(6)]
+    results = await make(chain, journal).execute(actions)
+    assert all(r.ok for r in results)
+    assert reads == [("addr-a", "addr-b", "addr-c")] * 2  # two waves, one read each
+    assert len(journal.entries()) == 6  # one extrinsic per signer and wave
