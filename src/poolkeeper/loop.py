@@ -265,7 +265,7 @@ class Reconciler:
 
     async def observe(self) -> Observed:
         today = datetime.now(UTC).strftime("%Y-%m-%d")
-        return await observe(
+        observed = await observe(
             self.desired,
             self.chain,
             PRuntimeInfoReader(self.transport),
@@ -273,6 +273,11 @@ class Reconciler:
             relay_details=self.relays.details(),
             topped_up_today=self.journal.topped_up_on(today),
         )
+        self.relays.note_observation(observed)
+        relays, details = self.relays.statuses(), self.relays.details()
+        if relays != observed.relays or details != observed.relay_details:
+            observed = observed.model_copy(update={"relays": relays, "relay_details": details})
+        return observed
 
     def _with_created_pools(self) -> None:
         """Pools created earlier (journal) get their pid, so they are never created twice."""

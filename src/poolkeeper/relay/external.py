@@ -59,6 +59,12 @@ class ExternalStatus:
     problem: str | None = None
     last_line: str | None = None
     """The last line it printed (secrets masked)."""
+    counters: tuple[int, int, int] | None = None
+    """The pRuntime's (headernum, para_headernum, blocknum) when last seen to move."""
+    unmoved_since: float | None = None
+    """``time.monotonic()`` since when the pRuntime, behind the chain, has not moved."""
+    stalled_for: float | None = None
+    """Seconds without progress once past ``stall_seconds``: the relay is stalled."""
 
     def describe(self) -> str:
         exited = f"exited with code {self.last_exit}" if self.last_exit is not None else None
@@ -66,6 +72,11 @@ class ExternalStatus:
             text = f"external, running (pid {self.pid})"
             if self.starts > 1 and exited:
                 text += f", restarted {self.starts - 1}× (last {exited})"
+            if self.stalled_for is not None and self.counters is not None:
+                text += (
+                    f"; stalled: pRuntime at #{self.counters[2]} behind the chain, "
+                    f"no progress for {self.stalled_for:.0f}s"
+                )
             return text
         if self.state is ExternalState.BACKING_OFF:
             left = max(0.0, (self.restart_at or 0.0) - time.monotonic())
@@ -92,6 +103,9 @@ class ExternalRelayOptions:
     """A run at least this long resets the backoff."""
     stop_seconds: float = 5.0
     """Grace between SIGTERM and SIGKILL when stopping."""
+    stall_seconds: float = 120.0
+    """A running process whose pRuntime, behind the chain, has not moved for this long is
+    reported stalled (it stays running: the operator, or its own watchdog, decides)."""
     problem: str | None = None
     """Why it cannot be started at all (e.g. a placeholder without a value)."""
 
@@ -114,11 +128,30 @@ class ExternalRelay:
         self._process: asyncio.subprocess.Process | None = None
 
     def model_status(self) -> RelayStatus:
+        if self.status.state is ExternalState.RUNNING and self.status.stalled_for is not None:
+            return RelayStatus.STALLED
         if self.status.state in (ExternalState.RUNNING, ExternalState.STARTING):
             return RelayStatus.RUNNING
         if self.status.state is ExternalState.STOPPED:
             return RelayStatus.STOPPED
         return RelayStatus.BACKING_OFF
+
+    def note_progress(
+        self, counters: tuple[int, int, int] | None, behind: bool, now: float | None = None
+    ) -> None:
+        """What observation saw of this worker's pRuntime: its counters (None when
+        unreachable or uninitialized) and whether it is behind the chain. A process that
+        runs while its pRuntime stays behind without moving is a stall, never silent."""
+        status = self.status
+        now = time.monotonic() if now is None else now
+        if status.state is not ExternalState.RUNNING or not behind:
+            status.counters, status.unmoved_since, status.stalled_for = counters, None, None
+            return
+        if status.unmoved_since is None or counters != status.counters:
+            status.counters, status.unmoved_since, status.stalled_for = counters, now, None
+            return
+        unmoved = now - status.unmoved_since
+        status.stalled_for = unmoved if unmoved >= self.options.stall_seconds else None
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
         """Keep the process running until ``stop`` is set; then end it (and its group)."""

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from poolkeeper.chain.relay_source import RelaySource
-from poolkeeper.model.observed import RelayStatus
+from poolkeeper.model.observed import Observed, RelayStatus
+from poolkeeper.model.phase import is_synced
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelay, ExternalRelayOptions
 from poolkeeper.relay.worker import RelayCondition, RelayOptions, Submit, WorkerRelay
@@ -103,6 +104,21 @@ class RelaySupervisor:
     def external(self, name: str) -> ExternalRelay | None:
         running = self._running.get(name)
         return running.relay if running and isinstance(running.relay, ExternalRelay) else None
+
+    def note_observation(self, observed: Observed) -> None:
+        """Let external relays judge their progress from the pRuntimes just observed (an
+        in-process relay sees its pRuntime's counters itself)."""
+        for running in self._running.values():
+            if not isinstance(running.relay, ExternalRelay):
+                continue
+            seen = observed.pruntimes.get(running.endpoint)
+            info = seen.info if seen else None
+            counters = (
+                (info.headernum, info.para_headernum, info.blocknum)
+                if info is not None and info.initialized
+                else None
+            )
+            running.relay.note_progress(counters, behind=not is_synced(seen, observed.head))
 
     def statuses(self) -> dict[str, RelayStatus]:
         """Each running relay's status in the model's terms."""

@@ -19,11 +19,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from poolkeeper.model.desired import Settings, WorkerSpec
-from poolkeeper.model.observed import RelayStatus
+from poolkeeper.model.observed import (
+    ChainHead,
+    Observed,
+    PRuntimeInfo,
+    PRuntimeObservation,
+    RelayStatus,
+)
 from poolkeeper.relay.external import ExternalRelayFactory, ExternalState
 from poolkeeper.relay.supervisor import RelaySupervisor
 
@@ -247,3 +255,48 @@ def test_poolkeeper_relay_stops_its_external_relays_on_sigterm(tmp_path: Path) -
     while time.monotonic() < deadline and not all(gone(r["pid"]) for r in records):
         time.sleep(0.1)
     assert all(gone(r["pid"]) for r in records), "a relay process outlived poolkeeper"
+
+
+def observation(endpoint: str, blocknum: int, finalized: int) -> Observed:
+    info = PRuntimeInfo(initialized=True, headernum=blocknum, blocknum=blocknum)
+    return Observed(
+        read_at=datetime.now(UTC),
+        head=ChainHead(best_number=finalized + 2, finalized_number=finalized),
+        pruntimes={endpoint: PRuntimeObservation(endpoint=endpoint, info=info)},
+    )
+
+
+async def test_a_running_relay_whose_pruntime_does_not_move_is_reported_stalled(
+    tmp_path: Path,
+) -> None:
+    endpoint = "http://127.0.0.1:9/w3"
+    options = replace(
+        factory(tmp_path).options(worker("w3"), tuple(TEMPLATE), None), stall_seconds=0.6
+    )
+    (tmp_path / "relays" / "w3").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "relays" / "w3" / "control").write_text("run")
+    relays = supervisor()
+    relays.reconcile({"w3": (endpoint, options)})
+    try:
+        relay = relays.external("w3")
+        assert relay is not None
+        await wait_for(lambda: relay.status.state is ExternalState.RUNNING, 15, "running")
+        # Moving while behind: running. Then stuck behind the chain: stalled after 0.6 s.
+        for blocknum in (10, 20, 20):
+            relays.note_observation(observation(endpoint, blocknum, finalized=500))
+            assert relays.statuses()["w3"] is RelayStatus.RUNNING
+        await asyncio.sleep(0.7)
+        relays.note_observation(observation(endpoint, 20, finalized=510))
+        assert relays.statuses()["w3"] is RelayStatus.STALLED
+        assert "stalled: pRuntime at #20" in relays.details()["w3"], relays.details()
+        # It moves again: the condition clears at once.
+        relays.note_observation(observation(endpoint, 21, finalized=510))
+        assert relays.statuses()["w3"] is RelayStatus.RUNNING
+        assert "stalled" not in relays.details()["w3"]
+        # At the tip, not moving is not a stall.
+        relays.note_observation(observation(endpoint, 510, finalized=510))
+        await asyncio.sleep(0.7)
+        relays.note_observation(observation(endpoint, 510, finalized=512))
+        assert relays.statuses()["w3"] is RelayStatus.RUNNING
+    finally:
+        await relays.stop_all()
