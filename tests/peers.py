@@ -277,14 +277,6 @@ def devnet_peer() -> Iterator[ChainPeer]:
             # in can_withdraw with TokenError::FundsUnavailable, not a Balances module error.
             overdraft_error="Token.FundsUnavailable",
             node_error_texts=True,
-            known_deviations=dict.fromkeys(
-                (
-                    "test_overdraft_fails_with_the_runtimes_insufficient_balance_error",
-                    "test_force_batch_reports_item_failed_at_the_right_index",
-                ),
-                "devnet reports an overdraft as Balances.InsufficientBalance; "
-                "Khala's pallet_balances reports Token.FundsUnavailable",
-            ),
             _fund=fund,
             _new_block=new_block,
         )

@@ -110,6 +110,25 @@ async def test_batch_with_a_failing_item_maps_each_result_to_its_action(
     assert entry.status is JournalStatus.IN_BLOCK
 
 
+async def test_overdraft_item_reads_as_the_runtimes_error(
+    peer: ChainPeer, chain: SubstrateChain, journal: Journal
+) -> None:
+    """The per-action result names the runtime's error readably, a module error
+    (``Balances.InsufficientBalance``) as well as a Token one (``Token.FundsUnavailable``)."""
+    payer = peer.new_account("overdraft-payer", 10)
+    dest = peer.new_account("overdraft-dest", 1)
+    executor = Executor(chain, chain, journal, Signers(payer=payer))
+    jobs = [
+        Job("fine", transfer(dest.ss58_address, peer.unit), "payer"),
+        Job("overdraft", transfer(dest.ss58_address, 100 * peer.unit), "payer"),
+    ]
+    by_id = {r.action_id: r for r in await executor.execute_jobs(jobs)}
+    assert by_id["fine"].ok, by_id["fine"]
+    assert not by_id["overdraft"].ok
+    assert by_id["overdraft"].error is not None
+    assert peer.overdraft_error in by_id["overdraft"].error, by_id["overdraft"]
+
+
 async def test_proxy_call_signed_by_a_delegate(
     peer: ChainPeer, chain: SubstrateChain, journal: Journal
 ) -> None:

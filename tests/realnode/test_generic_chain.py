@@ -197,7 +197,6 @@ def test_force_batch_reports_item_failed_at_the_right_index(
     assert free_balance(substrate, sender.ss58_address) == 7 * peer.unit - fee_paid(
         receipt, sender.ss58_address
     )
-    # last, as the devnet's overdraft error name is a known deviation (see its peer)
     assert dispatch_error_name(substrate, items[3][1]["error"]) == peer.overdraft_error
 
 

@@ -914,7 +914,8 @@ def _call_index(pallet: Any, function: str) -> int:
 
 
 def dispatch_error_text(s: SubstrateInterface, error: Any) -> str:
-    """``Pallet.ErrorName`` for a module error, else the error's variant name."""
+    """``Pallet.ErrorName`` for a module error, ``Kind.Variant`` for the other kinds that
+    carry one (``Token.FundsUnavailable``, ``Arithmetic.Overflow``), else the variant name."""
     if isinstance(error, dict) and "Module" in error:
         module = error["Module"]
         if isinstance(module, tuple | list):
@@ -928,6 +929,10 @@ def dispatch_error_text(s: SubstrateInterface, error: Any) -> str:
             return f"Module({index}, {err})"
         module_error = s.metadata.get_module_error(module_index=index, error_index=err)
         return f"{pallet.name}.{module_error.name}"
+    if isinstance(error, dict) and len(error) == 1:
+        kind, detail = next(iter(error.items()))
+        if isinstance(detail, str):
+            return f"{kind}.{detail}"
     if isinstance(error, dict):
         return "/".join(f"{k}({v})" if v not in (None, ()) else str(k) for k, v in error.items())
     return str(error)

@@ -37,6 +37,21 @@ def event_ids(receipt: Any) -> list[str]:
     return [f"{e.value['module_id']}.{e.value['event_id']}" for e in receipt.triggered_events]
 
 
+def dispatch_error(receipt: Any) -> Any:
+    """The raw DispatchError of System.ExtrinsicFailed (substrate-interface names module
+    errors only: its ``error_message`` is None for ``Token(..)``)."""
+    (failed,) = [
+        e.value["attributes"]["dispatch_error"]
+        for e in receipt.triggered_events
+        if e.value["event_id"] == "ExtrinsicFailed"
+    ]
+    return failed
+
+
+def existential_deposit(substrate: SubstrateInterface) -> int:
+    return int(substrate.get_constant("Balances", "ExistentialDeposit").value)
+
+
 def test_connect_reports_phala_properties(substrate: SubstrateInterface) -> None:
     substrate.init_runtime()
     assert substrate.ss58_format == 30
@@ -72,7 +87,8 @@ def test_transfer_keep_alive_charges_the_quoted_fee(substrate: SubstrateInterfac
     assert free_of(substrate, sender) == before_sender - PHA - receipt.total_fee_amount
 
 
-def test_overdraft_fails_with_insufficient_balance(substrate: SubstrateInterface) -> None:
+def test_overdraft_fails_with_token_funds_unavailable(substrate: SubstrateInterface) -> None:
+    """Khala's fungible-based pallet_balances: not a module error but Token(FundsUnavailable)."""
     sender = new_funded(substrate, 5 * PHA)
     call = substrate.compose_call(
         "Balances",
@@ -83,9 +99,104 @@ def test_overdraft_fails_with_insufficient_balance(substrate: SubstrateInterface
         substrate.create_signed_extrinsic(call, sender), wait_for_inclusion=True
     )
     assert not receipt.is_success
-    assert receipt.error_message["name"] == "InsufficientBalance"
-    assert "System.ExtrinsicFailed" in event_ids(receipt)
+    assert dispatch_error(receipt) == {"Token": "FundsUnavailable"}
     assert free_of(substrate, sender) == 5 * PHA - receipt.total_fee_amount
+
+
+def test_keep_alive_below_the_existential_deposit_is_not_expendable(
+    substrate: SubstrateInterface,
+) -> None:
+    sender = new_funded(substrate, 5 * PHA)
+    bob = dev_key("Bob").ss58_address
+    balance = free_of(substrate, sender)
+
+    def keep_alive(value: int) -> Any:
+        call = substrate.compose_call(
+            "Balances", "transfer_keep_alive", {"dest": bob, "value": value}
+        )
+        return substrate.create_signed_extrinsic(call, sender)
+
+    fee = int(
+        substrate.rpc_request("payment_queryInfo", [str(keep_alive(balance - PHA).data)])["result"][
+            "partialFee"
+        ]
+    )
+    # after the fee, half the existential deposit would remain
+    amount = balance - fee - existential_deposit(substrate) // 2
+    receipt = substrate.submit_extrinsic(keep_alive(amount), wait_for_inclusion=True)
+    assert receipt.total_fee_amount == fee
+    assert dispatch_error(receipt) == {"Token": "NotExpendable"}
+    amount = free_of(substrate, sender) - fee - existential_deposit(substrate) // 2
+    # the same amount may leave through transfer_allow_death: the account is reaped
+    call = substrate.compose_call(
+        "Balances", "transfer_allow_death", {"dest": bob, "value": amount}
+    )
+    receipt = substrate.submit_extrinsic(
+        substrate.create_signed_extrinsic(call, sender), wait_for_inclusion=True
+    )
+    assert receipt.is_success
+    assert "System.KilledAccount" in event_ids(receipt)
+    assert free_of(substrate, sender) == 0
+
+
+def test_transfer_below_the_existential_deposit_to_a_new_account_is_below_minimum(
+    substrate: SubstrateInterface,
+) -> None:
+    sender = new_funded(substrate, 5 * PHA)
+    fresh = Keypair.create_from_mnemonic(Keypair.generate_mnemonic(), ss58_format=30)
+    call = substrate.compose_call(
+        "Balances",
+        "transfer_keep_alive",
+        {"dest": fresh.ss58_address, "value": existential_deposit(substrate) - 1},
+    )
+    receipt = substrate.submit_extrinsic(
+        substrate.create_signed_extrinsic(call, sender), wait_for_inclusion=True
+    )
+    assert dispatch_error(receipt) == {"Token": "BelowMinimum"}
+    assert free_of(substrate, fresh) == 0
+
+
+def test_reserve_failures_keep_the_balances_module_error(substrate: SubstrateInterface) -> None:
+    """Currency::reserve (the proxy deposit) still reports Balances.InsufficientBalance;
+    an account holding a reserve cannot drop below the existential deposit (Token.Frozen)."""
+    deposit = int(substrate.get_constant("Proxy", "ProxyDepositBase").value) + int(
+        substrate.get_constant("Proxy", "ProxyDepositFactor").value
+    )
+    poor = new_funded(substrate, deposit // 2)
+    add = substrate.compose_call(
+        "Proxy",
+        "add_proxy",
+        {"delegate": dev_key("Bob").ss58_address, "proxy_type": "Any", "delay": 0},
+    )
+    receipt = substrate.submit_extrinsic(
+        substrate.create_signed_extrinsic(add, poor), wait_for_inclusion=True
+    )
+    assert not receipt.is_success
+    assert receipt.error_message["name"] == "InsufficientBalance"
+    rich = new_funded(substrate, deposit + 5 * PHA)
+    receipt = substrate.submit_extrinsic(
+        substrate.create_signed_extrinsic(add, rich), wait_for_inclusion=True
+    )
+    assert receipt.is_success, receipt.error_message
+    account = substrate.query("System", "Account", [rich.ss58_address]).value
+    assert account["data"]["reserved"] == deposit
+    assert account["consumers"] == 1
+    free = int(account["data"]["free"])
+    bob = dev_key("Bob").ss58_address
+
+    def allow_death(value: int) -> Any:
+        call = substrate.compose_call(
+            "Balances", "transfer_allow_death", {"dest": bob, "value": value}
+        )
+        return substrate.create_signed_extrinsic(call, rich)
+
+    quote = substrate.rpc_request("payment_queryInfo", [str(allow_death(free - PHA).data)])
+    fee = int(quote["result"]["partialFee"])
+    # after the fee, half the existential deposit would remain next to the reserve
+    amount = free - fee - existential_deposit(substrate) // 2
+    receipt = substrate.submit_extrinsic(allow_death(amount), wait_for_inclusion=True)
+    assert receipt.total_fee_amount == fee
+    assert dispatch_error(receipt) == {"Token": "Frozen"}
 
 
 def test_force_batch_reports_the_failed_item(substrate: SubstrateInterface) -> None:
@@ -108,10 +219,7 @@ def test_force_batch_reports_the_failed_item(substrate: SubstrateInterface) -> N
     assert ids.count("Utility.ItemFailed") == 1
     assert "Utility.BatchCompletedWithErrors" in ids
     failed = next(e for e in receipt.triggered_events if e.value["event_id"] == "ItemFailed")
-    assert (
-        failed.value["attributes"]["error"]["Module"]["index"]
-        == substrate.get_metadata_module("Balances").value["index"]
-    )
+    assert failed.value["attributes"]["error"] == {"Token": "FundsUnavailable"}
     assert free_of(substrate, sender) == 8 * PHA - receipt.total_fee_amount
 
 
@@ -135,7 +243,7 @@ def test_batch_stops_and_batch_all_rolls_back(substrate: SubstrateInterface) -> 
         substrate.create_signed_extrinsic(batch_all, sender), wait_for_inclusion=True
     )
     assert not receipt.is_success
-    assert receipt.error_message["name"] == "InsufficientBalance"
+    assert dispatch_error(receipt) == {"Token": "FundsUnavailable"}
     assert free_of(substrate, sender) == after_batch - receipt.total_fee_amount
 
 

@@ -20,6 +20,7 @@ from poolkeeper.devnet.chain.pallets import (
     DispatchError,
     Pallet,
     SimpleBlockContext,
+    TokenError,
 )
 from poolkeeper.devnet.chain.pallets._scale import signed_payload
 from poolkeeper.devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
@@ -53,6 +54,8 @@ class FakeBalances(Pallet):
         return self.accounts.get(account, 0)
 
     def transfer(self, src: AccountHex, dst: AccountHex, amount: int, keep_alive: bool) -> None:
+        if self.free(src) < amount:
+            raise TokenError("FundsUnavailable")  # as Khala's fungible-based pallet_balances
         self.withdraw(src, amount)
         self.deposit(dst, amount)
 

@@ -42,7 +42,7 @@ def test_wrap_and_unwrap_errors() -> None:
     alice = account("alice")
     chain.balances.deposit(alice, 10 * PHA)
     assert chain.error_of("PhalaWrappedBalances", "wrap", alice, amount=11 * PHA) == (
-        "Balances.InsufficientBalance"
+        "Token.FundsUnavailable"
     )
     assert chain.error_of("PhalaWrappedBalances", "unwrap", alice, amount=PHA) == (
         "PhalaWrappedBalances.StakerAccountNotFound"

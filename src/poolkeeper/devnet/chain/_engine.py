@@ -42,6 +42,7 @@ from poolkeeper.devnet.chain._generic_pallets import (
     proxy_allows,
     proxy_type_name,
 )
+from poolkeeper.devnet.chain._jsonrpc import JsonRpcError
 from poolkeeper.devnet.chain._runtime import Runtime, UnknownName
 from poolkeeper.devnet.chain._storage import Storage
 from poolkeeper.devnet.chain.pallets.base import (
@@ -49,6 +50,7 @@ from poolkeeper.devnet.chain.pallets.base import (
     BadOrigin,
     DispatchError,
     Pallet,
+    TokenError,
 )
 
 log = logging.getLogger("poolkeeper.devnet.chain")
@@ -79,20 +81,11 @@ ANCIENT = "Transaction has an ancient birth block"
 CALL_NOT_EXPECTED = "Transaction call is not expected"
 
 
-class TransactionError(Exception):
+class TransactionError(JsonRpcError):
     """An extrinsic the pool refuses, with the node's JSON-RPC code/message/data."""
 
     def __init__(self, code: int, message: str, data: str | None = None) -> None:
-        super().__init__(f"{code} {message}: {data}")
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
+        super().__init__(code, message, data)
 
 
 def invalid(data: str) -> TransactionError:
@@ -231,7 +224,9 @@ class Chain:
         ed = int(runtime.constant("Balances", "ExistentialDeposit"))
         balances = Balances(ed)
         if not runtime.has_error("Balances", "Expendability"):
+            # pallet_balances before its fungible rewrite: module errors from transfers
             balances.keep_alive_error = "KeepAlive"
+            balances.fungible_transfers = False
         proxy = Proxy(
             int(runtime.constant("Proxy", "ProxyDepositBase")),
             int(runtime.constant("Proxy", "ProxyDepositFactor")),
@@ -617,7 +612,17 @@ class Chain:
     def dispatch_error_value(self, error: DispatchError) -> Any:
         if isinstance(error, BadOrigin):
             return "BadOrigin"
-        simple = {v.name for v in self.runtime.variants(self.runtime.dispatch_error_type)}
+        variants = {v.name: v for v in self.runtime.variants(self.runtime.dispatch_error_type)}
+        if isinstance(error, TokenError):
+            token = variants.get("Token")
+            token_names = (
+                {v.name for v in self.runtime.variants(token.fields[0][1])} if token else set()
+            )
+            if error.error in token_names:
+                return {"Token": error.error}
+            log.error("DispatchError::Token(%s) is not in the metadata", error.error)
+            return "Other"
+        simple = set(variants)
         if (
             error.pallet == "System"
             and error.error in simple

@@ -19,6 +19,7 @@ from poolkeeper.devnet.chain.pallets.base import (
     DispatchError,
     Pallet,
     StorageChange,
+    TokenError,
 )
 
 FLAGS_NEW_LOGIC = 1 << 127
@@ -119,7 +120,18 @@ class ParachainInfo(Pallet):
 
 
 class Balances(Pallet):
-    """Free and reserved PHA per account, and the account nonce (System.Account)."""
+    """Free and reserved PHA per account, and the account nonce (System.Account).
+
+    Transfers fail as the fungible-based pallet_balances of Khala 1251 does
+    (``fungible::Mutate::transfer``): ``Token.FundsUnavailable`` above the free balance,
+    ``Token.NotExpendable`` when a keep-alive transfer would leave less than the existential
+    deposit, ``Token.Frozen`` when an account holding a reserve (a consumer reference) would
+    drop below it, ``Token.BelowMinimum`` when the destination would end below it. The
+    Currency-trait paths keep their module errors: ``withdraw`` (fees) ``InsufficientBalance``
+    / ``Expendability``, ``reserve`` (proxy deposits) ``InsufficientBalance``. Served a
+    metadata of the older pallet (``KeepAlive`` instead of ``Expendability``), transfers
+    report that pallet's module errors instead (``fungible_transfers = False``).
+    """
 
     name: ClassVar[str] = "Balances"
 
@@ -129,6 +141,7 @@ class Balances(Pallet):
         self.accounts: dict[AccountHex, AccountRecord] = {}
         self.total_issuance = 0
         self.keep_alive_error = "Expendability"
+        self.fungible_transfers = True
 
     # ---- state ---------------------------------------------------------------------
     def account(self, who: AccountHex) -> AccountRecord:
@@ -195,16 +208,14 @@ class Balances(Pallet):
     def transfer(self, src: AccountHex, dst: AccountHex, amount: int, keep_alive: bool) -> None:
         """Move free balance; without ``keep_alive`` a source left below ED is reaped."""
         source = self.account(src)
-        if source.free < amount:
-            raise DispatchError("Balances", "InsufficientBalance")
-        remaining = source.free - amount
-        if remaining < self.existential_deposit and keep_alive:
-            raise DispatchError("Balances", self.keep_alive_error)
-        if src == dst:
-            return
         target = self.account(dst)
-        if target.providers == 0 and target.free + amount < self.existential_deposit:
-            raise DispatchError("Balances", "ExistentialDeposit")
+        if self.fungible_transfers:
+            self._check_fungible_transfer(source, target, amount, keep_alive)
+        else:
+            self._check_currency_transfer(source, target, amount, keep_alive, src == dst)
+        if src == dst or amount == 0:
+            return
+        remaining = source.free - amount
         if remaining < self.existential_deposit and source.reserved == 0:
             self._set_issuance(self.total_issuance - remaining)
             self.accounts.pop(src, None)
@@ -213,19 +224,65 @@ class Balances(Pallet):
             self._put(src, replace(source, free=remaining))
         self._put(dst, replace(target, free=target.free + amount, providers=1))
 
+    def _check_fungible_transfer(
+        self, source: AccountRecord, target: AccountRecord, amount: int, keep_alive: bool
+    ) -> None:
+        """``can_withdraw(source).into_result(keep_alive)``, then ``can_deposit(target)``."""
+        if amount == 0:
+            return
+        if source.free < amount:
+            raise TokenError("FundsUnavailable")
+        if source.free - amount < self.existential_deposit:
+            if source.consumers > 0:
+                # the provider reference is needed: the ED is not part of the liquid balance
+                raise TokenError("Frozen")
+            if keep_alive:
+                raise TokenError("NotExpendable")
+        if target.free + amount < self.existential_deposit:
+            raise TokenError("BelowMinimum")
+
+    def _check_currency_transfer(
+        self,
+        source: AccountRecord,
+        target: AccountRecord,
+        amount: int,
+        keep_alive: bool,
+        to_self: bool,
+    ) -> None:
+        """The module errors of pallet_balances before its fungible rewrite."""
+        if source.free < amount:
+            raise DispatchError("Balances", "InsufficientBalance")
+        if source.free - amount < self.existential_deposit and keep_alive:
+            raise DispatchError("Balances", self.keep_alive_error)
+        if (
+            not to_self
+            and target.providers == 0
+            and target.free + amount < self.existential_deposit
+        ):
+            raise DispatchError("Balances", "ExistentialDeposit")
+
     def reserve(self, account: AccountHex, amount: int) -> None:
+        """Currency::reserve: a reserve holds a consumer reference on the account."""
         record = self.account(account)
         if record.free - amount < self.existential_deposit:
             raise DispatchError("Balances", "InsufficientBalance")
+        reserved = record.reserved + amount
         self._put(
-            account, replace(record, free=record.free - amount, reserved=record.reserved + amount)
+            account,
+            replace(
+                record, free=record.free - amount, reserved=reserved, consumers=int(reserved > 0)
+            ),
         )
 
     def unreserve(self, account: AccountHex, amount: int) -> None:
         record = self.account(account)
         amount = min(amount, record.reserved)
+        reserved = record.reserved - amount
         self._put(
-            account, replace(record, free=record.free + amount, reserved=record.reserved - amount)
+            account,
+            replace(
+                record, free=record.free + amount, reserved=reserved, consumers=int(reserved > 0)
+            ),
         )
 
     def is_new(self, account: AccountHex) -> bool:
@@ -242,7 +299,7 @@ class Balances(Pallet):
             amount = int(args["value"])
             created = self.is_new(dest)
             self.transfer(signer, dest, amount, keep_alive=call == "transfer_keep_alive")
-            if created and dest != signer:
+            if created and not self.is_new(dest):
                 ctx.emit("System", "NewAccount", account=dest)
                 ctx.emit("Balances", "Endowed", account=dest, free_balance=amount)
             ctx.emit("Balances", "Transfer", **{"from": signer, "to": dest, "amount": amount})
@@ -254,7 +311,9 @@ class Balances(Pallet):
                 raise BadOrigin()
             dest = normalize_account(args["dest"])
             keep_alive = bool(args.get("keep_alive"))
-            amount = self.free(signer) - (self.existential_deposit if keep_alive else 0)
+            record = self.account(signer)
+            must_remain = keep_alive or record.consumers > 0
+            amount = record.free - (self.existential_deposit if must_remain else 0)
             if amount > 0:
                 self.transfer(signer, dest, amount, keep_alive)
                 ctx.emit("Balances", "Transfer", **{"from": signer, "to": dest, "amount": amount})

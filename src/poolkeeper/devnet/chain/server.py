@@ -39,6 +39,7 @@ from poolkeeper.devnet.chain._engine import (
     Chain,
     TransactionError,
 )
+from poolkeeper.devnet.chain._jsonrpc import JsonRpcError
 from poolkeeper.devnet.chain._runtime import Runtime, UnknownName
 from poolkeeper.devnet.chain._storage import PROOF_REST_TAG, StateTooOld, leaf
 from poolkeeper.devnet.chain.pallets import phala_pallet_classes
@@ -76,18 +77,8 @@ DEFAULT_RUNTIME_VERSION: dict[str, Any] = {
 }
 
 
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
+RpcError = JsonRpcError
+"""The server's name for the JSON-RPC error object (one class with the engine's errors)."""
 
 
 def invalid_params(detail: str) -> RpcError:
@@ -351,10 +342,8 @@ class DevnetServer:
             return _error_response(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
         try:
             result = await handler(connection, params)
-        except RpcError as exc:
+        except JsonRpcError as exc:  # the server's own and the pool's (TransactionError)
             return _error_response(request_id, exc)
-        except TransactionError as exc:
-            return {"jsonrpc": "2.0", "error": exc.to_json(), "id": request_id}
         except (ScaleError, ValueError, TypeError, KeyError, IndexError) as exc:
             return _error_response(request_id, invalid_params(str(exc)))
         except StateTooOld as exc:

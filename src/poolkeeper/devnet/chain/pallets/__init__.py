@@ -22,6 +22,7 @@ from poolkeeper.devnet.chain.pallets.base import (
     Pallet,
     SimpleBlockContext,
     StorageChange,
+    TokenError,
     balances,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "Pallet",
     "SimpleBlockContext",
     "StorageChange",
+    "TokenError",
     "balances",
     "phala_pallet_classes",
 ]

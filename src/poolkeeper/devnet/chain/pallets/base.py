@@ -32,6 +32,17 @@ class DispatchError(Exception):
         self.error = error
 
 
+class TokenError(DispatchError):
+    """``DispatchError::Token(variant)``: a failure of the fungible traits, not a module error.
+
+    The fungible-based pallet_balances (Khala's) reports transfer failures this way, e.g.
+    ``TokenError("FundsUnavailable")`` for an overdraft.
+    """
+
+    def __init__(self, variant: str) -> None:
+        super().__init__("Token", variant)
+
+
 class BadOrigin(DispatchError):
     """``DispatchError::BadOrigin``: the origin may not make this call (not a module error)."""
 
@@ -130,8 +141,10 @@ class Pallet(ABC):
 class BalancesApi(Protocol):
     """The helpers the engine's Balances pallet offers other pallets (via ``balances(ctx)``).
 
-    Amounts are plancks (u128 ints). Failures raise ``DispatchError("Balances", ...)``,
-    e.g. ``InsufficientBalance``, ``ExistentialDeposit``, ``KeepAlive``.
+    Amounts are plancks (u128 ints). ``transfer`` fails as Khala's fungible-based
+    pallet_balances does, with a ``TokenError`` (``FundsUnavailable``, ``NotExpendable``,
+    ``BelowMinimum``, ``Frozen``); ``withdraw`` (the Currency trait) with
+    ``DispatchError("Balances", "InsufficientBalance" | "Expendability")``.
     """
 
     def free(self, account: AccountHex) -> int: ...
