@@ -1,5 +1,7 @@
 """The devnet chain's JSON-RPC server: Substrate's methods over a websocket on loopback.
 
+HTTP POST JSON-RPC is answered on the same port, as a node does (``_http``).
+
 It answers what substrate-interface and the relay send to a real node (PROTOCOL.md §2.2,
 §5, §6) with the node's result shapes and error codes, produces blocks on a timer, on
 each submission (``instant``) or on request (``manual``), and offers ``devnet_*`` admin
@@ -39,6 +41,7 @@ from poolkeeper.devnet.chain._engine import (
     Chain,
     TransactionError,
 )
+from poolkeeper.devnet.chain._http import shared_port_connection
 from poolkeeper.devnet.chain._jsonrpc import JsonRpcError
 from poolkeeper.devnet.chain._runtime import Runtime, UnknownName
 from poolkeeper.devnet.chain._storage import PROOF_REST_TAG, StateTooOld, leaf
@@ -216,6 +219,7 @@ class DevnetServer:
         self.chain_name = chain_name
         self.faults = faults or Faults()
         self.connections: set[_Connection] = set()
+        self.http_transports: set[asyncio.Transport] = set()
         self._ids = itertools.count(1)
         self._instant_pending = False
         self._methods: dict[str, Handler] = self._method_table()
@@ -229,7 +233,14 @@ class DevnetServer:
     # ---- lifecycle -----------------------------------------------------------------
     async def run(self, host: str, port: int, started: Callable[[int], None] | None = None) -> None:
         async with serve(
-            self._serve_connection, host, port, max_size=2**26, compression=None
+            self._serve_connection,
+            host,
+            port,
+            max_size=2**26,
+            compression=None,
+            # an HTTP client's connection never completes a websocket handshake
+            open_timeout=None,
+            create_connection=shared_port_connection(self._handle_http, self.http_transports),
         ) as server:
             bound = next(iter(server.sockets)).getsockname()[1]
             self._producer = asyncio.create_task(self._produce_blocks())
@@ -305,7 +316,13 @@ class DevnetServer:
         for connection in list(self.connections):
             connection.ws.transport.abort()
             dropped += 1
+        for transport in list(self.http_transports):
+            transport.abort()
+            dropped += 1
         return dropped
+
+    async def _handle_http(self, body: bytes) -> str | None:
+        return await self.handle_message(None, body)
 
     # ---- JSON-RPC ------------------------------------------------------------------
     async def handle_message(self, connection: _Connection | None, text: str | bytes) -> str | None:
@@ -379,14 +396,14 @@ class DevnetServer:
         return self.chain.storage.get(key, self._storage_number(block))
 
     def _subscribe(self, connection: _Connection | None, kind: str) -> str:
-        if connection is None:
-            raise RpcError(METHOD_NOT_FOUND, "Subscriptions are only available over websocket")
+        connection = _websocket_only(connection)
         subscription = f"{next(self._ids):016x}"
         connection.subscriptions[subscription] = kind
         return subscription
 
     def _unsubscribe(self, connection: _Connection | None, params: list[Any]) -> bool:
-        if connection is None or not params:
+        connection = _websocket_only(connection)
+        if not params:
             return False
         return connection.subscriptions.pop(str(params[0]), None) is not None
 
@@ -671,8 +688,7 @@ class DevnetServer:
         return hexstr(tx_hash)
 
     async def rpc_author_submitAndWatchExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
-        if c is None:
-            raise RpcError(METHOD_NOT_FOUND, "Subscriptions are only available over websocket")
+        c = _websocket_only(c)
         if not p:
             raise invalid_params("missing extrinsic")
         tx_hash, status = self._submit(p[0])
@@ -684,7 +700,8 @@ class DevnetServer:
         return subscription
 
     async def rpc_author_unwatchExtrinsic(self, c: _Connection | None, p: list[Any]) -> Any:
-        if c is not None and p:
+        c = _websocket_only(c)
+        if p:
             for tx_hash, subscription in list(c.watched.items()):
                 if subscription == p[0]:
                     del c.watched[tx_hash]
@@ -819,6 +836,13 @@ class DevnetServer:
             "rejectNext": self.faults.reject_next,
             "connections": len(self.connections),
         }
+
+
+def _websocket_only(connection: _Connection | None) -> _Connection:
+    """Subscriptions need a websocket; over HTTP a node (jsonrpsee) answers Internal error."""
+    if connection is None:
+        raise RpcError(INTERNAL_ERROR, "Internal error")
+    return connection
 
 
 def _error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
