@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 
@@ -16,7 +17,13 @@ from poolkeeper.devnet.chain import _genesis
 from poolkeeper.devnet.chain._engine import Chain
 from poolkeeper.devnet.chain.pallets import phala_pallet_classes
 from poolkeeper.devnet.chain.parachain import ParachainNetwork, serve_both, servers_for
-from poolkeeper.devnet.chain.server import DevnetServer, Faults, load_runtime, parse_block_time
+from poolkeeper.devnet.chain.server import (
+    DevnetServer,
+    Faults,
+    load_runtime,
+    parse_block_time,
+    reject_error,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metadata", default=None, help="serve this metadata file instead")
     parser.add_argument("--delay-ms", type=int, default=0, help="delay every response")
     parser.add_argument("--reject-next", type=int, default=0, help="reject the next N extrinsics")
+    parser.add_argument(
+        "--reject-error",
+        default="Transaction is outdated",
+        help="their error: a 1010 data text, or a JSON object {code, message, data}",
+    )
+    parser.add_argument(
+        "--drop-every", type=float, default=0.0, help="abort every connection each S seconds"
+    )
     parser.add_argument("--paused", action="store_true", help="start without producing blocks")
     parser.add_argument(
         "--relay-port",
@@ -44,7 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devnet chain: {exc}", file=sys.stderr)
         return 2
     lag = args.finality_lag if args.finality_lag is not None else int(config.get("finality_lag", 2))
-    faults = Faults(delay_ms=args.delay_ms, reject_next=args.reject_next, paused=args.paused)
+    error = args.reject_error
+    if error.lstrip().startswith("{"):
+        try:
+            error = json.loads(error)
+        except ValueError as exc:
+            print(f"devnet chain: --reject-error is not JSON: {exc}", file=sys.stderr)
+            return 2
+    faults = Faults(
+        delay_ms=args.delay_ms,
+        reject_next=args.reject_next,
+        reject_error=reject_error(error),
+        paused=args.paused,
+        drop_every_s=args.drop_every,
+    )
     block_time = parse_block_time(args.block_time or config.get("block_time"))
     name = str(config.get("chain_name", "Khala Devnet"))
     if args.relay_port is not None:
@@ -61,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     server = DevnetServer(chain, block_time, name, faults)
 
     def started(port: int) -> None:
-        print(f"devnet chain listening on ws://127.0.0.1:{port}", flush=True)
+        print(
+            f"devnet chain listening on ws://127.0.0.1:{port} (JSON-RPC over HTTP on the same port)",
+            flush=True,
+        )
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.run("127.0.0.1", args.port, started))

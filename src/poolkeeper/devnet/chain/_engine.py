@@ -216,6 +216,7 @@ class Chain:
         (a relay chain's ``Paras.Heads``, a parachain's ``ParachainSystem.ValidationData``)."""
         self.grandpa_key = nacl.signing.SigningKey(GRANDPA_SEED)
         self.grandpa_public = bytes(self.grandpa_key.verify_key)
+        self._genesis_time_ms: int | None = None
         self._build_genesis()
 
     # ---- genesis -------------------------------------------------------------------
@@ -255,7 +256,9 @@ class Chain:
             pallet.genesis(sections.get(name, {}))
         timestamp = self.pallets["Timestamp"]
         assert isinstance(timestamp, Timestamp)
-        timestamp.set_now(self.now_ms())
+        if self._genesis_time_ms is None:  # a reset rebuilds the same genesis block
+            self._genesis_time_ms = self.now_ms()
+        timestamp.set_now(self._genesis_time_ms)
         changes = self._collect_pallet_changes()
         changes[storage_prefix("System", "BlockHash") + _b128c(u32(0))] = b"\x69" * 32
         changes[storage_prefix("System", "ParentHash")] = b"\x69" * 32

@@ -177,6 +177,15 @@ class Faults:
         }
     )
     paused: bool = False
+    drop_every_s: float = 0.0
+    """Abort every connection this often (0: never), as a flaky node or proxy would."""
+
+
+def reject_error(error: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC error for ``Faults.reject_error``: a 1010 data text, or a whole object."""
+    if isinstance(error, str):
+        return {"code": 1010, "message": "Invalid Transaction", "data": error}
+    return dict(error)
 
 
 class _Connection:
@@ -244,6 +253,7 @@ class DevnetServer:
         ) as server:
             bound = next(iter(server.sockets)).getsockname()[1]
             self._producer = asyncio.create_task(self._produce_blocks())
+            dropper = asyncio.create_task(self._drop_periodically())
             if started is not None:
                 started(bound)
             if self.preload_delay is not None:
@@ -252,6 +262,14 @@ class DevnetServer:
                 await asyncio.Future()
             finally:
                 self._producer.cancel()
+                dropper.cancel()
+
+    async def _drop_periodically(self) -> None:
+        while True:
+            interval = self.faults.drop_every_s
+            await asyncio.sleep(interval if interval > 0 else 0.2)
+            if interval > 0 and self.faults.drop_every_s > 0:
+                self.drop_connections()
 
     async def _produce_blocks(self) -> None:
         if isinstance(self.block_time, float) and not self.faults.paused:
@@ -797,16 +815,17 @@ class DevnetServer:
     async def rpc_devnet_rejectNext(self, c: _Connection | None, p: list[Any]) -> Any:
         self.faults.reject_next = int(p[0])
         if len(p) > 1 and p[1] is not None:
-            error = p[1]
-            if isinstance(error, str):
-                error = {"code": 1010, "message": "Invalid Transaction", "data": error}
-            self.faults.reject_error = dict(error)
+            self.faults.reject_error = reject_error(p[1])
+        return True
+
+    async def rpc_devnet_setDropEvery(self, c: _Connection | None, p: list[Any]) -> Any:
+        self.faults.drop_every_s = float(p[0]) if p and p[0] is not None else 0.0
         return True
 
     async def rpc_devnet_dropConnections(self, c: _Connection | None, p: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, self.drop_connections)
-        return len(self.connections)
+        return len(self.connections) + len(self.http_transports)
 
     async def rpc_devnet_restart(self, c: _Connection | None, p: list[Any]) -> Any:
         keep_state = bool(p[0]) if p else True
@@ -834,6 +853,7 @@ class DevnetServer:
             "paused": self.faults.paused,
             "delayMs": self.faults.delay_ms,
             "rejectNext": self.faults.reject_next,
+            "dropEverySeconds": self.faults.drop_every_s,
             "connections": len(self.connections),
         }
 
