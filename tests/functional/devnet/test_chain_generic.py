@@ -401,3 +401,34 @@ def test_new_heads_subscription_sees_blocks(
     substrate.subscribe_block_headers(handler)
     assert seen[1] == seen[0] + 1
     assert time.monotonic() < deadline
+
+
+def test_expired_mortal_era_and_another_genesis_are_bad_signatures(
+    devnet: DevnetChain, substrate: SubstrateInterface, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = new_funded(substrate, 5 * PHA)
+    call = substrate.compose_call(
+        "Balances", "transfer_keep_alive", {"dest": dev_key("Bob").ss58_address, "value": PHA}
+    )
+    mortal = substrate.create_signed_extrinsic(call, sender, era={"period": 4})
+    for _ in range(6):
+        devnet.new_block()
+    with pytest.raises(SubstrateRequestException) as expired:
+        substrate.submit_extrinsic(mortal)
+    # as on a node: CheckMortality takes the era's birth block relative to the current
+    # block, a later block than the one signed for, so the signature no longer matches
+    assert expired.value.args[0]["data"] == "Transaction has a bad signature"
+    fresh = substrate.create_signed_extrinsic(call, sender, era={"period": 64})
+    assert substrate.submit_extrinsic(fresh, wait_for_inclusion=True).is_success
+    # signed for another chain (the genesis hash in the signed payload)
+    real_block_hash = substrate.get_block_hash
+
+    def other_genesis(block_id: int | None = None) -> str:
+        return "0x" + "42" * 32 if block_id == 0 else str(real_block_hash(block_id))
+
+    monkeypatch.setattr(substrate, "get_block_hash", other_genesis)
+    other_chain = substrate.create_signed_extrinsic(call, sender)
+    monkeypatch.undo()
+    with pytest.raises(SubstrateRequestException) as bad:
+        substrate.submit_extrinsic(other_chain)
+    assert bad.value.args[0]["data"] == "Transaction has a bad signature"
