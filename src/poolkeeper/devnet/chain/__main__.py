@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def started(port: int) -> None:
         print(
-            f"devnet chain listening on ws://127.0.0.1:{port} (JSON-RPC over HTTP on the same port)",
+            f"devnet chain listening on ws://127.0.0.1:{port} (and JSON-RPC over HTTP there)",
             flush=True,
         )
 
