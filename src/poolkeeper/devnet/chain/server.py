@@ -263,6 +263,9 @@ class DevnetServer:
             finally:
                 self._producer.cancel()
                 dropper.cancel()
+                # an open HTTP keep-alive connection would hold the server's shutdown
+                for transport in list(self.http_transports):
+                    transport.abort()
 
     async def _drop_periodically(self) -> None:
         while True:
