@@ -44,3 +44,11 @@ def test_bad_genesis_says_why(tmp_path: Path) -> None:
         _genesis.load(path)
     with pytest.raises(_genesis.GenesisError, match="cannot read"):
         _genesis.load(tmp_path / "missing.yaml")
+
+
+def test_a_mapping_may_start_from_a_preset() -> None:
+    config = _genesis.normalize({"preset": "dev", "block_time": "manual"})
+    assert config["block_time"] == "manual"
+    assert len(config["balances"]) == len(_genesis.normalize(_genesis.PRESETS["dev"])["balances"])
+    with pytest.raises(_genesis.GenesisError, match="unknown preset"):
+        _genesis.normalize({"preset": "nope"})

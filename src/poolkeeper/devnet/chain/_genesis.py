@@ -135,7 +135,12 @@ def _resolve_uris(value: Any) -> Any:
 
 
 def normalize(config: dict[str, Any]) -> dict[str, Any]:
-    """Resolve accounts and amounts of a parsed genesis."""
+    """Resolve accounts and amounts of a parsed genesis (starting from its ``preset``)."""
+    if "preset" in config:
+        preset = config["preset"]
+        if preset not in PRESETS:
+            raise GenesisError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        config = {**PRESETS[preset], **{k: v for k, v in config.items() if k != "preset"}}
     result = dict(config)
     result["balances"] = {
         resolve_account(who): resolve_amount(amount)
@@ -181,6 +186,4 @@ def load(source: str | Path | None) -> dict[str, Any]:
     data: Any = json.loads(text) if path.suffix == ".json" else YAML(typ="safe").load(text)
     if not isinstance(data, dict):
         raise GenesisError(f"{path}: genesis must be a mapping")
-    base = dict(PRESETS[data.pop("preset")]) if "preset" in data else {}
-    base.update(data)
-    return normalize(base)
+    return normalize(data)
