@@ -332,15 +332,25 @@ class DevnetServer:
             except ConnectionClosed:
                 return
 
+    def open_transports(self) -> list[asyncio.Transport]:
+        """Every client connection now open, websocket and HTTP."""
+        return [c.ws.transport for c in self.connections] + list(self.http_transports)
+
     def drop_connections(self) -> int:
-        dropped = 0
-        for connection in list(self.connections):
-            connection.ws.transport.abort()
-            dropped += 1
-        for transport in list(self.http_transports):
+        return self._abort(self.open_transports())
+
+    def _drop_soon(self) -> int:
+        """Abort the connections open now, shortly (after the current answer is sent);
+        connections opened meanwhile are left alone."""
+        transports = self.open_transports()
+        asyncio.get_running_loop().call_later(0.05, self._abort, transports)
+        return len(transports)
+
+    @staticmethod
+    def _abort(transports: list[asyncio.Transport]) -> int:
+        for transport in transports:
             transport.abort()
-            dropped += 1
-        return dropped
+        return len(transports)
 
     async def _handle_http(self, body: bytes) -> str | None:
         return await self.handle_message(None, body)
@@ -826,9 +836,7 @@ class DevnetServer:
         return True
 
     async def rpc_devnet_dropConnections(self, c: _Connection | None, p: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.05, self.drop_connections)
-        return len(self.connections) + len(self.http_transports)
+        return self._drop_soon()
 
     async def rpc_devnet_restart(self, c: _Connection | None, p: list[Any]) -> Any:
         keep_state = bool(p[0]) if p else True
@@ -836,7 +844,7 @@ class DevnetServer:
             self.chain.pool.clear()
         else:
             self.chain.reset()
-        asyncio.get_running_loop().call_later(0.05, self.drop_connections)
+        self._drop_soon()
         return hexstr(self.chain.head.hash)
 
     async def rpc_devnet_setBlockTime(self, c: _Connection | None, p: list[Any]) -> Any:
