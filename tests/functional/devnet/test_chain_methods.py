@@ -239,7 +239,9 @@ JSON_VALUES = st.recursive(
 HEXISH = st.binary(max_size=80).map(lambda b: "0x" + b.hex())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 @given(
     method_index=st.integers(min_value=0),
     params=st.one_of(
