@@ -249,6 +249,9 @@ class DevnetServer:
             compression=None,
             # an HTTP client's connection never completes a websocket handshake
             open_timeout=None,
+            # a node does not drop a client for leaving pings unanswered; a synchronous
+            # client (substrate-interface) only answers them while it reads
+            ping_interval=None,
             create_connection=shared_port_connection(self._handle_http, self.http_transports),
         ) as server:
             bound = next(iter(server.sockets)).getsockname()[1]
