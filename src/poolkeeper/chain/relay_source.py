@@ -250,26 +250,30 @@ class RelaySource:
         """Genesis header, authority set, its proof, and the whole genesis state."""
 
         async def build() -> GenesisPayload:
-            genesis_hash = await self.block_hash(0)
-            header = await self.header(0)
-            authorities = await self._call("state_getStorage", [GENESIS_KEYS[0], genesis_hash])
-            set_id_raw = await self._call("state_getStorage", [GENESIS_KEYS[1], genesis_hash])
-            proof = await self._call("state_getReadProof", [list(GENESIS_KEYS), genesis_hash])
-            authority_list = scale.unhex(authorities)[1:] if authorities else b"\x00"
-            set_id = scale.unhex(set_id_raw) if set_id_raw else bytes(8)
-            info = (
-                header
-                + authority_list
-                + set_id
-                + scale.vec([scale.bytes_(scale.unhex(p)) for p in proof["proof"]])
-            )
-            pairs = await self._call("state_getPairs", ["0x", genesis_hash])
-            state = scale.vec(
-                [scale.bytes_(scale.unhex(k)) + scale.bytes_(scale.unhex(v)) for k, v in pairs]
-            )
-            return GenesisPayload(genesis_hash, info, state)
+            genesis_hash, info = await self.genesis_info(0)
+            return GenesisPayload(genesis_hash, info, await self.whole_state(genesis_hash))
 
         return await self._once(("genesis",), build)
+
+    async def genesis_info(self, number: int) -> tuple[str, bytes]:
+        """Block ``number``'s hash, and its header with the GRANDPA authority set, the set
+        id and their read proof, SCALE-encoded as ``InitRuntime`` takes them."""
+        block_hash = await self.block_hash(number)
+        header = await self.header(number)
+        authorities = await self._call("state_getStorage", [GENESIS_KEYS[0], block_hash])
+        set_id_raw = await self._call("state_getStorage", [GENESIS_KEYS[1], block_hash])
+        proof = await self._call("state_getReadProof", [list(GENESIS_KEYS), block_hash])
+        authority_list = scale.unhex(authorities)[1:] if authorities else b"\x00"
+        set_id = scale.unhex(set_id_raw) if set_id_raw else bytes(8)
+        proof_nodes = scale.vec([scale.bytes_(scale.unhex(p)) for p in proof["proof"]])
+        return block_hash, header + authority_list + set_id + proof_nodes
+
+    async def whole_state(self, block_hash: str) -> bytes:
+        """Every storage pair at ``block_hash`` (``state_getPairs``), SCALE-encoded."""
+        pairs = await self._call("state_getPairs", ["0x", block_hash])
+        return scale.vec(
+            [scale.bytes_(scale.unhex(k)) + scale.bytes_(scale.unhex(v)) for k, v in pairs]
+        )
 
     async def mq_next_sequence(self, sender: bytes) -> int:
         """``pha_getMqNextSequence`` for a SCALE ``MessageOrigin`` (counts the tx pool)."""
@@ -373,26 +377,8 @@ class ParachainSource(RelaySource):
         proof, and the whole parachain genesis state."""
 
         async def build() -> GenesisPayload:
-            relay = self.relaychain
-            start = await self.start_header()
-            relay_hash = await relay.block_hash(start)
-            header = await relay.header(start)
-            authorities = await relay._call("state_getStorage", [GENESIS_KEYS[0], relay_hash])
-            set_id_raw = await relay._call("state_getStorage", [GENESIS_KEYS[1], relay_hash])
-            proof = await relay._call("state_getReadProof", [list(GENESIS_KEYS), relay_hash])
-            authority_list = scale.unhex(authorities)[1:] if authorities else b"\x00"
-            set_id = scale.unhex(set_id_raw) if set_id_raw else bytes(8)
-            info = (
-                header
-                + authority_list
-                + set_id
-                + scale.vec([scale.bytes_(scale.unhex(p)) for p in proof["proof"]])
-            )
-            para_genesis = await self.block_hash(0)
-            pairs = await self._call("state_getPairs", ["0x", para_genesis])
-            state = scale.vec(
-                [scale.bytes_(scale.unhex(k)) + scale.bytes_(scale.unhex(v)) for k, v in pairs]
-            )
+            relay_hash, info = await self.relaychain.genesis_info(await self.start_header())
+            state = await self.whole_state(await self.block_hash(0))
             return GenesisPayload(relay_hash, info, state)
 
         return await self._once(("genesis",), build)
