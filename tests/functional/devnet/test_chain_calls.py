@@ -36,15 +36,6 @@ def devnet() -> Iterator[DevnetChain]:
         handle.stop()
 
 
-@pytest.fixture(scope="module")
-def substrate(devnet: DevnetChain) -> Iterator[SubstrateInterface]:
-    client = SubstrateInterface(url=devnet.url, ss58_format=30)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 class Caller:
     """Submits calls for ``owner`` in one wrapping and returns the call's own events."""
 

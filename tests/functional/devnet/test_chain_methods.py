@@ -64,15 +64,6 @@ def ws(devnet: DevnetChain) -> Iterator[ClientConnection]:
         yield connection
 
 
-@pytest.fixture(scope="module")
-def substrate(devnet: DevnetChain) -> Iterator[SubstrateInterface]:
-    client = SubstrateInterface(url=devnet.url, ss58_format=30)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 _ids = iter(range(1, 10**9))
 _notifications: list[dict[str, Any]] = []
 """Notifications received while waiting for an answer, kept for ``notifications``."""
