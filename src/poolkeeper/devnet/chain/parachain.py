@@ -24,14 +24,13 @@ chain runs the engine's generic pallets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from poolkeeper.devnet.chain import _genesis
+from poolkeeper.devnet.chain._background import BackgroundLoop
 from poolkeeper.devnet.chain._codec import (
     encode_bytes,
     storage_prefix,
@@ -201,9 +200,7 @@ class DevnetParachain:
     relay_url: str
     network: ParachainNetwork
     servers: tuple[DevnetServer, DevnetServer]
-    _loop: asyncio.AbstractEventLoop
-    _thread: threading.Thread
-    _stop: asyncio.Future[None]
+    _background: BackgroundLoop
 
     @property
     def chain(self) -> Chain:
@@ -228,61 +225,20 @@ class DevnetParachain:
         servers = servers_for(
             network, parse_block_time(block_time if block_time is not None else "1s")
         )
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        ports: list[int] = []
-        failure: list[BaseException] = []
-        stop: asyncio.Future[None] = loop.create_future()
-
-        async def main() -> None:
-            def on_started(para_port: int, relay_port: int) -> None:
-                ports.extend((para_port, relay_port))
-                ready.set()
-
-            task = asyncio.create_task(
-                serve_both(
-                    *servers, host="127.0.0.1", para_port=0, relay_port=0, started=on_started
-                )
-            )
-            done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done and task.exception() is not None:
-                failure.append(task.exception())  # type: ignore[arg-type]
-                ready.set()
-            for server in servers:
-                server.drop_connections()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(main())
-            loop.close()
-
-        thread = threading.Thread(target=run, name="devnet-parachain", daemon=True)
-        thread.start()
-        ready.wait(30)
-        if failure or len(ports) != 2:
-            raise RuntimeError(
-                f"devnet parachain did not start: {failure[0] if failure else 'timeout'}"
-            )
-        return cls(
-            f"ws://127.0.0.1:{ports[0]}",
-            f"ws://127.0.0.1:{ports[1]}",
-            network,
+        background, ports = BackgroundLoop.start(
+            "devnet parachain",
+            lambda on_started: serve_both(
+                *servers, host="127.0.0.1", para_port=0, relay_port=0, started=on_started
+            ),
             servers,
-            loop,
-            thread,
-            stop,
+        )
+        return cls(
+            f"ws://127.0.0.1:{ports[0]}", f"ws://127.0.0.1:{ports[1]}", network, servers, background
         )
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the servers' loop (the only thread that may touch the chains)."""
-
-        async def wrapper() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(30)
+        return self._background.call(fn)
 
     def new_block(self) -> Block:
         """One parachain block (and the relay block that includes it)."""
@@ -290,11 +246,7 @@ class DevnetParachain:
         return result
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(
-                lambda: None if self._stop.done() else self._stop.set_result(None)
-            )
-            self._thread.join(10)
+        self._background.stop()
 
     def __enter__(self) -> DevnetParachain:
         return self

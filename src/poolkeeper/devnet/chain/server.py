@@ -26,6 +26,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from poolkeeper.devnet.chain import _genesis
+from poolkeeper.devnet.chain._background import BackgroundLoop
 from poolkeeper.devnet.chain._codec import (
     HASHERS,
     ScaleError,
@@ -904,9 +905,7 @@ class DevnetChain:
     url: str
     port: int
     server: DevnetServer
-    _loop: asyncio.AbstractEventLoop
-    _thread: threading.Thread
-    _stop: asyncio.Future[None]
+    _background: BackgroundLoop
 
     @property
     def chain(self) -> Chain:
@@ -947,59 +946,23 @@ class DevnetChain:
             chain_name=str(config.get("chain_name", "Khala Devnet")),
             faults=faults,
         )
-        loop = asyncio.new_event_loop()
-        started = threading.Event()
-        bound: list[int] = []
-        stop: asyncio.Future[None] = loop.create_future()
-        failure: list[BaseException] = []
-
-        async def main() -> None:
-            def on_started(bound_port: int) -> None:
-                bound.append(bound_port)
-                started.set()
-
-            task = asyncio.create_task(server.run("127.0.0.1", port, on_started))
-            done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done and task.exception() is not None:
-                failure.append(task.exception())  # type: ignore[arg-type]
-                started.set()
-            server.drop_connections()  # clients left open must not hold the shutdown
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(main())
-            loop.close()
-
-        thread = threading.Thread(target=run, name="devnet-chain", daemon=True)
-        thread.start()
-        started.wait(30)
-        if failure or not bound:
-            raise RuntimeError(
-                f"devnet chain did not start: {failure[0] if failure else 'timeout'}"
-            )
-        return cls(f"ws://127.0.0.1:{bound[0]}", bound[0], server, loop, thread, stop)
+        background, bound = BackgroundLoop.start(
+            "devnet chain",
+            lambda on_started: server.run("127.0.0.1", port, on_started),
+            [server],
+        )
+        return cls(f"ws://127.0.0.1:{bound[0]}", bound[0], server, background)
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the server's loop (the only thread that may touch the chain)."""
-
-        async def wrapper() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(30)
+        return self._background.call(fn)
 
     def new_block(self) -> Block:
         result: Block = self.call(self.server.produce_block)
         return result
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(
-                lambda: None if self._stop.done() else self._stop.set_result(None)
-            )
-            self._thread.join(10)
+        self._background.stop()
 
     def __enter__(self) -> DevnetChain:
         return self
