@@ -119,7 +119,16 @@ def check_saved_plan(saved: dict[str, Any], directory: Path, fresh: Plan) -> Pla
     now = {a.id: a for a in fresh.actions}
     # Local actions (relays, derivations) are redone by every run from what it observes;
     # only the chain actions are the operator's approved changes.
-    gone = [a.id for a in plan.actions if a.kind not in LOCAL_KINDS and now.get(a.id) != a]
+    gone = []
+    for action in plan.actions:
+        if action.kind in LOCAL_KINDS:
+            continue
+        fresh_action = now.get(action.id)
+        if fresh_action is None:
+            why = next((a.message for a in fresh.alerts if a.target == action.target), None)
+            gone.append(f"{action.id} (no longer planned{': ' + why if why else ''})")
+        elif differences := action.effect_differences(fresh_action):
+            gone.append(f"{action.id} ({', '.join(differences)})")
     if gone:
         raise StalePlan(
             "the chain moved since the plan was made; these actions no longer apply as saved: "

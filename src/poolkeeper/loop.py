@@ -330,7 +330,11 @@ class Reconciler:
         ]
         if only is not None:
             approved = {a.id: a for a in only.actions}
-            chain_actions = [a for a in chain_actions if approved.get(a.id) == a]
+            chain_actions = [
+                a
+                for a in chain_actions
+                if a.id in approved and not approved[a.id].effect_differences(a)
+            ]
         if chain_actions:
             result.results = await self.executor.execute(chain_actions)
             self._record_top_ups(plan, result.results)

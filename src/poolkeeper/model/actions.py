@@ -94,6 +94,19 @@ class Action(_Frozen):
     def symbol(self) -> Symbol:
         return SYMBOL_OF[self.kind]
 
+    def effect_differences(self, other: Action) -> list[str]:
+        """How ``other`` would do something else than this action on chain, field by field
+        (``amount 1200 → 1300``); empty when both have the same effect.
+
+        The reason is words for people, and prerequisites name whatever else one plan holds
+        (a top-up that became due meanwhile): neither changes what the call does."""
+        mine = self.model_dump(exclude=_NOT_EFFECT)
+        theirs = other.model_dump(exclude=_NOT_EFFECT)
+        return [f"{k} {mine[k]} → {theirs[k]}" for k in mine if mine[k] != theirs[k]]
+
+
+_NOT_EFFECT: set[str] = {"reason", "prerequisites"}
+
 
 class Wait(_Frozen):
     """Something the world must do before the next action can happen."""
