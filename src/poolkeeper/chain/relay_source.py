@@ -73,22 +73,40 @@ class RelaySource:
         """Requests this source sent to the node (for the sharing measurements)."""
 
     async def _once(self, key: Any, make: Callable[[], Awaitable[T]]) -> T:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]  # type: ignore[no-any-return]
-        running = self._inflight.get(key)
-        if running is not None:
-            return await running  # type: ignore[no-any-return]
+        """``make()`` once for ``key`` however many ask at the same time, then cached.
+
+        Waiters hold the shared future through ``shield``: a waiter cancelled (a relay
+        stopped, a timeout) must not cancel the future the fetching task will resolve
+        (that was an ``InvalidStateError`` in ``set_result`` at 10,000 workers). When the
+        fetching task itself is cancelled, a waiter that is not fetches for itself."""
+        while True:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]  # type: ignore[no-any-return]
+            running = self._inflight.get(key)
+            if running is None:
+                break
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if running.cancelled() and current is not None and not current.cancelling():
+                    continue
+                raise
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             value = await make()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
         self._cache.put(key, value)
         future.set_result(value)
         return value
