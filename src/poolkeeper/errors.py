@@ -18,6 +18,7 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     │       └── PRuntimeBusy        "RCU in progress": the pRuntime asks to try again later
     └── PermanentError              retrying the same thing will fail the same way
         ├── ChainCallFailed         an extrinsic was rejected or dispatched with an error
+        ├── ChainHistoryUnavailable the node has no state for the past blocks asked about
         ├── PRuntimeCallFailed      a pRuntime answered with an error (status + PrpcError text)
         │   ├── PRuntimeNotInitialized      "Runtime not initialized"
         │   ├── PRuntimeAlreadyInitialized  "Runtime already initialized"
@@ -86,6 +87,10 @@ class PermanentError(PoolkeeperError):
 
 class ChainCallFailed(PermanentError):
     """An extrinsic was rejected by the node or dispatched with a module error."""
+
+
+class ChainHistoryUnavailable(PermanentError):
+    """The node cannot answer about past blocks (it prunes their state)."""
 
 
 class PRuntimeCallFailed(PermanentError):
