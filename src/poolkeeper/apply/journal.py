@@ -162,20 +162,9 @@ class Journal:
             _private(file)
 
     def _create(self) -> tuple[str, float]:
-        journal_id = uuid.uuid4().hex
-        now = time.time()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
-        with self._transaction():
-            self._db.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("created_at", repr(now)),
-                    ("journal_id", journal_id),
-                ],
-            )
-        return journal_id, now
+        return self._create_meta()
 
     def _check(self, expected: str | None) -> tuple[str, float]:
         path = self.path
@@ -219,18 +208,19 @@ class Journal:
         return meta["journal_id"], created_at
 
     def _create_meta(self) -> tuple[str, float]:
-        journal_id = uuid.uuid4().hex
-        now = time.time()
+        """Write the meta rows; a process creating the same journal at the same instant
+        (a read-only ``plan`` beside ``apply``) keeps the first one's."""
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                 [
                     ("schema_version", str(SCHEMA_VERSION)),
-                    ("created_at", repr(now)),
-                    ("journal_id", journal_id),
+                    ("created_at", repr(time.time())),
+                    ("journal_id", uuid.uuid4().hex),
                 ],
             )
-        return journal_id, now
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        return str(meta["journal_id"]), float(meta["created_at"])
 
     def close(self) -> None:
         self._db.close()
