@@ -91,6 +91,8 @@ class _Reader:
             if (event.get("module_id"), event.get("event_id")) != ("Balances", "Transfer"):
                 continue
             attrs = event.get("attributes") or {}
+            if isinstance(attrs, list | tuple):  # runtimes with unnamed event fields
+                attrs = dict(zip(("from", "to", "amount"), attrs, strict=False))
             sender = account_hex(str(attrs["from"]))
             if sender in senders:
                 found.append(
