@@ -61,7 +61,7 @@ def test_finds_today_s_transfers_with_a_few_dozen_reads() -> None:
         19_999: (FUNDING, OP, 52),
     }
     s = FakeSubstrate(signed)
-    scan = scan_transfers(s, [FUNDING], since_ms=DAY_START_MS, after_block=None)  # type: ignore[arg-type]
+    scan = scan_transfers(s, [FUNDING], since_ms=DAY_START_MS, after_block=None)
     assert scan.first == 12_000 and scan.last == BLOCKS
     assert [(t.block, t.amount, t.dest) for t in scan.transfers] == [
         (12_003, 98, account_hex(OP)),
@@ -74,7 +74,7 @@ def test_finds_today_s_transfers_with_a_few_dozen_reads() -> None:
 
 def test_an_incremental_scan_starts_after_the_last_block() -> None:
     s = FakeSubstrate({19_999: (FUNDING, OP, 52)})
-    scan = scan_transfers(s, [FUNDING], since_ms=DAY_START_MS, after_block=19_990)  # type: ignore[arg-type]
+    scan = scan_transfers(s, [FUNDING], since_ms=DAY_START_MS, after_block=19_990)
     assert scan.first == 19_991
     assert [t.block for t in scan.transfers] == [19_999]
     assert scan.reads < 20, scan.reads
