@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from poolkeeper.errors import DerivationError, InventoryError, SecretError
+from poolkeeper.errors import DerivationError, InventoryError, SecretError, StateDirError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import (
     Mnemonic,
@@ -75,6 +75,19 @@ def _base_dir(directory: Path) -> Path:
     return directory if directory.is_dir() else directory.parent
 
 
+def _lock_state_dir(directory: Path, state_dir: str) -> None:
+    """Writing the inventory while another poolkeeper signs from it is refused."""
+    from poolkeeper.apply.statedir import StateDirLock
+
+    path = Path(state_dir)
+    if not path.is_absolute():
+        path = directory.parent / path  # as `apply` resolves it
+    try:
+        StateDirLock.acquire(path, "accounts generate", notice=lambda m: typer.echo(m, err=True))
+    except StateDirError as exc:
+        raise _fail(str(exc)) from None
+
+
 @accounts_app.command()
 def generate(
     directory: InventoryDir = Path("inventory"),
@@ -92,6 +105,8 @@ def generate(
     """
     desired = _load_or_exit(directory)
     settings = desired.settings
+    if not check:
+        _lock_state_dir(directory, settings.state_dir)
     try:
         mnemonic = load_master_secret(settings.secrets, base_dir=_base_dir(directory))
         result = generate_addresses(

@@ -114,6 +114,7 @@ def _port_of(url: str) -> int:
 
 def _spawn(args: list[str], log: Path) -> int:
     out = log.open("ab")
+    os.fchmod(out.fileno(), 0o600)  # a log that existed before the umask keeps no wider mode
     process = subprocess.Popen(
         [sys.executable, *args],
         stdout=out,
@@ -184,7 +185,7 @@ def up(
         desired = load_inventory(inventory)
     except InventoryError as error:
         raise _fail("\n".join(error.problems)) from None
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     state_file = state_dir / STATE_FILE
     if state_file.exists():
         raise _fail(f"error: a devnet is already recorded in {state_file}: run `devnet down` first")

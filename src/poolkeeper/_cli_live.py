@@ -17,7 +17,14 @@ from typing import Any
 import typer
 
 from poolkeeper.apply.executor import ActionResult
-from poolkeeper.errors import InventoryError, PoolkeeperError, SecretError, StalePlan
+from poolkeeper.apply.statedir import StateDirLock
+from poolkeeper.errors import (
+    InventoryError,
+    PoolkeeperError,
+    SecretError,
+    StalePlan,
+    StateDirError,
+)
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
@@ -72,21 +79,47 @@ def _mnemonic(desired: Desired, directory: Path, *, required: bool) -> Mnemonic 
         return None
 
 
-def make_reconciler(
-    desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
-) -> Reconciler:
-    install_log_redaction()
-    mnemonic = _mnemonic(desired, directory, required=need_keys)
+def state_dir_of(desired: Desired, directory: Path) -> Path:
+    """The inventory's state dir (relative paths are relative to the inventory's parent)."""
     state_dir = Path(desired.settings.state_dir)
     if not state_dir.is_absolute():
         state_dir = directory.parent / state_dir
-    return Reconciler(
-        desired,
-        mnemonic=mnemonic,
-        state_dir=state_dir,
-        progress=progress,
-        inventory_dir=directory,
-    )
+    return state_dir
+
+
+def lock_state_dir(state_dir: Path, command: str) -> StateDirLock:
+    """Take the one-writer lock for this process's life; refuse (exit 1) when held."""
+    try:
+        return StateDirLock.acquire(state_dir, command, notice=lambda m: typer.echo(m, err=True))
+    except StateDirError as error:
+        raise fail(f"error: {error}") from None
+
+
+def make_reconciler(
+    desired: Desired,
+    directory: Path,
+    *,
+    need_keys: bool,
+    progress: Callable[[str], None] | None,
+    lock: str | None = None,
+) -> Reconciler:
+    """The reconciler of this inventory. ``lock`` names the command when it writes: the
+    state dir is then locked for the process's life before the journal is opened."""
+    install_log_redaction()
+    mnemonic = _mnemonic(desired, directory, required=need_keys)
+    state_dir = state_dir_of(desired, directory)
+    if lock is not None:
+        lock_state_dir(state_dir, lock)
+    try:
+        return Reconciler(
+            desired,
+            mnemonic=mnemonic,
+            state_dir=state_dir,
+            progress=progress,
+            inventory_dir=directory,
+        )
+    except StateDirError as error:
+        raise fail(f"error: {error}") from None
 
 
 async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:
@@ -174,7 +207,7 @@ async def apply_async(
 ) -> int:
     desired = load_desired(directory)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="apply"
     )
     final: dict[str, ActionResult] = {}
     try:
@@ -309,7 +342,7 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     desired = load_desired(directory)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="run"
     )
     stop = asyncio.Event()
     changed = asyncio.Event()

@@ -24,7 +24,7 @@ async def relay_only_async(directory: Path, interval: float) -> int:
 
     desired = load_desired(directory)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="relay"
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ import typer
 
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
+from poolkeeper._cli_journal import journal_app
 from poolkeeper._cli_lists import list_command
 from poolkeeper._cli_relay import relay_command
 from poolkeeper._version import __version__
@@ -33,6 +34,7 @@ app = typer.Typer(
 
 app.add_typer(accounts_app)
 app.add_typer(devnet_app)
+app.add_typer(journal_app)
 app.command("list")(list_command)
 app.command("relay")(relay_command)
 
@@ -92,6 +94,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), even if it existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)
+        file.write(text)
+
+
 def _use_colour(choice: bool | None) -> bool:
     if choice is not None:
         return choice
@@ -140,7 +150,7 @@ def _plan_and_show(
             saved_plan_document(plan, directory, observed), indent=2, sort_keys=True
         )
         try:
-            out.write_text(document_to_save + "\n", encoding="utf-8")
+            _write_private(out, document_to_save + "\n")
         except OSError as error:
             raise _fail(f"error: cannot write {out}: {error.strerror or error}") from None
     if as_json:
@@ -336,5 +346,7 @@ def tui(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Everything the process creates (state dir, journal,
+    saved plans, logs) is private to its owner: umask 077."""
+    os.umask(0o077)
     app()

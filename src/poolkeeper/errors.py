@@ -9,12 +9,16 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     ├── SnapshotError               an observed-state snapshot file cannot be read
     ├── SecretError                 a secret source is missing, unreadable or unsafe
     ├── DerivationError             a derivation label or a derived address is wrong
+    ├── StateDirError               the state dir cannot be used (see apply.statedir)
+    │   ├── StateDirBusy            another poolkeeper holds the state dir lock
+    │   └── JournalDamaged          the journal is damaged, missing or of another schema
     ├── TemporaryError              worth retrying with backoff (network, RCU in progress, ...)
     │   ├── ChainUnavailable        the node cannot be reached or dropped the connection
     │   └── PRuntimeUnavailable     a pRuntime cannot be reached, timed out, or answered 503
     │       └── PRuntimeBusy        "RCU in progress": the pRuntime asks to try again later
     └── PermanentError              retrying the same thing will fail the same way
         ├── ChainCallFailed         an extrinsic was rejected or dispatched with an error
+        ├── ChainHistoryUnavailable the node has no state for the past blocks asked about
         ├── PRuntimeCallFailed      a pRuntime answered with an error (status + PrpcError text)
         │   ├── PRuntimeNotInitialized      "Runtime not initialized"
         │   ├── PRuntimeAlreadyInitialized  "Runtime already initialized"
@@ -85,6 +89,10 @@ class ChainCallFailed(PermanentError):
     """An extrinsic was rejected by the node or dispatched with a module error."""
 
 
+class ChainHistoryUnavailable(PermanentError):
+    """The node cannot answer about past blocks (it prunes their state)."""
+
+
 class PRuntimeCallFailed(PermanentError):
     """A pRuntime answered with an error (HTTP 4xx/5xx, usually with a PrpcError).
 
@@ -137,3 +145,34 @@ class PRuntimeSyncRejected(PRuntimeCallFailed):
 
 class StalePlan(PermanentError):
     """A saved plan no longer applies: the inventory or the chain moved since it was made."""
+
+
+class StateDirError(PoolkeeperError):
+    """The state directory (journal, lock, relay logs) cannot be used as it is."""
+
+
+class StateDirBusy(StateDirError):
+    """Another process holds the state dir lock. ``holder`` says who (``LockHolder``)."""
+
+    def __init__(self, state_dir: object, holder: object) -> None:
+        self.state_dir = state_dir
+        self.holder = holder
+        describe = getattr(holder, "describe", None)
+        who = describe() if callable(describe) else str(holder)
+        super().__init__(f"another poolkeeper ({who}) holds {state_dir}")
+
+
+class JournalDamaged(StateDirError):
+    """The journal cannot be trusted: damaged, truncated, emptied, missing while the state
+    dir shows earlier use, or of an unknown schema. ``path`` names the file."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"journal {path} {problem}.\n"
+            "It records unsettled extrinsics, today's top-ups and created pools; poolkeeper "
+            "will not write without it.\n"
+            f"Either restore {path} from a backup, or run `poolkeeper journal reset` on this "
+            "inventory to set it aside and start a new one (it tells what is lost)."
+        )

@@ -22,6 +22,7 @@ from pathlib import Path
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, Executor, Job
 from poolkeeper.apply.journal import Journal
+from poolkeeper.apply.top_up_ledger import TopUpLedger
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
@@ -170,6 +171,7 @@ class Reconciler:
         self.keys = KeyRing(desired, mnemonic)
         self.desired = self._with_derived_addresses(desired)
         self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
+        self.top_ups = TopUpLedger(self.chain, self.journal, progress=progress)
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
             self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
@@ -264,14 +266,13 @@ class Reconciler:
         return wanted
 
     async def observe(self) -> Observed:
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
         observed = await observe(
             self.desired,
             self.chain,
             PRuntimeInfoReader(self.transport),
             relays=self.relays.statuses(),
             relay_details=self.relays.details(),
-            topped_up_today=self.journal.topped_up_on(today),
+            topped_up_today=await self.top_ups.sent_today(self.desired),
         )
         self.relays.note_observation(observed)
         relays, details = self.relays.statuses(), self.relays.details()

@@ -299,8 +299,13 @@ class LiveSource:
         self.interval = desired.settings.loop.interval_seconds
         # need_keys=False: a missing master secret only matters when applying, and the
         # executor then says which account cannot sign.
+        # A TUI that may apply is a writer: it holds the state dir lock (--readonly not).
         self._reconciler = make_reconciler(
-            desired, directory, need_keys=False, progress=self._report
+            desired,
+            directory,
+            need_keys=False,
+            progress=self._report,
+            lock=None if readonly else "tui",
         )
 
     def _report(self, message: str) -> None:

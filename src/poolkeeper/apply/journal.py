@@ -11,19 +11,42 @@ pools it created, so a pool declared with ``create: true`` is created only once.
 
 SQLite in WAL mode under the state directory. Nothing secret is stored: signed
 extrinsics are public once sent.
+
+Losing it silently would be the worst fault of all (extrinsics re-planned, the daily
+top-up cap reset), so opening it checks it first: SQLite's header, the WAL header, the
+``quick_check``, every table, and a ``meta`` table (schema version, creation time, a
+journal id). A marker file beside it (``journal.id``) proves the state dir had a journal:
+without it a missing journal would look like a fresh start. Any doubt raises
+``JournalDamaged`` naming the file and the way out; ``journal reset`` moves it aside.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import struct
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from poolkeeper.errors import JournalDamaged
+
+SCHEMA_VERSION = 1
+"""Bumped when the tables change; a journal of a newer version is refused, not guessed at."""
+FILE_MODE = 0o600
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_WAL_MAGICS = {0x377F0682: "<", 0x377F0683: ">"}
+_TABLES = ("extrinsics", "action_results", "created_pools", "top_ups", "meta")
+
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS extrinsics (
     id INTEGER PRIMARY KEY,
     extrinsic_hash TEXT NOT NULL UNIQUE,
@@ -95,18 +118,120 @@ class JournalEntry:
     error: str | None
 
 
+def marker_path(path: Path) -> Path:
+    """The file proving a journal existed at ``path`` (``journal.id`` for ``journal.sqlite``)."""
+    return path.with_name(path.stem + ".id")
+
+
+def side_files(path: Path) -> tuple[Path, Path]:
+    """SQLite's WAL and shared-memory files of ``path``."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
 class Journal:
-    """SQLite-backed journal; one per state directory."""
+    """SQLite-backed journal; one per state directory. Raises ``JournalDamaged``."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        marker = marker_path(path)
+        expected = _read_marker(marker)
+        fresh = _is_fresh(path, expected)
+        if not fresh:
+            _check_files(path)
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise JournalDamaged(path, f"cannot be opened by SQLite ({error})") from None
+        try:
+            if fresh:
+                self.journal_id, self.created_at = self._create()
+            else:
+                self.journal_id, self.created_at = self._check(expected)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as error:
+            self._db.close()
+            raise JournalDamaged(path, f"cannot be read by SQLite ({error})") from None
+        except JournalDamaged:
+            self._db.close()
+            raise
+        if expected != self.journal_id:
+            _write_marker(marker, self.journal_id)
+        for file in (path, *side_files(path)):
+            _private(file)
+
+    def _create(self) -> tuple[str, float]:
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        return self._create_meta()
+
+    def _check(self, expected: str | None) -> tuple[str, float]:
+        path = self.path
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        verdict = "; ".join(str(r[0]) for r in rows[:3])
+        if verdict != "ok":
+            raise JournalDamaged(path, f"fails SQLite's integrity check: {verdict}")
+        tables = {
+            str(r[0])
+            for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "meta" not in tables and expected is None and tables >= set(_TABLES[:-1]):
+            # A journal written before the meta table existed: adopt it as it is.
+            self._db.executescript(_SCHEMA)
+            return self._create_meta()
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise JournalDamaged(path, f"lacks the table(s) {', '.join(missing)}")
+        meta = {str(k): str(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+        absent = [k for k in ("schema_version", "created_at", "journal_id") if k not in meta]
+        if absent:
+            raise JournalDamaged(path, f"has lost its meta row(s) {', '.join(absent)}")
+        try:
+            version = int(meta["schema_version"])
+            created_at = float(meta["created_at"])
+        except ValueError:
+            raise JournalDamaged(path, "has an unreadable meta table") from None
+        if version != SCHEMA_VERSION:
+            newer = " (written by a newer poolkeeper?)" if version > SCHEMA_VERSION else ""
+            raise JournalDamaged(
+                path,
+                f"has schema version {version}{newer}; this poolkeeper reads version "
+                f"{SCHEMA_VERSION}",
+            )
+        if expected is not None and meta["journal_id"] != expected:
+            raise JournalDamaged(
+                path,
+                f"is journal {meta['journal_id']}, but {marker_path(path).name} says this state "
+                f"dir's journal is {expected}",
+            )
+        return meta["journal_id"], created_at
+
+    def _create_meta(self) -> tuple[str, float]:
+        """Write the meta rows; a process creating the same journal at the same instant
+        (a read-only ``plan`` beside ``apply``) keeps the first one's."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("created_at", repr(time.time())),
+                    ("journal_id", uuid.uuid4().hex),
+                ],
+            )
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        return str(meta["journal_id"]), float(meta["created_at"])
 
     def close(self) -> None:
         self._db.close()
+
+    def summary(self, day: str) -> JournalSummary:
+        """What this journal holds that matters to an operator about to lose it."""
+        return JournalSummary(
+            unsettled=len(self.unsettled()),
+            top_ups_today=sum(self.topped_up_on(day).values()),
+            created_pools=tuple(sorted(self.created_pools())),
+        )
 
     def record_prepared(
         self,
@@ -219,6 +344,119 @@ class Journal:
 
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    """Counts of what a journal holds (shown before a reset throws it away)."""
+
+    unsettled: int
+    top_ups_today: int
+    created_pools: tuple[str, ...]
+
+
+def _read_marker(marker: Path) -> str | None:
+    try:
+        text = marker.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise JournalDamaged(marker, f"cannot be read ({error})") from None
+    return text or None
+
+
+def _write_marker(marker: Path, journal_id: str) -> None:
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.write(fd, journal_id.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_fresh(path: Path, expected: str | None) -> bool:
+    """No journal yet and no sign of one: a brand-new state dir."""
+    wal, _ = side_files(path)
+    has_wal = wal.exists() and wal.stat().st_size > 0
+    if os.path.lexists(path):
+        # A 0-byte file with nothing committed anywhere is a creation cut short.
+        empty = path.is_file() and path.stat().st_size == 0 and not has_wal
+        return empty and expected is None
+    if expected is not None:
+        raise JournalDamaged(
+            path,
+            f"is missing, but {marker_path(path)} shows this state dir had one "
+            f"(journal {expected})",
+        )
+    if has_wal:
+        raise JournalDamaged(path, f"is missing, but its WAL file {wal} is there")
+    return True
+
+
+def _check_files(path: Path) -> None:
+    """What can be told without SQLite: a file, a database header, a whole page count."""
+    if path.is_dir():
+        raise JournalDamaged(path, "is a directory, not a file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        raise JournalDamaged(path, f"cannot be read ({error.strerror or error})") from None
+    if size == 0:
+        raise JournalDamaged(path, "is empty (0 bytes)")
+    if not header.startswith(_SQLITE_MAGIC):
+        if _SQLITE_MAGIC.startswith(header[: len(_SQLITE_MAGIC)]) and len(header) < 16:
+            raise JournalDamaged(path, f"is truncated ({size} bytes)")
+        raise JournalDamaged(path, "is not an SQLite database (its header is wrong)")
+    if len(header) < 100:
+        raise JournalDamaged(path, f"is truncated ({size} bytes, not even a header)")
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise JournalDamaged(path, "is not an SQLite database (its page size is wrong)")
+    pages, counter, valid_for = (
+        struct.unpack(">I", header[28:32])[0],
+        struct.unpack(">I", header[24:28])[0],
+        struct.unpack(">I", header[92:96])[0],
+    )
+    if size % page_size or (pages and counter == valid_for and size < pages * page_size):
+        raise JournalDamaged(
+            path, f"is truncated ({size} bytes; its header says {pages} pages of {page_size})"
+        )
+    _check_wal(side_files(path)[0], path)
+
+
+def _check_wal(wal: Path, path: Path) -> None:
+    """SQLite ignores a WAL whose header is invalid, silently losing what it held."""
+    try:
+        with wal.open("rb") as file:
+            header = file.read(32)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise JournalDamaged(path, f"has an unreadable WAL file {wal} ({error})") from None
+    if not header:
+        return
+    magic = struct.unpack(">I", header[:4])[0] if len(header) >= 4 else 0
+    order = _WAL_MAGICS.get(magic)
+    if len(header) < 32 or order is None:
+        raise JournalDamaged(path, f"has a damaged WAL file {wal} (not a WAL header)")
+    s0 = s1 = 0
+    for i in range(0, 24, 8):
+        x0, x1 = struct.unpack(order + "II", header[i : i + 8])
+        s0 = (s0 + x0 + s1) & 0xFFFFFFFF
+        s1 = (s1 + x1 + s0) & 0xFFFFFFFF
+    if (s0, s1) != struct.unpack(">II", header[24:32]):
+        raise JournalDamaged(path, f"has a damaged WAL file {wal} (header checksum mismatch)")
+
+
+def _private(file: Path) -> None:
+    try:
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(FILE_MODE)
+    except OSError:
+        pass  # the -shm file may vanish between the two calls
 
 
 class _Tx:

@@ -42,7 +42,8 @@ from poolkeeper.chain.ports import (
     Signer,
     TxStatus,
 )
-from poolkeeper.errors import ChainUnavailable
+from poolkeeper.chain.transfers import TransferScan, scan_transfers
+from poolkeeper.errors import ChainHistoryUnavailable, ChainUnavailable
 from poolkeeper.model.observed import (
     ChainHead,
     ChainWorker,
@@ -627,6 +628,19 @@ class SubstrateChain:
             return None
 
         return await self._run(scan)
+
+    async def transfers_from(
+        self, senders: Sequence[str], *, since_ms: int, after_block: int | None
+    ) -> TransferScan:
+        """``Balances.Transfer`` events sent by ``senders`` (see ``chain.transfers``)."""
+        try:
+            return await self._run(
+                lambda s: scan_transfers(
+                    s, list(senders), since_ms=since_ms, after_block=after_block
+                )
+            )
+        except SubstrateRequestException as exc:
+            raise ChainHistoryUnavailable(f"{self.url}: {exc}") from None
 
     def _ensure_follower(self) -> None:
         if self._follower is None or self._follower.done():
