@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from poolkeeper.apply.journal import Journal
-from poolkeeper.chain.transfers import TransferScan, account_hex
+from poolkeeper.chain.ports import TransferScan, account_hex
 from poolkeeper.errors import ChainHistoryUnavailable
 from poolkeeper.model.desired import Desired
 

@@ -20,6 +20,7 @@ from poolkeeper.model.observed import (
     ObservedPool,
     ProxyGrant,
 )
+from poolkeeper.model.ss58 import decode_address
 
 
 class Signer(Protocol):
@@ -169,3 +170,30 @@ class ChainWriter(Protocol):
     async def find_extrinsic(self, extrinsic_hash: str, since_block: int) -> Outcome | None:
         """Look for an extrinsic in blocks from ``since_block`` to the best block."""
         ...
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One ``Balances.Transfer`` event. Accounts are 32-byte public keys, hex."""
+
+    block: int
+    sender: str
+    dest: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class TransferScan:
+    """Transfers found in blocks ``first``..``last`` (inclusive) and the reads it took."""
+
+    transfers: tuple[Transfer, ...]
+    first: int
+    last: int
+    reads: int
+
+
+def account_hex(address: str) -> str:
+    """The public key of an SS58 address (or of a 0x hex key), lower-case hex."""
+    if address.startswith("0x"):
+        return address[2:].lower()
+    return decode_address(address)[1].hex()

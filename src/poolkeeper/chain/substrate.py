@@ -40,9 +40,10 @@ from poolkeeper.chain.ports import (
     Outcome,
     SignedExtrinsic,
     Signer,
+    TransferScan,
     TxStatus,
 )
-from poolkeeper.chain.transfers import TransferScan, scan_transfers
+from poolkeeper.chain.transfers import scan_transfers
 from poolkeeper.errors import ChainHistoryUnavailable, ChainUnavailable
 from poolkeeper.model.observed import (
     ChainHead,

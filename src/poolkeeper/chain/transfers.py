@@ -19,39 +19,11 @@ answers with an error, which the caller treats as "cap unknown".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.model.ss58 import decode_address
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """One ``Balances.Transfer`` event. Accounts are 32-byte public keys, hex."""
-
-    block: int
-    sender: str
-    dest: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class TransferScan:
-    """Transfers found in blocks ``first``..``last`` (inclusive) and the reads it took."""
-
-    transfers: tuple[Transfer, ...]
-    first: int
-    last: int
-    reads: int
-
-
-def account_hex(address: str) -> str:
-    """The public key of an SS58 address (or of a 0x hex key), lower-case hex."""
-    if address.startswith("0x"):
-        return address[2:].lower()
-    return decode_address(address)[1].hex()
+from poolkeeper.chain.ports import Transfer, TransferScan, account_hex
 
 
 class _Reader:

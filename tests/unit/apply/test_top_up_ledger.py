@@ -12,7 +12,7 @@ import pytest
 
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.top_up_ledger import TopUpLedger
-from poolkeeper.chain.transfers import Transfer, TransferScan, account_hex
+from poolkeeper.chain.ports import Transfer, TransferScan, account_hex
 from poolkeeper.errors import ChainHistoryUnavailable
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, derive_keys

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from poolkeeper.chain.transfers import account_hex, scan_transfers
+from poolkeeper.chain.ports import account_hex
+from poolkeeper.chain.transfers import scan_transfers
 from poolkeeper.keys import Mnemonic, derive_keys
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
