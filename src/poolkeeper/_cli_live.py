@@ -72,18 +72,21 @@ def _mnemonic(desired: Desired, directory: Path, *, required: bool) -> Mnemonic 
         return None
 
 
+def state_dir_of(desired: Desired, directory: Path) -> Path:
+    """``settings.state_dir``, relative to the inventory directory's parent."""
+    state_dir = Path(desired.settings.state_dir)
+    return state_dir if state_dir.is_absolute() else directory.parent / state_dir
+
+
 def make_reconciler(
     desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
 ) -> Reconciler:
     install_log_redaction()
     mnemonic = _mnemonic(desired, directory, required=need_keys)
-    state_dir = Path(desired.settings.state_dir)
-    if not state_dir.is_absolute():
-        state_dir = directory.parent / state_dir
     return Reconciler(
         desired,
         mnemonic=mnemonic,
-        state_dir=state_dir,
+        state_dir=state_dir_of(desired, directory),
         progress=progress,
         inventory_dir=directory,
     )
@@ -298,6 +301,8 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     from watchfiles import awatch
 
+    from poolkeeper._cli_control import start_control
+
     desired = load_desired(directory)
     rec = make_reconciler(
         desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
@@ -313,6 +318,7 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
             changed.set()
 
     def reload() -> Desired | None:
+        digest = inventory_digest(directory)  # before reading: a later edit shows as a change
         try:
             fresh = load_inventory(directory)
         except InventoryError as error:
@@ -320,9 +326,11 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
             typer.echo("\n".join(error.problems), err=True)
             return None
         typer.echo("inventory changed: reloaded")
+        control.reloaded(digest)
         return fresh
 
     def on_pass(p: PassResult) -> None:
+        control.publish_pass(p)
         ok = sum(1 for r in p.results if r.ok)
         failed = [r for r in p.results if not r.ok]
         typer.echo(
@@ -337,7 +345,13 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     def on_error(exc: Exception, delay: float) -> None:
         typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
+        control.pass_failed(exc, delay)
 
+    try:
+        control = await start_control(rec, policy, directory)
+    except BaseException:
+        await rec.close()
+        raise
     watcher = asyncio.create_task(watch())
     try:
         for r in await rec.recover():
@@ -348,6 +362,7 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
     finally:
         stop.set()
         watcher.cancel()
+        await control.close()
         await rec.close()
     typer.echo("stopped")
     return 0

@@ -280,8 +280,22 @@ def status(
     directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
     *,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Follow the running `poolkeeper run` (its control API) until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
+    if watch:
+        from poolkeeper._cli_control import watch_status
+        from poolkeeper._cli_live import run_async
+
+        try:
+            raise typer.Exit(run_async(watch_status(directory, as_json=as_json)))
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
     from poolkeeper._cli_live import (
         load_desired,
         observe_live,
