@@ -155,7 +155,7 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered(tmp_path: Pat
     server = ControlServer(tmp_path / "control.sock", hub, echo_handler)
     await server.start()
     try:
-        reader, writer = await asyncio.open_unix_connection(str(tmp_path / "control.sock"))
+        _reader, writer = await asyncio.open_unix_connection(str(tmp_path / "control.sock"))
         await asyncio.sleep(0.05)
         assert hub.subscribers == 1
         for i in range(5000):
@@ -303,7 +303,7 @@ async def test_secrets_never_reach_the_stream(inventory: Path) -> None:
         text = data.decode()
         assert '"event":"error"' in text and "rpc said" in text
         assert PHRASE not in text
-        assert PHRASE.split()[0] + " " + PHRASE.split()[1] not in text
+        assert " ".join(PHRASE.split()[:2]) not in text
     finally:
         await service.close()
 
