@@ -330,8 +330,16 @@ def tui(
         typer.Option("--observed", help="Show this snapshot (JSON of Observed), not the chain."),
     ] = None,
     readonly: Annotated[bool, typer.Option("--readonly", help="Never apply.")] = False,
+    standalone: Annotated[
+        bool,
+        typer.Option(
+            "--standalone",
+            help="Run the loop (and its relays) in the TUI instead of attaching to `run`.",
+        ),
+    ] = False,
 ) -> None:
-    """Open the terminal UI (a separate front end, found through an entry point)."""
+    """Open the terminal UI (a separate front end, found through an entry point): attached
+    to the `poolkeeper run` serving the state dir, else observing read-only."""
     from importlib.metadata import entry_points
 
     found = entry_points(group="poolkeeper.frontends", name="tui")
@@ -346,6 +354,8 @@ def tui(
         argv += ["--observed", str(observed)]
     if readonly:
         argv.append("--readonly")
+    if standalone:
+        argv.append("--standalone")
     raise typer.Exit(int(run_tui(argv)))
 
 

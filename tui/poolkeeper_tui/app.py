@@ -137,8 +137,8 @@ class PoolkeeperApp(App[None]):
             self.action_refresh()
             interval = getattr(self.source, "interval", 30.0)
             self.set_interval(interval, self.action_refresh)
-            if self._watch is not None:
-                self.run_worker(self._watch_inventory(self._watch), group="watch")
+        if self._watch is not None:
+            self.run_worker(self._watch_inventory(self._watch), group="watch")
 
     @property
     def workers_table(self) -> DataTable[str]:
@@ -229,10 +229,7 @@ class PoolkeeperApp(App[None]):
 
     def action_reload(self) -> None:
         """``r``: read the inventory again (the attached loop reloads it) and observe."""
-        if isinstance(self.source, SnapshotSource):
-            self.action_refresh()
-            return
-        self.action_refresh(reload=True)
+        self.action_refresh(reload=hasattr(self.source, "reload"))
 
     def show_frame(self, frame: Frame) -> None:
         """Adopt a new frame: update rows by key, log the pass."""

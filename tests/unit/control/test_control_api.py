@@ -21,12 +21,11 @@ from poolkeeper.control.protocol import FORMAT_VERSION, Request
 from poolkeeper.control.server import RequestRefused, ServerBusy
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import PassResult
-from poolkeeper.model.actions import Plan
-from poolkeeper.model.desired import Desired
-from poolkeeper.model.observed import Observed, PRuntimeInfo
+from poolkeeper.model.observed import PRuntimeInfo
 from poolkeeper.observe.snapshot import load_snapshot
-from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper.plan import PlanPolicy
+
+from .fake_loop import FakeReconciler
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT = ROOT / "examples" / "observed-devnet-fresh.json"
@@ -170,30 +169,6 @@ async def test_a_client_that_does_not_read_is_dropped_not_buffered(tmp_path: Pat
 
 
 # ---- the run glue, with a fake reconciler
-
-
-class FakeReconciler:
-    """What ``ControlService`` uses of a ``Reconciler``: passes, desired, set_desired."""
-
-    def __init__(self, desired: Desired, observed: Observed) -> None:
-        self.desired = desired
-        self.observed = observed
-        self.secret_loaded = True
-        self.on_pass_start: Any = None
-        self.passes: list[tuple[bool, Plan | None]] = []
-        self.adopted: list[Desired] = []
-
-    async def reconcile_once(
-        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
-    ) -> PassResult:
-        if self.on_pass_start:
-            self.on_pass_start(execute)
-        self.passes.append((execute, only))
-        return PassResult(self.observed, plan_for(self.desired, self.observed, policy))
-
-    def set_desired(self, desired: Desired) -> None:
-        self.adopted.append(desired)
-        self.desired = desired
 
 
 @pytest.fixture
