@@ -350,14 +350,22 @@ class LiveSource:
         )
 
     async def apply(self) -> Frame:
+        return await self.apply_approved(None)
+
+    async def apply_approved(self, approved: Frame | None) -> Frame:
+        """Apply; with ``approved``, only its chain actions still planned unchanged."""
         if not self.can_apply:
             raise RuntimeError("read-only: apply is disabled")
-        if self.inventory_changed():
+        if self.inventory_changed() or (
+            approved is not None and approved.inventory_digest != self.loaded_digest
+        ):
             raise StaleInventory(
                 "the inventory changed on disk since this plan was made: "
                 "press r to reload, review the plan, then apply"
             )
-        result = await self._reconciler.reconcile_once(self.policy, execute=True)
+        result = await self._reconciler.reconcile_once(
+            self.policy, execute=True, only=approved.plan if approved else None
+        )
         messages = [
             f"{r.action_id}: {'done' if r.ok else 'failed: ' + str(r.error)}"
             for r in result.results
@@ -482,9 +490,12 @@ class AttachedSource:
         return await self.refresh()
 
     async def apply(self) -> Frame:
+        return await self.apply_approved(self._last)
+
+    async def apply_approved(self, frame: Frame | None) -> Frame:
+        """The loop applies the approved plan's actions still planned unchanged."""
         if not self.can_apply:
             raise RuntimeError("read-only: apply is disabled")
-        frame = self._last
         if frame is None or frame.plan_seq is None or frame.inventory_digest is None:
             raise RuntimeError("no plan to apply yet")
         client = await self.client()

@@ -394,13 +394,13 @@ class PoolkeeperApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._apply(confirmed), group="data")
+                self.run_worker(self._apply(confirmed, frame), group="data")
             else:
                 self.log_event("apply cancelled")
 
         self.push_screen(ConfirmApply(frame.plan), answered)
 
-    async def _apply(self, confirmed_destructive: set[str]) -> None:
+    async def _apply(self, confirmed_destructive: set[str], approved: Frame) -> None:
         if self._busy:
             self.notify("a pass is running; try again in a moment")
             return
@@ -409,6 +409,11 @@ class PoolkeeperApp(App[None]):
             self.loop_state = "checking plan"
             self._paint_summary()
             fresh = await self.source.refresh()
+            if fresh.inventory_digest != approved.inventory_digest:
+                self.show_frame(fresh)
+                self.log_event("apply stopped: the inventory changed since the plan you approved")
+                self.notify("the inventory changed: review the plan and apply again")
+                return
             new = [
                 a.id
                 for a in fresh.plan.actions
@@ -421,7 +426,12 @@ class PoolkeeperApp(App[None]):
                 return
             self.loop_state = "applying"
             self._paint_summary()
-            self.show_frame(await self.source.apply())
+            apply_approved = getattr(self.source, "apply_approved", None)
+            if apply_approved is not None:
+                # Only what the operator saw: the approved actions still planned unchanged.
+                self.show_frame(await apply_approved(approved))
+            else:
+                self.show_frame(await self.source.apply())
             self.loop_state = "idle"
         except StaleInventory as error:
             self.loop_state = "idle"
