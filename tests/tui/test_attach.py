@@ -266,3 +266,31 @@ async def test_the_header_says_when_no_master_secret_is_loaded(
     async with app.run_test(size=(160, 30)) as pilot:
         await pilot.pause()
         assert "NO MASTER SECRET" in str(app.query_one("#summary").render())
+
+
+class DigestFake(StandaloneFake):
+    """Frames carry the digest of the inventory they were planned from."""
+
+    digest = "one"
+
+    async def refresh(self) -> Frame:
+        frame = await super().refresh()
+        return Frame(frame.desired, frame.observed, frame.plan, inventory_digest=self.digest)
+
+
+async def test_apply_stops_when_the_inventory_changed_after_approval(
+    desired: Desired, observed: Observed
+) -> None:
+    source = DigestFake(desired, observed, relays=0)
+    app = PoolkeeperApp(source)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmApply)
+        source.digest = "two"  # reloaded from an edited inventory meanwhile
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert source.applied == 0
+        assert "the inventory changed since the plan you approved" in " ".join(log_lines(app))

@@ -280,8 +280,7 @@ class ControlServer:
                 writer.close()
                 return
             writer.write(_line(message))
-            if queue.empty():
-                await writer.drain()
+            await writer.drain()  # the socket's buffer stays bounded; the queue absorbs
 
     async def _receive(
         self, reader: asyncio.StreamReader, queue: asyncio.Queue[dict[str, Any] | None]

@@ -18,6 +18,7 @@ import pytest
 from poolkeeper._cli_live import inventory_digest
 from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
+from tests.tui.test_attach import forbid_the_loop, wait_until
 
 from .test_run_loop import PHRASE, cli, env, status, wait_for, workdir
 
@@ -59,7 +60,32 @@ async def _exercise(sock: Path, workdir: Path) -> dict[str, Any]:
         await client.close()
 
 
-def test_a_client_attaches_to_run_and_status_watch_follows_it(workdir: Path) -> None:
+async def _tui_attached(workdir: Path, expected: dict[str, dict[str, Any]]) -> list[str]:
+    """The TUI against the running loop: attached, rows as `status` shows, `r` reloads."""
+    from poolkeeper_tui._data import AttachedSource
+    from poolkeeper_tui.app import build_app
+
+    app = build_app([str(workdir / "inventory")])
+    assert isinstance(app.source, AttachedSource)
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.workers_table
+        await wait_until(lambda: table.row_count == len(expected), 60)
+        for name, row in expected.items():
+            assert table.get_cell(name, "phase") == row["phase"], name
+        await pilot.press("r")
+        lines: list[str] = []
+
+        def reloaded() -> bool:
+            lines[:] = [str(x) for x in app.query_one("#log").lines]  # type: ignore[attr-defined]
+            return any("inventory reloaded" in x for x in lines)
+
+        await wait_until(reloaded, 120)
+        return lines
+
+
+def test_a_client_attaches_to_run_and_status_watch_follows_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sock = workdir / ".poolkeeper" / "control.sock"
     watch_before = cli("status", "inventory", "--watch", cwd=workdir)
     assert watch_before.returncode == 1
@@ -87,6 +113,11 @@ def test_a_client_attaches_to_run_and_status_watch_follows_it(workdir: Path) -> 
         assert seen["plan"]["plan"]["format_version"] == 1
         assert seen["reload"]["inventory_digest"] == inventory_digest(workdir / "inventory")
         assert seen["reload"]["plan_seq"] > seen["plan"]["plan_seq"]
+
+        with monkeypatch.context() as patched:
+            forbid_the_loop(patched)  # attached: no reconciler, no relays in this process
+            log_lines = asyncio.run(_tui_attached(workdir, status(workdir)))
+        assert any("pass at #" in line for line in log_lines)
 
         watch = subprocess.Popen(
             [sys.executable, "-m", "poolkeeper", "status", "inventory", "--watch"],
