@@ -158,7 +158,7 @@ class PoolkeeperApp(App[None]):
         """Attached: the snapshot, then a frame per pass the loop streams."""
         try:
             frame = await source.current()
-        except OSError as error:
+        except (OSError, ValueError) as error:
             self.loop_state = "detached"
             self.log_event(f"cannot attach: {_describe(error)}")
             self._paint_summary()
@@ -172,7 +172,10 @@ class PoolkeeperApp(App[None]):
             self.loop_state = "attached"
             self.show_frame(frame)
 
-        await source.follow(show, self.log_event)
+        try:
+            await source.follow(show, self.log_event)
+        except Exception as error:  # a stream this version cannot read: say so, keep running
+            self.log_event(f"stopped following the loop: {_describe(error)}")
         self.loop_state = "detached"
         self._paint_summary()
 

@@ -305,3 +305,20 @@ async def test_status_watch_prints_the_running_loops_status(
         assert "plan: 13 action(s)" in out
     finally:
         await service.close()
+
+
+async def test_status_watch_json_prints_the_status_document(
+    inventory: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service, fake = await service_for(inventory)
+    try:
+        service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+        assert await watch_status(inventory, as_json=True, once=True) == 0
+        hello, document = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+        assert hello["type"] == "hello" and hello["format_version"] == FORMAT_VERSION
+        assert document["type"] == "status"
+        assert document["head"]["best_number"] == 12
+        names = [w["worker"] for w in document["workers"]]
+        assert names == [w.name for w in fake.desired.workers]
+    finally:
+        await service.close()
