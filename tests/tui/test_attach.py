@@ -70,6 +70,7 @@ async def test_attached_tui_shows_the_stream_sends_requests_and_starts_no_relays
             await wait_until(lambda: len(row_keys(app)) == len(desired.workers))
             summary = str(app.query_one("#summary").render())
             assert "attached to `poolkeeper run` (pid" in summary
+            assert "loop: attached (" in summary
             assert app.workers_table.get_cell("rack-a-01", "phase") == "Uninitialized"
             # A pass streamed by the loop updates the row.
             endpoint = desired.workers_by_name["rack-a-01"].endpoint

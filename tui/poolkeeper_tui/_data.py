@@ -454,11 +454,28 @@ class AttachedSource:
         await self.client()
         return self._frame()
 
-    async def follow(self, show: Callable[[Frame], None], log: Callable[[str], None]) -> None:
+    def loop_state(self) -> str | None:
+        """The attached loop's own state (``observe``/``pass`` running, idle, error)."""
+        if self._client is None:
+            return None
+        loop = self._client.view.loop
+        state = str(loop.get("state") or "?")
+        if state == "error" and loop.get("error"):
+            return f"error: {loop['error']}"
+        return state
+
+    async def follow(
+        self,
+        show: Callable[[Frame], None],
+        log: Callable[[str], None],
+        repaint: Callable[[], None] | None = None,
+    ) -> None:
         """Show a frame after every pass the loop streams, until it goes away."""
         client = await self.client()
         async for message in client.messages():
             event = message.get("event")
+            if repaint is not None and message.get("type") == "event":
+                repaint()
             if event == "pass_done":
                 frame = self._frame()
                 if frame is not None:

@@ -173,7 +173,7 @@ class PoolkeeperApp(App[None]):
             self.show_frame(frame)
 
         try:
-            await source.follow(show, self.log_event)
+            await source.follow(show, self.log_event, self._paint_summary)
         except Exception as error:  # a stream this version cannot read: say so, keep running
             self.log_event(f"stopped following the loop: {_describe(error)}")
         self.loop_state = "detached"
@@ -296,6 +296,8 @@ class PoolkeeperApp(App[None]):
         if self.readonly:
             text.append(" · READ-ONLY", style="bold yellow")
         text.append(f" · loop: {self.loop_state}")
+        if isinstance(self.source, AttachedSource) and self.loop_state == "attached":
+            text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
             text.append(" · NO MASTER SECRET: signing actions will fail", style="bold red")
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
