@@ -340,6 +340,8 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     from watchfiles import awatch
 
+    from poolkeeper._cli_control import start_control
+
     desired = load_desired(directory)
     rec = make_reconciler(
         desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="run"
@@ -355,6 +357,7 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
             changed.set()
 
     def reload() -> Desired | None:
+        digest = inventory_digest(directory)  # before reading: a later edit shows as a change
         try:
             fresh = load_inventory(directory)
         except InventoryError as error:
@@ -362,9 +365,11 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
             typer.echo("\n".join(error.problems), err=True)
             return None
         typer.echo("inventory changed: reloaded")
+        control.reloaded(digest)
         return fresh
 
     def on_pass(p: PassResult) -> None:
+        control.publish_pass(p)
         ok = sum(1 for r in p.results if r.ok)
         failed = [r for r in p.results if not r.ok]
         typer.echo(
@@ -379,7 +384,13 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     def on_error(exc: Exception, delay: float) -> None:
         typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
+        control.pass_failed(exc, delay)
 
+    try:
+        control = await start_control(rec, policy, directory)
+    except BaseException:
+        await rec.close()
+        raise
     watcher = asyncio.create_task(watch())
     try:
         for r in await rec.recover():
@@ -390,6 +401,7 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
     finally:
         stop.set()
         watcher.cancel()
+        await control.close()
         await rec.close()
     typer.echo("stopped")
     return 0

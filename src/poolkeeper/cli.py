@@ -290,8 +290,22 @@ def status(
     directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
     *,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Follow the running `poolkeeper run` (its control API) until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
+    if watch:
+        from poolkeeper._cli_control import watch_status
+        from poolkeeper._cli_live import run_async
+
+        try:
+            raise typer.Exit(run_async(watch_status(directory, as_json=as_json)))
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
     from poolkeeper._cli_live import (
         load_desired,
         observe_live,
@@ -326,8 +340,16 @@ def tui(
         typer.Option("--observed", help="Show this snapshot (JSON of Observed), not the chain."),
     ] = None,
     readonly: Annotated[bool, typer.Option("--readonly", help="Never apply.")] = False,
+    standalone: Annotated[
+        bool,
+        typer.Option(
+            "--standalone",
+            help="Run the loop (and its relays) in the TUI instead of attaching to `run`.",
+        ),
+    ] = False,
 ) -> None:
-    """Open the terminal UI (a separate front end, found through an entry point)."""
+    """Open the terminal UI (a separate front end, found through an entry point): attached
+    to the `poolkeeper run` serving the state dir, else observing read-only."""
     from importlib.metadata import entry_points
 
     found = entry_points(group="poolkeeper.frontends", name="tui")
@@ -342,6 +364,8 @@ def tui(
         argv += ["--observed", str(observed)]
     if readonly:
         argv.append("--readonly")
+    if standalone:
+        argv.append("--standalone")
     raise typer.Exit(int(run_tui(argv)))
 
 

@@ -169,6 +169,7 @@ class Reconciler:
         )
         self.journal = Journal(state_dir / "journal.sqlite")
         self.keys = KeyRing(desired, mnemonic)
+        self.secret_loaded = mnemonic is not None
         self.desired = self._with_derived_addresses(desired)
         self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
         self.top_ups = TopUpLedger(self.chain, self.journal, progress=progress)
@@ -186,6 +187,10 @@ class Reconciler:
             )
         self.notifier = notifier
         """Receives every executing pass's plan; posts new alerts and recoveries."""
+        self._pass_lock = asyncio.Lock()
+        self._pending_desired: Desired | None = None
+        self.on_pass_start: Callable[[bool], None] | None = None
+        """Told (``execute``) when a pass starts: passes of the loop and of control requests."""
 
     def _relay_source(self, desired: Desired) -> RelaySource:
         """The shared chain data of the relays: the chain alone, or a parachain with its
@@ -311,6 +316,19 @@ class Reconciler:
     async def reconcile_once(
         self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
     ) -> PassResult:
+        """One pass at a time (the loop's and the control API's requests alike: one writer);
+        an inventory reloaded meanwhile is adopted before the next pass starts."""
+        async with self._pass_lock:
+            if self._pending_desired is not None:
+                self._adopt(self._pending_desired)
+                self._pending_desired = None
+            if self.on_pass_start is not None:
+                self.on_pass_start(execute)
+            return await self._reconcile_once(policy, execute=execute, only=only)
+
+    async def _reconcile_once(
+        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
+    ) -> PassResult:
         """Observe, plan, keep relays, execute chain actions not already in flight.
 
         With ``only`` (a saved plan the operator approved), execute just those of its
@@ -421,7 +439,14 @@ class Reconciler:
                 task.cancel()
 
     def set_desired(self, desired: Desired) -> None:
-        """Adopt a reloaded inventory (derived addresses and created pools re-applied)."""
+        """Adopt a reloaded inventory (derived addresses and created pools re-applied);
+        during a pass, from the next pass on (a pass sees one inventory throughout)."""
+        if self._pass_lock.locked():
+            self._pending_desired = desired
+            return
+        self._adopt(desired)
+
+    def _adopt(self, desired: Desired) -> None:
         self.keys.load(desired)
         self.desired = self._with_derived_addresses(desired)
 

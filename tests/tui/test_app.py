@@ -161,7 +161,8 @@ async def test_apply_confirmation_lists_destructive_actions(
         await pilot.pause()
         assert isinstance(app.screen, ConfirmApply)
         text = svg_text(app.export_screenshot())
-        assert "Destructive actions" in text
+        assert "1 destructive action(s)" in text
+        assert "By kind:" in text and "1 stop_computing (destructive)" in text
         assert "worker/rack-a-03: stop_computing" in text
         await pilot.press(answer)
         await app.workers.wait_for_complete()

@@ -9,11 +9,16 @@ values is pure and lives here too, so it can be tested and benchmarked without T
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from poolkeeper.control import ControlClient
+from poolkeeper.control.client import RequestFailed
+from poolkeeper.errors import PoolkeeperError
+from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import Action, Alert, Drift, Plan, Severity, Symbol, Wait
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import Desired, WorkerSpec
@@ -53,6 +58,10 @@ class Frame:
     plan: Plan
     messages: tuple[str, ...] = ()
     """What happened in the pass that produced this frame (results, errors)."""
+    inventory_digest: str | None = None
+    """Digest of the inventory files the plan was made from (an apply names it)."""
+    plan_seq: int | None = None
+    """The plan's number in an attached loop's stream (an apply names it)."""
 
 
 @dataclass
@@ -279,7 +288,8 @@ class SnapshotSource:
 
 
 class LiveSource:
-    """The product's reconcile pass against the live chain and pRuntimes."""
+    """The product's reconcile pass against the live chain and pRuntimes (``--standalone``,
+    or read-only observation when no ``poolkeeper run`` serves the state dir)."""
 
     def __init__(
         self,
@@ -288,15 +298,19 @@ class LiveSource:
         *,
         readonly: bool,
         policy: PlanPolicy | None = None,
+        label: str | None = None,
     ) -> None:
-        from poolkeeper._cli_live import make_reconciler
+        from poolkeeper._cli_live import inventory_digest, make_reconciler
 
         self.progress: Callable[[str], None] | None = None
         """Where the reconciler's progress lines go (the app's event log)."""
+        self.directory = directory
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
-        self.label = "live" + (" (read-only)" if readonly else "")
+        self.label = label or ("live" + (" (read-only)" if readonly else ""))
         self.interval = desired.settings.loop.interval_seconds
+        self._digest = inventory_digest
+        self.loaded_digest = inventory_digest(directory)
         # need_keys=False: a missing master secret only matters when applying, and the
         # executor then says which account cannot sign.
         # A TUI that may apply is a writer: it holds the state dir lock (--readonly not).
@@ -307,6 +321,25 @@ class LiveSource:
             progress=self._report,
             lock=None if readonly else "tui",
         )
+        self.secret_loaded: bool | None = self._reconciler.secret_loaded
+
+    def relays_running(self) -> int:
+        """Relays this process runs (quitting stops them)."""
+        return len(self._reconciler.relays.statuses())
+
+    def inventory_changed(self) -> bool:
+        """Whether the inventory files differ from the ones loaded."""
+        return self._digest(self.directory) != self.loaded_digest
+
+    async def reload(self) -> Frame:
+        """Read the inventory again (``InventoryError`` when invalid), then observe."""
+        from poolkeeper.inventory import load_inventory
+
+        digest = self._digest(self.directory)  # before reading: a later edit shows
+        fresh = load_inventory(self.directory)
+        self._reconciler.set_desired(fresh)
+        self.loaded_digest = digest
+        return await self.refresh()
 
     def _report(self, message: str) -> None:
         if self.progress is not None:
@@ -314,12 +347,30 @@ class LiveSource:
 
     async def refresh(self) -> Frame:
         result = await self._reconciler.reconcile_once(self.policy, execute=False)
-        return Frame(self._reconciler.desired, result.observed, result.plan)
+        return Frame(
+            self._reconciler.desired,
+            result.observed,
+            result.plan,
+            inventory_digest=self.loaded_digest,
+        )
 
     async def apply(self) -> Frame:
+        return await self.apply_approved(None)
+
+    async def apply_approved(self, approved: Frame | None) -> Frame:
+        """Apply; with ``approved``, only its chain actions still planned unchanged."""
         if not self.can_apply:
             raise RuntimeError("read-only: apply is disabled")
-        result = await self._reconciler.reconcile_once(self.policy, execute=True)
+        if self.inventory_changed() or (
+            approved is not None and approved.inventory_digest != self.loaded_digest
+        ):
+            raise StaleInventory(
+                "the inventory changed on disk since this plan was made: "
+                "press r to reload, review the plan, then apply"
+            )
+        result = await self._reconciler.reconcile_once(
+            self.policy, execute=True, only=approved.plan if approved else None
+        )
         messages = [
             f"{r.action_id}: {'done' if r.ok else 'failed: ' + str(r.error)}"
             for r in result.results
@@ -328,7 +379,165 @@ class LiveSource:
             messages.append("relays started: " + ", ".join(result.started_relays))
         if not messages:
             messages.append("apply: no chain action was executed")
-        return Frame(self._reconciler.desired, result.observed, result.plan, tuple(messages))
+        # Observe again right away: the table must not show what was just done as to do.
+        after = await self.refresh()
+        return Frame(
+            after.desired,
+            after.observed,
+            after.plan,
+            tuple(messages),
+            inventory_digest=self.loaded_digest,
+        )
 
     async def close(self) -> None:
         await self._reconciler.close()
+
+
+class StaleInventory(RuntimeError):
+    """The plan shown was made from inventory files that have changed since."""
+
+
+class AttachedSource:
+    """A running ``poolkeeper run``'s control API: its stream and its requests.
+
+    Builds no reconciler and starts no relay: the loop that owns the state dir does the
+    work; this only shows what it streams and asks it to plan, apply and reload."""
+
+    def __init__(self, socket: Path, desired: Desired, *, readonly: bool) -> None:
+        self.socket = socket
+        self.desired = desired
+        """The local copy of the inventory (rows are keyed by its workers)."""
+        self.directory: Path | None = None
+        self.can_apply = not readonly
+        self.label = "attached to `poolkeeper run`"
+        self.secret_loaded: bool | None = None
+        self.progress: Callable[[str], None] | None = None
+        self._client: ControlClient | None = None
+        self._last: Frame | None = None
+
+    async def client(self) -> ControlClient:
+        if self._client is None:
+            self._client = await ControlClient.connect(self.socket)
+            pid = self._client.hello.get("pid")
+            self.label = f"attached to `poolkeeper run` (pid {pid})"
+            self.secret_loaded = self._client.view.secret_loaded
+        return self._client
+
+    def _frame(self, messages: tuple[str, ...] = ()) -> Frame | None:
+        from poolkeeper.render import plan_from_document
+
+        view = self._client.view if self._client else None
+        if view is None or not view.observed or view.plan is None:
+            return None
+        self.secret_loaded = view.secret_loaded
+        accounts = tuple(
+            a.model_copy(update={"address": view.accounts[a.name]})
+            if a.address is None and a.name in view.accounts
+            else a
+            for a in self.desired.accounts
+        )
+        frame = Frame(
+            self.desired.model_copy(update={"accounts": accounts}),
+            Observed.model_validate(view.observed),
+            plan_from_document(view.plan),
+            messages,
+            inventory_digest=view.inventory_digest,
+            plan_seq=view.plan_seq,
+        )
+        self._last = frame
+        return frame
+
+    def _load_local(self) -> None:
+        """Read the inventory again after the loop reloaded it (rows follow its workers)."""
+        if self.directory is None:
+            return
+        with contextlib.suppress(PoolkeeperError):  # invalid: the loop keeps its last one too
+            self.desired = load_inventory(self.directory)
+
+    async def current(self) -> Frame | None:
+        """The frame of the snapshot received on attaching (None before a first pass)."""
+        await self.client()
+        return self._frame()
+
+    def loop_state(self) -> str | None:
+        """The attached loop's own state (``observe``/``pass`` running, idle, error)."""
+        if self._client is None:
+            return None
+        loop = self._client.view.loop
+        state = str(loop.get("state") or "?")
+        if state == "error" and loop.get("error"):
+            return f"error: {loop['error']}"
+        return state
+
+    async def follow(
+        self,
+        show: Callable[[Frame], None],
+        log: Callable[[str], None],
+        repaint: Callable[[], None] | None = None,
+    ) -> None:
+        """Show a frame after every pass the loop streams, until it goes away."""
+        client = await self.client()
+        async for message in client.messages():
+            event = message.get("event")
+            if repaint is not None and message.get("type") == "event":
+                repaint()
+            if event == "pass_done":
+                frame = self._frame()
+                if frame is not None:
+                    show(frame)
+            elif event == "action_result":
+                verdict = "done" if message.get("ok") else f"failed: {message.get('error')}"
+                log(f"{message.get('action_id')}: {verdict}")
+            elif event == "error":
+                log(f"loop: pass failed: {message.get('message')}")
+            elif event == "reloaded":
+                self._load_local()
+                log("loop: inventory reloaded")
+        log("the loop stopped serving: restart `poolkeeper tui` to attach again")
+
+    async def refresh(self) -> Frame:
+        client = await self.client()
+        await client.plan()
+        frame = self._frame()
+        if frame is None:
+            raise RuntimeError("the loop has not observed yet")
+        return frame
+
+    async def reload(self) -> Frame:
+        client = await self.client()
+        try:
+            await client.reload()
+        except RequestFailed as error:
+            raise RuntimeError(f"reload refused: {error}") from None
+        return await self.refresh()
+
+    async def apply(self) -> Frame:
+        return await self.apply_approved(self._last)
+
+    async def apply_approved(self, frame: Frame | None) -> Frame:
+        """The loop applies the approved plan's actions still planned unchanged."""
+        if not self.can_apply:
+            raise RuntimeError("read-only: apply is disabled")
+        if frame is None or frame.plan_seq is None or frame.inventory_digest is None:
+            raise RuntimeError("no plan to apply yet")
+        client = await self.client()
+        try:
+            result = await client.apply(
+                [a.id for a in frame.plan.actions],
+                inventory_digest=frame.inventory_digest,
+                plan_seq=frame.plan_seq,
+            )
+        except RequestFailed as error:
+            raise StaleInventory(f"apply refused by the loop: {error}") from None
+        messages = [
+            f"{r['action_id']}: {'done' if r['ok'] else 'failed: ' + str(r['error'])}"
+            for r in result.get("results", [])
+        ]
+        skipped = result.get("not_applied") or []
+        if skipped:
+            messages.append("not applied (no longer planned as shown): " + ", ".join(skipped))
+        return self._frame(tuple(messages)) or frame
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

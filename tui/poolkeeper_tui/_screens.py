@@ -156,8 +156,21 @@ def destructive_lines(plan: Plan) -> list[str]:
     ]
 
 
+def kind_counts(plan: Plan) -> list[str]:
+    """``N kind`` per action kind, most first (destructive kinds marked)."""
+    counts: dict[str, int] = {}
+    for action in plan.actions:
+        counts[action.kind.value] = counts.get(action.kind.value, 0) + 1
+    destructive = {k.value for k in DESTRUCTIVE_KINDS}
+    return [
+        f"{n} {kind}" + (" (destructive)" if kind in destructive else "")
+        for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+
+
 class ConfirmApply(ModalScreen[bool]):
-    """Asks before applying; lists every destructive action of the plan."""
+    """Asks before applying: counts per kind and every destructive action, in a box that
+    scrolls; the focus starts on Cancel, so Enter alone never applies."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "apply"),
@@ -169,6 +182,7 @@ class ConfirmApply(ModalScreen[bool]):
         width: 90%; height: auto; max-height: 90%;
         border: thick $warning; background: $surface; padding: 1 2;
     }
+    ConfirmApply VerticalScroll { height: auto; max-height: 1fr; }
     ConfirmApply Horizontal { height: auto; margin-top: 1; }
     ConfirmApply Button { margin-right: 2; }
     """
@@ -182,8 +196,9 @@ class ConfirmApply(ModalScreen[bool]):
         destructive = destructive_lines(plan)
         text = Text()
         text.append(f"Apply {len(plan.actions)} action(s)?\n", style="bold")
+        text.append("By kind: " + ", ".join(kind_counts(plan)) + "\n")
         if destructive:
-            text.append("Destructive actions in this plan:\n", style="bold red")
+            text.append(f"{len(destructive)} destructive action(s):\n", style="bold red")
             text.append("\n".join(destructive) + "\n")
         else:
             text.append("No destructive action in this plan.\n")
@@ -192,10 +207,59 @@ class ConfirmApply(ModalScreen[bool]):
             "it stops without acting."
         )
         with Vertical():
-            yield Static(text, id="confirm-text")
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(text, id="confirm-text")
             with Horizontal():
                 yield Button("Apply (y)", id="yes", variant="error")
                 yield Button("Cancel (n)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    """Asks before quitting a TUI that runs relays: stopping them leaves computing
+    workers without their relay (the chain marks them unresponsive)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "quit"),
+        Binding("n,escape", "answer(False)", "stay"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmQuit { align: center middle; }
+    ConfirmQuit > Vertical {
+        width: 80%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmQuit Horizontal { height: auto; margin-top: 1; }
+    ConfirmQuit Button { margin-right: 2; }
+    """
+
+    def __init__(self, relays: int) -> None:
+        super().__init__()
+        self._relays = relays
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append(f"Quit and stop {self._relays} relay(s)?\n", style="bold")
+        text.append(
+            "Computing workers need their relay: without one the chain soon marks them "
+            "unresponsive. Keep `poolkeeper run` (or `poolkeeper relay`) running instead, "
+            "and attach the TUI to it."
+        )
+        with Vertical():
+            yield Static(text, id="quit-text")
+            with Horizontal():
+                yield Button("Quit, stop relays (y)", id="yes", variant="error")
+                yield Button("Stay (n)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -212,7 +276,7 @@ HELP = [
     ("Esc", "back"),
     ("p", "plan preview"),
     ("a", "apply the plan (asks first; disabled with --readonly)"),
-    ("r", "refresh now"),
+    ("r", "reload the inventory and observe now"),
     (":", "command palette"),
     ("?", "this help"),
     ("q", "quit"),

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Static
 
+from poolkeeper.control.protocol import connect_socket, socket_path
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS
@@ -29,15 +30,23 @@ from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper_tui._data import (
     ACCOUNT_COLUMNS,
     WORKER_COLUMNS,
+    AttachedSource,
     DataSource,
     Frame,
     LiveSource,
     SnapshotSource,
+    StaleInventory,
     account_rows,
     phase_counts,
     worker_rows,
 )
-from poolkeeper_tui._screens import ConfirmApply, DrillDownScreen, HelpScreen, PlanScreen
+from poolkeeper_tui._screens import (
+    ConfirmApply,
+    ConfirmQuit,
+    DrillDownScreen,
+    HelpScreen,
+    PlanScreen,
+)
 
 SORTABLE = [key for key, _ in WORKER_COLUMNS]
 
@@ -62,16 +71,30 @@ class PoolkeeperApp(App[None]):
         Binding("s", "sort", "sort"),
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
-        Binding("r", "refresh", "refresh"),
+        Binding("r", "reload", "reload"),
         Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, source: DataSource, *, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        source: DataSource,
+        *,
+        readonly: bool = False,
+        standalone: bool = False,
+        notice: str | None = None,
+        watch: Path | None = None,
+    ) -> None:
         super().__init__()
         self.source = source
         self.readonly = readonly
+        self.standalone = standalone
+        """This process runs the loop itself (relays included): quitting asks first."""
+        self.notice = notice
+        """A line for the header (e.g. why this TUI only observes)."""
+        self._watch = watch
+        """Inventory directory to reload on change (standalone)."""
         self.frame: Frame | None = None
         self.loop_state = "starting"
         self.pass_seconds: float | None = None
@@ -82,6 +105,7 @@ class PoolkeeperApp(App[None]):
         self._shown: dict[str, tuple[str, ...]] = {}
         self._account_shown: dict[str, tuple[str, ...]] = {}
         self._busy = False
+        self._reload_pending = False
         self._thread = threading.get_ident()
 
     # ---- layout
@@ -107,10 +131,14 @@ class PoolkeeperApp(App[None]):
         self._paint_summary()
         if isinstance(self.source, SnapshotSource):
             await self._load()
+        elif isinstance(self.source, AttachedSource):
+            self.run_worker(self._follow(self.source), group="stream")
         else:
             self.action_refresh()
             interval = getattr(self.source, "interval", 30.0)
             self.set_interval(interval, self.action_refresh)
+        if self._watch is not None:
+            self.run_worker(self._watch_inventory(self._watch), group="watch")
 
     @property
     def workers_table(self) -> DataTable[str]:
@@ -126,12 +154,55 @@ class PoolkeeperApp(App[None]):
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
         self.query_one("#log", Log).write_line(f"{stamp} {message}")
 
-    async def _load(self) -> None:
-        self.loop_state = "observing"
+    async def _follow(self, source: AttachedSource) -> None:
+        """Attached: the snapshot, then a frame per pass the loop streams."""
+        try:
+            frame = await source.current()
+        except (OSError, ValueError) as error:
+            self.loop_state = "detached"
+            self.log_event(f"cannot attach: {_describe(error)}")
+            self._paint_summary()
+            return
+        self.loop_state = "attached"
+        if frame is not None:
+            self.show_frame(frame)
+        self._paint_summary()
+
+        def show(frame: Frame) -> None:
+            self.loop_state = "attached"
+            self.show_frame(frame)
+
+        try:
+            await source.follow(show, self.log_event, self._paint_summary)
+        except Exception as error:  # a stream this version cannot read: say so, keep running
+            self.log_event(f"stopped following the loop: {_describe(error)}")
+        self.loop_state = "detached"
+        self._paint_summary()
+
+    async def _watch_inventory(self, directory: Path) -> None:
+        """Standalone: reload whenever an inventory file changes."""
+        from watchfiles import awatch
+
+        async for _ in awatch(directory):
+            self.log_event("inventory changed on disk: reloading")
+            self.action_reload()
+
+    async def _load(self, *, reload: bool = False) -> None:
+        self.loop_state = "reloading" if reload else "observing"
         self._paint_summary()
         started = time.monotonic()
         try:
-            frame = await self.source.refresh()
+            if reload and hasattr(self.source, "reload"):
+                frame = await self.source.reload()
+                self.log_event("inventory reloaded")
+            else:
+                frame = await self.source.refresh()
+        except InventoryError as error:
+            self.loop_state = "error"
+            self.log_event("inventory invalid; keeping the previous one:")
+            for problem in error.problems:
+                self.log_event("  " + problem)
+            self.notify("the inventory is invalid (log: 3)", severity="error")
         except Exception as error:  # any failed pass is shown and the next one retried
             self.loop_state = "error"
             self.log_event(f"pass failed: {_describe(error)}")
@@ -141,18 +212,27 @@ class PoolkeeperApp(App[None]):
             self.show_frame(frame)
         self._paint_summary()
 
-    def action_refresh(self) -> None:
+    def action_refresh(self, reload: bool = False) -> None:
         if self._busy:
+            if reload:
+                self._reload_pending = True
             return
         self._busy = True
 
         async def run() -> None:
             try:
-                await self._load()
+                await self._load(reload=reload)
             finally:
                 self._busy = False
+            if self._reload_pending:
+                self._reload_pending = False
+                self.action_refresh(reload=True)
 
         self.run_worker(run(), group="data")
+
+    def action_reload(self) -> None:
+        """``r``: read the inventory again (the attached loop reloads it) and observe."""
+        self.action_refresh(reload=hasattr(self.source, "reload"))
 
     def show_frame(self, frame: Frame) -> None:
         """Adopt a new frame: update rows by key, log the pass."""
@@ -216,8 +296,14 @@ class PoolkeeperApp(App[None]):
         if self.readonly:
             text.append(" · READ-ONLY", style="bold yellow")
         text.append(f" · loop: {self.loop_state}")
+        if isinstance(self.source, AttachedSource) and self.loop_state == "attached":
+            text.append(f" ({self.source.loop_state() or '?'})")
+        if getattr(self.source, "secret_loaded", None) is False:
+            text.append(" · NO MASTER SECRET: signing actions will fail", style="bold red")
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
+        if self.notice:
+            text.append(f"\n{self.notice}", style="yellow")
         frame = self.frame
         if frame is None:
             text.append("\nno observation yet (the event log, 3, says why)")
@@ -301,17 +387,25 @@ class PoolkeeperApp(App[None]):
         if frame is None or not frame.plan.actions:
             self.notify("nothing to apply: the plan has no actions")
             return
+        changed = getattr(self.source, "inventory_changed", None)
+        if changed is not None and changed():
+            self.notify(
+                "the inventory changed on disk since this plan: press r to reload and review",
+                severity="warning",
+            )
+            self.log_event("apply refused: the inventory changed on disk since the plan")
+            return
         confirmed = {a.id for a in frame.plan.actions if a.kind in DESTRUCTIVE_KINDS}
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._apply(confirmed), group="data")
+                self.run_worker(self._apply(confirmed, frame), group="data")
             else:
                 self.log_event("apply cancelled")
 
         self.push_screen(ConfirmApply(frame.plan), answered)
 
-    async def _apply(self, confirmed_destructive: set[str]) -> None:
+    async def _apply(self, confirmed_destructive: set[str], approved: Frame) -> None:
         if self._busy:
             self.notify("a pass is running; try again in a moment")
             return
@@ -320,6 +414,11 @@ class PoolkeeperApp(App[None]):
             self.loop_state = "checking plan"
             self._paint_summary()
             fresh = await self.source.refresh()
+            if fresh.inventory_digest != approved.inventory_digest:
+                self.show_frame(fresh)
+                self.log_event("apply stopped: the inventory changed since the plan you approved")
+                self.notify("the inventory changed: review the plan and apply again")
+                return
             new = [
                 a.id
                 for a in fresh.plan.actions
@@ -332,8 +431,17 @@ class PoolkeeperApp(App[None]):
                 return
             self.loop_state = "applying"
             self._paint_summary()
-            self.show_frame(await self.source.apply())
+            apply_approved = getattr(self.source, "apply_approved", None)
+            if apply_approved is not None:
+                # Only what the operator saw: the approved actions still planned unchanged.
+                self.show_frame(await apply_approved(approved))
+            else:
+                self.show_frame(await self.source.apply())
             self.loop_state = "idle"
+        except StaleInventory as error:
+            self.loop_state = "idle"
+            self.log_event(f"apply refused: {error}")
+            self.notify(str(error), severity="warning")
         except Exception as error:  # shown in the log; the app keeps running
             self.loop_state = "error"
             self.log_event(f"apply failed: {_describe(error)}")
@@ -348,7 +456,24 @@ class PoolkeeperApp(App[None]):
         yield SystemCommand("Event log", "Show pass messages", lambda: self.action_view("log"))
         yield SystemCommand("Plan preview", "Show the plan", self.action_plan)
         yield SystemCommand("Apply", "Apply the plan (asks first)", self.action_apply)
-        yield SystemCommand("Refresh", "Observe again now", self.action_refresh)
+        yield SystemCommand("Reload", "Reload the inventory, observe now", self.action_reload)
+
+    async def action_quit(self) -> None:
+        """Quit; a standalone TUI running relays asks first (quitting stops them)."""
+        relays_running = getattr(self.source, "relays_running", None)
+        relays = relays_running() if self.standalone and relays_running else 0
+        if isinstance(self.screen, ConfirmQuit):
+            return
+        if not relays:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.log_event(f"quitting: stopping {relays} relay(s)")
+                self.exit()
+
+        self.push_screen(ConfirmQuit(relays), answered)
 
     async def on_unmount(self) -> None:
         await self.source.close()
@@ -365,21 +490,63 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("directory", nargs="?", default="inventory", type=Path)
     parser.add_argument("--observed", type=Path, help="show this snapshot instead of the chain")
     parser.add_argument("--readonly", action="store_true", help="never apply")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run the loop in this process (relays included) instead of attaching to `run`",
+    )
     return parser.parse_args(argv)
 
 
+def _served(path: Path) -> bool:
+    """Whether a live ``poolkeeper run`` accepts connections on ``path``."""
+    if not path.exists():
+        return False
+    try:
+        connect_socket(path).close()
+    except OSError:
+        return False
+    return True
+
+
 def build_app(argv: list[str]) -> PoolkeeperApp:
-    """The app for ``poolkeeper tui`` arguments; ``PoolkeeperError`` when it cannot start."""
+    """The app for ``poolkeeper tui`` arguments; ``PoolkeeperError`` when it cannot start.
+
+    A ``poolkeeper run`` serving the state dir is attached to (no reconciler, no relays
+    here); without one the TUI observes read-only, unless ``--standalone`` asks it to run
+    the loop itself."""
+    from poolkeeper._cli_live import state_dir_of
+
     args = _parse(argv)
     desired = load_inventory(args.directory)
-    source: DataSource
     if args.observed is not None:
-        source = SnapshotSource(desired, load_snapshot(args.observed))
-    else:
-        source = LiveSource(args.directory, desired, readonly=args.readonly)
-    app = PoolkeeperApp(source, readonly=args.readonly)
-    if isinstance(source, LiveSource):
-        source.progress = app.log_event
+        return PoolkeeperApp(
+            SnapshotSource(desired, load_snapshot(args.observed)), readonly=args.readonly
+        )
+    state_dir = state_dir_of(desired, args.directory)
+    sock = socket_path(state_dir)
+    served = _served(sock)
+    if args.standalone:
+        if served:
+            raise PoolkeeperError(
+                f"a `poolkeeper run` serves {state_dir}: start `poolkeeper tui` without "
+                "--standalone to attach to it (two loops would run two sets of relays)"
+            )
+        live = LiveSource(args.directory, desired, readonly=args.readonly, label="standalone")
+        app = PoolkeeperApp(live, readonly=args.readonly, standalone=True, watch=args.directory)
+        live.progress = app.log_event
+        return app
+    if served:
+        attached = AttachedSource(sock, desired, readonly=args.readonly)
+        attached.directory = args.directory
+        return PoolkeeperApp(attached, readonly=args.readonly)
+    observer = LiveSource(args.directory, desired, readonly=True)
+    notice = (
+        f"no `poolkeeper run` serves {state_dir}: observing read-only "
+        "(start `poolkeeper run`, or `poolkeeper tui --standalone` to run the loop here)"
+    )
+    app = PoolkeeperApp(observer, readonly=True, notice=notice)
+    observer.progress = app.log_event
     return app
 
 
