@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import ActionResult
 from poolkeeper.errors import InventoryError, PoolkeeperError, SecretError, StalePlan
 from poolkeeper.inventory import load_inventory
@@ -72,20 +73,25 @@ def _mnemonic(desired: Desired, directory: Path, *, required: bool) -> Mnemonic 
         return None
 
 
+def state_dir_of(desired: Desired, directory: Path) -> Path:
+    """The state directory: ``settings.state_dir``, relative to the inventory's parent."""
+    state_dir = Path(desired.settings.state_dir)
+    return state_dir if state_dir.is_absolute() else directory.parent / state_dir
+
+
 def make_reconciler(
     desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
 ) -> Reconciler:
     install_log_redaction()
     mnemonic = _mnemonic(desired, directory, required=need_keys)
-    state_dir = Path(desired.settings.state_dir)
-    if not state_dir.is_absolute():
-        state_dir = directory.parent / state_dir
+    state_dir = state_dir_of(desired, directory)
     return Reconciler(
         desired,
         mnemonic=mnemonic,
         state_dir=state_dir,
         progress=progress,
         inventory_dir=directory,
+        audit=AuditLog(state_dir / AUDIT_FILE),
     )
 
 

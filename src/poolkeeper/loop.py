@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from poolkeeper.apply.collector import TxCollector
-from poolkeeper.apply.executor import ActionResult, Executor, Job
+from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.journal import Journal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
@@ -152,6 +152,7 @@ class Reconciler:
         progress: Callable[[str], None] | None = None,
         notifier: WebhookNotifier | None = None,
         inventory_dir: Path | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.desired = desired
         self._progress = progress
@@ -169,7 +170,9 @@ class Reconciler:
         self.journal = Journal(state_dir / "journal.sqlite")
         self.keys = KeyRing(desired, mnemonic)
         self.desired = self._with_derived_addresses(desired)
-        self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
+        self.executor = Executor(
+            self.chain, self.chain, self.journal, self.keys, progress=progress, audit=audit
+        )
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
             self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
