@@ -24,6 +24,7 @@ from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.conditions import Conditions, condition_document, worker_pubkey
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import phase_of
@@ -225,18 +226,20 @@ async def apply_async(
     return 0 if all(r.ok for r in final.values()) else 1
 
 
-def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
+def status_rows(
+    desired: Desired, observed: Observed, conditions: Conditions | None = None
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for worker in desired.workers:
         prt = observed.pruntimes.get(worker.endpoint)
         info = prt.info if prt else None
-        pubkey = (
-            (worker.pubkey or (info.public_key if info else None) or "").lower().removeprefix("0x")
-        )
+        pubkey = worker_pubkey(worker, observed)
         chain = observed.chain_workers.get(pubkey) if pubkey else None
+        own = conditions.worker(worker.name) if conditions else {}
         rows.append(
             {
                 "worker": worker.name,
+                "pubkey": pubkey,
                 "pool": worker.pool,
                 "desired": worker.state.value,
                 "phase": phase_of(prt, chain, observed.head).value,
@@ -250,12 +253,88 @@ def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
                 "relay": observed.relay_details.get(worker.name)
                 or _relay_value(observed, worker.name),
                 "error": prt.error if prt else None,
+                "conditions": {t: condition_document(c) for t, c in own.items()},
             }
         )
     return rows
 
 
-def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
+def account_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
+    """Every inventory account with its free balance and level against the thresholds."""
+    settings = desired.settings
+    rows: list[dict[str, Any]] = []
+    for account in desired.accounts:
+        seen = observed.accounts.get(account.address) if account.address else None
+        free = seen.free if seen else None
+        level = None
+        if free is not None:
+            level = (
+                "critical"
+                if free < settings.critical_below
+                else "warn"
+                if free < settings.warn_below
+                else "ok"
+            )
+        rows.append(
+            {
+                "account": account.name,
+                "role": account.role.value,
+                "address": account.address,
+                "free": free,
+                "reserved": seen.reserved if seen else None,
+                "level": level,
+            }
+        )
+    return rows
+
+
+def status_document(
+    desired: Desired, observed: Observed, conditions: Conditions, plan: Plan
+) -> dict[str, Any]:
+    """``status --json``: head, workers with conditions, balances and alerts."""
+    return {
+        "format_version": 1,
+        "head": observed.head.model_dump(mode="json"),
+        "workers": status_rows(desired, observed, conditions),
+        "accounts": account_rows(desired, observed),
+        "alerts": [a.model_dump(mode="json") for a in plan.alerts],
+        "process": {c.type: condition_document(c) for c in conditions.process},
+    }
+
+
+def render_status_document(observed: Observed, document: dict[str, Any]) -> str:
+    """The status table, then unhealthy conditions, balances and alerts."""
+    rows = document["workers"]
+    for row in rows:
+        healthy = row["conditions"].get("Healthy")
+        row["health"] = (
+            None if healthy is None else "ok" if healthy["status"] == "True" else healthy["reason"]
+        )
+    out = [render_status(observed, rows, extra=("health",)).rstrip("\n")]
+    problems = [
+        f"  {r['worker']}: {c['reason']} since {c['last_transition'][:19]}Z: {c['message']}"
+        for r in rows
+        for t, c in r["conditions"].items()
+        if t == "Healthy" and c["status"] == "False"
+    ]
+    if problems:
+        out += ["", "conditions:", *problems]
+    if document["accounts"]:
+        out += ["", "accounts:"]
+        width = max(len(a["account"]) for a in document["accounts"])
+        for a in document["accounts"]:
+            free = "-" if a["free"] is None else format_pha(int(a["free"]))
+            level = f"  ({a['level']})" if a["level"] not in (None, "ok") else ""
+            out.append(f"  {a['account']:<{width}}  {free}{level}")
+    alerts = document["alerts"]
+    out += ["", f"alerts: {len(alerts) or 'none'}"]
+    out += [f"  [{a['severity']}] {a['target']}: {a['message']}" for a in alerts]
+    return "\n".join(out) + "\n"
+
+
+def render_status(
+    observed: Observed, rows: list[dict[str, Any]], *, extra: tuple[str, ...] = ()
+) -> str:
     head = observed.head
     out = [f"chain: best #{head.best_number}, finalized #{head.finalized_number}"]
     cols = [
@@ -270,6 +349,7 @@ def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
     ]
     if any(r.get("relay") for r in rows):
         cols.append("relay")  # only a process that runs relays knows them
+    cols.extend(extra)
     table = [[_cell(c, r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(cols)]
     out.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))

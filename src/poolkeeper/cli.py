@@ -284,29 +284,31 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
+    from datetime import UTC, datetime
+
     from poolkeeper._cli_live import (
         load_desired,
         observe_live,
-        render_status,
+        render_status_document,
         run_async,
-        status_rows,
+        status_document,
     )
+    from poolkeeper.model.conditions import derive_conditions
+    from poolkeeper.plan import PlanPolicy, plan_for
 
     desired = load_desired(directory)
     try:
         desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
-    rows = status_rows(desired, observed)
+    conditions = derive_conditions(desired, observed, None, datetime.now(UTC))
+    conditions = conditions.model_copy(update={"process": ()})  # one look has no history
+    plan = plan_for(desired, observed, PlanPolicy())
+    document = status_document(desired, observed, conditions, plan)
     if as_json:
-        document = {
-            "format_version": 1,
-            "head": observed.head.model_dump(mode="json"),
-            "workers": rows,
-        }
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        typer.echo(render_status(observed, rows), nl=False)
+        typer.echo(render_status_document(observed, document), nl=False)
 
 
 @app.command()
