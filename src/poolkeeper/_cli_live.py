@@ -17,11 +17,12 @@ from typing import Any
 import typer
 
 from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
-from poolkeeper.apply.executor import ActionResult
+from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.errors import InventoryError, PoolkeeperError, SecretError, StalePlan
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
+from poolkeeper.metrics import AuditFanOut, PoolMetrics, parse_listen, serve
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.conditions import Conditions, condition_document, worker_pubkey
@@ -81,18 +82,24 @@ def state_dir_of(desired: Desired, directory: Path) -> Path:
 
 
 def make_reconciler(
-    desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
+    desired: Desired,
+    directory: Path,
+    *,
+    need_keys: bool,
+    progress: Callable[[str], None] | None,
+    also_audit: AuditSink | None = None,
 ) -> Reconciler:
     install_log_redaction()
     mnemonic = _mnemonic(desired, directory, required=need_keys)
     state_dir = state_dir_of(desired, directory)
+    log = AuditLog(state_dir / AUDIT_FILE)
     return Reconciler(
         desired,
         mnemonic=mnemonic,
         state_dir=state_dir,
         progress=progress,
         inventory_dir=directory,
-        audit=AuditLog(state_dir / AUDIT_FILE),
+        audit=AuditFanOut(log, also_audit) if also_audit else log,
     )
 
 
@@ -378,15 +385,40 @@ def run_async(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = False) -> int:
+def start_metrics(listen: str | None) -> tuple[PoolMetrics | None, Any]:
+    """The metrics and their HTTP server on ``listen`` (none when not asked for)."""
+    if not listen:
+        return None, None
+    from prometheus_client import CollectorRegistry
+
+    try:
+        parse_listen(listen)
+        metrics = PoolMetrics(CollectorRegistry())
+        server = serve(metrics, listen)
+    except ValueError as error:
+        raise fail(f"error: {error}") from None
+    except OSError as error:
+        raise fail(f"error: cannot serve metrics on {listen}: {error.strerror or error}") from None
+    typer.echo(f"metrics: http://{listen}/metrics")
+    return metrics, server
+
+
+async def run_loop_async(
+    directory: Path, *, policy: PlanPolicy, once: bool = False, metrics_addr: str | None = None
+) -> int:
     """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
     import signal
 
     from watchfiles import awatch
 
     desired = load_desired(directory)
+    metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+        desired,
+        directory,
+        need_keys=True,
+        progress=lambda m: typer.echo(f"  {m}"),
+        also_audit=metrics,
     )
     stop = asyncio.Event()
     changed = asyncio.Event()
@@ -418,11 +450,16 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         )
         for r in failed:
             typer.echo(f"  {r.action_id}: failed: {r.error}")
+        if metrics is not None:
+            metrics.on_pass(p, rec.desired)
         if once:
             stop.set()
 
     def on_error(exc: Exception, delay: float) -> None:
         typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
+        rec.note_pass_failed(str(exc))
+        if metrics is not None:
+            metrics.on_error(exc)
 
     watcher = asyncio.create_task(watch())
     try:
@@ -435,5 +472,8 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         stop.set()
         watcher.cancel()
         await rec.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     typer.echo("stopped")
     return 0

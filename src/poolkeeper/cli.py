@@ -266,6 +266,13 @@ def run(
         typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    metrics_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-addr",
+            help="Serve Prometheus metrics at HOST:PORT (default: settings.metrics.listen).",
+        ),
+    ] = None,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until interrupted (Ctrl-C stops cleanly)."""
@@ -273,7 +280,11 @@ def run(
     from poolkeeper.plan import PlanPolicy
 
     raise typer.Exit(
-        run_async(run_loop_async(directory, policy=PlanPolicy(prune=prune), once=once))
+        run_async(
+            run_loop_async(
+                directory, policy=PlanPolicy(prune=prune), once=once, metrics_addr=metrics_addr
+            )
+        )
     )
 
 

@@ -29,7 +29,12 @@ from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import PoolkeeperError, SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
 from poolkeeper.model.actions import ActionKind, Plan
-from poolkeeper.model.conditions import Conditions, derive_conditions, genesis_mismatch
+from poolkeeper.model.conditions import (
+    Conditions,
+    derive_conditions,
+    genesis_mismatch,
+    with_loop_failure,
+)
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
@@ -323,6 +328,11 @@ class Reconciler:
             self.desired, observed, self.conditions, datetime.now(UTC), loop_error=loop_error
         )
         return self.conditions
+
+    def note_pass_failed(self, error: str) -> None:
+        """LoopHealthy turns False (until a pass completes again)."""
+        if self.conditions is not None:
+            self.conditions = with_loop_failure(self.conditions, datetime.now(UTC), error)
 
     def _with_created_pools(self) -> None:
         """Pools created earlier (journal) get their pid, so they are never created twice."""
