@@ -81,6 +81,25 @@ def scrape(port: int) -> tuple[Samples, float]:
     return out, elapsed
 
 
+def rpc(url: str, method: str) -> None:
+    substrate = SubstrateInterface(url=url)
+    try:
+        substrate.rpc_request(method, [])
+    finally:
+        substrate.close()
+
+
+def wait_for_gauge(port: int, name: str, value: float, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    seen = None
+    while time.monotonic() < deadline:
+        seen = scrape(port)[0].get(name, {}).get(())
+        if seen == value:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{name} stayed {seen}, not {value}, for {seconds}s")
+
+
 def computing_on_chain(url: str) -> int:
     async def read() -> int:
         adapter = SubstrateChain(url)
@@ -158,6 +177,16 @@ def test_metrics_match_the_chain(workdir: tuple[Path, int, int]) -> None:
         assert sum(samples["poolkeeper_fees_paid_plancks_total"].values()) > 0
         assert time.time() - samples["poolkeeper_last_good_pass_timestamp_seconds"][()] < 60
         assert elapsed < 1.0
+
+        # Blocks stop: ChainStalled within ten measured block times; they resume: cleared.
+        assert samples["poolkeeper_chain_stalled"][()] == 0
+        rpc(url, "devnet_pauseBlocks")
+        paused_at = time.monotonic()
+        wait_for_gauge(port, "poolkeeper_chain_stalled", 1, 120)
+        print(f"ChainStalled raised {time.monotonic() - paused_at:.0f} s after blocks paused")
+        rpc(url, "devnet_resumeBlocks")
+        wait_for_gauge(port, "poolkeeper_chain_stalled", 0, 60)
+        assert loop.poll() is None
     finally:
         loop.send_signal(signal.SIGINT)
         code = loop.wait(60)
