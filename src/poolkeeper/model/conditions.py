@@ -170,8 +170,17 @@ def _set(
 ) -> Condition:
     """A condition keeping its transition time while its status stays the same."""
     before = previous.get(type_)
+    if (
+        before is not None
+        and before.status is status
+        and before.reason is reason
+        and before.message == message
+        and before.severity == severity
+    ):
+        return before  # unchanged: the common case, kept without a new object
     since = before.last_transition if before and before.status is status else now
-    return Condition(
+    # Built from values of this module only: no validation needed (10,000 workers a pass).
+    return Condition.model_construct(
         type=type_,
         status=status,
         reason=reason,
@@ -198,7 +207,14 @@ def _memory(
     if state is SessionState.WORKER_UNRESPONSIVE and before.session_state is not state:
         entries.append(now)
     down = None if info is not None else (before.unreachable_since or now)
-    return WorkerMemory(
+    if (blocknum, since, entries, down) == (
+        before.blocknum,
+        before.blocknum_since,
+        list(before.unresponsive_at),
+        before.unreachable_since,
+    ) and before.session_state is (state if chain is not None else before.session_state):
+        return before
+    return WorkerMemory.model_construct(
         blocknum=blocknum,
         blocknum_since=since,
         session_state=state if chain is not None else before.session_state,
@@ -360,7 +376,7 @@ def derive_conditions(
     if previous.finalized_number is None or finalized != previous.finalized_number:
         since = now
     origin = previous.rate_origin or (finalized, now)
-    state = Conditions(
+    state = Conditions.model_construct(
         workers=workers,
         memory=memory,
         finalized_number=finalized,

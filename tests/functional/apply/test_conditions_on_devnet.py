@@ -30,8 +30,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def status(world: World) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(status_text(world, "--json"))
+    return document
+
+
+def status_text(world: World, *args: str) -> str:
     done = subprocess.run(
-        world.command("status", str(world.inventory), "--json"),
+        world.command("status", str(world.inventory), *args),
         env=world.env(),
         capture_output=True,
         text=True,
@@ -39,8 +44,7 @@ def status(world: World) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
+    return done.stdout
 
 
 def row(document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -53,6 +57,7 @@ def test_a_down_pruntime_keeps_its_chain_state(world: World) -> None:
     world.sim.set_fault(0, "unreachable")
     try:
         doc = status(world)
+        text = status_text(world)
     finally:
         world.sim.set_fault(0, "clear")
     w0 = row(doc, "w00")
@@ -63,6 +68,9 @@ def test_a_down_pruntime_keeps_its_chain_state(world: World) -> None:
     assert w0["conditions"]["Computing"]["status"] == "True"
     assert w0["conditions"]["InPool"]["status"] == "True"
     assert row(doc, "w01")["conditions"]["Healthy"]["status"] == "True"
+    assert "\nconditions:\n  w00: Unreachable since " in text, text
+    assert "\naccounts:\n" in text and "relay-signer" in text, text
+    assert "[warn] worker/w00: pRuntime unreachable" in text, text
     balances = {a["address"]: a["free"] for a in doc["accounts"]}
     assert set(balances) == set(world.addresses.values())
 
