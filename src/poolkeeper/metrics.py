@@ -280,17 +280,17 @@ class PoolMetrics(Collector):
 
         if conditions is None:
             return
-        by_type: Tally[tuple[str, str, str]] = Tally()
+        by_type: Tally[tuple[str, str, str, str]] = Tally()
         for own in conditions.workers.values():
             for c in own:
-                by_type[(c.type, c.status.value, c.reason.value)] += 1
+                by_type[(c.type, c.status.value, c.reason.value, c.severity or "")] += 1
         family = _gauge(
             "poolkeeper_worker_conditions",
-            "Workers by condition, status and reason.",
-            ["condition", "status", "reason"],
+            "Workers by condition, status, reason and severity (warn, critical or empty).",
+            ["condition", "status", "reason", "severity"],
         )
-        for (type_, status, reason), count in sorted(by_type.items()):
-            family.add_metric([type_, status, reason], count)
+        for (type_, status, reason, severity), count in sorted(by_type.items()):
+            family.add_metric([type_, status, reason, severity], count)
         yield family
         for c in conditions.process:
             if c.type == "ChainStalled":

@@ -142,7 +142,13 @@ def test_values_of_one_pass(fed: PoolMetrics) -> None:
     assert m["poolkeeper_chain_stalled"] == {(): 0}
     assert m["poolkeeper_last_good_pass_timestamp_seconds"][()] > 1.7e9
     healthy = m["poolkeeper_worker_conditions"]
-    assert healthy[(("condition", "Healthy"), ("reason", "Unreachable"), ("status", "False"))] == 1
+    unreachable = (
+        ("condition", "Healthy"),
+        ("reason", "Unreachable"),
+        ("severity", "warn"),
+        ("status", "False"),
+    )
+    assert healthy[unreachable] == 1
 
 
 def test_alert_kinds_are_named() -> None:
