@@ -6,6 +6,7 @@ at the block the pass saw)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -49,7 +50,7 @@ def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProc
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
+def workdir(tmp_path: Path) -> Iterator[tuple[Path, int, int, int]]:
     chain_port, *pr_ports, metrics_port = free_port_run(10)
     inventory = tmp_path / "inventory"
     shutil.copytree(ROOT / "inventory", inventory)
@@ -63,7 +64,7 @@ def workdir(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
     up = cli("devnet", "up", "inventory", "--state-dir", "devnet", "--cool-down", "4", cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     try:
-        yield tmp_path, chain_port, metrics_port
+        yield tmp_path, chain_port, metrics_port, pr_ports[0]
     finally:
         down = cli("devnet", "down", "--state-dir", "devnet", cwd=tmp_path)
         assert down.returncode == 0, down.stderr
@@ -100,6 +101,23 @@ def wait_for_gauge(port: int, name: str, value: float, seconds: float) -> None:
     raise AssertionError(f"{name} stayed {seen}, not {value}, for {seconds}s")
 
 
+def fault(pruntime_port: int, name: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{pruntime_port}/devnet/fault",
+        data=json.dumps({"worker": 0, "fault": name}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def rcu_busy(samples: Samples) -> bool:
+    return any(
+        dict(k).get("reason") == "RcuBusy" and v >= 1
+        for k, v in samples.get("poolkeeper_worker_conditions", {}).items()
+    )
+
+
 def computing_on_chain(url: str) -> int:
     async def read() -> int:
         adapter = SubstrateChain(url)
@@ -112,8 +130,8 @@ def computing_on_chain(url: str) -> int:
     return asyncio.run(read())
 
 
-def test_metrics_match_the_chain(workdir: tuple[Path, int, int]) -> None:
-    cwd, chain_port, port = workdir
+def test_metrics_match_the_chain(workdir: tuple[Path, int, int, int]) -> None:
+    cwd, chain_port, port, first_pruntime = workdir
     url = f"ws://127.0.0.1:{chain_port}"
     log = (cwd / "run.log").open("w")
     loop = subprocess.Popen(
@@ -186,6 +204,14 @@ def test_metrics_match_the_chain(workdir: tuple[Path, int, int]) -> None:
         print(f"ChainStalled raised {time.monotonic() - paused_at:.0f} s after blocks paused")
         rpc(url, "devnet_resumeBlocks")
         wait_for_gauge(port, "poolkeeper_chain_stalled", 0, 60)
+
+        # A pRuntime answering "RCU in progress" to its relay is diagnosed by name.
+        fault(first_pruntime, "rcu")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not rcu_busy(scrape(port)[0]):
+            time.sleep(1)
+        assert rcu_busy(scrape(port)[0]), scrape(port)[0]["poolkeeper_worker_conditions"]
+        fault(first_pruntime, "clear")
         assert loop.poll() is None
     finally:
         loop.send_signal(signal.SIGINT)
