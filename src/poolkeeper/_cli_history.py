@@ -37,7 +37,8 @@ def parse_since(text: str, now: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def render_history(entries: list[dict[str, Any]]) -> str:
+def render_history(entries: list[dict[str, Any]], worker: str | None = None) -> str:
+    """One block per extrinsic; with ``worker``, only that worker's calls are listed."""
     if not entries:
         return "No extrinsics recorded.\n"
     out: list[str] = []
@@ -56,9 +57,13 @@ def render_history(entries: list[dict[str, Any]]) -> str:
             f"{e.get('ts', '?')}  {e.get('status', '?')}  {where}  {e.get('hash', '?')}\n"
             f"  signer {name} ({signer.get('address')}) nonce {e.get('nonce')}  fee {fee_text}"
         )
-        for c in e.get("calls") or []:
+        calls = [c for c in e.get("calls") or [] if isinstance(c, dict)]
+        shown = [c for c in calls if worker is None or c.get("worker") == worker]
+        for c in shown:
             verdict = "ok" if c.get("ok") else f"FAILED: {c.get('error')}"
             out.append(f"  - {c.get('call') or '?'}  {c.get('action')}  {verdict}")
+        if len(shown) < len(calls):
+            out.append(f"  (and {len(calls) - len(shown)} call(s) for other workers)")
         if e.get("error"):
             out.append(f"  error: {e['error']}")
     return "\n".join(out) + "\n"
@@ -101,4 +106,4 @@ def history_command(
         document = {"format_version": 1, "audit_log": str(path), "extrinsics": entries}
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        typer.echo(render_history(entries), nl=False)
+        typer.echo(render_history(entries, worker), nl=False)

@@ -237,7 +237,9 @@ class Reconciler:
             return None
 
         async def submit(job_id: str, call: CallSpec) -> bool:
-            result = await self.collector.submit(Job(job_id, call, signer))
+            spec = self.desired.workers_by_name.get(worker)
+            job = Job(job_id, call, signer, worker=worker, pool=spec.pool if spec else None)
+            result = await self.collector.submit(job)
             return result.ok
 
         return submit

@@ -69,6 +69,7 @@ def test_history_lists_the_applied_extrinsics_as_the_chain_has_them(world: World
     text = history(world, "--worker", "w01")
     assert text.returncode == 0, text.stderr
     assert "start_computing:worker/w01  ok" in text.stdout, text.stdout
+    assert "PhalaRegistry.register_worker_v2  register_worker:" in text.stdout, text.stdout
     assert "worker/w02" not in text.stdout
     assert history(world, "--since", "1s", "--json").returncode == 0
     future = json.loads(history(world, "--since", "2099-01-01T00:00:00Z", "--json").stdout)
