@@ -23,6 +23,7 @@ from poolkeeper.model.observed import (
     Observed,
     PRuntimeInfo,
     PRuntimeObservation,
+    RelayStatus,
     SessionState,
 )
 from poolkeeper.model.phase import is_synced
@@ -255,6 +256,12 @@ def _health(
         return (
             Reason.RCU_BUSY,
             f"pRuntime answers 'RCU in progress' to the relay ({detail})",
+            "warn",
+        )
+    if observed.relays.get(spec.name) is RelayStatus.STALLED:
+        return (
+            Reason.PRUNTIME_STALLED,
+            f"the relay feeds blocks but the pRuntime stays at block {info.blocknum}",
             "warn",
         )
     if info.initialized and not is_synced(prt, observed.head) and memory.blocknum_since:

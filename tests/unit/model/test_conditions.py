@@ -23,6 +23,7 @@ from poolkeeper.model.observed import (
     Observed,
     PRuntimeInfo,
     PRuntimeObservation,
+    RelayStatus,
     SessionState,
 )
 
@@ -55,6 +56,7 @@ class World:
     relay_detail: str | None = None
     genesis: dict[int, str] = field(default_factory=lambda: {0: GENESIS})
     remembered: dict[str, str] = field(default_factory=dict)
+    relay: RelayStatus | None = None
 
     def observed(self) -> Observed:
         return Observed(
@@ -65,6 +67,7 @@ class World:
             relay_details={"w0": self.relay_detail} if self.relay_detail else {},
             genesis_hashes=self.genesis,
             remembered_pubkeys=self.remembered,
+            relays={"w0": self.relay} if self.relay else {},
         )
 
 
@@ -152,6 +155,14 @@ CASES: list[tuple[str, World, dict[str, tuple[ConditionStatus, Reason]]]] = [
             relay_detail="BackingOff, pRuntime at #40; last error: RCU in progress, please try",
         ),
         {"Healthy": (F, Reason.RCU_BUSY)},
+    ),
+    (
+        "the relay sees the pRuntime stalled",
+        World(
+            info=PRuntimeInfo(initialized=True, blocknum=40, public_key=KEY),
+            relay=RelayStatus.STALLED,
+        ),
+        {"Synced": (F, Reason.SYNCING), "Healthy": (F, Reason.PRUNTIME_STALLED)},
     ),
     (
         "in another pool",
