@@ -132,7 +132,7 @@ class PRuntimeInfoReader:
             git_revision=info.git_revision,
             dev_mode=info.dev_mode,
             pending_messages=info.pending_messages,
-            genesis_block=info.system.genesis_block if info.system else 0,
+            genesis_block=info.system.genesis_block if info.system else None,
         )
 
 
@@ -312,7 +312,10 @@ class Reconciler:
         numbers = {
             p.info.genesis_block
             for p in observed.pruntimes.values()
-            if p.info is not None and p.info.initialized and p.info.genesis_block_hash
+            if p.info is not None
+            and p.info.initialized
+            and p.info.genesis_block_hash
+            and p.info.genesis_block is not None
         }
         headers = (
             self.source.relaychain if isinstance(self.source, ParachainSource) else self.source

@@ -140,6 +140,8 @@ def genesis_mismatch(info: PRuntimeInfo | None, observed: Observed) -> str | Non
     """Why the pRuntime is on another chain, or None (also when it cannot be told)."""
     if info is None or not info.initialized or not info.genesis_block_hash:
         return None
+    if info.genesis_block is None:
+        return None
     expected = observed.genesis_hashes.get(info.genesis_block)
     if expected is None or normalise_hash(expected) == normalise_hash(info.genesis_block_hash):
         return None

@@ -40,8 +40,9 @@ class PRuntimeInfo(_Frozen):
     git_revision: str = ""
     dev_mode: bool = False
     pending_messages: int = 0
-    genesis_block: int = 0
-    """Number of the block the pRuntime was initialized from (``system.genesis_block``)."""
+    genesis_block: int | None = None
+    """Number of the block the pRuntime was initialized from (``system.genesis_block``);
+    None when it does not say (then its genesis is not judged)."""
 
 
 class PRuntimeObservation(_Frozen):

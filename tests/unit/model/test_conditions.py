@@ -47,7 +47,11 @@ class World:
 
     info: PRuntimeInfo | None = field(
         default_factory=lambda: PRuntimeInfo(
-            initialized=True, blocknum=100, public_key=KEY, genesis_block_hash=GENESIS
+            initialized=True,
+            blocknum=100,
+            public_key=KEY,
+            genesis_block_hash=GENESIS,
+            genesis_block=0,
         )
     )
     error: str | None = None
@@ -128,10 +132,23 @@ CASES: list[tuple[str, World, dict[str, tuple[ConditionStatus, Reason]]]] = [
         "another genesis",
         World(
             info=PRuntimeInfo(
-                initialized=True, blocknum=1, public_key=KEY, genesis_block_hash="22" * 32
+                initialized=True,
+                blocknum=1,
+                public_key=KEY,
+                genesis_block_hash="22" * 32,
+                genesis_block=0,
             )
         ),
         {"Synced": (F, Reason.WRONG_GENESIS), "Healthy": (F, Reason.WRONG_GENESIS)},
+    ),
+    (
+        "a pRuntime not saying its genesis block number is not judged",
+        World(
+            info=PRuntimeInfo(
+                initialized=True, blocknum=100, public_key=KEY, genesis_block_hash="22" * 32
+            )
+        ),
+        {"Synced": (T, Reason.OK), "Healthy": (T, Reason.OK)},
     ),
     (
         "genesis unknown (offline): no diagnosis",
