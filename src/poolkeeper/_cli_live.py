@@ -16,7 +16,8 @@ from typing import Any
 
 import typer
 
-from poolkeeper.apply.executor import ActionResult
+from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
+from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.apply.statedir import StateDirLock
 from poolkeeper.errors import (
     InventoryError,
@@ -28,8 +29,10 @@ from poolkeeper.errors import (
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
+from poolkeeper.metrics import AuditFanOut, PoolMetrics, parse_listen, serve
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.conditions import Conditions, condition_document, worker_pubkey
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import phase_of
@@ -102,6 +105,7 @@ def make_reconciler(
     need_keys: bool,
     progress: Callable[[str], None] | None,
     lock: str | None = None,
+    also_audit: AuditSink | None = None,
 ) -> Reconciler:
     """The reconciler of this inventory. ``lock`` names the command when it writes: the
     state dir is then locked for the process's life before the journal is opened."""
@@ -111,12 +115,14 @@ def make_reconciler(
     if lock is not None:
         lock_state_dir(state_dir, lock)
     try:
+        log = AuditLog(state_dir / AUDIT_FILE)
         return Reconciler(
             desired,
             mnemonic=mnemonic,
             state_dir=state_dir,
             progress=progress,
             inventory_dir=directory,
+            audit=AuditFanOut(log, also_audit) if also_audit else log,
         )
     except StateDirError as error:
         raise fail(f"error: {error}") from None
@@ -261,18 +267,20 @@ async def apply_async(
     return 0 if all(r.ok for r in final.values()) else 1
 
 
-def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
+def status_rows(
+    desired: Desired, observed: Observed, conditions: Conditions | None = None
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for worker in desired.workers:
         prt = observed.pruntimes.get(worker.endpoint)
         info = prt.info if prt else None
-        pubkey = (
-            (worker.pubkey or (info.public_key if info else None) or "").lower().removeprefix("0x")
-        )
+        pubkey = worker_pubkey(worker, observed)
         chain = observed.chain_workers.get(pubkey) if pubkey else None
+        own = conditions.worker(worker.name) if conditions else {}
         rows.append(
             {
                 "worker": worker.name,
+                "pubkey": pubkey,
                 "pool": worker.pool,
                 "desired": worker.state.value,
                 "phase": phase_of(prt, chain, observed.head).value,
@@ -286,12 +294,88 @@ def status_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
                 "relay": observed.relay_details.get(worker.name)
                 or _relay_value(observed, worker.name),
                 "error": prt.error if prt else None,
+                "conditions": {t: condition_document(c) for t, c in own.items()},
             }
         )
     return rows
 
 
-def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
+def account_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
+    """Every inventory account with its free balance and level against the thresholds."""
+    settings = desired.settings
+    rows: list[dict[str, Any]] = []
+    for account in desired.accounts:
+        seen = observed.accounts.get(account.address) if account.address else None
+        free = seen.free if seen else None
+        level = None
+        if free is not None:
+            level = (
+                "critical"
+                if free < settings.critical_below
+                else "warn"
+                if free < settings.warn_below
+                else "ok"
+            )
+        rows.append(
+            {
+                "account": account.name,
+                "role": account.role.value,
+                "address": account.address,
+                "free": free,
+                "reserved": seen.reserved if seen else None,
+                "level": level,
+            }
+        )
+    return rows
+
+
+def status_document(
+    desired: Desired, observed: Observed, conditions: Conditions, plan: Plan
+) -> dict[str, Any]:
+    """``status --json``: head, workers with conditions, balances and alerts."""
+    return {
+        "format_version": 1,
+        "head": observed.head.model_dump(mode="json"),
+        "workers": status_rows(desired, observed, conditions),
+        "accounts": account_rows(desired, observed),
+        "alerts": [a.model_dump(mode="json") for a in plan.alerts],
+        "process": {c.type: condition_document(c) for c in conditions.process},
+    }
+
+
+def render_status_document(observed: Observed, document: dict[str, Any]) -> str:
+    """The status table, then unhealthy conditions, balances and alerts."""
+    rows = document["workers"]
+    for row in rows:
+        healthy = row["conditions"].get("Healthy")
+        row["health"] = (
+            None if healthy is None else "ok" if healthy["status"] == "True" else healthy["reason"]
+        )
+    out = [render_status(observed, rows, extra=("health",)).rstrip("\n")]
+    problems = [
+        f"  {r['worker']}: {c['reason']} since {c['last_transition'][:19]}Z: {c['message']}"
+        for r in rows
+        for t, c in r["conditions"].items()
+        if t == "Healthy" and c["status"] == "False"
+    ]
+    if problems:
+        out += ["", "conditions:", *problems]
+    if document["accounts"]:
+        out += ["", "accounts:"]
+        width = max(len(a["account"]) for a in document["accounts"])
+        for a in document["accounts"]:
+            free = "-" if a["free"] is None else format_pha(int(a["free"]))
+            level = f"  ({a['level']})" if a["level"] not in (None, "ok") else ""
+            out.append(f"  {a['account']:<{width}}  {free}{level}")
+    alerts = document["alerts"]
+    out += ["", f"alerts: {len(alerts) or 'none'}"]
+    out += [f"  [{a['severity']}] {a['target']}: {a['message']}" for a in alerts]
+    return "\n".join(out) + "\n"
+
+
+def render_status(
+    observed: Observed, rows: list[dict[str, Any]], *, extra: tuple[str, ...] = ()
+) -> str:
     head = observed.head
     out = [f"chain: best #{head.best_number}, finalized #{head.finalized_number}"]
     cols = [
@@ -306,6 +390,7 @@ def render_status(observed: Observed, rows: list[dict[str, Any]]) -> str:
     ]
     if any(r.get("relay") for r in rows):
         cols.append("relay")  # only a process that runs relays knows them
+    cols.extend(extra)
     table = [[_cell(c, r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(t[i]) for t in table]) for i, c in enumerate(cols)]
     out.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
@@ -334,7 +419,27 @@ def run_async(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = False) -> int:
+def start_metrics(listen: str | None) -> tuple[PoolMetrics | None, Any]:
+    """The metrics and their HTTP server on ``listen`` (none when not asked for)."""
+    if not listen:
+        return None, None
+    from prometheus_client import CollectorRegistry
+
+    try:
+        parse_listen(listen)
+        metrics = PoolMetrics(CollectorRegistry())
+        server = serve(metrics, listen)
+    except ValueError as error:
+        raise fail(f"error: {error}") from None
+    except OSError as error:
+        raise fail(f"error: cannot serve metrics on {listen}: {error.strerror or error}") from None
+    typer.echo(f"metrics: http://{listen}/metrics")
+    return metrics, server
+
+
+async def run_loop_async(
+    directory: Path, *, policy: PlanPolicy, once: bool = False, metrics_addr: str | None = None
+) -> int:
     """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
     import signal
 
@@ -343,8 +448,14 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
     from poolkeeper._cli_control import start_control
 
     desired = load_desired(directory)
+    metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="run"
+        desired,
+        directory,
+        need_keys=True,
+        progress=lambda m: typer.echo(f"  {m}"),
+        lock="run",
+        also_audit=metrics,
     )
     stop = asyncio.Event()
     changed = asyncio.Event()
@@ -379,12 +490,17 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         )
         for r in failed:
             typer.echo(f"  {r.action_id}: failed: {r.error}")
+        if metrics is not None:
+            metrics.on_pass(p, rec.desired)
         if once:
             stop.set()
 
     def on_error(exc: Exception, delay: float) -> None:
         typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
         control.pass_failed(exc, delay)
+        rec.note_pass_failed(str(exc))
+        if metrics is not None:
+            metrics.on_error(exc)
 
     try:
         control = await start_control(rec, policy, directory)
@@ -403,5 +519,8 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         watcher.cancel()
         await control.close()
         await rec.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     typer.echo("stopped")
     return 0

@@ -17,6 +17,7 @@ import typer
 
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
+from poolkeeper._cli_history import history_command
 from poolkeeper._cli_journal import journal_app
 from poolkeeper._cli_lists import list_command
 from poolkeeper._cli_relay import relay_command
@@ -37,6 +38,7 @@ app.add_typer(devnet_app)
 app.add_typer(journal_app)
 app.command("list")(list_command)
 app.command("relay")(relay_command)
+app.command("history")(history_command)
 
 
 @app.callback()
@@ -274,6 +276,13 @@ def run(
         typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    metrics_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-addr",
+            help="Serve Prometheus metrics at HOST:PORT (default: settings.metrics.listen).",
+        ),
+    ] = None,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until interrupted (Ctrl-C stops cleanly)."""
@@ -281,7 +290,11 @@ def run(
     from poolkeeper.plan import PlanPolicy
 
     raise typer.Exit(
-        run_async(run_loop_async(directory, policy=PlanPolicy(prune=prune), once=once))
+        run_async(
+            run_loop_async(
+                directory, policy=PlanPolicy(prune=prune), once=once, metrics_addr=metrics_addr
+            )
+        )
     )
 
 
@@ -306,29 +319,31 @@ def status(
             raise typer.Exit(run_async(watch_status(directory, as_json=as_json)))
         except KeyboardInterrupt:
             raise typer.Exit(0) from None
+    from datetime import UTC, datetime
+
     from poolkeeper._cli_live import (
         load_desired,
         observe_live,
-        render_status,
+        render_status_document,
         run_async,
-        status_rows,
+        status_document,
     )
+    from poolkeeper.model.conditions import derive_conditions
+    from poolkeeper.plan import PlanPolicy, plan_for
 
     desired = load_desired(directory)
     try:
         desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
-    rows = status_rows(desired, observed)
+    conditions = derive_conditions(desired, observed, None, datetime.now(UTC))
+    conditions = conditions.model_copy(update={"process": ()})  # one look has no history
+    plan = plan_for(desired, observed, PlanPolicy())
+    document = status_document(desired, observed, conditions, plan)
     if as_json:
-        document = {
-            "format_version": 1,
-            "head": observed.head.model_dump(mode="json"),
-            "workers": rows,
-        }
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        typer.echo(render_status(observed, rows), nl=False)
+        typer.echo(render_status_document(observed, document), nl=False)
 
 
 @app.command()

@@ -20,21 +20,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from poolkeeper.apply.collector import TxCollector
-from poolkeeper.apply.executor import ActionResult, Executor, Job
+from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.top_up_ledger import TopUpLedger
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.errors import SecretError, TemporaryError
+from poolkeeper.errors import PoolkeeperError, SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
 from poolkeeper.model.actions import ActionKind, Plan
+from poolkeeper.model.conditions import (
+    Conditions,
+    derive_conditions,
+    genesis_mismatch,
+    with_loop_failure,
+)
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.observer import observe
+from poolkeeper.observe.pubkeys import PubkeyMemory
 from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
@@ -126,6 +133,7 @@ class PRuntimeInfoReader:
             git_revision=info.git_revision,
             dev_mode=info.dev_mode,
             pending_messages=info.pending_messages,
+            genesis_block=info.system.genesis_block if info.system else None,
         )
 
 
@@ -137,6 +145,9 @@ class PassResult:
     plan: Plan
     results: list[ActionResult] = field(default_factory=list)
     started_relays: list[str] = field(default_factory=list)
+    conditions: Conditions | None = None
+    """Every worker's and the process's conditions after this pass's observation."""
+    duration_seconds: float = 0.0
 
 
 class Reconciler:
@@ -153,6 +164,7 @@ class Reconciler:
         progress: Callable[[str], None] | None = None,
         notifier: WebhookNotifier | None = None,
         inventory_dir: Path | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.desired = desired
         self._progress = progress
@@ -168,10 +180,16 @@ class Reconciler:
             timeout=desired.settings.pruntime_timeout_seconds,
         )
         self.journal = Journal(state_dir / "journal.sqlite")
+        self.pubkeys = PubkeyMemory(state_dir / "pubkeys.json")
+        self.conditions: Conditions | None = None
+        """The latest conditions (transition times are kept across passes)."""
+        self._genesis_hashes: dict[int, str] = {}
         self.keys = KeyRing(desired, mnemonic)
         self.secret_loaded = mnemonic is not None
         self.desired = self._with_derived_addresses(desired)
-        self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
+        self.executor = Executor(
+            self.chain, self.chain, self.journal, self.keys, progress=progress, audit=audit
+        )
         self.top_ups = TopUpLedger(self.chain, self.journal, progress=progress)
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
@@ -226,7 +244,9 @@ class Reconciler:
             return None
 
         async def submit(job_id: str, call: CallSpec) -> bool:
-            result = await self.collector.submit(Job(job_id, call, signer))
+            spec = self.desired.workers_by_name.get(worker)
+            job = Job(job_id, call, signer, worker=worker, pool=spec.pool if spec else None)
+            result = await self.collector.submit(job)
             return result.ok
 
         return submit
@@ -256,6 +276,8 @@ class Reconciler:
                 except (SecretError, ValueError):
                     operator = None
             info = observed.pruntimes.get(worker.endpoint)
+            if genesis_mismatch(info.info if info else None, observed):
+                continue  # on another chain: feeding it this chain's blocks cannot work
             pubkey = info.info.public_key if info and info.info else None
             on_chain = pubkey is not None and pubkey.lower() in observed.chain_workers
             wanted[worker.name] = (
@@ -278,12 +300,50 @@ class Reconciler:
             relays=self.relays.statuses(),
             relay_details=self.relays.details(),
             topped_up_today=await self.top_ups.sent_today(self.desired),
+            remembered=self.pubkeys.get(),
         )
+        self.pubkeys.note(observed)
+        genesis = await self._genesis_hashes_for(observed)
+        if genesis:
+            observed = observed.model_copy(update={"genesis_hashes": genesis})
         self.relays.note_observation(observed)
         relays, details = self.relays.statuses(), self.relays.details()
         if relays != observed.relays or details != observed.relay_details:
             observed = observed.model_copy(update={"relays": relays, "relay_details": details})
         return observed
+
+    async def _genesis_hashes_for(self, observed: Observed) -> dict[int, str]:
+        """The header chain's hash at each genesis number the pRuntimes report (cached:
+        finalized history does not change)."""
+        numbers = {
+            p.info.genesis_block
+            for p in observed.pruntimes.values()
+            if p.info is not None
+            and p.info.initialized
+            and p.info.genesis_block_hash
+            and p.info.genesis_block is not None
+        }
+        headers = (
+            self.source.relaychain if isinstance(self.source, ParachainSource) else self.source
+        )
+        for number in sorted(numbers - set(self._genesis_hashes))[:16]:
+            try:
+                self._genesis_hashes[number] = await headers.block_hash(number)
+            except (PoolkeeperError, LookupError, ValueError):
+                continue  # not known: no genesis diagnosis this pass
+        return {n: self._genesis_hashes[n] for n in numbers if n in self._genesis_hashes}
+
+    def note_conditions(self, observed: Observed, *, loop_error: str | None = None) -> Conditions:
+        """Derive the conditions after ``observed``, keeping transition times."""
+        self.conditions = derive_conditions(
+            self.desired, observed, self.conditions, datetime.now(UTC), loop_error=loop_error
+        )
+        return self.conditions
+
+    def note_pass_failed(self, error: str) -> None:
+        """LoopHealthy turns False (until a pass completes again)."""
+        if self.conditions is not None:
+            self.conditions = with_loop_failure(self.conditions, datetime.now(UTC), error)
 
     def _with_created_pools(self) -> None:
         """Pools created earlier (journal) get their pid, so they are never created twice."""
@@ -333,10 +393,11 @@ class Reconciler:
 
         With ``only`` (a saved plan the operator approved), execute just those of its
         actions that the fresh plan still has unchanged: nothing the operator did not see."""
+        started = time.monotonic()
         self._with_created_pools()
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
-        result = PassResult(observed, plan)
+        result = PassResult(observed, plan, conditions=self.note_conditions(observed))
         if not execute:
             return result
         wanted = self.relay_plan(observed)
@@ -360,6 +421,7 @@ class Reconciler:
             self._record_created_pools(plan, result.results)
         if self.notifier is not None:
             await self.notifier.notify(plan)
+        result.duration_seconds = time.monotonic() - started
         return result
 
     def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:

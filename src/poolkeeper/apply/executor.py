@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from poolkeeper._crash_points import crash_point
+from poolkeeper.apply.audit import AuditCall, AuditEntry
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.ports import (
     CallSpec,
@@ -110,13 +111,24 @@ class Job:
     signer: str
     proxy_for: str | None = None
     prerequisites: tuple[str, ...] = ()
+    worker: str | None = None
+    pool: str | None = None
+    """Worker and pool names of the action, for the audit log."""
 
 
 def job_for(action: Action) -> Job:
     """The job carrying out a chain action (``UnsupportedAction`` for local ones)."""
     if action.signer is None:
         raise UnsupportedAction(f"{action.id} has no signer: not a chain action")
-    return Job(action.id, call_for(action), action.signer, action.proxy_for, action.prerequisites)
+    return Job(
+        action.id,
+        call_for(action),
+        action.signer,
+        action.proxy_for,
+        action.prerequisites,
+        worker=action.worker,
+        pool=action.pool,
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,23 @@ class _Group:
 
 
 ProgressHook = Callable[[str], None]
+
+
+class AuditSink(Protocol):
+    """Receives one entry per settled extrinsic (``apply.audit.AuditLog``)."""
+
+    def record(self, entry: AuditEntry) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What the audit log needs about an extrinsic beyond its outcome."""
+
+    signer_name: str | None
+    address: str
+    nonce: int
+    jobs: tuple[Job, ...] = ()
+    estimated_fee: int | None = None
 
 
 class Executor:
@@ -140,6 +169,7 @@ class Executor:
         *,
         max_batch: int = MAX_BATCH,
         progress: ProgressHook | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be within 1..{MAX_BATCH}")
@@ -149,6 +179,7 @@ class Executor:
         self._signers = signers
         self._max_batch = max_batch
         self._progress = progress or (lambda _msg: None)
+        self._audit = audit
         self._nonces: dict[str, int] = {}
         self._nonce_locks: dict[str, asyncio.Lock] = {}
 
@@ -182,7 +213,8 @@ class Executor:
                     )
                     self._progress(f"re-sending journaled extrinsic {entry.extrinsic_hash}")
                     outcome = await self._writer.send(signed)
-            results.extend(self._settle(entry.extrinsic_hash, entry.action_ids, outcome))
+            sent = _Sent(None, entry.signer, entry.nonce)
+            results.extend(self._settle(entry.extrinsic_hash, entry.action_ids, outcome, sent))
         return results
 
     async def execute(self, actions: Sequence[Action]) -> list[ActionResult]:
@@ -285,8 +317,8 @@ class Executor:
             )
             return [ActionResult(a.id, False, message) for _, c in chunks for a in c]
         sent = [
-            self._send_chunk(signer, group, chunk, calls, quiet)
-            for (group, chunk), calls in zip(chunks, calls_of, strict=True)
+            self._send_chunk(signer, group, chunk, calls, quiet, estimated_fee=fee)
+            for (group, chunk), calls, fee in zip(chunks, calls_of, fees, strict=True)
         ]
         results = await asyncio.gather(*sent)
         return [r for rs in results for r in rs]
@@ -298,6 +330,8 @@ class Executor:
         chunk: list[Job],
         calls: list[CallSpec],
         quiet: bool,
+        *,
+        estimated_fee: int | None = None,
     ) -> list[ActionResult]:
         proxy = self._proxy_address(group.proxy_for)
         ids = [a.id for a in chunk]
@@ -327,13 +361,14 @@ class Executor:
                     for i in ids
                 ]
             crash_point("before_settle")
+            sent = _Sent(group.signer, signer.address, signed.nonce, tuple(chunk), estimated_fee)
             if outcome.status is TxStatus.REJECTED and attempt == 0 and _nonce_problem(outcome):
-                self._settle(signed.extrinsic_hash, ids, outcome)
+                self._settle(signed.extrinsic_hash, ids, outcome, sent)
                 self._forget_nonce(signer.address)
                 continue
             if outcome.status is TxStatus.REJECTED:
                 self._forget_nonce(signer.address)
-            return self._settle(signed.extrinsic_hash, ids, outcome)
+            return self._settle(signed.extrinsic_hash, ids, outcome, sent)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _signed(
@@ -352,7 +387,11 @@ class Executor:
         self._nonces.pop(address, None)
 
     def _settle(
-        self, extrinsic_hash: str, ids: Sequence[str], outcome: Outcome
+        self,
+        extrinsic_hash: str,
+        ids: Sequence[str],
+        outcome: Outcome,
+        sent: _Sent | None = None,
     ) -> list[ActionResult]:
         status = JournalStatus(outcome.status.value)
         if outcome.status in (TxStatus.IN_BLOCK, TxStatus.FINALIZED) and len(outcome.items) == len(
@@ -377,7 +416,47 @@ class Executor:
             error=outcome.error,
             results=[(r.action_id, r.ok, r.error) for r in results],
         )
+        if self._audit is not None and sent is not None:
+            self._audit_settled(self._audit, extrinsic_hash, outcome, sent, results)
         return results
+
+    def _audit_settled(
+        self,
+        audit: AuditSink,
+        extrinsic_hash: str,
+        outcome: Outcome,
+        sent: _Sent,
+        results: list[ActionResult],
+    ) -> None:
+        jobs = {j.id: j for j in sent.jobs}
+        calls = []
+        for r in results:
+            job = jobs.get(r.action_id)
+            call = f"{job.call.pallet}.{job.call.function}" if job else None
+            worker, pool = (job.worker, job.pool) if job else (None, None)
+            calls.append(AuditCall(r.action_id, call, worker, pool, r.ok, r.error))
+        included = outcome.status in (TxStatus.IN_BLOCK, TxStatus.FINALIZED, TxStatus.FAILED)
+        fee, estimated = outcome.fee, False
+        if fee is None and included and sent.estimated_fee is not None:
+            fee, estimated = sent.estimated_fee, True
+        entry = AuditEntry(
+            extrinsic_hash=extrinsic_hash,
+            signer_address=sent.address,
+            signer_name=sent.signer_name,
+            nonce=sent.nonce,
+            status=outcome.status.value,
+            calls=tuple(calls),
+            block_number=outcome.block_number,
+            block_hash=outcome.block_hash,
+            fee=fee,
+            fee_estimated=estimated,
+            error=outcome.error,
+        )
+        try:
+            audit.record(entry)
+        except OSError as exc:
+            # The journal already holds the outcome; a full disk must not fail the action.
+            self._progress(f"audit log not written ({exc.strerror or exc})")
 
     def _proxy_address(self, account: str | None) -> str | None:
         return self._signers.address(account) if account else None

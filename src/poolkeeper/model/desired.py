@@ -198,6 +198,13 @@ class AlertSettings(_Frozen):
     debounce_seconds: float = 60.0
 
 
+class MetricsSettings(_Frozen):
+    """Where ``run`` serves Prometheus metrics (``--metrics-addr`` overrides)."""
+
+    listen: str | None = Field(default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^:\s]*):\d{1,5}$")
+    """``HOST:PORT`` (``[::1]:9100`` for IPv6); none: no metrics endpoint."""
+
+
 class Settings(_Frozen):
     """Global settings; any inventory file may hold them, once."""
 
@@ -207,6 +214,7 @@ class Settings(_Frozen):
     relay: RelaySettings = RelaySettings()
     loop: LoopSettings = LoopSettings()
     alerts: AlertSettings = AlertSettings()
+    metrics: MetricsSettings = MetricsSettings()
     warn_below: Plancks = 20 * 10**12
     critical_below: Plancks = 5 * 10**12
     pruntime_concurrency: int = Field(default=500, ge=1)

@@ -40,6 +40,9 @@ class PRuntimeInfo(_Frozen):
     git_revision: str = ""
     dev_mode: bool = False
     pending_messages: int = 0
+    genesis_block: int | None = None
+    """Number of the block the pRuntime was initialized from (``system.genesis_block``);
+    None when it does not say (then its genesis is not judged)."""
 
 
 class PRuntimeObservation(_Frozen):
@@ -157,3 +160,10 @@ class Observed(_Frozen):
     """One line per relay of this process (external: running / exited with code N / ...)."""
     topped_up_today: dict[str, int] = Field(default_factory=dict)
     """Plancks already sent today by top-ups, by destination address (from the journal)."""
+    genesis_hashes: dict[int, str] = Field(default_factory=dict)
+    """The header chain's block hash (the relay chain's on a parachain) at each genesis
+    block number the pRuntimes report: a pRuntime whose genesis hash differs is on
+    another chain. Empty when not read (offline snapshots)."""
+    remembered_pubkeys: dict[str, str] = Field(default_factory=dict)
+    """By endpoint: the public key a pRuntime reported earlier, for pRuntimes that did
+    not report one now (down or reset), so their chain state stays visible."""

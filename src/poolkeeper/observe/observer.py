@@ -57,6 +57,10 @@ async def poll_pruntimes(
     return {endpoint: results[endpoint] for endpoint in endpoints}
 
 
+def _reports_key(observation: PRuntimeObservation) -> bool:
+    return observation.info is not None and bool(observation.info.public_key)
+
+
 def addresses_of(desired: Desired) -> list[str]:
     """Every declared account address (derived ones must be generated first)."""
     return sorted({a.address for a in desired.accounts if a.address})
@@ -71,8 +75,10 @@ async def observe(
     relay_details: Mapping[str, str] | None = None,
     topped_up_today: Mapping[str, int] | None = None,
     extra_pids: Sequence[int] = (),
+    remembered: Mapping[str, str] | None = None,
 ) -> Observed:
-    """Observe everything the inventory names, in one pass."""
+    """Observe everything the inventory names, in one pass. ``remembered`` (endpoint →
+    public key reported earlier) joins a pRuntime reporting no key to its chain state."""
     endpoints = sorted({w.endpoint for w in desired.workers})
     pids = sorted({p.pid for p in desired.pools if p.pid is not None} | set(extra_pids))
     pinned = {_pubkey(w.pubkey) for w in desired.workers if w.pubkey}
@@ -84,7 +90,12 @@ async def observe(
         for o in polled.values()
         if o.info is not None and o.info.public_key
     }
-    missing = sorted(seen - set(state.workers) - pinned)
+    recalled = {
+        endpoint: _pubkey(key)
+        for endpoint, key in (remembered or {}).items()
+        if endpoint in polled and not _reports_key(polled[endpoint])
+    }
+    missing = sorted((seen | set(recalled.values())) - set(state.workers) - pinned)
     workers = dict(state.workers)
     if missing:
         extra = await chain.read_state((), (), missing)
@@ -101,4 +112,5 @@ async def observe(
         relays=dict(relays or {}),
         relay_details=dict(relay_details or {}),
         topped_up_today=dict(topped_up_today or {}),
+        remembered_pubkeys=recalled,
     )

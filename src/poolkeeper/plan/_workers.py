@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from poolkeeper.model.actions import ActionKind
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.conditions import genesis_mismatch
 from poolkeeper.model.desired import AccountRole, WorkerSpec, WorkerState
 from poolkeeper.model.durations import format_duration
 from poolkeeper.model.observed import ChainWorker, PRuntimeInfo, RelayStatus, SessionState
@@ -138,6 +139,8 @@ def plan_worker(ctx: Context, spec: WorkerSpec) -> None:
     if not worker.reachable:
         error = (observation.error if observation else None) or "not observed"
         worker.alert(f"pRuntime unreachable: {error}")
+    elif wrong_genesis := genesis_mismatch(info, ctx.observed):
+        worker.alert(wrong_genesis, critical=True)
     elif not worker.synced:
         assert info is not None
         _relay_and_sync(worker, relay, info)

@@ -173,3 +173,45 @@ async def test_balances_of_all_signers_are_read_once_per_wave(journal: Journal) 
     assert all(r.ok for r in results)
     assert reads == [("addr-a", "addr-b", "addr-c")] * 2  # two waves, one read each
     assert len(journal.entries()) == 6  # one extrinsic per signer and wave
+
+
+class _Audit:
+    def __init__(self) -> None:
+        from poolkeeper.apply.audit import AuditEntry
+
+        self.entries: list[AuditEntry] = []
+
+    def record(self, entry: object) -> None:
+        from poolkeeper.apply.audit import AuditEntry
+
+        assert isinstance(entry, AuditEntry)
+        self.entries.append(entry)
+
+
+async def test_every_settled_extrinsic_reaches_the_audit_sink(journal: Journal) -> None:
+    chain = FakeChain(
+        balances={"addr-op": 10**6}, failing_calls={("add_worker", "0x" + f"{1:064x}")}
+    )
+    audit = _Audit()
+    executor = Executor(chain, chain, journal, FakeSigners(), audit=audit)
+    actions = [
+        add_worker(0).model_copy(update={"worker": "w0", "pool": "p"}),
+        add_worker(1).model_copy(update={"worker": "w1", "pool": "p"}),
+    ]
+    await executor.execute(actions)
+    [entry] = audit.entries
+    assert entry.extrinsic_hash == journal.entries()[0].extrinsic_hash
+    assert (entry.signer_name, entry.signer_address) == ("op", "addr-op")
+    assert entry.fee == chain.fee and not entry.fee_estimated
+    calls = [(c.call, c.action, c.worker, c.pool, c.ok, c.error) for c in entry.calls]
+    assert calls == [
+        ("PhalaStakePoolv2.add_worker", "add_worker:worker/w0", "w0", "p", True, None),
+        (
+            "PhalaStakePoolv2.add_worker",
+            "add_worker:worker/w1",
+            "w1",
+            "p",
+            False,
+            "PhalaStakePoolv2.WorkerIsNotReady",
+        ),
+    ]
