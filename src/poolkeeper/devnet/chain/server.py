@@ -106,8 +106,11 @@ def parse_block_time(text: str | float | None) -> float | str:
     return float(value)
 
 
-def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict[str, Any]]:
-    """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()``."""
+def load_runtime(
+    metadata_path: str | Path | None = None, runtime_name: str = "khala"
+) -> tuple[Runtime, dict[str, Any]]:
+    """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()`` with
+    the pallet indices of ``runtime_name`` (``khala`` or ``phala``)."""
     version = dict(DEFAULT_RUNTIME_VERSION)
     if metadata_path is not None:
         return shared_runtime(Path(metadata_path).read_bytes()), version
@@ -119,8 +122,11 @@ def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict
         raise RuntimeError(
             "the devnet metadata builder is not available: pass a metadata file"
         ) from exc
-    metadata: bytes = module.build_metadata()
-    built_version = getattr(module, "RUNTIME_VERSION", None)
+    if runtime_name not in module.LAYOUTS:
+        known = ", ".join(module.LAYOUTS)
+        raise RuntimeError(f"unknown runtime {runtime_name!r} (known: {known})")
+    metadata: bytes = module.build_metadata(runtime_name)
+    built_version = module.RUNTIME_VERSIONS[runtime_name]
     if isinstance(built_version, Mapping):
         version.update(_runtime_version_json(built_version))
     return shared_runtime(metadata), version
@@ -1037,6 +1043,7 @@ class DevnetChain:
         metadata: str | Path | None = None,
         runtime: tuple[Runtime, dict[str, Any]] | None = None,
         faults: Faults | None = None,
+        runtime_name: str = "khala",
     ) -> DevnetChain:
         """Start on 127.0.0.1 (a free port unless given) and return once it listens."""
         config = (
@@ -1044,7 +1051,7 @@ class DevnetChain:
             if isinstance(genesis, Mapping)
             else _genesis.load(genesis)
         )
-        served = runtime if runtime is not None else load_runtime(metadata)
+        served = runtime if runtime is not None else load_runtime(metadata, runtime_name)
         # In-process, the caller's scalecodec (a client) runs concurrently with ours: decode
         # the metadata now, before any client exists, rather than in the background.
         served[0].load_scalecodec()
