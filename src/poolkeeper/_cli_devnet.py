@@ -179,8 +179,17 @@ def up(
             "chain.relaychain_endpoints).",
         ),
     ] = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            help="Whose pallet indices and runtime version the chain serves: khala or phala.",
+        ),
+    ] = "khala",
 ) -> None:
     """Start a chain simulator and the inventory's pRuntimes in the background."""
+    if runtime not in ("khala", "phala"):
+        raise _fail(f"error: --runtime must be khala or phala, not {runtime!r}")
     try:
         desired = load_inventory(inventory)
     except InventoryError as error:
@@ -214,6 +223,8 @@ def up(
             "--genesis",
             str(genesis_file),
             *(["--relay-port", str(relay_port)] if relay_port is not None else []),
+            "--runtime",
+            runtime,
         ],
         chain_log,
     )

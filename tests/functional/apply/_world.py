@@ -79,7 +79,15 @@ class WorkerLine:
 class World:
     """Chain + pRuntimes + inventory directory; ``apply`` runs the CLI."""
 
-    def __init__(self, root: Path, workers: int, *, block_time: float, cool_down: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workers: int,
+        *,
+        block_time: float,
+        cool_down: int,
+        runtime: str = "khala",
+    ) -> None:
         self.root = root
         self.inventory = root / "inventory"
         self.inventory.mkdir(parents=True)
@@ -102,7 +110,9 @@ class World:
         genesis["phala"].update(
             benchmark_duration=2, heartbeat_interval=5, unresponsive_after=10**6
         )
-        self.chain = DevnetChain.start(genesis, block_time=block_time, finality_lag=1)
+        self.chain = DevnetChain.start(
+            genesis, block_time=block_time, finality_lag=1, runtime_name=runtime
+        )
         self._write_static(self.chain.url)
 
     def _write_static(self, chain_url: str) -> None:

@@ -24,10 +24,21 @@ WORKERS = 20
 PHA = 10**12
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("lifecycle"), WORKERS, block_time=0.3, cool_down=3)
+@pytest.fixture(scope="module", params=["khala", "phala"])
+def world(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[World]:
+    """The world on a chain with Khala's pallet indices, then on one with Phala's (e.g.
+    PhalaStakePoolv2 93 vs 89): the product must resolve every index from the metadata."""
+    w = World(
+        tmp_path_factory.mktemp("lifecycle"),
+        WORKERS,
+        block_time=0.3,
+        cool_down=3,
+        runtime=request.param,
+    )
     try:
+        assert w.chain.chain.runtime_version["specName"] == request.param
         yield w
     finally:
         w.close()

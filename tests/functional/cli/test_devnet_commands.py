@@ -126,7 +126,16 @@ def test_devnet_up_parachain_serves_a_relay_chain_beside_the_parachain(tmp_path:
     command = [sys.executable, "-m", "poolkeeper", "devnet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "POOLKEEPER_MNEMONIC": PHRASE}
     up = subprocess.run(
-        [*command, "up", str(inventory), "--state-dir", str(state_dir), "--parachain"],
+        [
+            *command,
+            "up",
+            str(inventory),
+            "--state-dir",
+            str(state_dir),
+            "--parachain",
+            "--runtime",
+            "phala",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -152,6 +161,10 @@ def test_devnet_up_parachain_serves_a_relay_chain_beside_the_parachain(tmp_path:
         raw = bytes.fromhex(head[2:])
         assert int.from_bytes(raw[:2], "little") >> 2 == len(raw) - 2 >= 32 + 1 + 64 + 1
         assert _rpc(para_url, "system_chain", []) != _rpc(relay_url, "system_chain", [])
+        # --runtime phala: Phala's runtime version and pallet indices (PhalaStakePoolv2 89)
+        assert _rpc(para_url, "state_getRuntimeVersion", [])["specName"] == "phala"  # type: ignore[index]
+        metadata = bytes.fromhex(str(_rpc(para_url, "state_getMetadata", []))[2:])
+        assert _pallet_index(metadata, "PhalaStakePoolv2") == 89
     finally:
         down = subprocess.run(
             [*command, "down", "--state-dir", str(state_dir)],
@@ -164,3 +177,15 @@ def test_devnet_up_parachain_serves_a_relay_chain_beside_the_parachain(tmp_path:
         assert down.returncode == 0, down.stderr
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", relay_port)) != 0, "the relay chain was left"
+
+
+def _pallet_index(metadata: bytes, pallet: str) -> int:
+    from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
+    from scalecodec.type_registry import load_type_registry_preset
+
+    config = RuntimeConfigurationObject()
+    config.update_type_registry(load_type_registry_preset("core"))
+    decoded = config.create_scale_object("MetadataVersioned", data=ScaleBytes(metadata))
+    decoded.decode()
+    (index,) = [p["index"] for p in decoded.value[1]["V14"]["pallets"] if p["name"] == pallet]
+    return int(index)

@@ -46,6 +46,7 @@ async def test_get_info_before_init_reports_uninitialized(
     assert info.public_key is None and info.system is None
     assert (info.headernum, info.blocknum) == (0, 0)
     assert info.score == 1000
+    assert info.can_load_chain_state  # as a fresh phactory (no gatekeeper key sealed)
 
 
 async def test_same_worker_behind_port_and_prefix(

@@ -10,6 +10,7 @@ AttestationProvider::Dcap), and the constants whose devnet values differ on purp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from scalecodec.type_registry import load_type_registry_preset
 from poolkeeper.devnet.chain._metadata import build_metadata
 from poolkeeper.devnet.chain._metadata_pallets import DEVNET_CONSTANT_VALUES, DEVNET_ONLY_PALLETS
 
-KHALA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"
+KHALA = Path(
+    os.environ.get("POOLKEEPER_KHALA_METADATA")
+    or Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"
+)
+"""The real Khala metadata (spec 1251); POOLKEEPER_KHALA_METADATA names another place."""
 
 # Variants the devnet adds to Khala's 2023 types (present in current Phala source).
 DEVNET_VARIANTS = {
@@ -124,6 +129,13 @@ def test_every_devnet_pallet_exists_in_khala(devnet: Meta, khala: Meta) -> None:
     assert missing == []
     assert set(DEVNET_ONLY_PALLETS) <= set(devnet.pallets)
     assert "Grandpa" not in khala.pallets
+
+
+def test_every_pallet_index_is_khalas(devnet: Meta, khala: Meta) -> None:
+    ours = {name: devnet.pallets[name]["index"] for name in _compared_pallets(devnet)}
+    assert ours == {name: khala.pallets[name]["index"] for name in ours}
+    used = {p["index"] for p in khala.pallets.values()}
+    assert all(devnet.pallets[name]["index"] not in used for name in DEVNET_ONLY_PALLETS)
 
 
 def test_storage_entries_match(devnet: Meta, khala: Meta) -> None:

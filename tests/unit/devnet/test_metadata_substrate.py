@@ -18,6 +18,7 @@ from substrateinterface import ExtrinsicReceipt, Keypair, SubstrateInterface
 from substrateinterface.storage import StorageKey
 
 from poolkeeper.devnet.chain._metadata import (
+    LAYOUTS,
     PALLET_INDICES,
     RUNTIME_VERSION,
     build_metadata,
@@ -96,6 +97,23 @@ def test_pallet_indices_and_names_are_the_declared_ones(decoded: tuple[Any, Any]
     _, obj = decoded
     pallets = {p["name"]: p["index"] for p in obj.value[1]["V14"]["pallets"]}
     assert pallets == PALLET_INDICES
+    assert (pallets["Balances"], pallets["PhalaStakePoolv2"], pallets["PhalaBasePool"]) == (
+        40,
+        93,
+        96,
+    )  # Khala's
+
+
+def test_phala_runtime_serves_phalas_indices_and_version() -> None:
+    _, obj = _decode(build_metadata("phala"))
+    pallets = {p["name"]: p for p in obj.value[1]["V14"]["pallets"]}
+    assert {name: p["index"] for name, p in pallets.items()} == LAYOUTS["phala"]
+    assert (pallets["Assets"]["index"], pallets["PhalaStakePoolv2"]["index"]) == (42, 89)
+    (version,) = [c for c in pallets["System"]["constants"] if c["name"] == "Version"]
+    raw = bytes.fromhex(version["value"][2:])
+    assert raw[1 : 1 + len(b"phala")] == b"phala"  # spec_name (compact length 5, then text)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        build_metadata("kusama")
 
 
 def test_extrinsic_format_is_v4_with_khala_signed_extensions(decoded: tuple[Any, Any]) -> None:

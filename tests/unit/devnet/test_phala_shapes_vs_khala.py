@@ -10,6 +10,7 @@ compared with the metadata's: what the engine will encode cannot drift from Khal
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from scalecodec.type_registry import load_type_registry_preset
 from poolkeeper.devnet.chain._metadata import build_metadata
 from tests.unit.devnet._phala_chain import PHA, Chain, account, make_worker
 
-KHALA_METADATA = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"
+KHALA_METADATA = Path(
+    os.environ.get("POOLKEEPER_KHALA_METADATA")
+    or Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"
 )
 
 

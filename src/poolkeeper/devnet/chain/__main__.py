@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genesis", default=None, help="YAML/JSON file or preset (dev, demo)")
     parser.add_argument("--block-time", default=None, help="e.g. 1s, 500ms, instant, manual")
     parser.add_argument("--finality-lag", type=int, default=None)
+    parser.add_argument(
+        "--runtime",
+        default="khala",
+        choices=["khala", "phala"],
+        help="whose pallet indices and runtime version to serve (default: khala)",
+    )
     parser.add_argument("--metadata", default=None, help="serve this metadata file instead")
     parser.add_argument("--delay-ms", type=int, default=0, help="delay every response")
     parser.add_argument("--reject-next", type=int, default=0, help="reject the next N extrinsics")
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         config = _genesis.load(args.genesis)
-        runtime, version = load_runtime(args.metadata)
+        runtime, version = load_runtime(args.metadata, args.runtime)
     except (_genesis.GenesisError, OSError, RuntimeError) as exc:
         print(f"devnet chain: {exc}", file=sys.stderr)
         return 2

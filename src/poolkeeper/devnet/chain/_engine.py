@@ -74,6 +74,9 @@ TEMPORARILY_BANNED = 1012
 ALREADY_IMPORTED = 1013
 TOO_LOW_PRIORITY = 1014
 
+TOO_LOW_PRIORITY_DATA = (
+    "The transaction has too low priority to replace another transaction already in the pool."
+)
 BAD_PROOF = "Transaction has a bad signature"
 STALE = "Transaction is outdated"
 PAYMENT = "Inability to pay some fees (e.g. account balance too low)"
@@ -561,13 +564,16 @@ class Chain:
         """Admit an extrinsic to the pool; (extrinsic, 'ready' | 'future')."""
         xt = self.decode_extrinsic(raw)
         if xt.hash in self.pool:
-            raise TransactionError(ALREADY_IMPORTED, "Transaction Already Imported")
+            # a node formats the pool's boxed hash with Debug: ``Any { .. }``
+            raise TransactionError(ALREADY_IMPORTED, "Transaction Already Imported", "Any { .. }")
         if xt.hash in self.recent:
             raise TransactionError(TEMPORARILY_BANNED, "Transaction is temporarily banned")
         status = self.validate(xt)
         for other in self.pool.values():
             if other.signer == xt.signer and other.nonce == xt.nonce:
-                raise TransactionError(TOO_LOW_PRIORITY, "Priority is too low: (0 vs 0)")
+                raise TransactionError(
+                    TOO_LOW_PRIORITY, "Priority is too low: (0 vs 0)", TOO_LOW_PRIORITY_DATA
+                )
         self.pool[xt.hash] = xt
         return xt, status
 

@@ -3,10 +3,12 @@
 Every client — substrate-interface in the product, the engine itself — learns pallet and call
 indices, storage hashers and type layouts from `state_getMetadata`, so this is what makes the
 devnet "speak Khala": the same pallet, call, event, error and storage names and shapes as
-Khala spec 1251 (declared in `_types.py` and `_metadata_pallets.py`), under the devnet's own pallet
-indices (`PALLET_INDICES`), which keeps clients honest about resolving indices by name.
+Khala spec 1251 (declared in `_types.py` and `_metadata_pallets.py`), under Khala's pallet
+indices, or Phala's (`LAYOUTS`): a client built from static Khala metadata (codegen, offline
+signers) works unchanged, and running both layouts proves a client resolves indices by name.
 
-`build_metadata()` returns `b"meta" + SCALE(RuntimeMetadata::V14)`; it is built once per process.
+`build_metadata(runtime)` returns `b"meta" + SCALE(RuntimeMetadata::V14)`; it is built once
+per process and runtime.
 """
 
 from __future__ import annotations
@@ -39,24 +41,43 @@ from poolkeeper.devnet.chain._typereg import (
 )
 from poolkeeper.devnet.chain._types import TYPES
 
-# The devnet's pallet indices: deliberately not Khala's (clients must resolve them by name).
-PALLET_INDICES: Final[dict[str, int]] = {
+_COMMON_INDICES: Final[dict[str, int]] = {
     "System": 0,
     "Timestamp": 1,
-    "Grandpa": 2,
     "Utility": 3,
-    "Proxy": 4,
-    "ParachainInfo": 5,
-    "Balances": 10,
-    "TransactionPayment": 11,
-    "PhalaMq": 20,
-    "PhalaRegistry": 21,
-    "PhalaComputation": 22,
-    "PhalaStakePoolv2": 23,
-    "PhalaBasePool": 24,
-    "Assets": 25,
-    "PhalaWrappedBalances": 26,
+    "Proxy": 5,
+    # devnet only (Khala and Phala are parachains): an index neither runtime uses
+    "Grandpa": 9,
+    "ParachainInfo": 20,
+    "ParachainSystem": 21,
+    "Balances": 40,
+    "TransactionPayment": 41,
+    "PhalaMq": 85,
+    "PhalaRegistry": 86,
+    "PhalaComputation": 87,
 }
+
+# Pallet indices per runtime, from `construct_runtime!` of runtime/khala and runtime/phala in
+# Phala-Network/khala-parachain (Khala's also from its spec 1251 metadata).
+LAYOUTS: Final[dict[str, dict[str, int]]] = {
+    "khala": {
+        **_COMMON_INDICES,
+        "Assets": 89,
+        "PhalaStakePoolv2": 93,
+        "PhalaWrappedBalances": 95,
+        "PhalaBasePool": 96,
+    },
+    "phala": {
+        **_COMMON_INDICES,
+        "Assets": 42,
+        "PhalaStakePoolv2": 89,
+        "PhalaWrappedBalances": 91,
+        "PhalaBasePool": 92,
+    },
+}
+DEFAULT_RUNTIME: Final = "khala"
+PALLET_INDICES: Final[dict[str, int]] = LAYOUTS[DEFAULT_RUNTIME]
+"""Khala's pallet indices, the devnet's default layout."""
 
 
 def _api_id(name: str) -> str:
@@ -77,17 +98,25 @@ RUNTIME_APIS: Final[tuple[tuple[str, int], ...]] = (
     ("GrandpaApi", 3),
 )
 
-# `state_getRuntimeVersion` result.
-RUNTIME_VERSION: Final[dict[str, Any]] = {
-    "specName": "khala",
-    "implName": "poolkeeper-devnet",
-    "authoringVersion": 1,
-    "specVersion": SPEC_VERSION,
-    "implVersion": 0,
-    "apis": [[_api_id(name), version] for name, version in RUNTIME_APIS],
-    "transactionVersion": TRANSACTION_VERSION,
-    "stateVersion": 0,
+# `state_getRuntimeVersion` result per runtime (Phala's spec of the same release as Khala
+# 1251: 1250, transaction version 5).
+RUNTIME_VERSIONS: Final[dict[str, dict[str, Any]]] = {
+    name: {
+        "specName": name,
+        "implName": "poolkeeper-devnet",
+        "authoringVersion": 1,
+        "specVersion": spec,
+        "implVersion": 0,
+        "apis": [[_api_id(api), version] for api, version in RUNTIME_APIS],
+        "transactionVersion": tx_version,
+        "stateVersion": 0,
+    }
+    for name, spec, tx_version in (
+        ("khala", SPEC_VERSION, TRANSACTION_VERSION),
+        ("phala", 1250, 5),
+    )
 }
+RUNTIME_VERSION: Final[dict[str, Any]] = RUNTIME_VERSIONS[DEFAULT_RUNTIME]
 
 SIGNED_EXTENSIONS: Final[tuple[tuple[str, str, str], ...]] = (
     # (identifier, extension type, additional signed data type)
@@ -116,8 +145,8 @@ _RUNTIME = "khala_parachain_runtime"
 _NO_DOCS = seq([])
 
 
-def _version_constant() -> dict[str, Any]:
-    v = RUNTIME_VERSION
+def _version_constant(runtime: str) -> dict[str, Any]:
+    v = RUNTIME_VERSIONS[runtime]
     return {
         "spec_name": v["specName"],
         "impl_name": v["implName"],
@@ -144,13 +173,13 @@ def _pallet_enum(p: PalletDecl, kind: str, body: str) -> Decl:
     return enum_of(head, variants)
 
 
-def _declarations() -> dict[str, Decl]:
+def _declarations(runtime: str) -> dict[str, Decl]:
     """The type table plus each pallet's Call/Event/Error and the outer RuntimeCall/RuntimeEvent."""
     decls = dict(TYPES)
     calls: list[VariantDecl] = []
     events: list[VariantDecl] = []
     for p in PALLETS:
-        index = PALLET_INDICES[p.name]
+        index = LAYOUTS[runtime][p.name]
         for kind, body, outer in (("Call", p.calls, calls), ("Event", p.events, events)):
             if body is None:
                 continue
@@ -184,7 +213,7 @@ def _storage_entry(reg: Registry, s: StorageDecl) -> bytes:
     return text(s.name) + modifier + entry_type + compact(len(default)) + default + docs
 
 
-def _pallet(reg: Registry, p: PalletDecl) -> bytes:
+def _pallet(reg: Registry, p: PalletDecl, runtime: str) -> bytes:
     out = text(p.name)
     if p.storage:
         out += b"\x01" + text(p.name) + seq(_storage_entry(reg, s) for s in p.storage)
@@ -195,21 +224,25 @@ def _pallet(reg: Registry, p: PalletDecl) -> bytes:
     constants = []
     for c in p.constants:
         tid = reg.id_of(c.type)
-        value = _version_constant() if (p.name, c.name) == ("System", "Version") else c.value
+        is_version = (p.name, c.name) == ("System", "Version")
+        value = _version_constant(runtime) if is_version else c.value
         raw = reg.encode_value(tid, value)
         constants.append(text(c.name) + compact(tid) + compact(len(raw)) + raw + _NO_DOCS)
     out += seq(constants)
     out += option(compact(reg.id_of(f"{p.name}.Error")) if p.errors is not None else None)
-    out += bytes([PALLET_INDICES[p.name]])
+    out += bytes([LAYOUTS[runtime][p.name]])
     return out
 
 
 @cache
-def build_metadata() -> bytes:
-    """`b"meta"` + SCALE `RuntimeMetadata::V14` of the devnet runtime (cached per process)."""
-    reg = Registry(_declarations())
+def build_metadata(runtime: str = DEFAULT_RUNTIME) -> bytes:
+    """`b"meta"` + SCALE `RuntimeMetadata::V14` of the devnet runtime with ``runtime``'s
+    (``khala`` or ``phala``) pallet indices (cached per process)."""
+    if runtime not in LAYOUTS:
+        raise ValueError(f"unknown runtime {runtime!r} (known: {', '.join(LAYOUTS)})")
+    reg = Registry(_declarations(runtime))
     reg.id_of("AccountId32")  # type 0, as in every Substrate runtime's registry
-    pallets = [_pallet(reg, p) for p in PALLETS]
+    pallets = [_pallet(reg, p, runtime) for p in PALLETS]
     extrinsic_id = reg.id_of(
         "UncheckedExtrinsic<MultiAddress<AccountId32, ()>, RuntimeCall, MultiSignature,"
         " (" + ", ".join(ext for _, ext, _ in SIGNED_EXTENSIONS) + ")>"

@@ -1,11 +1,12 @@
 """The devnet runtime's pallets as metadata: storage, calls, events, errors, constants.
 
 Names, argument names, hashers, shapes and call/event/error indices are Khala's (spec 1251),
-so a client written against Khala works unchanged on the devnet; only pallet indices are the
-devnet's own (`PALLET_INDICES` in `_metadata.py`). Calls whose argument types would drag in
+so a client written against Khala works unchanged on the devnet; pallet indices are Khala's
+or Phala's (`LAYOUTS` in `_metadata.py`). Calls whose argument types would drag in
 unrelated parts of Khala are left out (`Utility.dispatch_as`); error enums are always complete
 because clients look errors up by position. `Grandpa` is devnet-only (Khala is a parachain):
-it holds the finality authority set id a solo chain's relay needs.
+it holds the finality authority set id a solo chain's relay needs. `ParachainSystem` carries
+only `ValidationData` (what parachain mode writes), with no calls: the devnet has no inherents.
 
 Storage spec: `"u32"` for a plain value, `"Twox64Concat(Public) => u64"` for a map
 (several `Hasher(Key)` for an N-map).
@@ -257,6 +258,21 @@ PARACHAIN_INFO = PalletDecl(
     "ParachainInfo",
     "parachain_info::pallet",
     storage=(item("ParachainId", "ParaId", default=100),),
+)
+
+PARACHAIN_SYSTEM = PalletDecl(
+    "ParachainSystem",
+    "cumulus_pallet_parachain_system::pallet",
+    storage=(
+        item(
+            "ValidationData",
+            "PersistedValidationData",
+            optional=True,
+            docs="The `PersistedValidationData` set for this block.",
+        ),
+    ),
+    errors="OverlappingUpgrades, ProhibitedByPolkadot, TooBig, ValidationDataNotAvailable,"
+    " HostConfigurationNotAvailable, NotScheduled, NothingAuthorized, Unauthorized",
 )
 
 BALANCES = PalletDecl(
@@ -692,6 +708,7 @@ PALLETS: tuple[PalletDecl, ...] = (
     UTILITY,
     PROXY,
     PARACHAIN_INFO,
+    PARACHAIN_SYSTEM,
     BALANCES,
     TRANSACTION_PAYMENT,
     PHALA_MQ,

@@ -40,6 +40,12 @@ TYPES: dict[str, Decl] = {
     "Permill": struct("sp_arithmetic::per_things::Permill", "u32"),
     "FixedU128": struct("sp_arithmetic::fixed_point::FixedU128", "u128"),
     "ParaId": struct("polkadot_parachain::primitives::Id", "u32"),
+    "HeadData": struct("polkadot_parachain::primitives::HeadData", "Vec<u8>"),
+    "PersistedValidationData": struct(
+        "polkadot_primitives::v4::PersistedValidationData<H, N>",
+        "parent_head: HeadData, relay_parent_number: u32, relay_parent_storage_root: H256,"
+        " max_pov_size: u32",
+    ),
     "Weight": struct(
         "sp_weights::weight_v2::Weight", "ref_time: Compact<u64>, proof_size: Compact<u64>"
     ),

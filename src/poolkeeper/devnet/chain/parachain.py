@@ -139,6 +139,7 @@ def build_network(
     finality_lag: int | None = None,
     metadata: str | Path | None = None,
     relay_lead: int = RELAY_LEAD,
+    runtime_name: str = "khala",
 ) -> tuple[ParachainNetwork, dict[str, Any]]:
     """The network for a genesis (file, preset or mapping) and its normalized config."""
     config = (
@@ -146,7 +147,7 @@ def build_network(
         if isinstance(genesis, Mapping)
         else _genesis.load(genesis)
     )
-    runtime, version = load_runtime(metadata)
+    runtime, version = load_runtime(metadata, runtime_name)
     lag = int(config.get("finality_lag", 2)) if finality_lag is None else finality_lag
     network = ParachainNetwork(runtime, version, config, finality_lag=lag, relay_lead=relay_lead)
     return network, config
@@ -218,9 +219,12 @@ class DevnetParachain:
         block_time: float | str | None = None,
         finality_lag: int | None = None,
         relay_lead: int = RELAY_LEAD,
+        runtime_name: str = "khala",
     ) -> DevnetParachain:
         """Start both on 127.0.0.1 (free ports) and return once they listen."""
-        network, _ = build_network(genesis, finality_lag=finality_lag, relay_lead=relay_lead)
+        network, _ = build_network(
+            genesis, finality_lag=finality_lag, relay_lead=relay_lead, runtime_name=runtime_name
+        )
         network.para.runtime.load_scalecodec()
         servers = servers_for(
             network, parse_block_time(block_time if block_time is not None else "1s")

@@ -32,6 +32,7 @@ from poolkeeper.devnet.chain._codec import (
     ScaleError,
     decode_compact,
     encode_bytes,
+    encode_compact,
     hexstr,
     u32,
     unhex,
@@ -105,8 +106,11 @@ def parse_block_time(text: str | float | None) -> float | str:
     return float(value)
 
 
-def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict[str, Any]]:
-    """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()``."""
+def load_runtime(
+    metadata_path: str | Path | None = None, runtime_name: str = "khala"
+) -> tuple[Runtime, dict[str, Any]]:
+    """The served metadata: a file, else the devnet's own ``_metadata.build_metadata()`` with
+    the pallet indices of ``runtime_name`` (``khala`` or ``phala``)."""
     version = dict(DEFAULT_RUNTIME_VERSION)
     if metadata_path is not None:
         return shared_runtime(Path(metadata_path).read_bytes()), version
@@ -118,8 +122,11 @@ def load_runtime(metadata_path: str | Path | None = None) -> tuple[Runtime, dict
         raise RuntimeError(
             "the devnet metadata builder is not available: pass a metadata file"
         ) from exc
-    metadata: bytes = module.build_metadata()
-    built_version = getattr(module, "RUNTIME_VERSION", None)
+    if runtime_name not in module.LAYOUTS:
+        known = ", ".join(module.LAYOUTS)
+        raise RuntimeError(f"unknown runtime {runtime_name!r} (known: {known})")
+    metadata: bytes = module.build_metadata(runtime_name)
+    built_version = module.RUNTIME_VERSIONS[runtime_name]
     if isinstance(built_version, Mapping):
         version.update(_runtime_version_json(built_version))
     return shared_runtime(metadata), version
@@ -197,6 +204,8 @@ class _Connection:
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.subscriptions: dict[str, str] = {}
         self.watched: dict[bytes, str] = {}
+        self.storage_keys: dict[str, frozenset[bytes] | None] = {}
+        """Per ``state_subscribeStorage`` subscription: its keys (None: every change)."""
 
     def send(self, message: Mapping[str, Any]) -> None:
         self.outbox.put_nowait(json.dumps(message))
@@ -212,6 +221,36 @@ class _Connection:
 
 
 Handler = Callable[[_Connection | None, list[Any]], Awaitable[Any]]
+
+NOTIFICATIONS = {
+    "newHeads": "chain_newHead",
+    "allHeads": "chain_allHead",
+    "finalizedHeads": "chain_finalizedHead",
+    "runtimeVersion": "state_runtimeVersion",
+    "storage": "state_storage",
+    "extrinsic": "author_extrinsicUpdate",
+}
+"""Subscription kind → the notification method a node sends for it."""
+
+ALIASES = {
+    # chain/mod.rs of Substrate's RPC API
+    "subscribe_newHead": "chain_subscribeNewHeads",
+    "chain_subscribeNewHead": "chain_subscribeNewHeads",
+    "unsubscribe_newHead": "chain_unsubscribeNewHeads",
+    "chain_unsubscribeNewHead": "chain_unsubscribeNewHeads",
+    "chain_subscribeFinalisedHeads": "chain_subscribeFinalizedHeads",
+    "chain_unsubscribeFinalisedHeads": "chain_unsubscribeFinalizedHeads",
+    # state/mod.rs
+    "chain_subscribeRuntimeVersion": "state_subscribeRuntimeVersion",
+    "chain_unsubscribeRuntimeVersion": "state_unsubscribeRuntimeVersion",
+    "state_callAt": "state_call",
+    "state_getKeysPagedAt": "state_getKeysPaged",
+    "state_getStorageHashAt": "state_getStorageHash",
+    "state_getStorageSizeAt": "state_getStorageSize",
+}
+"""Other names a node accepts for a method (Substrate's ``aliases``)."""
+
+METADATA_MAGIC = b"meta"
 
 
 class DevnetServer:
@@ -412,6 +451,8 @@ class DevnetServer:
         for name in dir(self):
             if name.startswith("rpc_"):
                 table[name[4:]] = getattr(self, name)
+        for alias, target in ALIASES.items():
+            table[alias] = table[target]
         return table
 
     # ---- helpers -------------------------------------------------------------------
@@ -436,11 +477,29 @@ class DevnetServer:
         connection.subscriptions[subscription] = kind
         return subscription
 
-    def _unsubscribe(self, connection: _Connection | None, params: list[Any]) -> bool:
+    def _unsubscribe(
+        self, connection: _Connection | None, params: list[Any], kind: str | None = None
+    ) -> bool:
+        """Drop a subscription of ``kind``; False (as a node answers) for an unknown id or
+        another kind's id."""
         connection = _websocket_only(connection)
         if not params:
+            raise invalid_params("missing subscription id")
+        subscription = str(params[0])
+        if kind is not None and connection.subscriptions.get(subscription) != kind:
             return False
-        return connection.subscriptions.pop(str(params[0]), None) is not None
+        connection.storage_keys.pop(subscription, None)
+        return connection.subscriptions.pop(subscription, None) is not None
+
+    def _subscribe_with_first(self, connection: _Connection | None, kind: str, first: Any) -> str:
+        """Subscribe, and notify ``first`` right after the answer (a node sends the current
+        head, version or values first)."""
+        subscription = self._subscribe(connection, kind)
+        assert connection is not None
+        asyncio.get_running_loop().call_soon(
+            connection.notify, NOTIFICATIONS[kind], subscription, first
+        )
+        return subscription
 
     # ---- chain events → subscribers ------------------------------------------------
     def _on_block(self, block: Block) -> None:
@@ -448,8 +507,22 @@ class DevnetServer:
         for connection in list(self.connections):
             for subscription, kind in list(connection.subscriptions.items()):
                 if kind in ("newHeads", "allHeads"):
-                    method = "chain_newHead" if kind == "newHeads" else "chain_allHead"
-                    connection.notify(method, subscription, header)
+                    connection.notify(NOTIFICATIONS[kind], subscription, header)
+                elif kind == "storage":
+                    changes = self._watched_changes(
+                        block, connection.storage_keys.get(subscription)
+                    )
+                    if changes:  # a node sends a change set only when a watched key changed
+                        result = {"block": hexstr(block.hash), "changes": changes}
+                        connection.notify(NOTIFICATIONS[kind], subscription, result)
+
+    @staticmethod
+    def _watched_changes(block: Block, keys: frozenset[bytes] | None) -> list[list[str | None]]:
+        return [
+            [hexstr(key), None if value is None else hexstr(value)]
+            for key, value in sorted(block.changes.items())
+            if keys is None or key in keys
+        ]
 
     def _on_finalized(self, block: Block) -> None:
         header = block.header.to_json()
@@ -541,31 +614,59 @@ class DevnetServer:
             "justifications": justifications,
         }
 
+    # Each head subscription starts with the current (best or finalized) head, as
+    # Substrate's ``subscribe_headers`` does.
     async def rpc_chain_subscribeNewHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        subscription = self._subscribe(c, "newHeads")
-        assert c is not None
-        header = self.chain.head.header.to_json()
-        asyncio.get_running_loop().call_soon(c.notify, "chain_newHead", subscription, header)
-        return subscription
+        return self._subscribe_with_first(c, "newHeads", self.chain.head.header.to_json())
 
     async def rpc_chain_subscribeAllHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        return self._subscribe(c, "allHeads")
+        return self._subscribe_with_first(c, "allHeads", self.chain.head.header.to_json())
 
     async def rpc_chain_subscribeFinalizedHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        subscription = self._subscribe(c, "finalizedHeads")
-        assert c is not None
         header = self.chain.blocks[self.chain.finalized].header.to_json()
-        asyncio.get_running_loop().call_soon(c.notify, "chain_finalizedHead", subscription, header)
-        return subscription
+        return self._subscribe_with_first(c, "finalizedHeads", header)
 
     async def rpc_chain_unsubscribeNewHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        return self._unsubscribe(c, p)
+        return self._unsubscribe(c, p, "newHeads")
 
     async def rpc_chain_unsubscribeAllHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        return self._unsubscribe(c, p)
+        return self._unsubscribe(c, p, "allHeads")
 
     async def rpc_chain_unsubscribeFinalizedHeads(self, c: _Connection | None, p: list[Any]) -> Any:
-        return self._unsubscribe(c, p)
+        return self._unsubscribe(c, p, "finalizedHeads")
+
+    # ---- state subscriptions ---------------------------------------------------------
+    async def rpc_state_subscribeRuntimeVersion(self, c: _Connection | None, p: list[Any]) -> Any:
+        # the devnet has no runtime upgrades: the current version is the only notification
+        return self._subscribe_with_first(c, "runtimeVersion", self.chain.runtime_version)
+
+    async def rpc_state_unsubscribeRuntimeVersion(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._unsubscribe(c, p, "runtimeVersion")
+
+    async def rpc_state_subscribeStorage(self, c: _Connection | None, p: list[Any]) -> Any:
+        """The watched keys' values at the best block, then one change set per block that
+        changes one of them (no keys: every change of every block, as a node allows
+        on a local, unsafe-methods endpoint)."""
+        c = _websocket_only(c)
+        raw_keys = p[0] if p else None
+        if raw_keys is not None and not isinstance(raw_keys, list):
+            raise invalid_params("keys must be an array")
+        keys = None if raw_keys is None else [unhex(k) for k in raw_keys]
+        subscription = self._subscribe(c, "storage")
+        c.storage_keys[subscription] = None if keys is None else frozenset(keys)
+        if keys:
+            head = self.chain.head
+            initial = {
+                "block": hexstr(head.hash),
+                "changes": [[hexstr(k), _hex_or_none(self._get(k, head))] for k in keys],
+            }
+            asyncio.get_running_loop().call_soon(
+                c.notify, NOTIFICATIONS["storage"], subscription, initial
+            )
+        return subscription
+
+    async def rpc_state_unsubscribeStorage(self, c: _Connection | None, p: list[Any]) -> Any:
+        return self._unsubscribe(c, p, "storage")
 
     # ---- state ---------------------------------------------------------------------
     async def rpc_state_getMetadata(self, c: _Connection | None, p: list[Any]) -> Any:
@@ -679,11 +780,25 @@ class DevnetServer:
             return hexstr(b"\x01" + u128(xt.fee) + u128(0) + u128(0) + u128(xt.tip))
         if method == "Metadata_metadata":
             return hexstr(encode_bytes(self.chain.runtime.metadata_bytes))
+        if method == "Metadata_metadata_versions":
+            return hexstr(encode_compact(1) + u32(self._metadata_version()))
+        if method == "Metadata_metadata_at_version":
+            if len(data) != 4:
+                raise invalid_params("version must be a u32")
+            if int.from_bytes(data, "little") != self._metadata_version():
+                return "0x00"  # None: the runtime has no metadata of that version
+            return hexstr(b"\x01" + encode_bytes(self.chain.runtime.metadata_bytes))
         if method == "Core_version":
             raise RpcError(-32000, "Client error: Execution failed: Core_version not simulated")
         raise RpcError(
             -32000, f"Client error: Execution failed: Exported method {method} is not found"
         )
+
+    def _metadata_version(self) -> int:
+        """The served metadata's version (the byte after the ``meta`` magic): the only one
+        ``Metadata_metadata_versions`` lists, since the devnet cannot convert it."""
+        metadata = self.chain.runtime.metadata_bytes
+        return metadata[4] if metadata[:4] == METADATA_MAGIC else 14
 
     def _encode_dispatch_info(self, fee: int) -> bytes:
         """RuntimeDispatchInfo as scalecodec's runtime-API registry defines it.
@@ -702,7 +817,9 @@ class DevnetServer:
 
     async def rpc_payment_queryInfo(self, c: _Connection | None, p: list[Any]) -> Any:
         xt = self.chain.decode_extrinsic(unhex(p[0]), check_signature=False)
-        return {"weight": CALL_WEIGHT, "class": "normal", "partialFee": str(xt.fee)}
+        # A node's RPC answers the legacy u64 weight (``OldWeight``: ref_time only), while
+        # the runtime API (state_call above) carries the two-dimensional one.
+        return {"weight": CALL_WEIGHT["ref_time"], "class": "normal", "partialFee": str(xt.fee)}
 
     # ---- author --------------------------------------------------------------------
     def _submit(self, raw_hex: Any) -> tuple[bytes, str]:
@@ -730,7 +847,7 @@ class DevnetServer:
         subscription = self._subscribe(c, "extrinsic")
         c.watched[tx_hash] = subscription
         asyncio.get_running_loop().call_soon(
-            c.notify, "author_extrinsicUpdate", subscription, status
+            c.notify, NOTIFICATIONS["extrinsic"], subscription, status
         )
         return subscription
 
@@ -740,7 +857,7 @@ class DevnetServer:
             for tx_hash, subscription in list(c.watched.items()):
                 if subscription == p[0]:
                     del c.watched[tx_hash]
-        return self._unsubscribe(c, p)
+        return self._unsubscribe(c, p, "extrinsic")
 
     async def rpc_author_pendingExtrinsics(self, c: _Connection | None, p: list[Any]) -> Any:
         return [hexstr(xt.raw) for xt in self.chain.pool.values()]
@@ -880,6 +997,10 @@ def _websocket_only(connection: _Connection | None) -> _Connection:
     return connection
 
 
+def _hex_or_none(value: bytes | None) -> str | None:
+    return None if value is None else hexstr(value)
+
+
 def _error_response(request_id: Any, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": error.to_json(), "id": request_id}
 
@@ -922,6 +1043,7 @@ class DevnetChain:
         metadata: str | Path | None = None,
         runtime: tuple[Runtime, dict[str, Any]] | None = None,
         faults: Faults | None = None,
+        runtime_name: str = "khala",
     ) -> DevnetChain:
         """Start on 127.0.0.1 (a free port unless given) and return once it listens."""
         config = (
@@ -929,7 +1051,7 @@ class DevnetChain:
             if isinstance(genesis, Mapping)
             else _genesis.load(genesis)
         )
-        served = runtime if runtime is not None else load_runtime(metadata)
+        served = runtime if runtime is not None else load_runtime(metadata, runtime_name)
         # In-process, the caller's scalecodec (a client) runs concurrently with ours: decode
         # the metadata now, before any client exists, rather than in the background.
         served[0].load_scalecodec()

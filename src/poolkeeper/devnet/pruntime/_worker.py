@@ -146,7 +146,9 @@ class SimulatedPRuntime:
         self.state_roots: dict[int, bytes] = {}
         self.state: dict[bytes, bytes] = {}
         self.acc = 0
-        self.can_load_chain_state = False
+        # phactory's ``init`` at process start: true unless a gatekeeper master key is
+        # sealed (never, here); the first header sync clears it.
+        self.can_load_chain_state = True
         self.registered = False
         self.bench_start: tuple[int, int, int] | None = None  # (end block, duration, start s)
         self.computing = False
