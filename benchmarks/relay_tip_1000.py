@@ -149,7 +149,9 @@ async def measure(
         latencies.append(max(times) - appeared)
     # Requests from the block before ``first`` to the last: one block more than measured.
     per_worker_block = sum(by_method.values()) / len(names) / (blocks + 1)
-    methods = ", ".join(f"{m} {n / len(names) / (blocks + 1):.2f}" for m, n in by_method.items())
+    methods = ", ".join(
+        f"{m} {n / len(names) / (blocks + 1):.2f}" for m, n in by_method.items() if n
+    )
     print(
         f"  {len(latencies)} blocks: last pRuntime median {statistics.median(latencies):.2f} s, "
         f"max {max(latencies):.2f} s; CPU over {wall:.0f} s: product {product:.1f} s "
