@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import xxhash
@@ -191,8 +191,10 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
         }
         order = ["before", "after"] * args.rounds if args.compare else ["after"] * args.rounds
         started = time.monotonic()
+        # Caught up as now (the old relay may not catch up on a loaded machine), then
+        # the modes alternate at the tip.
         supervisor.reconcile(
-            {n: (e, modes[order[0]]) for n, e in zip(names, endpoints, strict=True)}
+            {n: (e, modes["after"]) for n, e in zip(names, endpoints, strict=True)}
         )
 
         def at_tip() -> int:
@@ -205,8 +207,16 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
         results: dict[str, list[dict[str, float]]] = defaultdict(list)
         try:
             while at_tip() < len(names):
-                if time.monotonic() - started > 600:
-                    raise SystemExit(f"only {at_tip()} of {len(names)} relays reached the tip")
+                if time.monotonic() - started > args.tip_timeout:
+                    relays = [r for n in names if (r := supervisor.relay(n)) is not None]
+                    conditions = Counter(r.status.condition.value for r in relays)
+                    errors = Counter(r.status.last_error for r in relays if r.status.last_error)
+                    numbers = sorted(r.status.blocknum for r in relays)
+                    raise SystemExit(
+                        f"only {at_tip()} of {len(names)} relays reached the tip: "
+                        f"{dict(conditions)}; errors {errors.most_common(3)}; pRuntimes at "
+                        f"#{numbers[0]}..#{numbers[-1]}, finalized #{await finalized(rpc)}"
+                    )
                 await asyncio.sleep(0.5)
             print(
                 f"{len(names)} pRuntimes initialised and at the tip in "
@@ -242,6 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--egress", action="store_true", help="relays check egress as with a relay signer"
     )
+    parser.add_argument("--tip-timeout", type=float, default=600.0)
     parser.add_argument("--rounds", type=int, default=1, help="measurements per mode")
     parser.add_argument(
         "--compare",
