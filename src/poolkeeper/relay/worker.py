@@ -136,6 +136,9 @@ class WorkerRelay:
         self._info_blocknum = 0
         self._registered = False
         self._pending_messages = 0
+        """Pending egress reported by a ``GetInfo`` that the last check had not seen."""
+        self._known_pending = 0
+        """Messages the pRuntime held at the last egress check (on their way to the chain)."""
         self._egress_checked_at: int | None = None
         self._register_sent_at: int | None = None
         self._egress_sent: dict[tuple[bytes, int], int] = {}
@@ -153,7 +156,7 @@ class WorkerRelay:
             info = await self.client.get_info()
             self._info_at = self._clock()
             self._registered = info.registered
-            self._pending_messages = info.pending_messages
+            self.note_info(info.pending_messages)
             if not info.initialized:
                 if self._last_counters is not None:
                     self.status.restarts_seen += 1
@@ -201,9 +204,12 @@ class WorkerRelay:
         return awaiting_registration and counters[2] > self._info_blocknum
 
     def note_info(self, pending_messages: int) -> None:
-        """What another reader (the observe pass) saw of this pRuntime: pending egress
-        is fetched in the next round at the tip, at no extra ``GetInfo``."""
-        self._pending_messages = max(self._pending_messages, pending_messages)
+        """What a ``GetInfo`` (the relay's, or the observe pass's) saw of this pRuntime:
+        more pending egress than the last check found is fetched in the next round at the
+        tip. Fewer or as many are messages already on their way (or, rarely, a new one in
+        place of an accepted one: the periodic check carries it)."""
+        if pending_messages > self._known_pending:
+            self._pending_messages = max(self._pending_messages, pending_messages)
 
     def _advance(self, index: int, synced_to: int, *, expected: int) -> None:
         """Counter ``index`` from a sync answer; an answer short of ``expected`` (the
@@ -321,6 +327,7 @@ class WorkerRelay:
         # The pRuntime keeps a message until it dispatches the block that accepted it, so
         # most rounds see only messages already on their way: those cost no node request.
         present = {(m.sender, m.sequence) for m in messages}
+        self._known_pending = len(present)
         self._egress_sent = {k: v for k, v in self._egress_sent.items() if k in present}
         by_sender: dict[bytes, list[EgressMessage]] = {}
         for message in messages:

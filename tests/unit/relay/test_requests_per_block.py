@@ -96,3 +96,22 @@ async def test_pending_messages_seen_by_the_observe_pass_are_fetched_at_once() -
         "SyncHeader",
         "DispatchBlocks",
     ]
+
+
+async def test_pending_messages_already_on_their_way_are_not_fetched_again() -> None:
+    relay, pruntime, _, submissions = make_relay(tip=10)
+    await run_until_tip(relay)
+    pruntime.egress = [0]
+    relay.note_info(1)
+    await relay.step()  # fetched and submitted; the pRuntime keeps it until accepted
+    await asyncio.sleep(0)
+    pruntime.requests.clear()
+    relay.note_info(1)  # the next observe pass still sees it: nothing new
+    assert await relay.step() is StepKind.TIP
+    assert pruntime.requests == []
+    pruntime.egress = [0, 1]
+    relay.note_info(2)  # one more than the last check found
+    assert await relay.step() is StepKind.TIP
+    await asyncio.sleep(0)
+    assert pruntime.requests == ["GetEgressMessages"]
+    assert [job.rsplit(":", 1)[1] for job, _ in submissions.jobs] == ["0", "1"]
