@@ -11,6 +11,12 @@ the chain (its ``Timestamp.Now``, set when the devnet starts producing it) to th
 three processes over the measured blocks show the split between product and simulators.
 
     .venv/bin/python benchmarks/relay_tip_1000.py [--workers 1000] [--blocks 20] [--block-time 3s]
+        [--compare --rounds 2]
+
+``--compare`` alternates, in one run against the same devnet, the relay as it was
+before issue 15 (``info_seconds=0``: ``GetInfo`` every round) and as it is now, so the
+ratios are side by side on a noisy machine. Requests per worker per block come from the
+simulator's counters (``GET /devnet/requests``).
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+import urllib.request
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import xxhash
 
 from poolkeeper.chain._rpc import AsyncRpc
+from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.pruntime.client import HttpPRuntimeClient
@@ -99,15 +107,95 @@ async def block_time_of(rpc: AsyncRpc, number: int) -> float:
     return int.from_bytes(bytes.fromhex(raw[2:]), "little") / 1000
 
 
+def sim_requests(base: str) -> dict[str, dict[str, int]]:
+    """The simulator's pRPC request counts per worker and method."""
+    with urllib.request.urlopen(f"{base}/devnet/requests", timeout=30) as answer:
+        counts: dict[str, dict[str, int]] = json.loads(answer.read())
+    return counts
+
+
+async def measure(
+    rpc: AsyncRpc, names: list[str], blocks: int, pids: list[int], sim_base: str
+) -> dict[str, float]:
+    """Time the next ``blocks`` blocks to every pRuntime; CPU and requests meanwhile."""
+    first = await finalized(rpc) + 2  # blocks that appear from now on
+    last = first + blocks - 1
+    while await finalized(rpc) < first - 1:
+        await asyncio.sleep(0.05)
+    requests_before = await asyncio.to_thread(sim_requests, sim_base)
+    while await finalized(rpc) < first:
+        await asyncio.sleep(0.05)
+    cpu = (time.process_time(), *(cpu_seconds(p) for p in pids))
+    wall = time.monotonic()
+    while len(reached.get(last, ())) < len(names):
+        if time.monotonic() - wall > blocks * 30:
+            break
+        await asyncio.sleep(0.1)
+    wall = time.monotonic() - wall
+    product = time.process_time() - cpu[0]
+    chain_cpu, sim_cpu = (cpu_seconds(p) - c for p, c in zip(pids, cpu[1:], strict=True))
+    requests_after = await asyncio.to_thread(sim_requests, sim_base)
+    by_method: dict[str, int] = defaultdict(int)
+    for worker, counts in requests_after.items():
+        for method, n in counts.items():
+            by_method[method] += n - requests_before.get(worker, {}).get(method, 0)
+    latencies = []
+    for number in range(first, last + 1):
+        times = reached.get(number, [])
+        if len(times) < len(names):
+            print(f"block {number}: reached only {len(times)} of {len(names)} pRuntimes")
+            continue
+        appeared = await block_time_of(rpc, number)
+        latencies.append(max(times) - appeared)
+    # Requests from the block before ``first`` to the last: one block more than measured.
+    per_worker_block = sum(by_method.values()) / len(names) / (blocks + 1)
+    methods = ", ".join(
+        f"{m} {n / len(names) / (blocks + 1):.2f}" for m, n in by_method.items() if n
+    )
+    print(
+        f"  {len(latencies)} blocks: last pRuntime median {statistics.median(latencies):.2f} s, "
+        f"max {max(latencies):.2f} s; CPU over {wall:.0f} s: product {product:.1f} s "
+        f"({product / blocks:.3f} s/block), pRuntime simulator {sim_cpu:.1f} s, chain "
+        f"{chain_cpu:.1f} s; requests per worker per block {per_worker_block:.2f} ({methods})"
+    )
+    return {
+        "median": statistics.median(latencies) if latencies else float("nan"),
+        "max": max(latencies) if latencies else float("nan"),
+        "product_cpu_per_block": product / blocks,
+        "sim_cpu_per_block": sim_cpu / blocks,
+        "requests_per_worker_block": per_worker_block,
+    }
+
+
+async def _no_submit(job_id: str, call: CallSpec) -> bool:
+    """``--egress``: relays check egress as with a signer (the simulated workers are not
+    computing, so there is nothing to submit)."""
+    return True
+
+
 async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: list[int]) -> None:
     rpc = AsyncRpc(url)
     source = RelaySource(rpc)
+    sim_base = endpoints[0].rsplit("/w/", 1)[0]
     async with PRuntimeTransport(max_in_flight=500, timeout=60) as transport:
-        supervisor = RelaySupervisor(source, transport, lambda _n: None, idle_seconds=args.idle)
+        submit = _no_submit if args.egress else None
+        supervisor = RelaySupervisor(source, transport, lambda _n: submit, idle_seconds=args.idle)
         names = [f"w{i}" for i in range(len(endpoints))]
-        options = RelayOptions(sync_blocks=args.sync_blocks)
+        modes = {
+            # Before: GetInfo (and, with a signer, GetEgressMessages) every round, as the
+            # relay did before issue 15.
+            "before": RelayOptions(
+                sync_blocks=args.sync_blocks, info_seconds=0.0, egress_check_blocks=0
+            ),
+            "after": RelayOptions(sync_blocks=args.sync_blocks),
+        }
+        order = ["before", "after"] * args.rounds if args.compare else ["after"] * args.rounds
         started = time.monotonic()
-        supervisor.reconcile({n: (e, options) for n, e in zip(names, endpoints, strict=True)})
+        # Caught up as now (the old relay may not catch up on a loaded machine), then
+        # the modes alternate at the tip.
+        supervisor.reconcile(
+            {n: (e, modes["after"]) for n, e in zip(names, endpoints, strict=True)}
+        )
 
         def at_tip() -> int:
             return sum(
@@ -116,53 +204,42 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
                 if (r := supervisor.relay(n)) and r.status.condition is RelayCondition.AT_TIP
             )
 
+        results: dict[str, list[dict[str, float]]] = defaultdict(list)
         try:
             while at_tip() < len(names):
-                if time.monotonic() - started > 600:
-                    raise SystemExit(f"only {at_tip()} of {len(names)} relays reached the tip")
+                if time.monotonic() - started > args.tip_timeout:
+                    relays = [r for n in names if (r := supervisor.relay(n)) is not None]
+                    conditions = Counter(r.status.condition.value for r in relays)
+                    errors = Counter(r.status.last_error for r in relays if r.status.last_error)
+                    numbers = sorted(r.status.blocknum for r in relays)
+                    raise SystemExit(
+                        f"only {at_tip()} of {len(names)} relays reached the tip: "
+                        f"{dict(conditions)}; errors {errors.most_common(3)}; pRuntimes at "
+                        f"#{numbers[0]}..#{numbers[-1]}, finalized #{await finalized(rpc)}"
+                    )
                 await asyncio.sleep(0.5)
             print(
                 f"{len(names)} pRuntimes initialised and at the tip in "
                 f"{time.monotonic() - started:.0f} s"
             )
-            first = await finalized(rpc) + 2  # blocks that appear from now on
-            last = first + args.blocks - 1
-            while await finalized(rpc) < first:
-                await asyncio.sleep(0.05)
-            cpu = (time.process_time(), *(cpu_seconds(p) for p in pids))
-            wall = time.monotonic()
-            while len(reached.get(last, ())) < len(names):
-                if time.monotonic() - wall > args.blocks * 30:
-                    break
-                await asyncio.sleep(0.1)
-            wall = time.monotonic() - wall
-            product = time.process_time() - cpu[0]
-            chain_cpu, sim_cpu = (cpu_seconds(p) - c for p, c in zip(pids, cpu[1:], strict=True))
+            for mode in order:
+                supervisor.reconcile(
+                    {n: (e, modes[mode]) for n, e in zip(names, endpoints, strict=True)}
+                )
+                print(f"{mode}:")
+                results[mode].append(await measure(rpc, names, args.blocks, pids, sim_base))
         finally:
             await supervisor.stop_all()
-        latencies = []
-        for number in range(first, last + 1):
-            times = reached.get(number, [])
-            if len(times) < len(names):
-                print(f"block {number}: reached only {len(times)} of {len(names)} pRuntimes")
-                continue
-            appeared = await block_time_of(rpc, number)
-            latencies.append(max(times) - appeared)
-            print(
-                f"block {number}: first pRuntime {min(times) - appeared:.2f} s, "
-                f"last {max(times) - appeared:.2f} s after it appeared"
-            )
         await rpc.close()
-        print(
-            f"CPU over {wall:.0f} s of measured blocks: product (relays) {product:.1f} s, "
-            f"chain simulator {chain_cpu:.1f} s, pRuntime simulator {sim_cpu:.1f} s"
-        )
-        if latencies:
-            print(
-                f"last of {len(names)} pRuntimes after a block appeared: min "
-                f"{min(latencies):.2f} s, median {statistics.median(latencies):.2f} s, max "
-                f"{max(latencies):.2f} s over {len(latencies)} blocks (target <= 2 s)"
-            )
+    print(f"summary over {args.rounds} round(s) of {args.blocks} blocks per mode (median):")
+    keys = ["median", "max", "product_cpu_per_block", "sim_cpu_per_block"]
+    keys.append("requests_per_worker_block")
+    for key in keys:
+        row = {m: statistics.median(r[key] for r in results[m]) for m in results}
+        text = ", ".join(f"{m} {v:.3f}" for m, v in row.items())
+        if "before" in row and "after" in row and row["after"]:
+            text += f"; before/after {row['before'] / row['after']:.2f}x"
+        print(f"  {key}: {text}")
 
 
 def main() -> None:
@@ -172,6 +249,16 @@ def main() -> None:
     parser.add_argument("--block-time", default="3s")
     parser.add_argument("--idle", type=float, default=1.0, help="relay idle seconds at the tip")
     parser.add_argument("--sync-blocks", type=int, default=4)
+    parser.add_argument(
+        "--egress", action="store_true", help="relays check egress as with a relay signer"
+    )
+    parser.add_argument("--tip-timeout", type=float, default=600.0)
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per mode")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="alternate the relay before issue 15 (GetInfo every round) and now, same run",
+    )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -107,12 +107,15 @@ class RelaySupervisor:
 
     def note_observation(self, observed: Observed) -> None:
         """Let external relays judge their progress from the pRuntimes just observed (an
-        in-process relay sees its pRuntime's counters itself)."""
+        in-process relay sees its pRuntime's counters itself, and learns of pending
+        egress here without asking again)."""
         for running in self._running.values():
-            if not isinstance(running.relay, ExternalRelay):
-                continue
             seen = observed.pruntimes.get(running.endpoint)
             info = seen.info if seen else None
+            if not isinstance(running.relay, ExternalRelay):
+                if info is not None:
+                    running.relay.note_info(info.pending_messages)
+                continue
             counters = (
                 (info.headernum, info.para_headernum, info.blocknum)
                 if info is not None and info.initialized

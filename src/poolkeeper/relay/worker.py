@@ -9,10 +9,19 @@ parachain headers; parachain headers that ``Paras.Heads`` at the last synced rel
 block proves are sent with ``SyncParaHeader``; relay headers go with the parachain
 headers proven at their last block in one ``SyncCombinedHeaders`` (as PRB does).
 
-Each ``step()`` re-reads the counters first, so a pRuntime that restarted
-(uninitialised, or counters went back) is simply re-initialised and re-synced; a
-pRuntime that accepts calls but does not advance is reported as stalled.
-All chain data comes from the shared ``RelaySource``.
+At the tip a block costs each pRuntime two requests, ``SyncHeader`` and
+``DispatchBlocks``: their answers (``synced_to``) carry the counters the relay needs,
+so it keeps them locally. ``GetInfo`` is asked only when they do not suffice: at the
+start, after any failure or an answer that does not advance as expected (a restarted
+pRuntime, a stall), while a wanted registration is not seen yet, and on a slow timer
+(``info_seconds``). ``GetEgressMessages`` is asked when ``GetInfo`` (the relay's own or
+the observe pass's, ``note_info``) reports pending messages, and at least once every
+``egress_check_blocks`` dispatched blocks: a pRuntime produces egress (benchmark
+reports, heartbeats) only while dispatching blocks, and a heartbeat must reach the chain
+well within the chain's unresponsiveness bound (docs/decisions.md, "Relay requests per
+block"). A pRuntime that restarted (uninitialised, or counters went back) is simply
+re-initialised and re-synced; one that accepts calls but does not advance is reported
+as stalled. All chain data comes from the shared ``RelaySource``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,13 +39,17 @@ from poolkeeper.chain.egress import EgressMessage, split_egress
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
-from poolkeeper.pruntime import InitRuntimeRequest, PhactoryInfo, PRuntimeClient
+from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeClient
 from poolkeeper.pruntime.messages import CombinedHeadersToSync
 
 STALL_ROUNDS = 5
 """Rounds without counter progress while behind before a pRuntime counts as stalled."""
 REGISTER_RETRY_BLOCKS = 20
 EGRESS_RETRY_BLOCKS = 6
+EGRESS_CHECK_BLOCKS = 8
+"""At the tip, egress is fetched at least once per this many dispatched blocks."""
+INFO_SECONDS = 120.0
+"""At the tip, ``GetInfo`` at least this often (a check; the sync answers suffice)."""
 DEFAULT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -87,6 +102,8 @@ class RelayOptions:
     debug_set_key: bytes | None = None
     register: bool = False
     carry_egress: bool = True
+    egress_check_blocks: int = EGRESS_CHECK_BLOCKS
+    info_seconds: float = INFO_SECONDS
     backoff: Sequence[float] = field(default_factory=lambda: DEFAULT_BACKOFF)
 
 
@@ -100,6 +117,8 @@ class WorkerRelay:
         source: RelaySource,
         options: RelayOptions,
         submit: Submit | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.client = client
@@ -107,7 +126,20 @@ class WorkerRelay:
         self.options = options
         self.submit = submit
         self.status = RelayStatus()
+        self._clock = clock
         self._last_counters: tuple[int, ...] | None = None
+        """Counters at the start of the previous round (progress and restarts)."""
+        self._counters: tuple[int, int, int] | None = None
+        """(headernum, para_headernum, blocknum) as the last answers left them; None:
+        unknown, ask ``GetInfo``."""
+        self._info_at: float | None = None
+        self._info_blocknum = 0
+        self._registered = False
+        self._pending_messages = 0
+        """Pending egress reported by a ``GetInfo`` that the last check had not seen."""
+        self._known_pending = 0
+        """Messages the pRuntime held at the last egress check (on their way to the chain)."""
+        self._egress_checked_at: int | None = None
         self._register_sent_at: int | None = None
         self._egress_sent: dict[tuple[bytes, int], int] = {}
         """(sender, sequence) → tip when last submitted."""
@@ -116,17 +148,25 @@ class WorkerRelay:
         self._egress_tasks: set[asyncio.Task[None]] = set()
 
     async def step(self) -> StepKind:
-        """One round: read counters, perform the first operation that applies."""
-        info = await self.client.get_info()
+        """One round: the counters (kept from the last answers, or ``GetInfo`` when they
+        do not suffice), then the first operation that applies."""
         self.status.steps += 1
-        if not info.initialized:
-            if self._last_counters is not None:
-                self.status.restarts_seen += 1
-            self._last_counters = None
-            self.status.condition = RelayCondition.INITIALIZING
-            await self._init()
-            return StepKind.INIT
-        counters = (info.headernum, info.para_headernum, info.blocknum)
+        counters = self._counters
+        if counters is None or self._info_due(counters):
+            info = await self.client.get_info()
+            self._info_at = self._clock()
+            self._registered = info.registered
+            self.note_info(info.pending_messages)
+            if not info.initialized:
+                if self._last_counters is not None:
+                    self.status.restarts_seen += 1
+                self._last_counters = None
+                self._counters = None
+                self.status.condition = RelayCondition.INITIALIZING
+                await self._init()
+                return StepKind.INIT
+            counters = (info.headernum, info.para_headernum, info.blocknum)
+            self._info_blocknum = info.blocknum
         went_back = self._last_counters is not None and any(
             now < before for now, before in zip(counters, self._last_counters, strict=True)
         )
@@ -134,12 +174,17 @@ class WorkerRelay:
             self.status.restarts_seen += 1
         progressed = self._last_counters is None or counters != self._last_counters
         self._last_counters = counters
+        self._counters = counters
         self.status.headernum, self.status.para_headernum, self.status.blocknum = counters
-        kind = await self._sync(info)
+        try:
+            kind = await self._sync(*counters)
+        except BaseException:
+            self._counters = None  # whatever happened, ask the pRuntime next round
+            raise
         if kind is StepKind.TIP:
             self.status.rounds_without_progress = 0
             self.status.condition = RelayCondition.AT_TIP
-            await self._at_tip(info)
+            await self._at_tip(counters[2])
             return kind
         self.status.rounds_without_progress = (
             0 if progressed else self.status.rounds_without_progress + 1
@@ -147,6 +192,36 @@ class WorkerRelay:
         stalled = self.status.rounds_without_progress >= STALL_ROUNDS
         self.status.condition = RelayCondition.STALLED if stalled else RelayCondition.SYNCING
         return kind
+
+    def _info_due(self, counters: tuple[int, int, int]) -> bool:
+        """``GetInfo`` although the counters are known: the slow timer, or a wanted
+        registration not seen yet (re-read once per newly dispatched block)."""
+        if self._info_at is None or self._clock() - self._info_at >= self.options.info_seconds:
+            return True
+        awaiting_registration = (
+            self.options.register and not self._registered and self.submit is not None
+        )
+        return awaiting_registration and counters[2] > self._info_blocknum
+
+    def note_info(self, pending_messages: int) -> None:
+        """What a ``GetInfo`` (the relay's, or the observe pass's) saw of this pRuntime:
+        more pending egress than the last check found is fetched in the next round at the
+        tip. Fewer or as many are messages already on their way (or, rarely, a new one in
+        place of an accepted one: the periodic check carries it)."""
+        if pending_messages > self._known_pending:
+            self._pending_messages = max(self._pending_messages, pending_messages)
+
+    def _advance(self, index: int, synced_to: int, *, expected: int) -> None:
+        """Counter ``index`` from a sync answer; an answer short of ``expected`` (the
+        last number sent) leaves the counters unknown, so the next round reads them."""
+        if self._counters is None:
+            return
+        if synced_to < expected:
+            self._counters = None
+            return
+        counters = list(self._counters)
+        counters[index] = synced_to + 1
+        self._counters = (counters[0], counters[1], counters[2])
 
     async def _init(self) -> None:
         genesis = await self.source.genesis()
@@ -162,55 +237,70 @@ class WorkerRelay:
             )
         )
 
-    async def _sync(self, info: PhactoryInfo) -> StepKind:
+    async def _sync(self, headernum: int, para_headernum: int, blocknum: int) -> StepKind:
         if isinstance(self.source, ParachainSource):
-            return await self._sync_parachain(info, self.source)
-        next_header = info.headernum
-        if info.blocknum < next_header:
-            to = min(next_header - 1, info.blocknum + self.options.sync_blocks - 1)
-            body = await self.source.blocks_request(info.blocknum, to)
-            await self.client.dispatch_blocks(body)
+            return await self._sync_parachain(headernum, para_headernum, blocknum, self.source)
+        next_header = headernum
+        if blocknum < next_header:
+            to = min(next_header - 1, blocknum + self.options.sync_blocks - 1)
+            body = await self.source.blocks_request(blocknum, to)
+            self._advance(2, await self.client.dispatch_blocks(body), expected=to)
             return StepKind.BLOCKS
         request = await self.source.headers_request(next_header)
         if request is not None:
-            await self.client.sync_header(request[0])
+            synced = await self.client.sync_header(request[0])
+            self._advance(0, synced, expected=request[1])
             return StepKind.HEADERS
         return StepKind.TIP
 
-    async def _sync_parachain(self, info: PhactoryInfo, source: ParachainSource) -> StepKind:
-        if info.blocknum < info.para_headernum:
-            to = min(info.para_headernum - 1, info.blocknum + self.options.sync_blocks - 1)
-            await self.client.dispatch_blocks(await source.blocks_request(info.blocknum, to))
+    async def _sync_parachain(
+        self, headernum: int, para_headernum: int, blocknum: int, source: ParachainSource
+    ) -> StepKind:
+        if blocknum < para_headernum:
+            to = min(para_headernum - 1, blocknum + self.options.sync_blocks - 1)
+            synced = await self.client.dispatch_blocks(await source.blocks_request(blocknum, to))
+            self._advance(2, synced, expected=to)
             return StepKind.BLOCKS
-        para = await source.para_headers_request(info.headernum - 1, info.para_headernum)
+        para = await source.para_headers_request(headernum - 1, para_headernum)
         if para is not None and para.last > 0:
-            await self.client.sync_para_header(para.encoded_headers, para.proof)
+            synced = await self.client.sync_para_header(para.encoded_headers, para.proof)
+            self._advance(1, synced, expected=para.last)
             return StepKind.PARA_HEADERS
-        combined = await source.combined_request(info.headernum, info.para_headernum)
+        combined = await source.combined_request(headernum, para_headernum)
         if combined is not None:
-            await self.client.sync_combined_headers(
+            answer = await self.client.sync_combined_headers(
                 CombinedHeadersToSync(
                     encoded_relaychain_headers=combined.encoded_relaychain_headers,
                     encoded_parachain_headers=combined.encoded_parachain_headers,
                     proof=combined.proof,
                 )
             )
+            self._advance(0, answer.relaychain_synced_to, expected=combined.relaychain_last)
+            if combined.parachain_last is not None:
+                synced = answer.parachain_synced_to
+                self._advance(1, synced, expected=combined.parachain_last)
             return StepKind.HEADERS
         return StepKind.TIP
 
-    async def _at_tip(self, info: PhactoryInfo) -> None:
+    async def _at_tip(self, tip: int) -> None:
         if self.submit is None:
             return
-        tip = info.blocknum
-        if self.options.register and not info.registered:
+        if self.options.register and not self._registered:
             due = (
                 self._register_sent_at is None
                 or tip - self._register_sent_at >= REGISTER_RETRY_BLOCKS
             )
             if due:
                 await self._register(tip)
-        if self.options.carry_egress:
+        if self.options.carry_egress and self._egress_check_due(tip):
             await self._egress(tip)
+
+    def _egress_check_due(self, tip: int) -> bool:
+        """Pending messages reported, never checked, or ``egress_check_blocks`` blocks
+        dispatched since the last check."""
+        if self._pending_messages > 0 or self._egress_checked_at is None:
+            return True
+        return tip - self._egress_checked_at >= self.options.egress_check_blocks
 
     async def _register(self, tip: int) -> None:
         assert self.submit is not None
@@ -227,9 +317,17 @@ class WorkerRelay:
 
     async def _egress(self, tip: int) -> None:
         messages = split_egress(await self.client.get_egress_messages())
+        every = max(1, self.options.egress_check_blocks)
+        if self._egress_checked_at is None:
+            # Spread the periodic checks of many relays over the blocks of a period.
+            self._egress_checked_at = tip - zlib.crc32(self.name.encode()) % every
+        else:
+            self._egress_checked_at = tip
+        self._pending_messages = 0
         # The pRuntime keeps a message until it dispatches the block that accepted it, so
         # most rounds see only messages already on their way: those cost no node request.
         present = {(m.sender, m.sequence) for m in messages}
+        self._known_pending = len(present)
         self._egress_sent = {k: v for k, v in self._egress_sent.items() if k in present}
         by_sender: dict[bytes, list[EgressMessage]] = {}
         for message in messages:

@@ -104,6 +104,15 @@ def test_rpc_methods_lists_every_method_of_the_issue(ws: ClientConnection) -> No
     assert set(LISTED_METHODS) <= set(methods), set(LISTED_METHODS) - set(methods)
 
 
+def test_request_counts_by_method(ws: ClientConnection) -> None:
+    before = call(ws, "dev_requestCounts")
+    call(ws, "chain_getFinalizedHead")
+    call(ws, "chain_getFinalizedHead")
+    after = call(ws, "dev_requestCounts")
+    assert after["chain_getFinalizedHead"] - before.get("chain_getFinalizedHead", 0) == 2
+    assert after["dev_requestCounts"] - before["dev_requestCounts"] == 1
+
+
 def test_metadata_version_and_system(ws: ClientConnection, devnet: DevnetChain) -> None:
     metadata = bytes.fromhex(call(ws, "state_getMetadata")[2:])
     assert metadata[:4] == b"meta" and metadata[4] == 14

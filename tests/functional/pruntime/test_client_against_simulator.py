@@ -485,6 +485,25 @@ async def test_admin_endpoint_sets_faults_and_lists_workers(sim: SimulatorThread
         assert bad.status_code == 400
 
 
+async def test_requests_are_counted_per_worker_and_method(
+    sim: SimulatorThread, transport: PRuntimeTransport
+) -> None:
+    before = sim.requests()
+    for _ in range(3):
+        await transport.client(sim.url(1)).get_info()
+    await transport.client(sim.prefix_url(1)).get_info()
+    with pytest.raises(PRuntimeNotInitialized):
+        await transport.client(sim.url(2)).get_egress_messages()  # failed answers count too
+    after = sim.requests()
+    assert after[0] == before[0]
+    assert after[1].get("GetInfo", 0) - before[1].get("GetInfo", 0) == 4
+    assert after[2].get("GetEgressMessages", 0) - before[2].get("GetEgressMessages", 0) == 1
+    async with httpx.AsyncClient() as http:
+        base = sim.prefix_url(0).rsplit("/w/", 1)[0]
+        listing = (await http.get(f"{base}/devnet/requests")).json()
+    assert listing["1"]["GetInfo"] == after[1]["GetInfo"]
+
+
 def test_identities_are_deterministic_per_seed() -> None:
     a = SimulatorThread(2, seed=b"x").simulator
     b = SimulatorThread(2, seed=b"x").simulator

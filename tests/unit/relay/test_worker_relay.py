@@ -15,10 +15,11 @@ import pytest
 from poolkeeper.chain import _scale as scale
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import GenesisPayload, RelaySource
-from poolkeeper.errors import PRuntimeUnavailable
+from poolkeeper.errors import PRuntimeNotInitialized, PRuntimeSyncRejected, PRuntimeUnavailable
 from poolkeeper.pruntime import InitRuntimeRequest, PhactoryInfo
 from poolkeeper.pruntime.messages import Attestation, InitRuntimeResponse
 from poolkeeper.relay.worker import (
+    EGRESS_CHECK_BLOCKS,
     EGRESS_RETRY_BLOCKS,
     STALL_ROUNDS,
     RelayCondition,
@@ -78,13 +79,18 @@ class FakePRuntime:
         self.unreachable = False
         self.inits = 0
         self.egress: list[int] = []
+        self.pending_messages: int | None = None
+        """GetInfo's count of egress messages (None: ``len(egress)``)."""
         self.attested = True
+        self.requests: list[str] = []
+        """Every call, by method name, in order (requests per block at the tip)."""
 
     @property
     def url(self) -> str:
         return "fake://0"
 
     async def get_info(self) -> PhactoryInfo:
+        self.requests.append("GetInfo")
         if self.unreachable:
             raise PRuntimeUnavailable("fake://0 is unreachable")
         return PhactoryInfo(
@@ -92,37 +98,54 @@ class FakePRuntime:
             registered=self.registered,
             headernum=self.headernum,
             blocknum=self.blocknum,
+            pending_messages=(
+                len(self.egress) if self.pending_messages is None else self.pending_messages
+            ),
         )
 
     async def init_runtime(self, request: InitRuntimeRequest) -> InitRuntimeResponse:
         assert request.encoded_genesis_info == b"info"
         assert request.encoded_genesis_state == b"state"
+        self.requests.append("InitRuntime")
         self.inits += 1
         self.initialized = True
         self.headernum = 1  # genesis header comes with init
         self.blocknum = 1
         return InitRuntimeResponse()
 
-    async def sync_header(self, encoded: bytes, *args: Any) -> object:
+    async def sync_header(self, encoded: bytes, *args: Any) -> int:
+        """Answers the last header synced (``SyncedTo``), as pRuntime does."""
+        self.requests.append("SyncHeader")
+        self._require_init("SyncHeader")
         first, last = (int(x) for x in encoded.decode()[1:].split("-"))
-        assert first == self.headernum, "headers must continue where the pRuntime is"
+        if first != self.headernum:  # headers must continue where the pRuntime is
+            raise PRuntimeSyncRejected("fake://0", "SyncHeader", 500, "BlockNumberMismatch")
         if not self.stalled:
             self.headernum = last + 1
-        return None
+        return self.headernum - 1
 
     async def dispatch_blocks(self, encoded: bytes) -> int:
+        """Answers the last block dispatched (``SyncedTo``)."""
+        self.requests.append("DispatchBlocks")
+        self._require_init("DispatchBlocks")
         first, last = (int(x) for x in encoded.decode()[1:].split("-"))
         assert first == self.blocknum, "blocks must continue where the pRuntime is"
         assert last < self.headernum, "blocks only up to synced headers"
         if not self.stalled:
             self.blocknum = last + 1
-        return self.blocknum
+        return self.blocknum - 1
+
+    def _require_init(self, method: str) -> None:
+        if not self.initialized:
+            raise PRuntimeNotInitialized("fake://0", method, 500, "Runtime not initialized")
 
     async def get_runtime_info(self, encoded_operator: bytes | None = None) -> InitRuntimeResponse:
+        self.requests.append("GetRuntimeInfo")
         attestation = Attestation(encoded_report=b"\x00") if self.attested else None
         return InitRuntimeResponse(encoded_runtime_info=b"RI", attestation=attestation)
 
     async def get_egress_messages(self) -> bytes:
+        self.requests.append("GetEgressMessages")
         signed = [
             WORKER_ORIGIN
             + scale.bytes_(b"topic")
@@ -190,20 +213,41 @@ async def test_restarted_pruntime_is_reinitialised_and_resynced() -> None:
     relay, pruntime, source, _ = make_relay(tip=20)
     await run_until_tip(relay)
     pruntime.__init__()  # type: ignore[misc]  # the process restarted: all state gone
+    assert await relay.step() is StepKind.TIP  # no new block: nothing asked, nothing seen
+    assert pruntime.requests == []
+    source.tip += 1  # the next block's SyncHeader fails, and the next round reads GetInfo
+    with pytest.raises(PRuntimeNotInitialized):
+        await relay.step()
     kinds = await run_until_tip(relay)
     assert kinds[0] is StepKind.INIT
     assert pruntime.inits == 1 and relay.status.restarts_seen == 1
-    assert (pruntime.headernum, pruntime.blocknum) == (21, 21)
+    assert (pruntime.headernum, pruntime.blocknum) == (22, 22)
     assert source.calls.count("genesis") == 2
 
 
 async def test_counters_going_back_count_as_restart_and_sync_from_there() -> None:
-    relay, pruntime, _, _ = make_relay(tip=20)
+    relay, pruntime, source, _ = make_relay(tip=20)
     await run_until_tip(relay)
     pruntime.headernum = pruntime.blocknum = 5  # e.g. state restored from an old checkpoint
+    source.tip += 1
+    with pytest.raises(PRuntimeSyncRejected):  # the relay's headers no longer fit
+        await relay.step()
     await run_until_tip(relay)
     assert relay.status.restarts_seen == 1
-    assert (pruntime.headernum, pruntime.blocknum) == (21, 21)
+    assert (pruntime.headernum, pruntime.blocknum) == (22, 22)
+
+
+async def test_slow_timer_reads_counters_without_a_new_block() -> None:
+    now = [0.0]
+    relay, pruntime, _, _ = make_relay(tip=20)
+    relay._clock = lambda: now[0]
+    await run_until_tip(relay)
+    pruntime.__init__()  # type: ignore[misc]
+    now[0] += relay.options.info_seconds - 1
+    assert await relay.step() is StepKind.TIP and pruntime.requests == []
+    now[0] += 1
+    assert await relay.step() is StepKind.INIT  # GetInfo on the slow timer saw the restart
+    assert pruntime.requests == ["GetInfo", "InitRuntime"]
 
 
 async def test_stalled_pruntime_becomes_stalled_condition_and_recovers() -> None:
@@ -270,12 +314,13 @@ async def test_egress_sends_from_next_sequence_and_retries_after_blocks() -> Non
     await relay.step()  # same tip: nothing resent
     await asyncio.sleep(0)
     assert len(submissions.jobs) == 2
-    source.tip += EGRESS_RETRY_BLOCKS  # chain moved on, messages still not included
+    assert EGRESS_CHECK_BLOCKS >= EGRESS_RETRY_BLOCKS  # the periodic check is the retry
+    source.tip += EGRESS_CHECK_BLOCKS  # chain moved on, messages still not included
     await run_until_tip(relay)
     await asyncio.sleep(0)
     assert len(submissions.jobs) == 4
     source.next_sequence = 3  # included now
-    source.tip += EGRESS_RETRY_BLOCKS
+    source.tip += EGRESS_CHECK_BLOCKS
     await run_until_tip(relay)
     await asyncio.sleep(0)
     assert len(submissions.jobs) == 4
@@ -298,7 +343,7 @@ async def test_egress_in_flight_is_not_resent_and_costs_no_node_request() -> Non
     assert len(jobs) == 2
     queries = source.calls.count("mq_next_sequence")
     for _ in range(3):  # rounds at the tip while both are in flight, past the retry delay
-        source.tip += EGRESS_RETRY_BLOCKS
+        source.tip += EGRESS_CHECK_BLOCKS
         await run_until_tip(relay)
         await asyncio.sleep(0)
     assert len(jobs) == 2, "a message still in flight was sent again"
@@ -307,6 +352,7 @@ async def test_egress_in_flight_is_not_resent_and_costs_no_node_request() -> Non
     await asyncio.sleep(0)
     pruntime.egress = [0, 1, 2]  # a new heartbeat: only it is sent
     source.next_sequence = 2
+    relay.note_info(3)  # the observe pass saw pending messages: checked at once
     await relay.step()
     await asyncio.sleep(0)
     assert jobs[2:] == [f"egress:worker/w0:{WORKER_ORIGIN.hex()}:2"]

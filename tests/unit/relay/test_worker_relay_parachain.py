@@ -18,7 +18,11 @@ from poolkeeper.chain.relay_source import (
     ParaHeaders,
 )
 from poolkeeper.pruntime import InitRuntimeRequest, PhactoryInfo
-from poolkeeper.pruntime.messages import CombinedHeadersToSync, InitRuntimeResponse
+from poolkeeper.pruntime.messages import (
+    CombinedHeadersToSync,
+    HeadersSyncedTo,
+    InitRuntimeResponse,
+)
 from poolkeeper.relay.worker import RelayOptions, StepKind, WorkerRelay
 
 LEAD = 2
@@ -86,13 +90,16 @@ class FakeParaPRuntime:
         self.para_headernum = last + 1
         self.para_syncs.append(encoded.decode())
 
-    async def sync_combined_headers(self, request: CombinedHeadersToSync) -> object:
+    async def sync_combined_headers(self, request: CombinedHeadersToSync) -> HeadersSyncedTo:
         first, last = (int(x) for x in request.encoded_relaychain_headers.decode()[1:].split("-"))
         assert first == self.headernum, "relay headers continue where the pRuntime is"
         self.headernum = last + 1  # relay part first
         if request.encoded_parachain_headers != b"\x00":
             self._para(request.encoded_parachain_headers)
-        return None
+        return HeadersSyncedTo(
+            relaychain_synced_to=self.headernum - 1,
+            parachain_synced_to=max(self.para_headernum - 1, 0),
+        )
 
     async def sync_para_header(self, encoded: bytes, proof: Any) -> int:
         self._para(encoded)

@@ -272,6 +272,8 @@ class DevnetServer:
         self._ids = itertools.count(1)
         self._instant_pending = False
         self._methods: dict[str, Handler] = self._method_table()
+        self.request_counts: dict[str, int] = {}
+        """JSON-RPC requests served, by method (``dev_requestCounts``, for benchmarks)."""
         chain.tx_listeners.append(self._on_tx_status)
         chain.block_listeners.append(self._on_block)
         chain.finality_listeners.append(self._on_finalized)
@@ -429,6 +431,7 @@ class DevnetServer:
         if not isinstance(params, list):
             return _error_response(request_id, invalid_params("params must be an array"))
         handler = self._methods.get(method)
+        self.request_counts[method] = self.request_counts.get(method, 0) + 1
         if handler is None:
             return _error_response(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
         try:
@@ -923,6 +926,10 @@ class DevnetServer:
         return sequence
 
     # ---- devnet admin --------------------------------------------------------------
+    async def rpc_dev_requestCounts(self, c: _Connection | None, p: list[Any]) -> Any:
+        """JSON-RPC requests served so far, by method (this one included)."""
+        return dict(self.request_counts)
+
     async def rpc_dev_newBlock(self, c: _Connection | None, p: list[Any]) -> Any:
         options = p[0] if p and isinstance(p[0], dict) else {}
         count = int(options.get("count", 1))

@@ -16,7 +16,9 @@ name, "seconds": s}``) or ``set_fault``: ``unreachable`` (connections dropped),
 (init/sync/dispatch answer "RCU in progress"), ``stall`` (calls succeed, nothing
 advances), and the actions ``restart`` (all state lost) and ``wrong_genesis``
 (initialized against another chain); ``clear`` removes them. ``GET /devnet/workers``
-lists workers with their URLs and public keys.
+lists workers with their URLs and public keys; ``GET /devnet/requests`` counts the pRPC
+requests each worker received, by method (``{"<index>": {"<Method>": n}}``), so tests
+and benchmarks can measure requests per worker per block.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +92,8 @@ class PRuntimeSimulator(Handler):
             for i in range(workers)
         ]
         self.faults = [Faults() for _ in range(workers)]
+        self.requests: list[Counter[str]] = [Counter() for _ in range(workers)]
+        """pRPC requests each worker received, by method (every answer counted)."""
         self._port_to_worker: dict[int, int] = {}
         self._public_ports: set[int] = set()
         self._servers: list[asyncio.Server] = []
@@ -242,6 +247,7 @@ class PRuntimeSimulator(Handler):
             or request.headers.get("content-type", "").startswith("application/json")
         )
         method = name[len("PhactoryAPI.") :] if name.startswith("PhactoryAPI.") else ""
+        self.requests[index][method or name] += 1
         if public and method not in _PUBLIC_METHODS:
             return Response(403, b"")
         spec = _METHODS.get(method)
@@ -279,6 +285,9 @@ class PRuntimeSimulator(Handler):
                 for i, w in enumerate(self.workers)
             ]
             return Response(200, json.dumps(listing).encode(), content_type="application/json")
+        if request.path == "/devnet/requests" and request.method == "GET":
+            counts = {str(i): dict(c) for i, c in enumerate(self.requests)}
+            return Response(200, json.dumps(counts).encode(), content_type="application/json")
         if request.path == "/devnet/fault" and request.method == "POST":
             try:
                 spec: dict[str, Any] = json.loads(request.body)
@@ -382,6 +391,15 @@ class SimulatorThread:
             self.simulator.set_fault(index, fault, seconds)
 
         self._run(apply())
+
+    def requests(self) -> list[dict[str, int]]:
+        """A snapshot of the pRPC requests each worker received, by method."""
+
+        async def snapshot() -> list[dict[str, int]]:
+            return [dict(c) for c in self.simulator.requests]
+
+        result: list[dict[str, int]] = self._run(snapshot())
+        return result
 
     def worker(self, index: int) -> SimulatedPRuntime:
         """Direct access to a worker's state (read it only; mutate through calls)."""
