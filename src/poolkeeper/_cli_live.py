@@ -76,17 +76,23 @@ def make_reconciler(
     desired: Desired, directory: Path, *, need_keys: bool, progress: Callable[[str], None] | None
 ) -> Reconciler:
     install_log_redaction()
-    mnemonic = _mnemonic(desired, directory, required=need_keys)
+    # Accounts with their own key (``key:``) need no master secret; derived ones do.
+    derived = any(a.derivation for a in desired.accounts)
+    mnemonic = _mnemonic(desired, directory, required=need_keys and derived)
     state_dir = Path(desired.settings.state_dir)
     if not state_dir.is_absolute():
         state_dir = directory.parent / state_dir
-    return Reconciler(
+    reconciler = Reconciler(
         desired,
         mnemonic=mnemonic,
         state_dir=state_dir,
         progress=progress,
         inventory_dir=directory,
     )
+    problems = reconciler.keys.problems()
+    if need_keys and problems:
+        raise fail("\n".join(f"error: {p}" for p in problems.values()))
+    return reconciler
 
 
 async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import SecretError, TemporaryError
-from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
+from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys, own_keys
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
 from poolkeeper.model.observed import Observed, PRuntimeInfo
@@ -55,10 +55,20 @@ _PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
 class KeyRing:
     """Signers for the inventory's accounts, derived from the master secret once."""
 
-    def __init__(self, desired: Desired, mnemonic: Mnemonic | None) -> None:
+    def __init__(
+        self,
+        desired: Desired,
+        mnemonic: Mnemonic | None,
+        *,
+        base_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._mnemonic = mnemonic
+        self._base_dir = base_dir
+        self._environ = environ
         self._keys: dict[str, DerivedKey] = {}
         self._addresses: dict[str, str] = {}
+        self._key_problems: dict[str, str] = {}
         self.load(desired)
 
     def load(self, desired: Desired) -> None:
@@ -76,9 +86,18 @@ class KeyRing:
             address = account.address or (key.address if key else None)
             if address:
                 self._addresses[account.name] = address
+        own = own_keys(desired, base_dir=self._base_dir, environ=self._environ)
+        self._keys.update(own.keys)
+        self._key_problems = own.problems
+
+    def problems(self) -> dict[str, str]:
+        """Accounts whose own key (``key:``) could not be loaded or does not match, and why."""
+        return dict(self._key_problems)
 
     def signer(self, account: str) -> Signer:
         key = self._keys.get(account)
+        if key is None and account in self._key_problems:
+            raise SecretError(self._key_problems[account])
         if key is None:
             raise SecretError(
                 f"account {account!r} cannot sign: it has no derivation label, "
@@ -167,7 +186,7 @@ class Reconciler:
             timeout=desired.settings.pruntime_timeout_seconds,
         )
         self.journal = Journal(state_dir / "journal.sqlite")
-        self.keys = KeyRing(desired, mnemonic)
+        self.keys = KeyRing(desired, mnemonic, base_dir=inventory_dir)
         self.desired = self._with_derived_addresses(desired)
         self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
         self.collector = TxCollector(self.executor)
@@ -207,7 +226,7 @@ class Reconciler:
 
     def _pick_relay_signer(self) -> str | None:
         for account in self.desired.accounts:
-            if account.role is AccountRole.RELAY_SIGNER and account.derivation:
+            if account.role is AccountRole.RELAY_SIGNER and (account.derivation or account.key):
                 return account.name
         for pool in self.desired.pools:
             return pool.signer

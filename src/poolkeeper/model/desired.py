@@ -72,6 +72,16 @@ class TopUpPolicy(_Frozen):
     max_per_day: Plancks
 
 
+class KeySource(_Frozen):
+    """Where an account's own signing secret (SURI, mnemonic or 0x seed) is read from.
+
+    Names a source only, like ``settings.secrets``; the secret never enters the inventory.
+    """
+
+    env: str | None = None
+    file: str | None = None
+
+
 class AccountSpec(_Frozen):
     """An account poolkeeper watches and, when it has a derivation label, can sign with."""
 
@@ -81,6 +91,8 @@ class AccountSpec(_Frozen):
     """SS58 address; written by ``accounts generate`` for derived accounts."""
     derivation: str | None = None
     """Hard-derivation label below the master secret, e.g. ``operator//pool-a``."""
+    key: KeySource | None = None
+    """Where an existing (not derived) secret of this account is read: env or 0600 file."""
     warn_below: Plancks | None = None
     critical_below: Plancks | None = None
     top_up: TopUpPolicy | None = None
