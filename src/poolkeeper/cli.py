@@ -17,6 +17,7 @@ import typer
 
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
+from poolkeeper._cli_import import import_app
 from poolkeeper._cli_lists import list_command
 from poolkeeper._cli_relay import relay_command
 from poolkeeper._version import __version__
@@ -33,6 +34,7 @@ app = typer.Typer(
 
 app.add_typer(accounts_app)
 app.add_typer(devnet_app)
+app.add_typer(import_app)
 app.command("list")(list_command)
 app.command("relay")(relay_command)
 
