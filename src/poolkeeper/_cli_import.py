@@ -50,6 +50,8 @@ def _settings(network: str, chain: list[str] | None) -> dict[str, Any]:
     settings: dict[str, Any] = {"network": network}
     if chain:
         settings["chain"] = {"endpoints": list(chain)}
+    if network == "devnet":  # the devnet's simulated pRuntimes attest without a provider
+        settings["relay"] = {"attestation_provider": "none"}
     return settings
 
 
