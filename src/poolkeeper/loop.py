@@ -22,6 +22,7 @@ from pathlib import Path
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, Executor, Job
 from poolkeeper.apply.journal import Journal
+from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
@@ -188,6 +189,9 @@ class Reconciler:
         self.journal = Journal(state_dir / "journal.sqlite")
         self.keys = KeyRing(desired, mnemonic, base_dir=inventory_dir)
         self.desired = self._with_derived_addresses(desired)
+        # Every command (plan, status, list too) sees the pids of pools created earlier.
+        self._with_created_pools()
+        self._pool_settings = PoolSettingsMemory(state_dir / "pool_settings.json")
         self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
@@ -296,7 +300,7 @@ class Reconciler:
         relays, details = self.relays.statuses(), self.relays.details()
         if relays != observed.relays or details != observed.relay_details:
             observed = observed.model_copy(update={"relays": relays, "relay_details": details})
-        return observed
+        return self._pool_settings.note(self.desired, observed)
 
     def _with_created_pools(self) -> None:
         """Pools created earlier (journal) get their pid, so they are never created twice."""

@@ -31,6 +31,8 @@ class ActionKind(StrEnum):
     REMOVE_WORKER = "remove_worker"
     DERIVE_ACCOUNT = "derive_account"
     TOP_UP = "top_up"
+    SET_POOL_CAP = "set_cap"
+    SET_POOL_COMMISSION = "set_payout_pref"
 
 
 class Symbol(StrEnum):
@@ -55,6 +57,8 @@ SYMBOL_OF: dict[ActionKind, Symbol] = {
     ActionKind.REMOVE_WORKER: Symbol.REMOVE,
     ActionKind.DERIVE_ACCOUNT: Symbol.CREATE,
     ActionKind.TOP_UP: Symbol.CHANGE,
+    ActionKind.SET_POOL_CAP: Symbol.CHANGE,
+    ActionKind.SET_POOL_COMMISSION: Symbol.CHANGE,
 }
 
 DESTRUCTIVE_KINDS = frozenset(
@@ -79,7 +83,7 @@ class Action(_Frozen):
     pubkey: str | None = None
     """Worker public key, lowercase hex without 0x."""
     amount: int | None = None
-    """Stake or transfer amount in plancks."""
+    """Stake or transfer amount, or a pool's cap, in plancks; a commission in Permill."""
     signer: str | None = None
     """Account name that signs; ``None`` for local actions (relays, derivation)."""
     proxy_for: str | None = None

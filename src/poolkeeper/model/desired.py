@@ -9,6 +9,7 @@ addresses only.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
@@ -230,6 +231,11 @@ class Settings(_Frozen):
     def ss58_prefix(self) -> int:
         """SS58 prefix of the network (Khala, Phala and the devnet all use 30)."""
         return 30
+
+
+def commission_permill(text: str) -> int:
+    """A declared commission (``"5%"``, ``"2.5%"``) as the chain's Permill (50000, 25000)."""
+    return int(Decimal(text.strip().removesuffix("%").strip()) * 10_000)
 
 
 def external_relay_command(settings: Settings, worker: WorkerSpec) -> tuple[str, ...] | None:

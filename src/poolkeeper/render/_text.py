@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from poolkeeper.model.actions import Action, Alert, Drift, Plan, Symbol, Wait
+from poolkeeper.model.actions import Action, ActionKind, Alert, Drift, Plan, Symbol, Wait
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.durations import format_duration
 
@@ -51,7 +51,9 @@ def _action_line(action: Action, colour: bool) -> str:
     details = []
     if action.pid is not None:
         details.append(f"pid {action.pid}")
-    if action.amount is not None:
+    if action.amount is not None and action.kind is ActionKind.SET_POOL_COMMISSION:
+        details.append(f"{action.amount} Permill")
+    elif action.amount is not None:
         details.append(format_pha(action.amount))
     suffix = f" ({', '.join(details)})" if details else ""
     symbol = _paint(action.symbol.value, _COLOURS[action.symbol], colour)
