@@ -221,7 +221,16 @@ async def apply_async(
                 typer.echo(f"  relays started: {', '.join(p.started_relays)}")
 
         if saved is not None:
-            on_pass(await rec.reconcile_once(policy, only=plan))
+            from poolkeeper._cli_saved import complete_saved
+
+            outcome = await complete_saved(rec, policy, plan, wait=wait, on_pass=on_pass)
+            for what, ids in (
+                ("no longer planned (plan again)", outcome.not_coming),
+                (f"not due within --wait {wait:g}s", outcome.still_pending),
+                (f"still waiting after --wait {wait:g}s", outcome.still_waiting),
+            ):
+                if ids:
+                    typer.echo(f"note: saved plan: {what}: {', '.join(ids)}")
         else:
             await rec.converge(policy, timeout=wait, on_pass=on_pass)
         typer.echo("\n" + result_table(final), nl=False)

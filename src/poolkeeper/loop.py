@@ -35,7 +35,7 @@ from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.observer import observe
-from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import AnyRelayOptions, RelaySupervisor
@@ -344,6 +344,9 @@ class Reconciler:
         if not execute:
             return result
         wanted = self.relay_plan(observed)
+        if policy.targets:  # --target: relays (and pRuntime initialisation) of targets only
+            keep = targeted_workers(self.desired, policy.targets)
+            wanted = {name: relay for name, relay in wanted.items() if name in keep}
         before = set(self.relays.statuses())
         self.relays.reconcile(wanted)
         result.started_relays = sorted(set(wanted) - before)
