@@ -134,6 +134,13 @@ def _plan_and_show(
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
+    if snapshot is None and plan.actions:
+        from poolkeeper._cli_costs import with_fees
+        from poolkeeper._cli_live import run_async
+
+        plan, note = run_async(with_fees(plan, desired))
+        if note:
+            typer.echo(f"note: {note}", err=True)
     document = render_json(plan)
     if out is not None:
         from poolkeeper._cli_live import saved_plan_document

@@ -93,6 +93,10 @@ class Action(_Frozen):
     prerequisites: tuple[str, ...] = ()
     """Ids of actions that must succeed first (in this plan)."""
     destructive: bool = False
+    stake_change: int | None = None
+    """Stake this action locks (> 0, start/restart) or releases (< 0, reclaim), plancks."""
+    fee: int | None = None
+    """Estimated fee in plancks: this call's share of its batch's fee estimate (live plans)."""
 
     @property
     def symbol(self) -> Symbol:
@@ -109,7 +113,8 @@ class Action(_Frozen):
         return [f"{k} {mine[k]} → {theirs[k]}" for k in mine if mine[k] != theirs[k]]
 
 
-_NOT_EFFECT: set[str] = {"reason", "prerequisites"}
+_NOT_EFFECT: set[str] = {"reason", "prerequisites", "stake_change", "fee"}
+"""Words, ordering and estimates: none of them changes what the call does."""
 
 
 class Wait(_Frozen):
@@ -164,3 +169,19 @@ class Plan(_Frozen):
 
     def count(self, symbol: Symbol) -> int:
         return sum(1 for a in self.actions if a.symbol is symbol)
+
+    @property
+    def stake_locked(self) -> int:
+        """Plancks of stake the plan's actions lock (start, restart with more)."""
+        return sum(a.stake_change for a in self.actions if a.stake_change and a.stake_change > 0)
+
+    @property
+    def stake_released(self) -> int:
+        """Plancks of stake the plan's actions release (reclaim, restart with less)."""
+        return -sum(a.stake_change for a in self.actions if a.stake_change and a.stake_change < 0)
+
+    @property
+    def fee_total(self) -> int | None:
+        """Sum of the estimated fees; ``None`` when no action carries an estimate."""
+        fees = [a.fee for a in self.actions if a.fee is not None]
+        return sum(fees) if fees else None

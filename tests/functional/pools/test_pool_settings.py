@@ -76,6 +76,10 @@ def test_declared_settings_are_planned_then_applied_at_creation_too(world: World
     ]
     cap = next(a for a in plan["actions"] if a["kind"] == "set_cap")
     assert (cap["signer"], cap["proxy_for"], int(cap["amount"])) == ("owner", None, 100000 * PHA)
+    # live plans carry each call's share of its batch's fee estimate, and the total
+    fees = [int(a["fee"]) for a in plan["actions"] if a["signer"] is not None]
+    assert fees and all(fee > 0 for fee in fees), plan["actions"]
+    assert int(plan["summary"]["fee_total"]) == sum(fees)
     output = world.apply()
     assert "FAILED" not in output, output
     assert pool_settings(world) == {
