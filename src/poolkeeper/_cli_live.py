@@ -209,6 +209,12 @@ async def apply_async(
                     "note: not in the saved plan, so not applied now (plan again for them): "
                     + ", ".join(extra)
                 )
+        if plan.actions:
+            from poolkeeper._cli_costs import with_fees
+
+            plan, note = await with_fees(plan, rec.desired)
+            if note:
+                typer.echo(f"note: {note}", err=True)
         typer.echo(render_text(plan, colour=colour), nl=False)
         confirm(plan, auto_approve)
 

@@ -109,7 +109,10 @@ def test_an_inventory_change_is_planned_as_a_change_and_converges(world: World) 
     ]
     assert "cap on chain is 100000 PHA, the inventory says 120000 PHA" in changes[0]["reason"]
     assert plan["summary"]["change"] >= 2
-    world.apply()
+    output = world.apply()
+    # apply's plan shows each call's fee share and the total before asking
+    assert "~ set_cap (pid 0, 120000 PHA, fee ≈ " in output, output[:3000]
+    assert "Fees ≈ " in output and "(estimated); stake locked 0 PHA, released 0 PHA." in output
     assert pool_settings(world)[0] == (120000 * PHA, 75_000)
     assert pool_kinds(world.plan_json()) == []
 
