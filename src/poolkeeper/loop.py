@@ -256,9 +256,9 @@ class Reconciler:
             )
         wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
         for worker in self.desired.workers:
-            if worker.state is WorkerState.REMOVED:
-                continue
             pool = self.desired.pools_by_name.get(worker.pool) if worker.pool else None
+            if worker.state is WorkerState.REMOVED or (pool is not None and pool.draining):
+                continue
             template = external_relay_command(self.desired.settings, worker)
             if template is not None:
                 owner = self.keys.address_or_none(pool.owner) if pool else None

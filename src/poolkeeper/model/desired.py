@@ -115,7 +115,14 @@ class PoolSpec(_Frozen):
     commission: str | None = None
     """Payout commission, e.g. ``"5%"``."""
     default_stake: Plancks | None = None
+    state: Literal["active", "draining"] = "active"
+    """``draining``: every worker of the pool is taken out (stop, cool-down, reclaim,
+    remove), whatever its own state says; the stake left is reported."""
     source: SourceRef | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.state == "draining"
 
     @property
     def signer(self) -> str:

@@ -35,7 +35,26 @@ def plan_pools(ctx: Context) -> None:
 def _check_pool(ctx: Context, run: PoolRun) -> None:
     _check_chain_pool(ctx, run)
     if not run.blocked and run.observed is not None:
-        _pool_settings(ctx, run, run.observed)
+        if run.spec.draining:
+            _drained(ctx, run, run.observed)
+        else:
+            _pool_settings(ctx, run, run.observed)
+
+
+def _drained(ctx: Context, run: PoolRun, observed: ObservedPool) -> None:
+    """A draining pool with no worker left (none computing, none cooling down): say what
+    stake remains and how it leaves; the workers' own actions and waits show the path."""
+    bound = any(w.pool_pid == observed.pid for w in ctx.observed.chain_workers.values())
+    if observed.workers or observed.cd_workers or bound:
+        return
+    ctx.alert(
+        run.target,
+        f"drained: no worker left in pid {observed.pid}; {format_pha(observed.free_stake)} "
+        f"of free stake remains in the pool: each staker (the owner too) withdraws its "
+        f"share with PhalaStakePoolv2.withdraw(pid {observed.pid}, shares, None); then "
+        f"remove the pool from the inventory",
+        run.spec.name,
+    )
 
 
 def _check_chain_pool(ctx: Context, run: PoolRun) -> None:
