@@ -94,7 +94,9 @@ def _addresses(desired: Desired, directory: Path) -> dict[str, str]:
     try:
         mnemonic = load_master_secret(desired.settings.secrets, base_dir=directory)
     except SecretError as error:
-        raise _fail(f"error: {error}") from None
+        if any(a.derivation for a in desired.accounts):
+            raise _fail(f"error: {error}") from None
+        mnemonic = None  # every account is declared by address (e.g. imported from PRB)
     ring = KeyRing(desired, mnemonic)
     out: dict[str, str] = {}
     for account in desired.accounts:

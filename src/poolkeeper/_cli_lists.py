@@ -351,16 +351,19 @@ def with_derived_addresses(desired: Desired, directory: Path) -> Desired:
     return desired.model_copy(update={"accounts": accounts})
 
 
-def _observe(desired: Desired, directory: Path, snapshot: Path | None) -> tuple[Observed, str]:
+def _observe(
+    desired: Desired, directory: Path, snapshot: Path | None
+) -> tuple[Desired, Observed, str]:
+    """The observation, and the inventory as live commands see it (created pools' pids)."""
     try:
         if snapshot is not None:
             from poolkeeper.observe.snapshot import load_snapshot
 
-            return load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
+            return desired, load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
         from poolkeeper._cli_live import observe_live, run_async
 
         live: tuple[Desired, Observed] = run_async(observe_live(desired, directory))
-        return live[1], "live"
+        return live[0], live[1], "live"
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
 
@@ -379,7 +382,7 @@ def list_command(
 ) -> None:
     """List workers, accounts or pools with their observed state (live, or from a snapshot)."""
     desired = with_derived_addresses(_load(directory), directory)
-    observed, source = _observe(desired, directory, snapshot)
+    desired, observed, source = _observe(desired, directory, snapshot)
     build, columns = BUILDERS[kind]
     rows = build(desired, observed, plan_for(desired, observed))
     if output_format is ListFormat.CSV:

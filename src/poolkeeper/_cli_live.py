@@ -110,13 +110,15 @@ def make_reconciler(
     """The reconciler of this inventory. ``lock`` names the command when it writes: the
     state dir is then locked for the process's life before the journal is opened."""
     install_log_redaction()
-    mnemonic = _mnemonic(desired, directory, required=need_keys)
+    # Accounts with their own key (``key:``) need no master secret; derived ones do.
+    derived = any(a.derivation for a in desired.accounts)
+    mnemonic = _mnemonic(desired, directory, required=need_keys and derived)
     state_dir = state_dir_of(desired, directory)
     if lock is not None:
         lock_state_dir(state_dir, lock)
     try:
         log = AuditLog(state_dir / AUDIT_FILE)
-        return Reconciler(
+        reconciler = Reconciler(
             desired,
             mnemonic=mnemonic,
             state_dir=state_dir,
@@ -126,6 +128,10 @@ def make_reconciler(
         )
     except StateDirError as error:
         raise fail(f"error: {error}") from None
+    problems = reconciler.keys.problems()
+    if need_keys and problems:
+        raise fail("\n".join(f"error: {p}" for p in problems.values()))
+    return reconciler
 
 
 async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:
@@ -242,6 +248,12 @@ async def apply_async(
                     "note: not in the saved plan, so not applied now (plan again for them): "
                     + ", ".join(extra)
                 )
+        if plan.actions:
+            from poolkeeper._cli_costs import with_fees
+
+            plan, note = await with_fees(plan, rec.desired)
+            if note:
+                typer.echo(f"note: {note}", err=True)
         typer.echo(render_text(plan, colour=colour), nl=False)
         confirm(plan, auto_approve)
 
@@ -254,7 +266,16 @@ async def apply_async(
                 typer.echo(f"  relays started: {', '.join(p.started_relays)}")
 
         if saved is not None:
-            on_pass(await rec.reconcile_once(policy, only=plan))
+            from poolkeeper._cli_saved import complete_saved
+
+            outcome = await complete_saved(rec, policy, plan, wait=wait, on_pass=on_pass)
+            for what, ids in (
+                ("no longer planned (plan again)", outcome.not_coming),
+                (f"not due within --wait {wait:g}s", outcome.still_pending),
+                (f"still waiting after --wait {wait:g}s", outcome.still_waiting),
+            ):
+                if ids:
+                    typer.echo(f"note: saved plan: {what}: {', '.join(ids)}")
         else:
             await rec.converge(policy, timeout=wait, on_pass=on_pass)
         typer.echo("\n" + result_table(final), nl=False)

@@ -18,6 +18,7 @@ import typer
 from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
 from poolkeeper._cli_history import history_command
+from poolkeeper._cli_import import import_app
 from poolkeeper._cli_journal import journal_app
 from poolkeeper._cli_lists import list_command
 from poolkeeper._cli_relay import relay_command
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.add_typer(accounts_app)
 app.add_typer(devnet_app)
 app.add_typer(journal_app)
+app.add_typer(import_app)
 app.command("list")(list_command)
 app.command("relay")(relay_command)
 app.command("history")(history_command)
@@ -144,6 +146,13 @@ def _plan_and_show(
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
+    if snapshot is None and plan.actions:
+        from poolkeeper._cli_costs import with_fees
+        from poolkeeper._cli_live import run_async
+
+        plan, note = run_async(with_fees(plan, desired))
+        if note:
+            typer.echo(f"note: {note}", err=True)
     document = render_json(plan)
     if out is not None:
         from poolkeeper._cli_live import saved_plan_document

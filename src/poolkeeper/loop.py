@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +22,14 @@ from pathlib import Path
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.journal import Journal
+from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.apply.top_up_ledger import TopUpLedger
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import PoolkeeperError, SecretError, TemporaryError
-from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
+from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys, own_keys
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.conditions import (
     Conditions,
@@ -42,7 +43,7 @@ from poolkeeper.model.ss58 import decode_address
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.observer import observe
 from poolkeeper.observe.pubkeys import PubkeyMemory
-from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import AnyRelayOptions, RelaySupervisor
@@ -63,10 +64,20 @@ _PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
 class KeyRing:
     """Signers for the inventory's accounts, derived from the master secret once."""
 
-    def __init__(self, desired: Desired, mnemonic: Mnemonic | None) -> None:
+    def __init__(
+        self,
+        desired: Desired,
+        mnemonic: Mnemonic | None,
+        *,
+        base_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._mnemonic = mnemonic
+        self._base_dir = base_dir
+        self._environ = environ
         self._keys: dict[str, DerivedKey] = {}
         self._addresses: dict[str, str] = {}
+        self._key_problems: dict[str, str] = {}
         self.load(desired)
 
     def load(self, desired: Desired) -> None:
@@ -84,9 +95,18 @@ class KeyRing:
             address = account.address or (key.address if key else None)
             if address:
                 self._addresses[account.name] = address
+        own = own_keys(desired, base_dir=self._base_dir, environ=self._environ)
+        self._keys.update(own.keys)
+        self._key_problems = own.problems
+
+    def problems(self) -> dict[str, str]:
+        """Accounts whose own key (``key:``) could not be loaded or does not match, and why."""
+        return dict(self._key_problems)
 
     def signer(self, account: str) -> Signer:
         key = self._keys.get(account)
+        if key is None and account in self._key_problems:
+            raise SecretError(self._key_problems[account])
         if key is None:
             raise SecretError(
                 f"account {account!r} cannot sign: it has no derivation label, "
@@ -184,9 +204,12 @@ class Reconciler:
         self.conditions: Conditions | None = None
         """The latest conditions (transition times are kept across passes)."""
         self._genesis_hashes: dict[int, str] = {}
-        self.keys = KeyRing(desired, mnemonic)
+        self.keys = KeyRing(desired, mnemonic, base_dir=inventory_dir)
         self.secret_loaded = mnemonic is not None
         self.desired = self._with_derived_addresses(desired)
+        # Every command (plan, status, list too) sees the pids of pools created earlier.
+        self._with_created_pools()
+        self._pool_settings = PoolSettingsMemory(state_dir / "pool_settings.json")
         self.executor = Executor(
             self.chain, self.chain, self.journal, self.keys, progress=progress, audit=audit
         )
@@ -232,7 +255,7 @@ class Reconciler:
 
     def _pick_relay_signer(self) -> str | None:
         for account in self.desired.accounts:
-            if account.role is AccountRole.RELAY_SIGNER and account.derivation:
+            if account.role is AccountRole.RELAY_SIGNER and (account.derivation or account.key):
                 return account.name
         for pool in self.desired.pools:
             return pool.signer
@@ -260,9 +283,9 @@ class Reconciler:
             )
         wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
         for worker in self.desired.workers:
-            if worker.state is WorkerState.REMOVED:
-                continue
             pool = self.desired.pools_by_name.get(worker.pool) if worker.pool else None
+            if worker.state is WorkerState.REMOVED or (pool is not None and pool.draining):
+                continue
             template = external_relay_command(self.desired.settings, worker)
             if template is not None:
                 owner = self.keys.address_or_none(pool.owner) if pool else None
@@ -310,7 +333,7 @@ class Reconciler:
         relays, details = self.relays.statuses(), self.relays.details()
         if relays != observed.relays or details != observed.relay_details:
             observed = observed.model_copy(update={"relays": relays, "relay_details": details})
-        return observed
+        return self._pool_settings.note(self.desired, observed)
 
     async def _genesis_hashes_for(self, observed: Observed) -> dict[int, str]:
         """The header chain's hash at each genesis number the pRuntimes report (cached:
@@ -401,6 +424,9 @@ class Reconciler:
         if not execute:
             return result
         wanted = self.relay_plan(observed)
+        if policy.targets:  # --target: relays (and pRuntime initialisation) of targets only
+            keep = targeted_workers(self.desired, policy.targets)
+            wanted = {name: relay for name, relay in wanted.items() if name in keep}
         before = set(self.relays.statuses())
         self.relays.reconcile(wanted)
         result.started_relays = sorted(set(wanted) - before)

@@ -244,7 +244,7 @@ async def test_views_switch_with_number_keys(desired: Desired, observed: Observe
         assert "treasury" in text and "25000 PHA" in text and "10000 PHA" in text
         await pilot.press("3")
         await pilot.pause()
-        assert "pass at #12: 13 action(s)" in svg_text(app.export_screenshot())
+        assert "pass at #12: 17 action(s)" in svg_text(app.export_screenshot())
         await pilot.press("1")
         await pilot.pause()
         assert "rack-a-01" in svg_text(app.export_screenshot())

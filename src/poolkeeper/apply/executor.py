@@ -93,6 +93,16 @@ def call_for(action: Action, destination_address: str | None = None) -> CallSpec
             return CallSpec(
                 "PhalaStakePoolv2", "remove_worker", {"pid": action.pid, "worker": worker}
             )
+        case ActionKind.SET_POOL_CAP:
+            return CallSpec(
+                "PhalaStakePoolv2", "set_cap", {"pid": action.pid, "cap": action.amount}
+            )
+        case ActionKind.SET_POOL_COMMISSION:
+            return CallSpec(
+                "PhalaStakePoolv2",
+                "set_payout_pref",
+                {"pid": action.pid, "payout_commission": action.amount},
+            )
         case ActionKind.TOP_UP:
             dest = destination_address or action.destination
             return CallSpec(

@@ -38,6 +38,7 @@ from poolkeeper.model.ss58 import AddressError, check_address
 MIN_STAKE = PLANCKS_PER_PHA
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PUBKEY = re.compile(r"(?:0x)?[0-9a-fA-F]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMMISSION = re.compile(r"(?P<num>[0-9]+(?:\.[0-9]{1,4})?)\s*%")
 _POOL_OWNER_ROLES = frozenset({AccountRole.OWNER})
 _POOL_OPERATOR_ROLES = frozenset({AccountRole.OPERATOR, AccountRole.OWNER})
@@ -418,13 +419,14 @@ def _account(
     declared: set[str | None],
 ) -> Iterable[Problem]:
     account = _spec(entry)
-    if account.address is None and account.derivation is None:
+    if account.address is None and account.derivation is None and account.key is None:
         yield entry.problem(
             (),
             f"{entry.prefix}: account {account.name!r} has neither address nor derivation "
             f"(write 'derivation: LABEL' to derive it from the master secret, or 'address: "
             f"<SS58>' to watch an existing account)",
         )
+    yield from _account_key(entry, account)
     if account.address is not None:
         try:
             check_address(account.address, settings.ss58_prefix)
@@ -456,10 +458,11 @@ def _account(
             entry, ("top_up", "from"), source, accounts=accounts, declared=declared, roles=None
         )
         funder = accounts.get(source)
-        if funder is not None and _spec(funder).derivation is None:
+        if funder is not None and _spec(funder).derivation is None and _spec(funder).key is None:
             yield entry.field(
                 ("top_up", "from"),
-                f"account {source!r} has no derivation, so poolkeeper cannot sign its transfers",
+                f"account {source!r} has neither derivation nor key, so poolkeeper cannot "
+                f"sign its transfers",
             )
     if top_up.to <= warn:
         yield entry.field(
@@ -469,3 +472,33 @@ def _account(
         )
     if top_up.max_per_day == 0:
         yield entry.field(("top_up", "max_per_day"), "0 PHA a day allows no top-up at all")
+
+
+def _account_key(entry: Entry[AccountSpec], account: AccountSpec) -> Iterable[Problem]:
+    """An account's own key (``key: {env: NAME}`` or ``{file: PATH}``): one source, no
+    derivation beside it, and its address declared (plans never need the secret; the
+    key is checked against the address when loaded)."""
+    key = account.key
+    if key is None:
+        return
+    if (key.env is None) == (key.file is None):
+        yield entry.field(("key",), "give exactly one of env: or file: (where the key is read)")
+    if key.env is not None and not _ENV_NAME.fullmatch(key.env):
+        yield entry.field(
+            ("key", "env"),
+            f"{key.env!r} is not an environment variable name (letters, digits, '_')",
+        )
+    if key.file is not None and not key.file.strip():
+        yield entry.field(("key", "file"), "the key file path is empty")
+    if account.derivation is not None:
+        yield entry.field(
+            ("key",),
+            f"account {account.name!r} has both key and derivation; keep one (key: an "
+            f"existing secret; derivation: derived from the master secret)",
+        )
+    elif account.address is None:
+        yield entry.field(
+            ("key",),
+            f"account {account.name!r} has a key but no address: write 'address: <SS58>' "
+            f"(poolkeeper checks the key against it)",
+        )

@@ -23,6 +23,7 @@ from poolkeeper.keys._generate import (
     generate_addresses,
     inventory_files,
 )
+from poolkeeper.keys._own import OwnKeys, own_keys
 from poolkeeper.keys._redact import (
     MASK,
     RedactingFilter,
@@ -34,12 +35,14 @@ from poolkeeper.keys._secret import Mnemonic, Secret
 from poolkeeper.keys._sources import (
     KEYRING_USERNAME,
     describe_secret_source,
+    load_account_key,
     load_master_secret,
     load_relay_key,
     secret_from_env,
     secret_from_file,
     secret_from_keyring,
 )
+from poolkeeper.keys._suri import key_from_secret
 
 __all__ = [
     "KEYRING_USERNAME",
@@ -49,6 +52,7 @@ __all__ = [
     "DerivedKey",
     "GenerateResult",
     "Mnemonic",
+    "OwnKeys",
     "RedactingFilter",
     "Secret",
     "account_keys",
@@ -63,8 +67,11 @@ __all__ = [
     "install_log_redaction",
     "inventory_files",
     "junction_chain_code",
+    "key_from_secret",
+    "load_account_key",
     "load_master_secret",
     "load_relay_key",
+    "own_keys",
     "redact",
     "register_secret",
     "secret_from_env",

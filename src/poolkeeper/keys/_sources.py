@@ -17,7 +17,7 @@ from pathlib import Path
 from poolkeeper.errors import SecretError
 from poolkeeper.keys._redact import register_secret
 from poolkeeper.keys._secret import Mnemonic, Secret
-from poolkeeper.model.desired import RelayKeySource, SecretSettings
+from poolkeeper.model.desired import KeySource, RelayKeySource, SecretSettings
 
 KEYRING_USERNAME = "mnemonic"
 """The keyring entry poolkeeper reads is (service from settings, this user name)."""
@@ -114,6 +114,35 @@ def load_relay_key(
     if not text:
         raise SecretError(f"{origin} holds no key for the external relays")
     return Secret(text)
+
+
+def load_account_key(
+    account: str,
+    source: KeySource,
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Secret, str]:
+    """An account's own secret (``key: {env: NAME}`` / ``{file: PATH}``) and, in words,
+    where it came from. The file must be a regular file of mode 0600 (as the master
+    secret's); errors name the account and the source, never the value."""
+    if source.file:
+        where = _resolve(source.file, base_dir)
+        try:
+            text = _secret_file_text(where).strip()
+        except SecretError as error:
+            raise SecretError(f"account {account!r}: key {error}") from None
+        origin = f"account {account!r}: key file {where}"
+    elif source.env:
+        env = os.environ if environ is None else environ
+        text = (env.get(source.env) or "").strip()
+        origin = f"account {account!r}: environment variable {source.env}"
+    else:
+        raise SecretError(f"account {account!r}: key names no source (env or file)")
+    if not text:
+        raise SecretError(f"{origin} holds no key (it should hold the account's SURI or seed)")
+    register_secret(text)
+    return Secret(text), origin
 
 
 def _file_kind(mode: int) -> str:

@@ -31,6 +31,8 @@ class ActionKind(StrEnum):
     REMOVE_WORKER = "remove_worker"
     DERIVE_ACCOUNT = "derive_account"
     TOP_UP = "top_up"
+    SET_POOL_CAP = "set_cap"
+    SET_POOL_COMMISSION = "set_payout_pref"
 
 
 class Symbol(StrEnum):
@@ -55,6 +57,8 @@ SYMBOL_OF: dict[ActionKind, Symbol] = {
     ActionKind.REMOVE_WORKER: Symbol.REMOVE,
     ActionKind.DERIVE_ACCOUNT: Symbol.CREATE,
     ActionKind.TOP_UP: Symbol.CHANGE,
+    ActionKind.SET_POOL_CAP: Symbol.CHANGE,
+    ActionKind.SET_POOL_COMMISSION: Symbol.CHANGE,
 }
 
 DESTRUCTIVE_KINDS = frozenset(
@@ -79,7 +83,7 @@ class Action(_Frozen):
     pubkey: str | None = None
     """Worker public key, lowercase hex without 0x."""
     amount: int | None = None
-    """Stake or transfer amount in plancks."""
+    """Stake or transfer amount, or a pool's cap, in plancks; a commission in Permill."""
     signer: str | None = None
     """Account name that signs; ``None`` for local actions (relays, derivation)."""
     proxy_for: str | None = None
@@ -89,6 +93,10 @@ class Action(_Frozen):
     prerequisites: tuple[str, ...] = ()
     """Ids of actions that must succeed first (in this plan)."""
     destructive: bool = False
+    stake_change: int | None = None
+    """Stake this action locks (> 0, start/restart) or releases (< 0, reclaim), plancks."""
+    fee: int | None = None
+    """Estimated fee in plancks: this call's share of its batch's fee estimate (live plans)."""
 
     @property
     def symbol(self) -> Symbol:
@@ -105,7 +113,8 @@ class Action(_Frozen):
         return [f"{k} {mine[k]} → {theirs[k]}" for k in mine if mine[k] != theirs[k]]
 
 
-_NOT_EFFECT: set[str] = {"reason", "prerequisites"}
+_NOT_EFFECT: set[str] = {"reason", "prerequisites", "stake_change", "fee"}
+"""Words, ordering and estimates: none of them changes what the call does."""
 
 
 class Wait(_Frozen):
@@ -160,3 +169,19 @@ class Plan(_Frozen):
 
     def count(self, symbol: Symbol) -> int:
         return sum(1 for a in self.actions if a.symbol is symbol)
+
+    @property
+    def stake_locked(self) -> int:
+        """Plancks of stake the plan's actions lock (start, restart with more)."""
+        return sum(a.stake_change for a in self.actions if a.stake_change and a.stake_change > 0)
+
+    @property
+    def stake_released(self) -> int:
+        """Plancks of stake the plan's actions release (reclaim, restart with less)."""
+        return -sum(a.stake_change for a in self.actions if a.stake_change and a.stake_change < 0)
+
+    @property
+    def fee_total(self) -> int | None:
+        """Sum of the estimated fees; ``None`` when no action carries an estimate."""
+        fees = [a.fee for a in self.actions if a.fee is not None]
+        return sum(fees) if fees else None

@@ -9,6 +9,7 @@ addresses only.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
@@ -72,6 +73,16 @@ class TopUpPolicy(_Frozen):
     max_per_day: Plancks
 
 
+class KeySource(_Frozen):
+    """Where an account's own signing secret (SURI, mnemonic or 0x seed) is read from.
+
+    Names a source only, like ``settings.secrets``; the secret never enters the inventory.
+    """
+
+    env: str | None = None
+    file: str | None = None
+
+
 class AccountSpec(_Frozen):
     """An account poolkeeper watches and, when it has a derivation label, can sign with."""
 
@@ -81,6 +92,8 @@ class AccountSpec(_Frozen):
     """SS58 address; written by ``accounts generate`` for derived accounts."""
     derivation: str | None = None
     """Hard-derivation label below the master secret, e.g. ``operator//pool-a``."""
+    key: KeySource | None = None
+    """Where an existing (not derived) secret of this account is read: env or 0600 file."""
     warn_below: Plancks | None = None
     critical_below: Plancks | None = None
     top_up: TopUpPolicy | None = None
@@ -102,7 +115,14 @@ class PoolSpec(_Frozen):
     commission: str | None = None
     """Payout commission, e.g. ``"5%"``."""
     default_stake: Plancks | None = None
+    state: Literal["active", "draining"] = "active"
+    """``draining``: every worker of the pool is taken out (stop, cool-down, reclaim,
+    remove), whatever its own state says; the stake left is reported."""
     source: SourceRef | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.state == "draining"
 
     @property
     def signer(self) -> str:
@@ -226,6 +246,11 @@ class Settings(_Frozen):
     def ss58_prefix(self) -> int:
         """SS58 prefix of the network (Khala, Phala and the devnet all use 30)."""
         return 30
+
+
+def commission_permill(text: str) -> int:
+    """A declared commission (``"5%"``, ``"2.5%"``) as the chain's Permill (50000, 25000)."""
+    return int(Decimal(text.strip().removesuffix("%").strip()) * 10_000)
 
 
 def external_relay_command(settings: Settings, worker: WorkerSpec) -> tuple[str, ...] | None:

@@ -158,6 +158,10 @@ class Observed(_Frozen):
     """Relay status by worker name, for relays this process runs."""
     relay_details: dict[str, str] = Field(default_factory=dict)
     """One line per relay of this process (external: running / exited with code N / ...)."""
+    pool_settings_known: dict[int, dict[str, int]] = Field(default_factory=dict)
+    """Per pid, the last value of each pool setting (``cap``, ``commission`` in Permill)
+    seen equal to the inventory (journal): a later difference while the inventory still
+    says the same is a change someone else made on chain (drift)."""
     topped_up_today: dict[str, int] = Field(default_factory=dict)
     """Plancks already sent today by top-ups, by destination address (from the journal)."""
     genesis_hashes: dict[int, str] = Field(default_factory=dict)

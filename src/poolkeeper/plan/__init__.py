@@ -7,5 +7,6 @@ rules are written down in docs/planner.md.
 
 from poolkeeper.plan._planner import plan_for
 from poolkeeper.plan._policy import PlanPolicy, TargetError, check_target
+from poolkeeper.plan._targets import targeted_workers
 
-__all__ = ["PlanPolicy", "TargetError", "check_target", "plan_for"]
+__all__ = ["PlanPolicy", "TargetError", "check_target", "plan_for", "targeted_workers"]

@@ -14,6 +14,7 @@ from poolkeeper.model.desired import Desired, WorkerSpec
 from poolkeeper.model.observed import Observed
 from poolkeeper.plan._accounts import plan_accounts
 from poolkeeper.plan._context import Context
+from poolkeeper.plan._costs import with_stake_changes
 from poolkeeper.plan._policy import PlanPolicy
 from poolkeeper.plan._pools import plan_pools
 from poolkeeper.plan._targets import limit_to_targets
@@ -39,6 +40,7 @@ def plan_for(desired: Desired, observed: Observed, policy: PlanPolicy | None = N
         plan_worker(ctx, worker)
     plan_unknown_workers(ctx)
     actions, waits, alerts, drift = ctx.actions, ctx.waits, ctx.alerts, ctx.drift
+    actions = with_stake_changes(actions, observed)
     warnings: list[str] = []
     if policy.targets:
         actions, waits, alerts, drift, warnings = limit_to_targets(

@@ -7,7 +7,12 @@ here and marked blocked, so its workers plan no transaction that would only fail
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from poolkeeper.model.actions import ActionKind
+from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.desired import commission_permill
+from poolkeeper.model.observed import ObservedPool
 from poolkeeper.plan._context import MAX_POOL_WORKERS, Context, PoolRun, make_action
 
 POOL_MANAGER_PROXY_TYPES = frozenset({"StakePoolManager", "Any"})
@@ -28,6 +33,31 @@ def plan_pools(ctx: Context) -> None:
 
 
 def _check_pool(ctx: Context, run: PoolRun) -> None:
+    _check_chain_pool(ctx, run)
+    if not run.blocked and run.observed is not None:
+        if run.spec.draining:
+            _drained(ctx, run, run.observed)
+        else:
+            _pool_settings(ctx, run, run.observed)
+
+
+def _drained(ctx: Context, run: PoolRun, observed: ObservedPool) -> None:
+    """A draining pool with no worker left (none computing, none cooling down): say what
+    stake remains and how it leaves; the workers' own actions and waits show the path."""
+    bound = any(w.pool_pid == observed.pid for w in ctx.observed.chain_workers.values())
+    if observed.workers or observed.cd_workers or bound:
+        return
+    ctx.alert(
+        run.target,
+        f"drained: no worker left in pid {observed.pid}; {format_pha(observed.free_stake)} "
+        f"of free stake remains in the pool: each staker (the owner too) withdraws its "
+        f"share with PhalaStakePoolv2.withdraw(pid {observed.pid}, shares, None); then "
+        f"remove the pool from the inventory",
+        run.spec.name,
+    )
+
+
+def _check_chain_pool(ctx: Context, run: PoolRun) -> None:
     spec = run.spec
     target = run.target
     for name in dict.fromkeys((spec.owner, spec.signer)):
@@ -95,3 +125,65 @@ def _check_pool(ctx: Context, run: PoolRun) -> None:
                 critical=True,
             )
             run.blocked = True
+
+
+def _show(setting: str, value: int | None) -> str:
+    if value is None:
+        return "not set"
+    if setting == "cap":
+        return format_pha(value)
+    text = f"{Decimal(value) / 10_000:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
+def _pool_settings(ctx: Context, run: PoolRun, observed: ObservedPool) -> None:
+    """Cap and commission: set when the inventory changed them (or never matched);
+    reported as drift when the chain moved away from a value that once matched.
+
+    Both calls are the owner's own: the runtime's StakePoolManager proxy filter admits
+    only the worker lifecycle calls, so these are never wrapped in ``Proxy.proxy``."""
+    spec = run.spec
+    declared_commission = commission_permill(spec.commission) if spec.commission else None
+    known = ctx.observed.pool_settings_known.get(observed.pid, {})
+    for setting, kind, declared, on_chain in (
+        ("cap", ActionKind.SET_POOL_CAP, spec.cap, observed.cap),
+        ("commission", ActionKind.SET_POOL_COMMISSION, declared_commission, observed.commission),
+    ):
+        if declared is None or declared == on_chain:
+            continue
+        difference = (
+            f"{setting} on chain is {_show(setting, on_chain)}, "
+            f"the inventory says {_show(setting, declared)}"
+        )
+        if known.get(setting) == declared:
+            ctx.report_drift(
+                run.target,
+                f"{difference}: changed on chain by someone else"
+                + ("" if ctx.desired.settings.loop.self_heal else " (self_heal is off)"),
+                spec.name,
+            )
+            if not ctx.desired.settings.loop.self_heal:
+                continue
+            difference += " (self-heal)"
+        owner = ctx.desired.accounts_by_name.get(spec.owner)
+        if owner is None or (owner.derivation is None and owner.key is None):
+            ctx.alert(
+                run.target,
+                f"{difference}: only the owner may set it (a StakePoolManager proxy may not) "
+                f"and poolkeeper has no key for {spec.owner!r}: give it a key or derivation, "
+                f"or set it yourself (PhalaStakePoolv2.{kind.value})",
+                spec.name,
+            )
+            continue
+        ctx.add_action(
+            make_action(
+                kind,
+                run.target,
+                difference,
+                prerequisites=run.prerequisites,
+                pool=spec.name,
+                pid=spec.pid,
+                amount=declared,
+                signer=spec.owner,
+            )
+        )

@@ -26,6 +26,17 @@ def _matcher(desired: Desired, targets: tuple[str, ...]) -> tuple[set[str], set[
     return worker_targets, pool_names
 
 
+def targeted_workers(desired: Desired, targets: tuple[str, ...]) -> set[str]:
+    """Names of the inventory workers ``targets`` select (``worker/X``, ``pool/P``): the
+    only ones whose relays (and pRuntime initialisation) a targeted run starts."""
+    worker_targets, pool_names = _matcher(desired, targets)
+    return {
+        w.name
+        for w in desired.workers
+        if f"worker/{w.name}" in worker_targets or (w.pool is not None and w.pool in pool_names)
+    }
+
+
 def limit_to_targets(
     desired: Desired,
     targets: tuple[str, ...],

@@ -133,8 +133,10 @@ def plan_worker(ctx: Context, spec: WorkerSpec) -> None:
         group=group,
     )
     relay = ctx.observed.relays.get(spec.name)
-    if spec.state is WorkerState.REMOVED:
-        _plan_removed(worker, relay, observation.error if observation else None)
+    draining = pool is not None and pool.spec.draining
+    if spec.state is WorkerState.REMOVED or draining:
+        why = "pool draining" if draining else "declared removed"
+        _plan_removed(worker, relay, observation.error if observation else None, why)
         return
     if not worker.reachable:
         error = (observation.error if observation else None) or "not observed"
@@ -247,7 +249,9 @@ def _leave(worker: _Worker, pool: PoolRun, *, remove: bool, why: str) -> bool:
     return state is None or not remove
 
 
-def _plan_removed(worker: _Worker, relay: RelayStatus | None, error: str | None) -> None:
+def _plan_removed(
+    worker: _Worker, relay: RelayStatus | None, error: str | None, why: str = "declared removed"
+) -> None:
     if worker.pubkey is None and not worker.reachable:
         worker.alert(
             f"cannot check the chain: pRuntime unreachable ({error or 'not observed'}) and "
@@ -257,10 +261,10 @@ def _plan_removed(worker: _Worker, relay: RelayStatus | None, error: str | None)
     if not _chain_checks(worker):
         return
     bound = _bound_pool(worker)
-    if bound is not None and not _leave(worker, bound, remove=True, why="declared removed"):
+    if bound is not None and not _leave(worker, bound, remove=True, why=why):
         return
     if relay in _ACTIVE_RELAY:
-        worker.act(ActionKind.STOP_RELAY, "declared removed: stop its relay", worker.pool)
+        worker.act(ActionKind.STOP_RELAY, f"{why}: stop its relay", worker.pool)
 
 
 def _toward_pool(worker: _Worker, spec: WorkerSpec, pool: PoolRun) -> None:

@@ -23,6 +23,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         data["symbol"] = action.symbol.value
         if action.amount is not None:
             data["amount"] = str(action.amount)
+        for key in ("stake_change", "fee"):
+            value = getattr(action, key)
+            data[key] = None if value is None else str(value)
         actions.append(data)
     return {
         "format_version": FORMAT_VERSION,
@@ -35,6 +38,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "waits": len(plan.waits),
             "drift": len(plan.drift),
             "destructive": sum(1 for a in plan.actions if a.destructive),
+            "stake_locked": str(plan.stake_locked),
+            "stake_released": str(plan.stake_released),
+            "fee_total": None if plan.fee_total is None else str(plan.fee_total),
         },
         "warnings": list(plan.warnings),
         "actions": actions,

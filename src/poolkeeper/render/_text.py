@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from poolkeeper.model.actions import Action, Alert, Drift, Plan, Symbol, Wait
+from poolkeeper.model.actions import Action, ActionKind, Alert, Drift, Plan, Symbol, Wait
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.durations import format_duration
 
@@ -51,8 +51,15 @@ def _action_line(action: Action, colour: bool) -> str:
     details = []
     if action.pid is not None:
         details.append(f"pid {action.pid}")
-    if action.amount is not None:
+    if action.amount is not None and action.kind is ActionKind.SET_POOL_COMMISSION:
+        details.append(f"{action.amount} Permill")
+    elif action.amount is not None:
         details.append(format_pha(action.amount))
+    if action.stake_change:
+        verb = "locks" if action.stake_change > 0 else "releases"
+        details.append(f"{verb} {format_pha(abs(action.stake_change))}")
+    if action.fee is not None:
+        details.append(f"fee ≈ {format_pha(action.fee)}")
     suffix = f" ({', '.join(details)})" if details else ""
     symbol = _paint(action.symbol.value, _COLOURS[action.symbol], colour)
     return f"{symbol} {action.kind.value}{suffix}: {action.reason}"
@@ -119,8 +126,26 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
             lines.append(f"  {kind} {name}")
             lines.extend(f"    {line}" for line in targets[target])
         lines.append("")
+    money = money_line(plan)
+    if money:
+        lines.append(money)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
+
+
+def money_line(plan: Plan) -> str | None:
+    """``Fees ≈ 0.05 PHA; stake locked 8000 PHA, released 0 PHA.``; None when unknown."""
+    fee = plan.fee_total
+    if fee is None and not any(a.stake_change for a in plan.actions):
+        return None
+    parts = []
+    if fee is not None:
+        parts.append(f"Fees ≈ {format_pha(fee)} (estimated)")
+    parts.append(
+        f"stake locked {format_pha(plan.stake_locked)}, released {format_pha(plan.stake_released)}"
+    )
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
 
 
 def _render_item(item: Action | Wait | Alert | Drift, colour: bool) -> str:

@@ -47,8 +47,11 @@ def test_plan_of_the_example_against_a_fresh_devnet() -> None:
     code, out, _ = _run("plan", str(INVENTORY), "--observed", str(SNAPSHOT))
     assert code == 0
     assert "account owner\n    + derive_account:" in out
-    assert "pool pool-a\n  worker rack-a-01\n    + start_relay:" in out
-    assert out.rstrip().endswith("Plan: 13 to add, 0 to change, 0 to remove, 0 alerts.")
+    assert "pool pool-a (pid 0)\n  ~ set_cap (pid 0, 1000000 PHA):" in out
+    assert "  ~ set_payout_pref (pid 0, 50000 Permill): commission on chain is not set" in out
+    assert "\n  worker rack-a-01\n    + start_relay:" in out
+    # the example declares cap and commission of both pools: a fresh chain has neither
+    assert out.rstrip().endswith("Plan: 13 to add, 4 to change, 0 to remove, 0 alerts.")
     assert "\x1b[" not in out
 
 
@@ -70,13 +73,14 @@ def test_json_output_and_saved_plan_round_trip(tmp_path: Path) -> None:
     document = json.loads(out)
     assert document["format_version"] == 1
     assert document["summary"]["add"] == 13
+    assert document["summary"]["change"] == 4  # cap and commission of both pools
     saved_document = json.loads(saved.read_text())
     assert saved_document["plan"] == document
     assert saved_document["format_version"] == 1
     assert len(saved_document["inventory_digest"]) == 64
     assert saved_document["block"] == 12
     plan = plan_from_document(document)
-    assert len(plan.actions) == 13
+    assert len(plan.actions) == 17
     assert plan.actions[0].id == "derive_account:account/funding"
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from poolkeeper.model.actions import Action, ActionKind, Alert, Drift, Plan, Severity, Wait
+from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.durations import format_duration
 from poolkeeper.render import (
     NO_CHANGES,
@@ -19,6 +20,7 @@ from poolkeeper.render import (
 )
 
 PK = "ab" * 32
+PHA = 10**12
 
 
 def _small_plan() -> Plan:
@@ -171,6 +173,9 @@ def test_json_document_schema() -> None:
         "waits": 2,
         "drift": 1,
         "destructive": 1,
+        "stake_locked": "0",
+        "stake_released": "0",
+        "fee_total": None,
     }
     start = document["actions"][2]
     assert set(start) == {
@@ -189,6 +194,8 @@ def test_json_document_schema() -> None:
         "destination",
         "prerequisites",
         "destructive",
+        "stake_change",
+        "fee",
     }
     assert start["amount"] == "5000000000000000"
     assert start["symbol"] == "+"
@@ -232,3 +239,41 @@ def test_bad_plan_documents_are_refused(document: object, message: str) -> None:
 )
 def test_durations(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_stake_and_fees_per_action_and_in_total() -> None:
+    """Each action shows the stake it moves and its fee share; the totals line sums them,
+    above the summary line; the JSON carries them as strings of plancks."""
+    base = _small_plan()
+    actions = tuple(
+        a.model_copy(update={"stake_change": 5000 * PHA, "fee": 12_345_678})
+        if a.kind.value == "start_computing"
+        else a.model_copy(update={"fee": 1_000_000})
+        for a in base.actions
+    )
+    reclaim = actions[0].model_copy(
+        update={
+            "id": "reclaim_pool_worker:worker/w3",
+            "kind": ActionKind.RECLAIM_WORKER,
+            "target": "worker/w3",
+            "stake_change": -2000 * PHA,
+            "fee": 0,
+        }
+    )
+    plan = base.model_copy(update={"actions": (*actions, reclaim)})
+    text = render_text(plan)
+    assert "+ start_computing (pid 1, 5000 PHA, locks 5000 PHA, fee ≈ 0.000012345678 PHA)" in text
+    assert "releases 2000 PHA" in text
+    fee_total = sum(a.fee or 0 for a in plan.actions)
+    assert text.endswith(
+        f"Fees ≈ {format_pha(fee_total)} (estimated); stake locked 5000 PHA, released 2000 PHA.\n"
+        + summary_line(plan)
+        + "\n"
+    )
+    document = json.loads(render_json(plan))
+    assert document["summary"]["stake_locked"] == str(5000 * PHA)
+    assert document["summary"]["stake_released"] == str(2000 * PHA)
+    assert document["summary"]["fee_total"] == str(fee_total)
+    start = next(a for a in document["actions"] if a["kind"] == "start_computing")
+    assert (start["stake_change"], start["fee"]) == (str(5000 * PHA), "12345678")
+    assert plan_from_document(document).actions == plan.actions

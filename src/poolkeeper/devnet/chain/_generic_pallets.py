@@ -348,8 +348,32 @@ def proxy_allows(proxy_type: str, pallet: str, call: str) -> bool:
     if proxy_type == "CancelProxy":
         return pallet == "Proxy" and call == "reject_announcement"
     if proxy_type == "StakePoolManager":
-        return pallet == "PhalaStakePoolv2" or (pallet == "PhalaComputation" and call == "unbind")
+        return (pallet, call) in _STAKE_POOL_MANAGER_CALLS
     return False
+
+
+_STAKE_POOL_MANAGER_CALLS = frozenset(
+    # The runtime's list (phala-blockchain standalone/runtime ProxyType::StakePoolManager):
+    # worker lifecycle and pool creation only; set_cap, set_payout_pref and the money calls
+    # stay with the owner.
+    {
+        ("PhalaStakePoolv2", c)
+        for c in (
+            "add_worker",
+            "remove_worker",
+            "start_computing",
+            "stop_computing",
+            "restart_computing",
+            "reclaim_pool_worker",
+            "create",
+        )
+    }
+    | {
+        ("PhalaRegistry", "register_worker"),
+        ("PhalaRegistry", "register_worker_v2"),
+        ("PhalaMq", "sync_offchain_message"),
+    }
+)
 
 
 @dataclass(frozen=True)
