@@ -302,7 +302,7 @@ async def test_status_watch_prints_the_running_loops_status(
         assert "chain: best #12" in out
         for worker in fake.desired.workers:
             assert worker.name in out
-        assert "plan: 13 action(s)" in out
+        assert "plan: 17 action(s)" in out
     finally:
         await service.close()
 
