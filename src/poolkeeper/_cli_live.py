@@ -293,20 +293,36 @@ def run_async(coro: Any) -> Any:
 
 
 async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = False) -> int:
-    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
+    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``).
+
+    Everything it reports goes through ``logging`` (``poolkeeper.logs`` sets the format);
+    no failed pass ends it, only a signal does."""
+    import logging
     import signal
 
     from watchfiles import awatch
 
+    from poolkeeper._run_events import PassReporter
+
+    log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}")
+        desired,
+        directory,
+        need_keys=True,
+        progress=lambda m: log.info(m, extra={"event": "progress"}),
     )
     stop = asyncio.Event()
     changed = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("%s received: stopping", sig.name, extra={"event": "loop.signal"})
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     async def watch() -> None:
         async for _ in awatch(directory, stop_event=stop):
@@ -316,38 +332,46 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         try:
             fresh = load_inventory(directory)
         except InventoryError as error:
-            typer.echo("inventory changed but is invalid; keeping the previous one:", err=True)
-            typer.echo("\n".join(error.problems), err=True)
+            log.error(
+                "inventory changed but is invalid; keeping the previous one:\n%s",
+                "\n".join(error.problems),
+                extra={"event": "reload.invalid"},
+            )
             return None
-        typer.echo("inventory changed: reloaded")
+        log.info("inventory changed: reloaded", extra={"event": "reload.done"})
         return fresh
 
+    reporter = PassReporter()
+
     def on_pass(p: PassResult) -> None:
-        ok = sum(1 for r in p.results if r.ok)
-        failed = [r for r in p.results if not r.ok]
-        typer.echo(
-            f"pass at #{p.observed.head.best_number}: {len(p.plan.actions)} action(s) planned, "
-            f"{ok} done, {len(failed)} failed, {len(p.plan.waits)} wait(s), "
-            f"{len(p.plan.alerts)} alert(s)"
-        )
-        for r in failed:
-            typer.echo(f"  {r.action_id}: failed: {r.error}")
+        reporter.report(p)
         if once:
             stop.set()
 
-    def on_error(exc: Exception, delay: float) -> None:
-        typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
-
     watcher = asyncio.create_task(watch())
+    log.info(
+        "run: %d worker(s), %d pool(s); pass every %.0fs",
+        len(desired.workers),
+        len(desired.pools),
+        desired.settings.loop.interval_seconds,
+        extra={"event": "loop.start"},
+    )
     try:
         for r in await rec.recover():
-            typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
-        await rec.run_forever(
-            policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
-        )
+            log.info(
+                "recovered from the journal: %s: %s",
+                r.action_id,
+                "ok" if r.ok else r.error,
+                extra={"event": "journal.recovered", "action": r.action_id},
+            )
+        await rec.run_forever(policy, stop, reload=reload, changed=changed, on_pass=on_pass)
+    except PoolkeeperError as error:
+        # Only before the loop (recovering the journal): the loop itself never raises.
+        log.error("%s", error, extra={"event": "loop.start_failed"})
+        return 1
     finally:
         stop.set()
         watcher.cancel()
         await rec.close()
-    typer.echo("stopped")
+    log.info("stopped", extra={"event": "loop.stopped"})
     return 0
