@@ -119,7 +119,7 @@ async def bounded(
             where = where_stuck(task)
             await _cancel(task)
             raise PassDeadlineExceeded(
-                f"pass exceeded its deadline of {timeout:.0f}s (settings.loop."
+                f"pass exceeded its deadline of {timeout:g}s (settings.loop."
                 f"pass_timeout_seconds); it was waiting in {where}"
             )
     finally:
