@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any, TypeVar
 
 from poolkeeper.backoff import Backoff
@@ -39,9 +40,25 @@ class PassDeadlineExceeded(TemporaryError):
     """A pass ran past ``settings.loop.pass_timeout_seconds`` and was cancelled."""
 
 
+def _await_chain(task: asyncio.Task[Any]) -> list[FrameType]:
+    """The frames of a pending task from its coroutine down to what it awaits now
+    (``Task.get_stack`` stops at the task's own coroutine)."""
+    frames: list[FrameType] = []
+    current: Any = task.get_coro()
+    for _ in range(200):
+        frame = getattr(current, "cr_frame", None) or getattr(current, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        current = getattr(current, "cr_await", None) or getattr(current, "gi_yieldfrom", None)
+        if current is None:
+            break
+    return frames
+
+
 def where_stuck(task: asyncio.Task[Any]) -> str:
-    """The innermost frames of a pending task, as ``function (file:line)``."""
-    frames = task.get_stack(limit=None)
+    """The innermost awaiting frames of a pending task, as ``function (file:line)``."""
+    frames = _await_chain(task)
     if not frames:
         return "unknown"
     names = []
@@ -52,7 +69,7 @@ def where_stuck(task: asyncio.Task[Any]) -> str:
 
 
 def _is_sending(task: asyncio.Task[Any]) -> bool:
-    return any(f.f_code.co_qualname.startswith(_SENDING_PREFIXES) for f in task.get_stack())
+    return any(f.f_code.co_qualname.startswith(_SENDING_PREFIXES) for f in _await_chain(task))
 
 
 def describe_error(exc: BaseException) -> str:

@@ -304,8 +304,11 @@ class WorkerRelay:
                 self.status.condition = RelayCondition.BACKING_OFF
                 backoff.delays = self.options.backoff
                 delay = backoff.next_delay()
+                # The first failure of a streak is a warning, the repeats are detail (the
+                # relay's condition and the plan's alerts say it goes on).
+                level = logging.WARNING if backoff.failures == 1 else logging.DEBUG
                 _log.log(
-                    logging.WARNING if foreseen else logging.ERROR,
+                    level if foreseen else logging.ERROR,
                     "relay %s: %s; retrying in %.1fs",
                     self.name,
                     self.status.last_error,

@@ -162,3 +162,60 @@ def test_the_deadline_error_is_temporary() -> None:
     from poolkeeper.errors import TemporaryError
 
     assert issubclass(PassDeadlineExceeded, TemporaryError)
+
+
+async def _read_storage() -> None:
+    await asyncio.sleep(3600)
+
+
+async def _observe() -> None:
+    await _read_storage()
+
+
+async def test_the_deadline_error_names_the_innermost_await() -> None:
+    stop = asyncio.Event()
+    errors: list[Exception] = []
+
+    async def one_pass() -> None:
+        if errors:
+            stop.set()
+            return
+        await _observe()
+
+    await asyncio.wait_for(
+        run_passes(
+            one_pass,
+            stop,
+            health=LoopHealth(),
+            settings=lambda: FAST,
+            on_error=lambda exc, _: errors.append(exc),
+        ),
+        10,
+    )
+    assert isinstance(errors[0], PassDeadlineExceeded)
+    assert "_observe" in str(errors[0]) and "_read_storage" in str(errors[0])
+
+
+class Executor:
+    """Stands for the extrinsic executor: a pass inside it at its deadline is sending."""
+
+    async def execute(self, seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "settled"
+
+
+async def test_a_pass_sending_extrinsics_at_its_deadline_gets_time_to_settle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+    done: list[str] = []
+
+    async def one_pass() -> str:
+        stop.set()
+        return await Executor().execute(0.5)  # past the 0.3 s deadline, within 2 x 0.3 s
+
+    await run_passes(
+        one_pass, stop, health=LoopHealth(), settings=lambda: FAST, on_pass=done.append
+    )
+    assert done == ["settled"]
+    assert any("letting them settle" in r.getMessage() for r in caplog.records)
