@@ -74,3 +74,25 @@ async def test_a_growing_chunk_is_kept_once_and_the_cache_stays_in_its_budget() 
     assert source._partial_changes == {}
     assert source.cache.bytes <= 2_000_000
     assert not any(k[0] == "finalized" for k in source.cache._entries)
+
+
+async def test_byte_budget_holds_requests_until_their_bytes_fit() -> None:
+    from poolkeeper.pruntime._budget import ByteBudget
+
+    budget = ByteBudget(1_000)
+    order: list[str] = []
+
+    async def request(name: str, size: int, seconds: float) -> None:
+        async with budget.hold(size):
+            order.append(f"start {name}")
+            await asyncio.sleep(seconds)
+        order.append(f"end {name}")
+
+    await asyncio.gather(
+        request("a", 600, 0.05),
+        request("b", 600, 0.01),  # waits for a: 1,200 bytes would not fit
+        request("huge", 5_000, 0.01),  # larger than the budget: goes alone
+    )
+    assert order.index("start b") > order.index("end a")
+    assert budget.peak <= 1_000 or budget.peak == 5_000
+    assert budget.in_use == 0
