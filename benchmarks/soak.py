@@ -53,11 +53,12 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory (``VmRSS``), or its high-water mark (``VmHWM``), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
 
 
 def write_inventory(directory: Path, workers: int, chain_url: str, pruntime_port: int) -> None:
@@ -220,6 +221,7 @@ def main() -> None:
             samples.append((elapsed, rss))
             print(f"{elapsed:7.0f}s  rss {rss:7.1f} MB  {last_pass(run_log)}", flush=True)
             time.sleep(args.sample)
+        high_water = rss_mb(run.pid, "VmHWM")
         run.send_signal(signal.SIGTERM)
         code = run.wait(120)
         events = count_events(run_log, ("pass.done", "action.done", "pass.error", "pass.timeout"))
@@ -235,7 +237,10 @@ def main() -> None:
             )
         else:
             print("shorter than 5 minutes: no growth figure")
-        print(f"max rss {peak:.1f} MB over {samples[-1][0] / 60:.1f} min")
+        print(
+            f"max rss {peak:.1f} MB in the samples, high-water mark (VmHWM) {high_water:.1f} MB,"
+            f" over {samples[-1][0] / 60:.1f} min; load average {os.getloadavg()[0]:.1f}"
+        )
     finally:
         for process in processes:
             if process.poll() is None:

@@ -7,8 +7,10 @@ everything here builds a ``Reconciler`` and renders what it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -297,7 +299,6 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
 
     Everything it reports goes through ``logging`` (``poolkeeper.logs`` sets the format);
     no failed pass ends it, only a signal does."""
-    import logging
     import signal
 
     from watchfiles import awatch
@@ -357,21 +358,44 @@ async def run_loop_async(directory: Path, *, policy: PlanPolicy, once: bool = Fa
         extra={"event": "loop.start"},
     )
     try:
-        for r in await rec.recover():
-            log.info(
-                "recovered from the journal: %s: %s",
-                r.action_id,
-                "ok" if r.ok else r.error,
-                extra={"event": "journal.recovered", "action": r.action_id},
-            )
-        await rec.run_forever(policy, stop, reload=reload, changed=changed, on_pass=on_pass)
-    except PoolkeeperError as error:
-        # Only before the loop (recovering the journal): the loop itself never raises.
-        log.error("%s", error, extra={"event": "loop.start_failed"})
-        return 1
+        if await _recover_until_done(rec, stop, log):
+            await rec.run_forever(policy, stop, reload=reload, changed=changed, on_pass=on_pass)
     finally:
         stop.set()
         watcher.cancel()
         await rec.close()
     log.info("stopped", extra={"event": "loop.stopped"})
     return 0
+
+
+async def _recover_until_done(rec: Reconciler, stop: asyncio.Event, log: logging.Logger) -> bool:
+    """Settle what the journal left unsettled before the first pass, retrying with
+    backoff while the chain cannot answer; False when stopped first."""
+    from poolkeeper._loop_runner import describe_error
+    from poolkeeper.backoff import Backoff
+
+    backoff = Backoff(rec.desired.settings.loop.backoff_seconds)
+    while not stop.is_set():
+        try:
+            recovered = await rec.recover()
+        except Exception as exc:
+            delay = backoff.next_delay()
+            log.error(
+                "settling the journal failed: %s; next try in %.1fs",
+                describe_error(exc),
+                delay,
+                exc_info=None if isinstance(exc, PoolkeeperError) else exc,
+                extra={"event": "journal.error"},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        for r in recovered:
+            log.info(
+                "recovered from the journal: %s: %s",
+                r.action_id,
+                "ok" if r.ok else r.error,
+                extra={"event": "journal.recovered", "action": r.action_id},
+            )
+        return True
+    return False
