@@ -7,8 +7,10 @@ everything here builds a ``Reconciler`` and renders what it returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -454,35 +456,49 @@ def start_metrics(listen: str | None) -> tuple[PoolMetrics | None, Any]:
         raise fail(f"error: {error}") from None
     except OSError as error:
         raise fail(f"error: cannot serve metrics on {listen}: {error.strerror or error}") from None
-    typer.echo(f"metrics: http://{listen}/metrics")
+    logging.getLogger("poolkeeper.run").info(
+        "metrics: http://%s/metrics", listen, extra={"event": "metrics.listen"}
+    )
     return metrics, server
 
 
 async def run_loop_async(
     directory: Path, *, policy: PlanPolicy, once: bool = False, metrics_addr: str | None = None
 ) -> int:
-    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
+    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``).
+
+    Everything it reports goes through ``logging`` (``poolkeeper.logs`` sets the format);
+    no failed pass ends it, only a signal does. It holds the state dir lock, serves the
+    control API (``docs/api.md``) and, when asked, Prometheus metrics."""
     import signal
 
     from watchfiles import awatch
 
     from poolkeeper._cli_control import start_control
+    from poolkeeper._run_events import PassReporter
 
+    log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
     rec = make_reconciler(
         desired,
         directory,
         need_keys=True,
-        progress=lambda m: typer.echo(f"  {m}"),
+        progress=lambda m: log.info(m, extra={"event": "progress"}),
         lock="run",
         also_audit=metrics,
     )
     stop = asyncio.Event()
     changed = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("%s received: stopping", sig.name, extra={"event": "loop.signal"})
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     async def watch() -> None:
         async for _ in awatch(directory, stop_event=stop):
@@ -493,31 +509,27 @@ async def run_loop_async(
         try:
             fresh = load_inventory(directory)
         except InventoryError as error:
-            typer.echo("inventory changed but is invalid; keeping the previous one:", err=True)
-            typer.echo("\n".join(error.problems), err=True)
+            log.error(
+                "inventory changed but is invalid; keeping the previous one:\n%s",
+                "\n".join(error.problems),
+                extra={"event": "reload.invalid"},
+            )
             return None
-        typer.echo("inventory changed: reloaded")
+        log.info("inventory changed: reloaded", extra={"event": "reload.done"})
         control.reloaded(digest)
         return fresh
 
+    reporter = PassReporter()
+
     def on_pass(p: PassResult) -> None:
         control.publish_pass(p)
-        ok = sum(1 for r in p.results if r.ok)
-        failed = [r for r in p.results if not r.ok]
-        typer.echo(
-            f"pass at #{p.observed.head.best_number}: {len(p.plan.actions)} action(s) planned, "
-            f"{ok} done, {len(failed)} failed, {len(p.plan.waits)} wait(s), "
-            f"{len(p.plan.alerts)} alert(s)"
-        )
-        for r in failed:
-            typer.echo(f"  {r.action_id}: failed: {r.error}")
+        reporter.report(p)
         if metrics is not None:
             metrics.on_pass(p, rec.desired)
         if once:
             stop.set()
 
     def on_error(exc: Exception, delay: float) -> None:
-        typer.echo(f"pass failed: {exc}; next try in {delay:.0f}s", err=True)
         control.pass_failed(exc, delay)
         rec.note_pass_failed(str(exc))
         if metrics is not None:
@@ -529,12 +541,18 @@ async def run_loop_async(
         await rec.close()
         raise
     watcher = asyncio.create_task(watch())
+    log.info(
+        "run: %d worker(s), %d pool(s); pass every %.0fs",
+        len(desired.workers),
+        len(desired.pools),
+        desired.settings.loop.interval_seconds,
+        extra={"event": "loop.start"},
+    )
     try:
-        for r in await rec.recover():
-            typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
-        await rec.run_forever(
-            policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
-        )
+        if await _recover_until_done(rec, stop, log):
+            await rec.run_forever(
+                policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
+            )
     finally:
         stop.set()
         watcher.cancel()
@@ -543,5 +561,38 @@ async def run_loop_async(
         if metrics_server is not None:
             metrics_server.shutdown()
             metrics_server.server_close()
-    typer.echo("stopped")
+    log.info("stopped", extra={"event": "loop.stopped"})
     return 0
+
+
+async def _recover_until_done(rec: Reconciler, stop: asyncio.Event, log: logging.Logger) -> bool:
+    """Settle what the journal left unsettled before the first pass, retrying with
+    backoff while the chain cannot answer; False when stopped first."""
+    from poolkeeper._loop_runner import describe_error
+    from poolkeeper.backoff import Backoff
+
+    backoff = Backoff(rec.desired.settings.loop.backoff_seconds)
+    while not stop.is_set():
+        try:
+            recovered = await rec.recover()
+        except Exception as exc:
+            delay = backoff.next_delay()
+            log.error(
+                "settling the journal failed: %s; next try in %.1fs",
+                describe_error(exc),
+                delay,
+                exc_info=None if isinstance(exc, PoolkeeperError) else exc,
+                extra={"event": "journal.error"},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            continue
+        for r in recovered:
+            log.info(
+                "recovered from the journal: %s: %s",
+                r.action_id,
+                "ok" if r.ok else r.error,
+                extra={"event": "journal.recovered", "action": r.action_id},
+            )
+        return True
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,9 @@ from typing import Annotated
 import typer
 
 from poolkeeper.errors import PoolkeeperError
+from poolkeeper.logs import LogFormatChoice, configure_logging, level_for
+
+_log = logging.getLogger("poolkeeper.relay")
 
 
 async def relay_only_async(directory: Path, interval: float) -> int:
@@ -24,13 +28,21 @@ async def relay_only_async(directory: Path, interval: float) -> int:
 
     desired = load_desired(directory)
     rec = make_reconciler(
-        desired, directory, need_keys=True, progress=lambda m: typer.echo(f"  {m}"), lock="relay"
+        desired,
+        directory,
+        need_keys=True,
+        progress=lambda m: _log.info(m, extra={"event": "progress"}),
+        lock="relay",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    typer.echo(f"relaying for {len(desired.workers)} worker(s); Ctrl-C stops")
+    _log.info(
+        "relaying for %d worker(s); Ctrl-C stops",
+        len(desired.workers),
+        extra={"event": "relay.start"},
+    )
     shown: dict[str, str] = {}
     try:
         while not stop.is_set():
@@ -42,18 +54,29 @@ async def relay_only_async(directory: Path, interval: float) -> int:
                 for status in statuses.values():
                     counts[status.value] = counts.get(status.value, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
-                typer.echo(f"#{observed.head.best_number}: relays {summary}")
+                _log.info(
+                    "#%s: relays %s",
+                    observed.head.best_number,
+                    summary,
+                    extra={"event": "relay.summary"},
+                )
                 for name, text in sorted(rec.relays.details().items()):
                     if text.startswith("external") and shown.get(name) != text:
-                        typer.echo(f"  {name}: {text}")
+                        _log.info(
+                            "%s: %s", name, text, extra={"event": "relay.detail", "worker": name}
+                        )
                     shown[name] = text
             except PoolkeeperError as error:
-                typer.echo(f"observation failed: {error}; retrying", err=True)
+                _log.warning(
+                    "observation failed: %s; retrying", error, extra={"event": "observe.error"}
+                )
+            except Exception:
+                _log.exception("observation failed; retrying", extra={"event": "observe.error"})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         await rec.close()
-    typer.echo("relays stopped")
+    _log.info("relays stopped", extra={"event": "relay.stopped"})
     return 0
 
 
@@ -62,6 +85,16 @@ def relay_command(
     interval: Annotated[
         float, typer.Option(help="Seconds between observations of the relays' workers.")
     ] = 10.0,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option(
+            "--log-format",
+            help="Log lines as text or as JSON objects.",
+        ),
+    ] = LogFormatChoice.TEXT,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More.")] = 0,
+    quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less.")] = 0,
 ) -> None:
     """Run only the relays of the inventory's workers until Ctrl-C."""
+    configure_logging("json" if log_format == "json" else "text", level_for(verbose, quiet))
     raise typer.Exit(asyncio.run(relay_only_async(directory, interval)))

@@ -2,7 +2,8 @@
 
 Every command delegates to the layers below (inventory, plan, observe, apply, loop);
 nothing here decides what to do with a pool. Exit codes follow Terraform's habits:
-0 success or no changes, 1 error, 2 changes present (``plan --detailed-exitcode``).
+0 success or no changes, 1 error (usage errors included: click's 2 is remapped in
+``main``), 2 changes present (``plan --detailed-exitcode``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from poolkeeper._cli_relay import relay_command
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
+from poolkeeper.logs import LogFormat, LogFormatChoice, configure_logging, level_for
 
 app = typer.Typer(
     name="poolkeeper",
@@ -43,10 +45,45 @@ app.command("relay")(relay_command)
 app.command("history")(history_command)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"poolkeeper {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the poolkeeper version and exit.",
+            is_eager=True,
+            callback=_show_version,
+        ),
+    ] = False,
+) -> None:
     """Keep Phala mining pools in the state the inventory declares."""
     install_log_redaction()
+
+
+LogFormatOption = Annotated[
+    LogFormatChoice,
+    typer.Option(
+        "--log-format",
+        help="Log lines as text or as JSON objects (ts, level, event, worker, pool, ...).",
+    ),
+]
+VerboseOption = Annotated[
+    int, typer.Option("-v", "--verbose", count=True, help="More log detail (repeat).")
+]
+QuietOption = Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less (repeat).")]
+
+
+def setup_logging(log_format: str, verbose: int, quiet: int, *, default: int = 20) -> None:
+    """Timestamps, levels and secret masking for the commands that log (run, relay, apply)."""
+    fmt: LogFormat = "json" if log_format == "json" else "text"
+    configure_logging(fmt, level_for(verbose, quiet, default=default))
 
 
 @app.command()
@@ -245,11 +282,16 @@ def apply(
     colour: Annotated[
         bool | None, typer.Option("--color/--no-color", help="Colour (default: on a terminal).")
     ] = None,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = 0,
 ) -> None:
     """Apply the inventory (or a saved plan): plan, confirm, then reconcile until only waits
-    remain or --wait runs out. Relays run in this process meanwhile. Exit 1 if an action failed."""
+    remain or --wait runs out. Relays run in this process meanwhile. Exit 1 if an action failed.
+    Background events (relays) are logged to stderr from WARNING (-v: INFO)."""
     from poolkeeper._cli_live import apply_async, run_async
     from poolkeeper.plan import PlanPolicy, TargetError
+
+    setup_logging("text", verbose, quiet, default=30)
 
     saved: dict[str, object] | None = None
     directory = source
@@ -292,11 +334,17 @@ def run(
             help="Serve Prometheus metrics at HOST:PORT (default: settings.metrics.listen).",
         ),
     ] = None,
+    log_format: LogFormatOption = LogFormatChoice.TEXT,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = 0,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
-    the inventory changes, with relays running, until interrupted (Ctrl-C stops cleanly)."""
+    the inventory changes, with relays running, until SIGINT/SIGTERM (exit 0). A failed
+    pass is logged and retried with backoff; it never ends the loop. Logs go to stderr."""
     from poolkeeper._cli_live import run_async, run_loop_async
     from poolkeeper.plan import PlanPolicy
+
+    setup_logging(log_format, verbose, quiet)
 
     raise typer.Exit(
         run_async(
@@ -397,4 +445,9 @@ def main() -> None:
     """Console-script entry point. Everything the process creates (state dir, journal,
     saved plans, logs) is private to its owner: umask 077."""
     os.umask(0o077)
+    # click exits 2 on a usage error; 2 means "changes present" under --detailed-exitcode,
+    # so a mistyped option must not look like a plan with changes.
+    for cls in typer.BadParameter.__mro__:  # typer's own (vendored) click UsageError
+        if cls.__name__ == "UsageError":
+            cls.exit_code = 1  # type: ignore[attr-defined]
     app()

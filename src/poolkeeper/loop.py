@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from poolkeeper._loop_runner import run_passes
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.journal import Journal
@@ -28,7 +28,8 @@ from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, Signer
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.errors import PoolkeeperError, SecretError, TemporaryError
+from poolkeeper.errors import PoolkeeperError, SecretError
+from poolkeeper.health import LoopHealth
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys, own_keys
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.conditions import (
@@ -232,6 +233,8 @@ class Reconciler:
         self._pending_desired: Desired | None = None
         self.on_pass_start: Callable[[bool], None] | None = None
         """Told (``execute``) when a pass starts: passes of the loop and of control requests."""
+        self.health = LoopHealth()
+        """How ``run_forever``'s passes are going (the LoopHealthy condition)."""
 
     def _relay_source(self, desired: Desired) -> RelaySource:
         """The shared chain data of the relays: the chain alone, or a parachain with its
@@ -491,40 +494,33 @@ class Reconciler:
         changed: asyncio.Event | None = None,
         on_pass: Callable[[PassResult], None] | None = None,
         on_error: Callable[[Exception, float], None] | None = None,
+        shutdown_grace: float = 30.0,
     ) -> None:
         """The reconcile loop: a pass per interval, or sooner when ``changed`` is set
         (inventory edited). ``reload`` returns a new Desired, or None to keep the current
-        one (an invalid inventory changes nothing). Failed passes back off along
-        ``settings.loop.backoff_seconds``; every pass re-observes everything."""
-        failures = 0
-        while not stop.is_set():
+        one (an invalid inventory changes nothing). Every pass re-observes everything and
+        has a deadline (``settings.loop.pass_timeout_seconds``); any failure is logged,
+        recorded in ``self.health`` and backed off along ``settings.loop.backoff_seconds``.
+        Only ``stop`` ends it (the pass under way gets ``shutdown_grace`` seconds)."""
+
+        def before_pass() -> None:
             if changed is not None and changed.is_set():
                 changed.clear()
                 fresh = reload() if reload else None
                 if fresh is not None:
                     self.set_desired(fresh)
-            interval = self.desired.settings.loop.interval_seconds
-            try:
-                result = await self.reconcile_once(policy)
-            except TemporaryError as exc:
-                delays = self.desired.settings.loop.backoff_seconds
-                delay = delays[min(failures, len(delays) - 1)] * random.uniform(0.8, 1.2)
-                failures += 1
-                if on_error:
-                    on_error(exc, delay)
-                interval = delay
-            else:
-                failures = 0
-                if on_pass:
-                    on_pass(result)
-            waiters = [asyncio.ensure_future(stop.wait())]
-            if changed is not None:
-                waiters.append(asyncio.ensure_future(changed.wait()))
-            _, pending = await asyncio.wait(
-                waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+
+        await run_passes(
+            lambda: self.reconcile_once(policy),
+            stop,
+            health=self.health,
+            settings=lambda: self.desired.settings.loop,
+            before_pass=before_pass,
+            changed=changed,
+            on_pass=on_pass,
+            on_error=on_error,
+            shutdown_grace=shutdown_grace,
+        )
 
     def set_desired(self, desired: Desired) -> None:
         """Adopt a reloaded inventory (derived addresses and created pools re-applied);

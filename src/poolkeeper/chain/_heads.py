@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from poolkeeper.backoff import Backoff
 from poolkeeper.chain._rpc import AsyncRpc, RpcSubscription
 from poolkeeper.errors import ChainCallFailed, ChainUnavailable
 
@@ -40,8 +41,7 @@ class HeadSignal:
         kind = "FinalizedHeads" if finalized else "NewHeads"
         self._method, self._unsubscribe = f"chain_subscribe{kind}", f"chain_unsubscribe{kind}"
         self._poll = poll_seconds
-        self._backoff = tuple(backoff)
-        self._failures = 0
+        self._backoff = Backoff(backoff)
         self._retry_at = 0.0
         self._subscription: RpcSubscription | None = None
         self.notifications = 0
@@ -54,7 +54,7 @@ class HeadSignal:
         if self._subscription is None and time.monotonic() >= self._retry_at:
             try:
                 self._subscription = await self._rpc.subscribe(self._method, [], self._unsubscribe)
-                self._failures = 0
+                self._backoff.reset()
             except (ChainUnavailable, ChainCallFailed):
                 self._failed()
         subscription = self._subscription
@@ -73,9 +73,7 @@ class HeadSignal:
             self._failed()
 
     def _failed(self) -> None:
-        delay = self._backoff[min(self._failures, len(self._backoff) - 1)]
-        self._failures += 1
-        self._retry_at = time.monotonic() + delay
+        self._retry_at = time.monotonic() + self._backoff.next_delay()
 
     async def close(self) -> None:
         subscription, self._subscription = self._subscription, None

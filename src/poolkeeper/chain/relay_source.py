@@ -5,6 +5,8 @@ source fetches each from the node at most once (bounded caches plus in-flight
 de-duplication) and hands out the encoded request bodies, so workers at the same
 height receive the very same bytes and the node's load does not grow with the number
 of workers. Storage changes are fetched in aligned chunks for the same reason.
+Every cache is bounded by the bytes it holds (``ByteLru``); the chunk still being
+finalized is kept once (its latest read), not once per finalized block.
 
 ``RelaySource`` serves a solo chain (the dev chain). ``ParachainSource`` serves a
 parachain (Khala, Phala) as PROTOCOL.md §2.3 describes: it is the parachain's source
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from poolkeeper.backoff import Backoff
 from poolkeeper.chain import _scale as scale
+from poolkeeper.chain._lru import ByteLru
 from poolkeeper.chain._rpc import AsyncRpc
 
 T = TypeVar("T")
@@ -32,6 +35,10 @@ GRANDPA_AUTHORITIES_KEY = "0x" + b":grandpa_authorities".hex()
 CHANGES_CHUNK = 64
 """Storage changes are fetched for aligned windows of this many blocks."""
 MAX_HEADERS_PER_SYNC = 1000
+DEFAULT_CACHE_BYTES = 64 << 20
+"""What one source may keep of chain data (headers, hashes, encoded requests, changes)."""
+_HEAD_POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -45,24 +52,17 @@ class GenesisPayload:
     """``Vec<(Bytes, Bytes)>`` of every pair at block 0."""
 
 
-class _Lru(OrderedDict[Any, Any]):
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.limit:
-            self.popitem(last=False)
-
-
 class RelaySource:
     """Shared, cached chain data for every relay of this process."""
 
-    def __init__(self, rpc: AsyncRpc, *, cache_blocks: int = 8192, head_ttl: float = 0.25) -> None:
+    def __init__(
+        self, rpc: AsyncRpc, *, cache_bytes: int = DEFAULT_CACHE_BYTES, head_ttl: float = 0.25
+    ) -> None:
         self.rpc = rpc
-        self._cache = _Lru(cache_blocks * 4)
+        self.cache = ByteLru(cache_bytes)
+        self._partial_changes: dict[int, tuple[int, list[Any]]] = {}
+        """Chunk → (finalized number it was read at, its changes) for the one chunk not
+        yet complete: replaced on every newer read, dropped once the chunk completes."""
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
         self._head_ttl = head_ttl
         self._head: tuple[float, int] | None = None
@@ -72,17 +72,18 @@ class RelaySource:
         self.fetches = 0
         """Requests this source sent to the node (for the sharing measurements)."""
 
-    async def _once(self, key: Any, make: Callable[[], Awaitable[T]]) -> T:
-        """``make()`` once for ``key`` however many ask at the same time, then cached.
+    async def _once(self, key: Any, make: Callable[[], Awaitable[T]], *, keep: bool = True) -> T:
+        """``make()`` once for every concurrent caller of ``key``; its value cached when
+        ``keep`` (else only shared while in flight).
 
         Waiters hold the shared future through ``shield``: a waiter cancelled (a relay
         stopped, a timeout) must not cancel the future the fetching task will resolve
         (that was an ``InvalidStateError`` in ``set_result`` at 10,000 workers). When the
         fetching task itself is cancelled, a waiter that is not fetches for itself."""
         while True:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]  # type: ignore[no-any-return]
+            cached = self.cache.get(key, _MISSING)
+            if cached is not _MISSING:
+                return cached  # type: ignore[no-any-return]
             running = self._inflight.get(key)
             if running is None:
                 break
@@ -107,7 +108,8 @@ class RelaySource:
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-        self._cache.put(key, value)
+        if keep:
+            self.cache.put(key, value)
         future.set_result(value)
         return value
 
@@ -133,7 +135,7 @@ class RelaySource:
             header = await self._call("chain_getHeader", [fin_hash])
             return int(header["number"], 16)
 
-        number = await self._once(("finalized", int(now / self._head_ttl)), fetch)
+        number = await self._once(("finalized",), fetch, keep=False)
         self._head = (now, number)
         return number
 
@@ -165,12 +167,17 @@ class RelaySource:
 
     async def _poll_head(self) -> None:
         last = self._head[1] if self._head else -1
+        backoff = Backoff(_HEAD_POLL_BACKOFF)
+        delay = self._head_ttl
         while self._head_waiters > 0:
-            await asyncio.sleep(self._head_ttl)
+            await asyncio.sleep(delay)
             try:
                 number = await self.finalized_number()
             except Exception:  # waiters time out and retry through their relay
+                delay = max(self._head_ttl, backoff.next_delay())
                 continue
+            backoff.reset()
+            delay = self._head_ttl
             if number != last:
                 last = number
                 moved, self._head_moved = self._head_moved, None
@@ -237,8 +244,20 @@ class RelaySource:
 
         finalized = await self.finalized_number()
         complete = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1 <= finalized
-        key = ("changes", chunk) if complete else ("changes", chunk, finalized)
-        return await self._once(key, fetch)
+        if complete:
+            self._partial_changes.pop(chunk, None)
+            return await self._once(("changes", chunk), fetch)
+        partial = self._partial_changes.get(chunk)
+        if partial is not None and partial[0] >= finalized:
+            return partial[1]
+        # The chunk still grows: one read per finalized block is shared in flight, and
+        # only the newest is kept (a block below it finds its entry there).
+        changes = await self._once(("changes", chunk, finalized), fetch, keep=False)
+        if partial is None or partial[0] < finalized:
+            self._partial_changes[chunk] = (finalized, changes)
+            for older in [c for c in self._partial_changes if c < chunk]:
+                del self._partial_changes[older]
+        return changes
 
     async def block_with_changes(self, number: int) -> bytes:
         """SCALE ``BlockHeaderWithChanges`` of one finalized block."""
@@ -342,11 +361,11 @@ class ParachainSource(RelaySource):
         rpc: AsyncRpc,
         relaychain_rpc: AsyncRpc,
         *,
-        cache_blocks: int = 8192,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         head_ttl: float = 0.25,
     ) -> None:
-        super().__init__(rpc, cache_blocks=cache_blocks, head_ttl=head_ttl)
-        self.relaychain = RelaySource(relaychain_rpc, cache_blocks=cache_blocks, head_ttl=head_ttl)
+        super().__init__(rpc, cache_bytes=cache_bytes, head_ttl=head_ttl)
+        self.relaychain = RelaySource(relaychain_rpc, cache_bytes=cache_bytes, head_ttl=head_ttl)
         self._proven_para_number = 0
 
     @property

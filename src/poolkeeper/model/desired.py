@@ -208,6 +208,8 @@ class LoopSettings(_Frozen):
 
     interval_seconds: float = Field(default=30.0, gt=0)
     backoff_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+    pass_timeout_seconds: float = Field(default=120.0, gt=0)
+    """A pass still running after this long is cancelled and counted as failed."""
     self_heal: bool = False
 
 

@@ -17,6 +17,7 @@ and the decoded ``PrpcError`` text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Sequence
 from types import TracebackType
@@ -32,6 +33,7 @@ from poolkeeper.errors import (
     PRuntimeSyncRejected,
     PRuntimeUnavailable,
 )
+from poolkeeper.pruntime._budget import ByteBudget
 from poolkeeper.pruntime._http1 import Http1Pool
 from poolkeeper.pruntime._wire import ProtoMessage, WireError
 from poolkeeper.pruntime.messages import (
@@ -131,6 +133,10 @@ class PRuntimeClient(Protocol):
         ...
 
 
+DEFAULT_BYTES_IN_FLIGHT = 32 << 20
+"""Request bodies in flight at once, over every pRuntime of the process."""
+
+
 class PRuntimeTransport:
     """Shared HTTP machinery for many pRuntime clients: one pool, bounded concurrency.
 
@@ -148,12 +154,14 @@ class PRuntimeTransport:
         max_in_flight: int = 500,
         timeout: float = 30.0,
         max_connections: int | None = None,
+        max_bytes_in_flight: int = DEFAULT_BYTES_IN_FLIGHT,
         engine: Literal["native", "httpx"] = "native",
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.max_in_flight = max_in_flight
         self.engine = engine
         self._semaphore = asyncio.Semaphore(max_in_flight)
+        self.bytes_in_flight = ByteBudget(max_bytes_in_flight)
         connections = max_connections or max_in_flight
         self._native = Http1Pool(timeout=timeout)
         self._http = http or httpx.AsyncClient(
@@ -276,7 +284,10 @@ class HttpPRuntimeClient:
         return await self._call("SignEndpointInfo", request, GetEndpointResponse)
 
     async def _call(self, method: str, request: ProtoMessage, response_type: type[R]) -> R:
-        body = await self._send(method, request.encode(), json_mode=False)
+        # Encoded only once there is room for it among the bytes in flight: a thousand
+        # relays at one height must not each hold a copy of the same blocks while queued.
+        async with self._transport.bytes_in_flight.hold(_size_hint(request)):
+            body = await self._send(method, request.encode(), json_mode=False)
         try:
             return response_type.decode(body)
         except WireError as exc:
@@ -324,6 +335,18 @@ def _error_for(
     if message.split("(", 1)[0].split(" ", 1)[0] in SYNC_ERROR_NAMES:
         return PRuntimeSyncRejected(url, method, status, message)
     return PRuntimeCallFailed(url, method, status, message, "app")
+
+
+def _size_hint(request: ProtoMessage) -> int:
+    """Roughly the encoded size of a request: its bytes fields (the big part) plus framing."""
+    size = 64
+    for field in dataclasses.fields(request):  # type: ignore[arg-type]
+        value = getattr(request, field.name)
+        if isinstance(value, bytes | bytearray | str):
+            size += len(value)
+        elif isinstance(value, list | tuple):
+            size += sum(len(v) for v in value if isinstance(v, bytes | bytearray | str))
+    return size
 
 
 def _decode_error_message(body: bytes, *, json_mode: bool) -> str:

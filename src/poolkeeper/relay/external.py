@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
-import random
 import signal
 import sys
 import time
@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
+from poolkeeper.backoff import DEFAULT_DELAYS, Backoff
 from poolkeeper.errors import SecretError
 from poolkeeper.keys import Secret, load_relay_key
 from poolkeeper.model.desired import Settings, WorkerSpec
@@ -35,6 +36,7 @@ from poolkeeper.model.relay_command import KEY_ENV, expand, placeholders_in
 LOG_ROTATE_BYTES = 8 << 20
 """A log file past this size is moved to ``.1`` when its relay (re)starts."""
 _REDACTED = b"[redacted]"
+_log = logging.getLogger(__name__)
 
 
 class ExternalState(StrEnum):
@@ -98,7 +100,7 @@ class ExternalRelayOptions:
     key: Secret | None = field(default=None, repr=False)
     key_file: Path | None = None
     """Where ``key`` is written (0600) for the process; removed when the relay stops."""
-    backoff: Sequence[float] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+    backoff: Sequence[float] = DEFAULT_DELAYS
     stable_seconds: float = 60.0
     """A run at least this long resets the backoff."""
     stop_seconds: float = 5.0
@@ -165,7 +167,7 @@ class ExternalRelay:
             self.status.state = ExternalState.STOPPED
             return
         log = _open_log(options.log_path)
-        failures = 0
+        backoff = Backoff(options.backoff)
         try:
             while not stop.is_set():
                 started = time.monotonic()
@@ -174,10 +176,15 @@ class ExternalRelay:
                     break
                 self.status.last_exit = code
                 if time.monotonic() - started >= options.stable_seconds:
-                    failures = 0
-                delays = options.backoff
-                delay = delays[min(failures, len(delays) - 1)] * random.uniform(0.8, 1.2)
-                failures += 1
+                    backoff.reset()
+                delay = backoff.next_delay()
+                _log.warning(
+                    "external relay %s %s; restarting in %.1fs",
+                    self.name,
+                    f"exited with code {code}" if code is not None else "did not start",
+                    delay,
+                    extra={"event": "relay.external_exited", "worker": self.name},
+                )
                 self.status.state = ExternalState.BACKING_OFF
                 self.status.restart_at = time.monotonic() + delay
                 await _sleep_or_stop(stop, delay)

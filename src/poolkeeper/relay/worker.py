@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import logging
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from poolkeeper.backoff import DEFAULT_DELAYS, Backoff
 from poolkeeper.chain.egress import EgressMessage, split_egress
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
@@ -50,7 +51,8 @@ EGRESS_CHECK_BLOCKS = 8
 """At the tip, egress is fetched at least once per this many dispatched blocks."""
 INFO_SECONDS = 120.0
 """At the tip, ``GetInfo`` at least this often (a check; the sync answers suffice)."""
-DEFAULT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+DEFAULT_BACKOFF = DEFAULT_DELAYS
+_log = logging.getLogger(__name__)
 
 
 class RelayCondition(StrEnum):
@@ -379,18 +381,39 @@ class WorkerRelay:
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
-        failures = 0
+        backoff = Backoff(self.options.backoff)
         while not stop.is_set():
             try:
                 kind = await self.step()
-                failures = 0
+                if backoff.failures:
+                    _log.info(
+                        "relay %s recovered after %d failure(s)",
+                        self.name,
+                        backoff.failures,
+                        extra={"event": "relay.recovered", "worker": self.name},
+                    )
+                backoff.reset()
                 self.status.last_error = None
-            except (PoolkeeperError, LookupError) as exc:
-                self.status.last_error = str(exc)
+            except Exception as exc:
+                # Foreseeable faults (node, pRuntime) are one line; anything else is a bug
+                # worth its traceback, but never the end of this relay.
+                foreseen = isinstance(exc, PoolkeeperError | LookupError)
+                self.status.last_error = str(exc) if foreseen else f"{type(exc).__name__}: {exc}"
                 self.status.condition = RelayCondition.BACKING_OFF
-                delays = self.options.backoff
-                delay = delays[min(failures, len(delays) - 1)] * random.uniform(0.8, 1.2)
-                failures += 1
+                backoff.delays = self.options.backoff
+                delay = backoff.next_delay()
+                # The first failure of a streak is a warning, the repeats are detail (the
+                # relay's condition and the plan's alerts say it goes on).
+                level = logging.WARNING if backoff.failures == 1 else logging.DEBUG
+                _log.log(
+                    level if foreseen else logging.ERROR,
+                    "relay %s: %s; retrying in %.1fs",
+                    self.name,
+                    self.status.last_error,
+                    delay,
+                    exc_info=not foreseen,
+                    extra={"event": "relay.error", "worker": self.name},
+                )
                 await _sleep_or_stop(stop, delay)
                 continue
             if kind is StepKind.TIP:

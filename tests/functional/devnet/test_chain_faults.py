@@ -67,6 +67,7 @@ def devnet(chain: DevnetChain) -> DevnetChain:
     rpc(url, "devnet_setDelay", [0])
     rpc(url, "devnet_rejectNext", [0])
     rpc(url, "devnet_setDropEvery", [0])
+    rpc(url, "devnet_failNext", [0])
     return chain
 
 
@@ -104,6 +105,21 @@ def test_reject_next_n_with_a_given_error_then_accept(
         "message": "Invalid Transaction",
         "data": "Transaction has a bad signature",
     }
+
+
+def test_fail_next_n_reads_with_a_json_rpc_error_then_answer(devnet: DevnetChain) -> None:
+    url = http(devnet)
+    assert rpc(url, "devnet_failNext", [2, "state_"])["result"] is True
+    assert rpc(url, "devnet_status")["result"]["failNext"] == {"state_": 2}
+    assert "result" in rpc(url, "chain_getHeader")  # other methods are not affected
+    injected = {"code": -32000, "message": "Client error: injected fault"}
+    assert rpc(url, "state_getRuntimeVersion")["error"] == injected
+    assert rpc(url, "state_getMetadata")["error"] == injected
+    assert "result" in rpc(url, "state_getRuntimeVersion")
+    error = {"code": 4003, "message": "Client error: UnknownBlock", "data": "pruned"}
+    rpc(url, "devnet_failNext", [1, "", error])
+    assert rpc(url, "system_health")["error"] == error
+    assert "result" in rpc(url, "system_health")
 
 
 def test_pause_stops_block_production_and_resume_restarts_it(devnet: DevnetChain) -> None:

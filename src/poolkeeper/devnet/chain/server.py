@@ -187,6 +187,11 @@ class Faults:
     paused: bool = False
     drop_every_s: float = 0.0
     """Abort every connection this often (0: never), as a flaky node or proxy would."""
+    fail_calls: dict[str, int] = field(default_factory=dict)
+    """Method prefix → how many of the next calls matching it answer ``fail_error``."""
+    fail_error: dict[str, Any] = field(
+        default_factory=lambda: {"code": -32000, "message": "Client error: injected fault"}
+    )
 
 
 def reject_error(error: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -434,6 +439,13 @@ class DevnetServer:
         self.request_counts[method] = self.request_counts.get(method, 0) + 1
         if handler is None:
             return _error_response(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
+        failing = self._failing_prefix(method)
+        if failing is not None:
+            self.faults.fail_calls[failing] -= 1
+            error = self.faults.fail_error
+            return _error_response(
+                request_id, RpcError(int(error["code"]), str(error["message"]), error.get("data"))
+            )
         try:
             result = await handler(connection, params)
         except JsonRpcError as exc:  # the server's own and the pool's (TransactionError)
@@ -448,6 +460,15 @@ class DevnetServer:
         if "id" not in request:
             return None
         return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _failing_prefix(self, method: str) -> str | None:
+        """The ``devnet_failNext`` prefix this call is counted against, if any."""
+        if method.startswith("devnet_"):
+            return None
+        for prefix, left in self.faults.fail_calls.items():
+            if left > 0 and method.startswith(prefix):
+                return prefix
+        return None
 
     def _method_table(self) -> dict[str, Handler]:
         table: dict[str, Handler] = {}
@@ -959,6 +980,18 @@ class DevnetServer:
             self.faults.reject_error = reject_error(p[1])
         return True
 
+    async def rpc_devnet_failNext(self, c: _Connection | None, p: list[Any]) -> Any:
+        """``(n, method_prefix="", error?)``: the next ``n`` calls whose method starts with
+        the prefix answer a JSON-RPC error (``{code, message, data?}``; default -32000);
+        ``(0)`` clears every prefix."""
+        prefix = str(p[1]) if len(p) > 1 and p[1] is not None else ""
+        if int(p[0]) <= 0 and len(p) < 2:
+            self.faults.fail_calls.clear()  # ``devnet_failNext(0)``: no injected failures
+        self.faults.fail_calls[prefix] = max(int(p[0]), 0)
+        if len(p) > 2 and p[2] is not None:
+            self.faults.fail_error = dict(p[2])
+        return True
+
     async def rpc_devnet_setDropEvery(self, c: _Connection | None, p: list[Any]) -> Any:
         self.faults.drop_every_s = float(p[0]) if p and p[0] is not None else 0.0
         return True
@@ -993,6 +1026,7 @@ class DevnetServer:
             "delayMs": self.faults.delay_ms,
             "rejectNext": self.faults.reject_next,
             "dropEverySeconds": self.faults.drop_every_s,
+            "failNext": {k: v for k, v in self.faults.fail_calls.items() if v > 0},
             "connections": len(self.connections),
         }
 
