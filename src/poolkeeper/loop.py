@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import SecretError, TemporaryError
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
-from poolkeeper.model.actions import ActionKind, Plan
+from poolkeeper.model.actions import Action, ActionKind, Plan
 from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.model.ss58 import decode_address
@@ -136,6 +136,11 @@ class PassResult:
     plan: Plan
     results: list[ActionResult] = field(default_factory=list)
     started_relays: list[str] = field(default_factory=list)
+    resolved: list[ActionResult] = field(default_factory=list)
+    """Actions of journaled extrinsics whose outcome this pass settled (included, or
+    proven dropped: then planned again in this very pass)."""
+    in_flight: list[str] = field(default_factory=list)
+    """Planned actions not sent because an extrinsic carrying them is still pending."""
 
 
 class Reconciler:
@@ -169,7 +174,15 @@ class Reconciler:
         self.journal = Journal(state_dir / "journal.sqlite")
         self.keys = KeyRing(desired, mnemonic)
         self.desired = self._with_derived_addresses(desired)
-        self.executor = Executor(self.chain, self.chain, self.journal, self.keys, progress=progress)
+        self._top_ups_sent: dict[str, Action] = {}
+        self.executor = Executor(
+            self.chain,
+            self.chain,
+            self.journal,
+            self.keys,
+            progress=progress,
+            on_prepared=self._top_up_prepared,
+        )
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
             self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
@@ -219,6 +232,11 @@ class Reconciler:
             return None
 
         async def submit(job_id: str, call: CallSpec) -> bool:
+            if job_id in self.journal.pending_action_ids():
+                # An extrinsic carrying this message may still be included (its bytes
+                # are re-sent by the journal's rule): a second one would fail with
+                # PhalaMq.BadSequence. Once proven dropped, it is no longer pending.
+                return True
             result = await self.collector.submit(Job(job_id, call, signer))
             return result.ok
 
@@ -315,9 +333,13 @@ class Reconciler:
         With ``only`` (a saved plan the operator approved), execute just those of its
         actions that the fresh plan still has unchanged: nothing the operator did not see."""
         self._with_created_pools()
+        # Every executing pass first decides what became of unsettled extrinsics (one
+        # rule, apply.settlement): never planned twice, never left unknown forever.
+        resolved = await self.executor.recover() if execute else []
+        self._record_top_ups_resolved(resolved)
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
-        result = PassResult(observed, plan)
+        result = PassResult(observed, plan, resolved=resolved)
         if not execute:
             return result
         wanted = self.relay_plan(observed)
@@ -325,6 +347,7 @@ class Reconciler:
         self.relays.reconcile(wanted)
         result.started_relays = sorted(set(wanted) - before)
         in_flight = self.journal.pending_action_ids()
+        result.in_flight = sorted(a.id for a in plan.actions if a.id in in_flight)
         chain_actions = [
             a for a in plan.actions if a.kind not in LOCAL_KINDS and a.id not in in_flight
         ]
@@ -332,22 +355,54 @@ class Reconciler:
             approved = {a.id: a for a in only.actions}
             chain_actions = [a for a in chain_actions if approved.get(a.id) == a]
         if chain_actions:
-            result.results = await self.executor.execute(chain_actions)
+            self._top_ups_sent = {a.id: a for a in chain_actions if a.kind is ActionKind.TOP_UP}
+            try:
+                result.results = await self.executor.execute(chain_actions)
+            finally:
+                self._top_ups_sent = {}
             self._record_top_ups(plan, result.results)
             self._record_created_pools(plan, result.results)
         if self.notifier is not None:
             await self.notifier.notify(plan)
         return result
 
-    def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
-        by_id = {a.id: a for a in plan.actions}
+    def _top_up_prepared(self, extrinsic_hash: str, action_ids: Sequence[str]) -> None:
+        """A top-up counts against the day's cap from the moment it is signed, before it
+        is journaled or sent: a crash can never leave a sent transfer uncounted."""
         today = datetime.now(UTC).strftime("%Y-%m-%d")
+        for action_id in action_ids:
+            action = self._top_ups_sent.get(action_id)
+            if action is not None and action.destination:
+                self.journal.record_top_up(
+                    today, action.destination, action.amount or 0, extrinsic_hash
+                )
+
+    def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
+        """Forget top-ups whose transfer failed inside an included batch (extrinsics that
+        were rejected, dropped or failed as a whole are left out by the journal)."""
+        by_id = {a.id: a for a in plan.actions}
         for r in results:
             action = by_id.get(r.action_id)
-            if action and action.kind is ActionKind.TOP_UP and r.ok and action.destination:
-                self.journal.record_top_up(
-                    today, action.destination, action.amount or 0, r.extrinsic_hash or ""
-                )
+            if (
+                action
+                and action.kind is ActionKind.TOP_UP
+                and not r.ok
+                and r.block_number is not None
+                and action.destination
+                and r.extrinsic_hash
+            ):
+                self.journal.cancel_top_up(r.extrinsic_hash, action.destination)
+
+    def _record_top_ups_resolved(self, resolved: list[ActionResult]) -> None:
+        """The same for top-ups whose extrinsic the journal's rule found failing."""
+        addresses = {f"account/{a.name}": a.address for a in self.desired.accounts}
+        for r in resolved:
+            kind, _, target = r.action_id.partition(":")
+            destination = addresses.get(target)
+            if kind != ActionKind.TOP_UP.value or r.ok or destination is None:
+                continue
+            if r.block_number is not None and r.extrinsic_hash:
+                self.journal.cancel_top_up(r.extrinsic_hash, destination)
 
     async def converge(
         self,
