@@ -79,8 +79,18 @@ class WorkerLine:
 class World:
     """Chain + pRuntimes + inventory directory; ``apply`` runs the CLI."""
 
-    def __init__(self, root: Path, workers: int, *, block_time: float, cool_down: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workers: int,
+        *,
+        block_time: float,
+        cool_down: int,
+        accounts: str = ACCOUNTS,
+        phala: dict[str, Any] | None = None,
+    ) -> None:
         self.root = root
+        self.accounts_yaml = accounts
         self.inventory = root / "inventory"
         self.inventory.mkdir(parents=True)
         self.state_dir = root / "state"
@@ -96,11 +106,12 @@ class World:
         self.addresses = {a.name: ring.address(a.name) for a in desired.accounts}
         genesis = genesis_for(desired, self.addresses, cool_down=cool_down)
         genesis["phala"].update(benchmark_duration=2, heartbeat_interval=5, unresponsive_after=1000)
+        genesis["phala"].update(phala or {})
         self.chain = DevnetChain.start(genesis, block_time=block_time, finality_lag=1)
         self._write_static(self.chain.url)
 
     def _write_static(self, chain_url: str) -> None:
-        (self.inventory / "accounts.yaml").write_text(ACCOUNTS, encoding="utf-8")
+        (self.inventory / "accounts.yaml").write_text(self.accounts_yaml, encoding="utf-8")
         (self.inventory / "pools.yaml").write_text(POOLS, encoding="utf-8")
         (self.inventory / "settings.yaml").write_text(
             settings(chain_url, self.state_dir), encoding="utf-8"
