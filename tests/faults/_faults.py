@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from poolkeeper._crash_points import ENV
 from poolkeeper.devnet.chain.server import DevnetChain
 from tests.functional.apply._world import World, _flatten, _hex
 
@@ -86,7 +87,10 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def start_apply(world: World, *, wait: float = 40, **env: str) -> subprocess.Popen[str]:
+def start_apply(
+    world: World, *, wait: float = 40, crash_at: str | None = None
+) -> subprocess.Popen[str]:
+    env = {ENV: crash_at} if crash_at else {}
     return subprocess.Popen(
         world.command("apply", str(world.inventory), "--auto-approve", "--wait", str(wait)),
         env=world.env(**env),

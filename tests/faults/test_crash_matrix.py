@@ -24,7 +24,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolkeeper._crash_points import ENV
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic
@@ -85,7 +84,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def matrix() -> list[object]:
-    cases = []
+    cases: list[object] = []
     for kind in ("pool", "top_up"):
         for mode in MODES:
             for point in POINTS:
@@ -105,7 +104,7 @@ def crash_then_apply(world: World, point: str, paused: bool, module: str) -> str
     if paused:
         rpc(url, "devnet_pauseBlocks")
     try:
-        first = start_apply(world, **{ENV: point})
+        first = start_apply(world, crash_at=point)
         if paused:
             wait_for(
                 lambda: first.poll() is not None or pool_holds(world.chain, module),
@@ -201,7 +200,7 @@ def test_apply_with_blocks_paused_reports_the_extrinsic_in_flight(world: World) 
     accounts.write_text(accounts.read_text(encoding="utf-8") + top_up_account(k), "utf-8")
     rpc(world.chain.url, "devnet_pauseBlocks")
     try:
-        first = start_apply(world, wait=4, **{ENV: "after_submit:1"})
+        first = start_apply(world, wait=4, crash_at="after_submit:1")
         out, _ = first.communicate(timeout=90)
         assert first.returncode == -signal.SIGKILL, out[-3000:]
         second = start_apply(world, wait=4)
