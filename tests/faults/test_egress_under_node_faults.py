@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import SubstrateInterface
 
+from poolkeeper.chain.substrate import dispatch_error_text
 from tests.faults._faults import Lines, best_number, calls_in_blocks, rpc, wait_for
 from tests.functional.apply._world import World
 
@@ -37,14 +38,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def bad_sequences(url: str, blocks: set[int]) -> int:
-    """Events naming PhalaMq.BadSequence in ``blocks`` (decoded by substrate-interface)."""
+    """Failures named ``PhalaMq.BadSequence`` (batch items or whole extrinsics) in ``blocks``;
+    events decoded by substrate-interface, module errors named from the metadata."""
     substrate = SubstrateInterface(url=url)
     try:
         found = 0
         for number in sorted(blocks):
-            block_hash = substrate.get_block_hash(number)
-            for event in substrate.get_events(block_hash):
-                if "BadSequence" in json.dumps(event.value, default=str):
+            for event in substrate.get_events(substrate.get_block_hash(number)):
+                value = event.value
+                name = (value["module_id"], value["event_id"])
+                attrs = value.get("attributes") or {}
+                if name == ("Utility", "ItemFailed"):
+                    error = attrs["error"]
+                elif name == ("System", "ExtrinsicFailed"):
+                    error = attrs["dispatch_error"]
+                else:
+                    continue
+                if dispatch_error_text(substrate, error) == "PhalaMq.BadSequence":
                     found += 1
         return found
     finally:
@@ -87,8 +97,9 @@ def test_egress_is_never_sent_again_under_drops_restarts_and_stalls(world: World
             blocks.add(number)
     assert len(messages) >= 20, "too little egress to judge"  # the faults hit real traffic
     twice = [k for k, n in messages.items() if n > 1]
-    assert not twice, twice
-    assert bad_sequences(url, blocks) == 0
+    bad = bad_sequences(url, blocks)
+    figures = f"{len(messages)} messages, {len(twice)} sent twice, {bad} BadSequence"
+    assert not twice and bad == 0, figures
 
 
 def world_run(world: World) -> subprocess.Popen[str]:
