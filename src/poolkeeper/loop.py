@@ -185,7 +185,11 @@ class Reconciler:
         )
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
-            self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
+            self.source,
+            self.transport,
+            self._submit_for,
+            idle_seconds=relay_idle_seconds,
+            in_flight=self._carried_by_pending,
         )
         self._relay_signer = self._pick_relay_signer()
         alerts = desired.settings.alerts
@@ -232,15 +236,18 @@ class Reconciler:
             return None
 
         async def submit(job_id: str, call: CallSpec) -> bool:
-            if job_id in self.journal.pending_action_ids():
-                # An extrinsic carrying this message may still be included (its bytes
-                # are re-sent by the journal's rule): a second one would fail with
-                # PhalaMq.BadSequence. Once proven dropped, it is no longer pending.
-                return True
+            if self._carried_by_pending(job_id):
+                return True  # asked again here: no await since the relay's own check
             result = await self.collector.submit(Job(job_id, call, signer))
             return result.ok
 
         return submit
+
+    def _carried_by_pending(self, job_id: str) -> bool:
+        """Whether a journaled extrinsic that may still be included carries this job (its
+        bytes are re-sent by the journal's rule): sending it again would execute it twice,
+        or for egress fail ``PhalaMq.BadSequence``. Once proven dropped it is not pending."""
+        return job_id in self.journal.pending_action_ids()
 
     def relay_plan(self, observed: Observed) -> dict[str, tuple[str, AnyRelayOptions]]:
         """The relays the inventory needs, with their options (external ones included)."""
