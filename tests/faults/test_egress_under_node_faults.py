@@ -3,7 +3,7 @@
 Six simulated pRuntimes compute (a heartbeat challenge every 5 blocks, so each answers
 with an egress message); ``poolkeeper run`` (a subprocess) carries their egress. While
 it runs the node drops every connection, restarts losing its pool (twice), and stalls
-(no blocks for 3 s). Judged on the chain's blocks (over RPC): every included
+(no blocks for 2.5 s). Judged on the chain's blocks (over RPC): every included
 ``PhalaMq.sync_offchain_message`` (sender, sequence) is there once, and no extrinsic's
 events carry ``PhalaMq.BadSequence`` (a message sent again wastes the fee and fails so).
 """
@@ -79,9 +79,9 @@ def test_egress_is_never_sent_again_under_drops_restarts_and_stalls(world: World
             ("devnet_dropConnections", []),
         ]
         for method, params in faults:
-            time.sleep(3)
+            time.sleep(2.5)
             rpc(url, method, params)
-        time.sleep(8)
+        time.sleep(6)
     finally:
         loop.send_signal(signal.SIGINT)
         loop.wait(60)
