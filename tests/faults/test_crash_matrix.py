@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -101,6 +102,7 @@ _next_case = iter(range(100))
 def crash_then_apply(world: World, point: str, paused: bool, module: str) -> str:
     """The crashing apply, then a clean one (blocks resumed while it runs); its output."""
     url = world.chain.url
+    first: subprocess.Popen[str] | None = None
     if paused:
         rpc(url, "devnet_pauseBlocks")
     try:
@@ -134,7 +136,7 @@ def crash_then_apply(world: World, point: str, paused: bool, module: str) -> str
     finally:
         if paused:
             rpc(url, "devnet_resumeBlocks")
-        if "first" in locals() and first.poll() is None:
+        if first is not None and first.poll() is None:
             first.kill()
 
 
@@ -145,7 +147,7 @@ def test_crash_point_leaves_no_duplicate_and_converges(
     k = next(_next_case)
     start = best_number(world.chain.url)
     if kind == "pool":
-        index = k % WORKERS if k < WORKERS else _first_idle(world)
+        index = _first_idle(world)
         world.workers[index].state = "computing"
         world.write_workers()
         crash_then_apply(world, point, mode == "paused", "PhalaStakePoolv2")
