@@ -22,9 +22,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
+from poolkeeper.apply.journal import Journal
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic
@@ -167,6 +169,13 @@ def test_crash_point_leaves_no_duplicate_and_converges(
         assert sent == [100 * PHA], sent  # one transfer; two would exceed 150 PHA a day
         balance = _free(world, address)
         assert balance == 100 * PHA, balance
+        # The journal counts it against the day's cap exactly once, crash or not.
+        journal = Journal(world.state_dir / "journal.sqlite")
+        try:
+            counted_today = journal.topped_up_on(datetime.now(UTC).strftime("%Y-%m-%d"))
+        finally:
+            journal.close()
+        assert counted_today.get(address) == 100 * PHA, counted_today
 
 
 def _first_idle(world: World) -> int:
