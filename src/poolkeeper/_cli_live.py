@@ -260,6 +260,12 @@ async def apply_async(
         confirm(plan, auto_approve)
 
         def on_pass(p: PassResult) -> None:
+            for r in p.resolved:
+                typer.echo(f"  resolved from the journal: {r.action_id}: {_verdict(r)}")
+                if not r.action_id.startswith(RELAY_JOB_PREFIXES):
+                    final[r.action_id] = r
+            if p.in_flight:
+                typer.echo(f"  still in flight (not sent again): {', '.join(p.in_flight)}")
             for r in p.results:
                 final[r.action_id] = r
                 mark = "done" if r.ok else f"failed: {r.error}"
@@ -281,13 +287,21 @@ async def apply_async(
         else:
             await rec.converge(policy, timeout=wait, on_pass=on_pass)
         typer.echo("\n" + result_table(final), nl=False)
+        unknown = sorted(
+            i for i in rec.journal.pending_action_ids() if not i.startswith(RELAY_JOB_PREFIXES)
+        )
+        if unknown:
+            typer.echo(
+                "still in flight (an extrinsic that can still be included carries them; "
+                "the next apply or run decides): " + ", ".join(unknown)
+            )
         last = plan_for(rec.desired, (await rec.observe()), policy)
         typer.echo("\nNow:\n" + render_text(last, colour=colour), nl=False)
     except PoolkeeperError as error:
         raise fail(f"error: {error}") from None
     finally:
         await rec.close()
-    return 0 if all(r.ok for r in final.values()) else 1
+    return 0 if all(r.ok for r in final.values()) and not unknown else 1
 
 
 def status_rows(
@@ -596,3 +610,7 @@ async def _recover_until_done(rec: Reconciler, stop: asyncio.Event, log: logging
             )
         return True
     return False
+
+
+def _verdict(result: ActionResult) -> str:
+    return "ok" if result.ok else f"not done ({result.error})"

@@ -33,12 +33,25 @@ class PassReporter:
         plan = result.plan
         ok = sum(1 for r in result.results if r.ok)
         failed = len(result.results) - ok
+        for r in result.resolved:
+            _log.info(
+                "resolved from the journal: %s: %s",
+                r.action_id,
+                "ok" if r.ok else f"not done ({r.error})",
+                extra={
+                    "event": "journal.resolved",
+                    "action": r.action_id,
+                    "extrinsic": r.extrinsic_hash,
+                },
+            )
+        flight = f", {len(result.in_flight)} in flight" if result.in_flight else ""
         _log.info(
-            "pass at #%s: %d action(s) planned, %d done, %d failed, %d wait(s), %d alert(s)",
+            "pass at #%s: %d action(s) planned, %d done, %d failed%s, %d wait(s), %d alert(s)",
             result.observed.head.best_number,
             len(plan.actions),
             ok,
             failed,
+            flight,
             len(plan.waits),
             len(plan.alerts),
             extra={"event": "pass.done"},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import PoolkeeperError, SecretError
 from poolkeeper.health import LoopHealth
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys, own_keys
-from poolkeeper.model.actions import ActionKind, Plan
+from poolkeeper.model.actions import Action, ActionKind, Plan
 from poolkeeper.model.conditions import (
     Conditions,
     derive_conditions,
@@ -169,6 +169,11 @@ class PassResult:
     conditions: Conditions | None = None
     """Every worker's and the process's conditions after this pass's observation."""
     duration_seconds: float = 0.0
+    resolved: list[ActionResult] = field(default_factory=list)
+    """Actions of journaled extrinsics whose outcome this pass settled (included, or
+    proven dropped: then planned again in this very pass)."""
+    in_flight: list[str] = field(default_factory=list)
+    """Planned actions not sent because an extrinsic carrying them is still pending."""
 
 
 class Reconciler:
@@ -211,13 +216,24 @@ class Reconciler:
         # Every command (plan, status, list too) sees the pids of pools created earlier.
         self._with_created_pools()
         self._pool_settings = PoolSettingsMemory(state_dir / "pool_settings.json")
+        self._top_ups_sent: dict[str, Action] = {}
         self.executor = Executor(
-            self.chain, self.chain, self.journal, self.keys, progress=progress, audit=audit
+            self.chain,
+            self.chain,
+            self.journal,
+            self.keys,
+            progress=progress,
+            audit=audit,
+            on_prepared=self._top_up_prepared,
         )
         self.top_ups = TopUpLedger(self.chain, self.journal, progress=progress)
         self.collector = TxCollector(self.executor)
         self.relays = RelaySupervisor(
-            self.source, self.transport, self._submit_for, idle_seconds=relay_idle_seconds
+            self.source,
+            self.transport,
+            self._submit_for,
+            idle_seconds=relay_idle_seconds,
+            in_flight=self._carried_by_pending,
         )
         self._relay_signer = self._pick_relay_signer()
         alerts = desired.settings.alerts
@@ -270,12 +286,20 @@ class Reconciler:
             return None
 
         async def submit(job_id: str, call: CallSpec) -> bool:
+            if self._carried_by_pending(job_id):
+                return True  # asked again here: no await since the relay's own check
             spec = self.desired.workers_by_name.get(worker)
             job = Job(job_id, call, signer, worker=worker, pool=spec.pool if spec else None)
             result = await self.collector.submit(job)
             return result.ok
 
         return submit
+
+    def _carried_by_pending(self, job_id: str) -> bool:
+        """Whether a journaled extrinsic that may still be included carries this job (its
+        bytes are re-sent by the journal's rule): sending it again would execute it twice,
+        or for egress fail ``PhalaMq.BadSequence``. Once proven dropped it is not pending."""
+        return job_id in self.journal.pending_action_ids()
 
     def relay_plan(self, observed: Observed) -> dict[str, tuple[str, AnyRelayOptions]]:
         """The relays the inventory needs, with their options (external ones included)."""
@@ -421,9 +445,15 @@ class Reconciler:
         actions that the fresh plan still has unchanged: nothing the operator did not see."""
         started = time.monotonic()
         self._with_created_pools()
+        # Every executing pass first decides what became of unsettled extrinsics (one
+        # rule, apply.settlement): never planned twice, never left unknown forever.
+        resolved = await self.executor.recover() if execute else []
+        self._record_top_ups_resolved(resolved)
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
-        result = PassResult(observed, plan, conditions=self.note_conditions(observed))
+        result = PassResult(
+            observed, plan, conditions=self.note_conditions(observed), resolved=resolved
+        )
         if not execute:
             return result
         wanted = self.relay_plan(observed)
@@ -434,6 +464,7 @@ class Reconciler:
         self.relays.reconcile(wanted)
         result.started_relays = sorted(set(wanted) - before)
         in_flight = self.journal.pending_action_ids()
+        result.in_flight = sorted(a.id for a in plan.actions if a.id in in_flight)
         chain_actions = [
             a for a in plan.actions if a.kind not in LOCAL_KINDS and a.id not in in_flight
         ]
@@ -445,7 +476,11 @@ class Reconciler:
                 if a.id in approved and not approved[a.id].effect_differences(a)
             ]
         if chain_actions:
-            result.results = await self.executor.execute(chain_actions)
+            self._top_ups_sent = {a.id: a for a in chain_actions if a.kind is ActionKind.TOP_UP}
+            try:
+                result.results = await self.executor.execute(chain_actions)
+            finally:
+                self._top_ups_sent = {}
             self._record_top_ups(plan, result.results)
             self._record_created_pools(plan, result.results)
         if self.notifier is not None:
@@ -453,15 +488,43 @@ class Reconciler:
         result.duration_seconds = time.monotonic() - started
         return result
 
-    def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
-        by_id = {a.id: a for a in plan.actions}
+    def _top_up_prepared(self, extrinsic_hash: str, action_ids: Sequence[str]) -> None:
+        """A top-up counts against the day's cap from the moment it is signed, before it
+        is journaled or sent: a crash can never leave a sent transfer uncounted."""
         today = datetime.now(UTC).strftime("%Y-%m-%d")
+        for action_id in action_ids:
+            action = self._top_ups_sent.get(action_id)
+            if action is not None and action.destination:
+                self.journal.record_top_up(
+                    today, action.destination, action.amount or 0, extrinsic_hash
+                )
+
+    def _record_top_ups(self, plan: Plan, results: list[ActionResult]) -> None:
+        """Forget top-ups whose transfer failed inside an included batch (extrinsics that
+        were rejected, dropped or failed as a whole are left out by the journal)."""
+        by_id = {a.id: a for a in plan.actions}
         for r in results:
             action = by_id.get(r.action_id)
-            if action and action.kind is ActionKind.TOP_UP and r.ok and action.destination:
-                self.journal.record_top_up(
-                    today, action.destination, action.amount or 0, r.extrinsic_hash or ""
-                )
+            if (
+                action
+                and action.kind is ActionKind.TOP_UP
+                and not r.ok
+                and r.block_number is not None
+                and action.destination
+                and r.extrinsic_hash
+            ):
+                self.journal.cancel_top_up(r.extrinsic_hash, action.destination)
+
+    def _record_top_ups_resolved(self, resolved: list[ActionResult]) -> None:
+        """The same for top-ups whose extrinsic the journal's rule found failing."""
+        addresses = {f"account/{a.name}": a.address for a in self.desired.accounts}
+        for r in resolved:
+            kind, _, target = r.action_id.partition(":")
+            destination = addresses.get(target)
+            if kind != ActionKind.TOP_UP.value or r.ok or destination is None:
+                continue
+            if r.block_number is not None and r.extrinsic_hash:
+                self.journal.cancel_top_up(r.extrinsic_hash, destination)
 
     async def converge(
         self,

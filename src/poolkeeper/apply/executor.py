@@ -21,6 +21,7 @@ from typing import Protocol
 from poolkeeper._crash_points import crash_point
 from poolkeeper.apply.audit import AuditCall, AuditEntry
 from poolkeeper.apply.journal import Journal, JournalStatus
+from poolkeeper.apply.settlement import Verdict, resolve_unsettled
 from poolkeeper.chain.ports import (
     CallSpec,
     ChainEvent,
@@ -148,6 +149,8 @@ class _Group:
 
 
 ProgressHook = Callable[[str], None]
+PreparedHook = Callable[[str, Sequence[str]], None]
+"""Told (extrinsic hash, action ids) of every extrinsic just before it is journaled."""
 
 
 class AuditSink(Protocol):
@@ -180,6 +183,7 @@ class Executor:
         max_batch: int = MAX_BATCH,
         progress: ProgressHook | None = None,
         audit: AuditSink | None = None,
+        on_prepared: PreparedHook | None = None,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be within 1..{MAX_BATCH}")
@@ -190,41 +194,37 @@ class Executor:
         self._max_batch = max_batch
         self._progress = progress or (lambda _msg: None)
         self._audit = audit
+        self._on_prepared = on_prepared or (lambda _hash, _ids: None)
         self._nonces: dict[str, int] = {}
         self._nonce_locks: dict[str, asyncio.Lock] = {}
+        self._in_flight: set[str] = set()
+        """Hashes of extrinsics this process submitted and is waiting for."""
 
     async def recover(self) -> list[ActionResult]:
-        """Resolve every journaled extrinsic whose outcome is unknown (after a crash).
+        """Resolve every journaled extrinsic whose outcome is unknown (after a crash, a
+        lost connection, a node restart), by the one rule of ``settlement``.
 
-        Found on chain: settled as it was. Not found and its nonce consumed, or its
-        era expired: dropped (its actions may be planned again). Otherwise the same
-        bytes are sent again: the same nonce cannot execute twice.
-        """
+        Included: settled as found. Proven dropped: settled as dropped (its actions may
+        be planned again). Otherwise it stays pending, its bytes re-submitted, and its
+        actions are not planned again (``Journal.pending_action_ids``); the next call
+        decides again. Extrinsics this process is still waiting for are left to it.
+        Returns a result per action of every extrinsic settled here."""
         results: list[ActionResult] = []
         for entry in self._journal.unsettled():
-            since = entry.era_start if entry.era_start is not None else 0
-            outcome = await self._writer.find_extrinsic(entry.extrinsic_hash, since)
-            if outcome is None:
-                chain_nonce = await self._reader.account_nonce(entry.signer)
-                if chain_nonce > entry.nonce:
-                    outcome = Outcome(
-                        status=TxStatus.DROPPED,
-                        error=f"nonce {entry.nonce} was used by another extrinsic",
-                    )
-                else:
-                    signed = SignedExtrinsic(
-                        extrinsic_hash=entry.extrinsic_hash,
-                        data=entry.data,
-                        signer=entry.signer,
-                        nonce=entry.nonce,
-                        call_count=len(entry.action_ids),
-                        era_start=entry.era_start,
-                        era_period=entry.era_period,
-                    )
-                    self._progress(f"re-sending journaled extrinsic {entry.extrinsic_hash}")
-                    outcome = await self._writer.send(signed)
+            if entry.extrinsic_hash in self._in_flight:
+                continue
+            resolution = await resolve_unsettled(entry, self._writer)
+            if resolution.verdict is Verdict.PENDING:
+                self._progress(f"extrinsic {entry.extrinsic_hash} pending: {resolution.reason}")
+                continue
+            assert resolution.outcome is not None
+            if resolution.verdict is Verdict.DROPPED:
+                self._progress(f"extrinsic {entry.extrinsic_hash} dropped: {resolution.reason}")
+                self._forget_nonce(entry.signer)
             sent = _Sent(None, entry.signer, entry.nonce)
-            results.extend(self._settle(entry.extrinsic_hash, entry.action_ids, outcome, sent))
+            results.extend(
+                self._settle(entry.extrinsic_hash, entry.action_ids, resolution.outcome, sent)
+            )
         return results
 
     async def execute(self, actions: Sequence[Action]) -> list[ActionResult]:
@@ -347,6 +347,7 @@ class Executor:
         ids = [a.id for a in chunk]
         for attempt in range(2):
             signed = await self._signed(signer, calls, proxy)
+            self._on_prepared(signed.extrinsic_hash, ids)
             self._journal.record_prepared(
                 extrinsic_hash=signed.extrinsic_hash,
                 signer=signed.signer,
@@ -361,13 +362,25 @@ class Executor:
                     f"{group.signer}: sending {len(calls)} call(s), nonce {signed.nonce}"
                 )
             crash_point("before_submit")
+            self._in_flight.add(signed.extrinsic_hash)
+            outcome: Outcome | None
             try:
                 outcome = await self._writer.send(signed)
+                if outcome.status is TxStatus.DROPPED:
+                    outcome = await self._proven_dropped(signed, outcome)
             except TemporaryError as exc:
                 # Unknown whether it reached the node: leave it PREPARED for recover().
                 self._forget_nonce(signer.address)
                 return [
                     ActionResult(i, False, f"outcome unknown ({exc}); will be resolved")
+                    for i in ids
+                ]
+            finally:
+                self._in_flight.discard(signed.extrinsic_hash)
+            if outcome is None:
+                self._forget_nonce(signer.address)
+                return [
+                    ActionResult(i, False, "outcome unknown (still pending); will be resolved")
                     for i in ids
                 ]
             crash_point("before_settle")
@@ -376,10 +389,22 @@ class Executor:
                 self._settle(signed.extrinsic_hash, ids, outcome, sent)
                 self._forget_nonce(signer.address)
                 continue
-            if outcome.status is TxStatus.REJECTED:
+            if outcome.status in (TxStatus.REJECTED, TxStatus.DROPPED):
                 self._forget_nonce(signer.address)
             return self._settle(signed.extrinsic_hash, ids, outcome, sent)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _proven_dropped(self, signed: SignedExtrinsic, outcome: Outcome) -> Outcome | None:
+        """A waiter saw no inclusion before the era ended: the rule decides (it scans
+        from the era start), so "dropped" is recorded only when proven."""
+        entry = next(
+            (e for e in self._journal.unsettled() if e.extrinsic_hash == signed.extrinsic_hash),
+            None,
+        )
+        if entry is None:
+            return outcome
+        resolution = await resolve_unsettled(entry, self._writer, resend=False)
+        return resolution.outcome
 
     async def _signed(
         self, signer: Signer, calls: list[CallSpec], proxy: str | None
@@ -388,7 +413,14 @@ class Executor:
         async with lock:
             if signer.address not in self._nonces:
                 self._nonces[signer.address] = await self._reader.account_nonce(signer.address)
-            nonce = self._nonces[signer.address]
+            # After what the pool holds (system_accountNextIndex), what this process
+            # signed, and every extrinsic of this signer the journal has pending (a node
+            # restart may have emptied the pool): a pending nonce is never used again.
+            journal_next = max(
+                (e.nonce + 1 for e in self._journal.unsettled() if e.signer == signer.address),
+                default=0,
+            )
+            nonce = max(self._nonces[signer.address], journal_next)
             signed = await self._writer.sign(signer, calls, proxy_for=proxy, nonce=nonce)
             self._nonces[signer.address] = nonce + 1
             return signed

@@ -335,12 +335,32 @@ class Journal:
         )
 
     def topped_up_on(self, day: str) -> dict[str, int]:
-        """Plancks sent by top-ups on ``day`` (UTC, ``YYYY-MM-DD``), by destination."""
+        """Plancks sent by top-ups on ``day`` (UTC, ``YYYY-MM-DD``), by destination.
+
+        A top-up counts from the moment its extrinsic is signed (recorded before it is
+        journaled), unless that extrinsic is settled as never executed (rejected,
+        dropped, failed): a transfer whose outcome a crash left unknown, or that is
+        still in the pool, already uses the day's cap."""
         rows = self._db.execute(
-            "SELECT destination, SUM(amount) FROM top_ups WHERE day = ? GROUP BY destination",
-            (day,),
+            "SELECT t.destination, SUM(t.amount) FROM top_ups t"
+            " LEFT JOIN extrinsics e ON e.extrinsic_hash = t.extrinsic_hash"
+            " WHERE t.day = ? AND (e.status IS NULL OR e.status NOT IN (?, ?, ?))"
+            " GROUP BY t.destination",
+            (
+                day,
+                JournalStatus.REJECTED.value,
+                JournalStatus.DROPPED.value,
+                JournalStatus.FAILED.value,
+            ),
         ).fetchall()
         return {str(dest): int(total) for dest, total in rows}
+
+    def cancel_top_up(self, extrinsic_hash: str, destination: str) -> None:
+        """Forget a top-up whose transfer failed inside an included batch."""
+        self._db.execute(
+            "DELETE FROM top_ups WHERE extrinsic_hash = ? AND destination = ?",
+            (extrinsic_hash, destination),
+        )
 
     def _transaction(self) -> _Tx:
         return _Tx(self._db)

@@ -139,6 +139,14 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class NonceAt:
+    """An account's on-chain nonce read at one block."""
+
+    nonce: int
+    block_number: int
+
+
 class ChainWriter(Protocol):
     """Signs, submits and follows extrinsics."""
 
@@ -169,6 +177,16 @@ class ChainWriter(Protocol):
 
     async def find_extrinsic(self, extrinsic_hash: str, since_block: int) -> Outcome | None:
         """Look for an extrinsic in blocks from ``since_block`` to the best block."""
+        ...
+
+    async def chain_nonce(self, address: str) -> NonceAt:
+        """The account's nonce in ``System.Account`` at the best block (extrinsics
+        included so far; the transaction pool is not counted), with that block."""
+        ...
+
+    async def resubmit(self, signed: SignedExtrinsic) -> str | None:
+        """Submit ``signed`` again without waiting: None when the node took it, else its
+        refusal text (``already imported`` means the pool holds it)."""
         ...
 
 

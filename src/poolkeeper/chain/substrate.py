@@ -37,6 +37,7 @@ from poolkeeper.chain.ports import (
     ChainEvent,
     ChainState,
     ItemResult,
+    NonceAt,
     Outcome,
     SignedExtrinsic,
     Signer,
@@ -60,6 +61,9 @@ T = TypeVar("T")
 QUERY_CHUNK = 2000
 """Storage keys per ``state_queryStorageAt`` request."""
 ERA_PERIOD = 64
+"""Blocks an extrinsic stays valid for (mortal era). 64 blocks are 12.8 minutes on
+Khala's 12 s blocks: a lost extrinsic is proven dropped, and its actions planned again,
+at most that long (less the finality lag) after it was signed (docs/decisions.md)."""
 W_PHA_ASSET_ID = 10000
 
 
@@ -592,7 +596,7 @@ class SubstrateChain:
 
         return await self._run(fee)
 
-    async def send(self, signed: SignedExtrinsic) -> Outcome:
+    async def resubmit(self, signed: SignedExtrinsic) -> str | None:
         def submit(s: SubstrateInterface) -> str | None:
             response = s.rpc_request("author_submitExtrinsic", ["0x" + signed.data.hex()])
             if "error" in response:
@@ -600,9 +604,23 @@ class SubstrateChain:
             return None
 
         try:
-            rejected = await self._run(submit)
+            return await self._run(submit)
         except SubstrateRequestException as exc:
-            rejected = _rejection_text(exc.args[0] if exc.args else exc)
+            return _rejection_text(exc.args[0] if exc.args else exc)
+
+    async def chain_nonce(self, address: str) -> NonceAt:
+        def read(s: SubstrateInterface) -> NonceAt:
+            best_hash = s.rpc_request("chain_getBlockHash", [])["result"]
+            number = int(s.rpc_request("chain_getHeader", [best_hash])["result"]["number"], 16)
+            info = s.query("System", "Account", [address], block_hash=best_hash)
+            value = info.value if info is not None else None
+            nonce = int(value["nonce"]) if isinstance(value, dict) else 0
+            return NonceAt(nonce=nonce, block_number=number)
+
+        return await self._run(read)
+
+    async def send(self, signed: SignedExtrinsic) -> Outcome:
+        rejected = await self.resubmit(signed)
         if rejected is not None:
             return Outcome(status=TxStatus.REJECTED, error=rejected)
         crash_point("after_submit")

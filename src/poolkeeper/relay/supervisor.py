@@ -45,10 +45,12 @@ class RelaySupervisor:
         submit_for: Callable[[str], Submit | None],
         *,
         idle_seconds: float = 1.0,
+        in_flight: Callable[[str], bool] | None = None,
     ) -> None:
         self.source = source
         self.transport = transport
         self._submit_for = submit_for
+        self._in_flight = in_flight
         self._idle = idle_seconds
         self._running: dict[str, _Running] = {}
         self._stopping: dict[str, asyncio.Task[None]] = {}
@@ -79,7 +81,12 @@ class RelaySupervisor:
             relay = ExternalRelay(name, options, after=self._stopping.get(name))
         else:
             relay = WorkerRelay(
-                name, self.transport.client(endpoint), self.source, options, self._submit_for(name)
+                name,
+                self.transport.client(endpoint),
+                self.source,
+                options,
+                self._submit_for(name),
+                in_flight=self._in_flight,
             )
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop, idle_seconds=self._idle), name=f"relay:{name}")

@@ -88,6 +88,20 @@ class RelayStatus:
     rounds_without_progress: int = 0
 
 
+def egress_job_id(worker: str, sender: bytes, sequence: int) -> str:
+    """The job id of one egress message: the same on every try, so a journaled extrinsic
+    carrying it is recognised (``egress_of`` reads it back)."""
+    return f"egress:worker/{worker}:{sender.hex()}:{sequence}"
+
+
+def egress_of(job_id: str) -> tuple[bytes, int] | None:
+    """(sender, sequence) of an egress job id; None for other jobs."""
+    if not job_id.startswith("egress:"):
+        return None
+    _, sender, sequence = job_id.rsplit(":", 2)
+    return bytes.fromhex(sender), int(sequence)
+
+
 Submit = Callable[[str, CallSpec], Awaitable[bool]]
 """Submits one call for a worker (``(job id, call) -> ok``), batched by the caller."""
 
@@ -121,8 +135,11 @@ class WorkerRelay:
         submit: Submit | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        in_flight: Callable[[str], bool] | None = None,
     ) -> None:
         self.name = name
+        self._in_flight = in_flight or (lambda _job_id: False)
+        """Whether a job is carried by an extrinsic that may still be included (journal)."""
         self.client = client
         self.source = source
         self.options = options
@@ -147,7 +164,7 @@ class WorkerRelay:
         """(sender, sequence) → tip when last submitted."""
         self._egress_in_flight: set[tuple[bytes, int]] = set()
         """Submissions not answered yet: never sent twice at once."""
-        self._egress_tasks: set[asyncio.Task[None]] = set()
+        self._egress_tasks: set[asyncio.Task[object]] = set()
 
     async def step(self) -> StepKind:
         """One round: the counters (kept from the last answers, or ``GetInfo`` when they
@@ -333,17 +350,35 @@ class WorkerRelay:
         self._egress_sent = {k: v for k, v in self._egress_sent.items() if k in present}
         by_sender: dict[bytes, list[EgressMessage]] = {}
         for message in messages:
-            if self._egress_due((message.sender, message.sequence), tip):
-                by_sender.setdefault(message.sender, []).append(message)
-        for sender, due in by_sender.items():
+            by_sender.setdefault(message.sender, []).append(message)
+        for sender, pending in by_sender.items():
+            if not any(self._egress_due((sender, m.sequence), tip) for m in pending):
+                continue
+            # Never sent again while an extrinsic carrying it may still be included (asked
+            # first: one settled after this is on chain for the next question), nor when
+            # the chain has its sequence or the pool holds it (pha_getMqNextSequence: on
+            # chain plus top-level messages in the pool). Either would fail BadSequence.
+            carried = {
+                m.sequence
+                for m in pending
+                if self._in_flight(egress_job_id(self.name, sender, m.sequence))
+            }
             next_seq = await self.source.mq_next_sequence(sender)
-            for message in sorted(due, key=lambda m: m.sequence):
+            for message in sorted(pending, key=lambda m: m.sequence):
                 key = (sender, message.sequence)
-                self._egress_sent[key] = tip
                 if message.sequence < next_seq:
+                    self._egress_sent[key] = tip
                     continue  # on chain already; the pRuntime drops it soon
+                if message.sequence in carried:
+                    continue  # journaled: anything signed later executes after it
+                if key in self._egress_in_flight or not self._egress_due(key, tip):
+                    # An earlier message is queued but not signed yet, or waits for its
+                    # retry: a later one could reach the chain first and fail BadSequence
+                    # (the chain takes a sender's messages in order). Wait for it.
+                    break
+                self._egress_sent[key] = tip
                 self._egress_in_flight.add(key)
-                job_id = f"egress:worker/{self.name}:{sender.hex()}:{message.sequence}"
+                job_id = egress_job_id(self.name, sender, message.sequence)
                 self._spawn(self._submit_egress(key, job_id, message.call()))
 
     def _egress_due(self, key: tuple[bytes, int], tip: int) -> bool:
@@ -355,24 +390,28 @@ class WorkerRelay:
 
     async def _submit_egress(self, key: tuple[bytes, int], job_id: str, call: CallSpec) -> None:
         try:
-            await self._submit_quietly(job_id, call)
+            if not await self._submit_quietly(job_id, call):
+                # Not sent (node unreachable) or failed: due again at once. One whose
+                # outcome is unknown stays journaled as pending, and is skipped as carried.
+                self._egress_sent.pop(key, None)
         finally:
             self._egress_in_flight.discard(key)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[object]) -> None:
         task = asyncio.ensure_future(coro)
         self._egress_tasks.add(task)
         task.add_done_callback(self._egress_tasks.discard)
 
-    async def _submit_quietly(self, job_id: str, call: CallSpec) -> None:
+    async def _submit_quietly(self, job_id: str, call: CallSpec) -> bool:
         assert self.submit is not None
         try:
             ok = await self.submit(job_id, call)
         except PoolkeeperError as exc:
             self.status.last_error = f"{job_id}: {exc}"
-            return
+            return False
         if not ok:
             self.status.last_error = f"{job_id}: failed on chain"
+        return ok
 
     async def _wait_at_tip(self, stop: asyncio.Event, idle_seconds: float) -> None:
         """At the tip the next round is due when a new block is finalized; at the latest

@@ -87,8 +87,11 @@ class World:
         block_time: float,
         cool_down: int,
         runtime: str = "khala",
+        accounts: str = ACCOUNTS,
+        phala: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
+        self.accounts_yaml = accounts
         self.inventory = root / "inventory"
         self.inventory.mkdir(parents=True)
         self.state_dir = root / "state"
@@ -110,13 +113,14 @@ class World:
         genesis["phala"].update(
             benchmark_duration=2, heartbeat_interval=5, unresponsive_after=10**6
         )
+        genesis["phala"].update(phala or {})
         self.chain = DevnetChain.start(
             genesis, block_time=block_time, finality_lag=1, runtime_name=runtime
         )
         self._write_static(self.chain.url)
 
     def _write_static(self, chain_url: str) -> None:
-        (self.inventory / "accounts.yaml").write_text(ACCOUNTS, encoding="utf-8")
+        (self.inventory / "accounts.yaml").write_text(self.accounts_yaml, encoding="utf-8")
         (self.inventory / "pools.yaml").write_text(POOLS, encoding="utf-8")
         (self.inventory / "settings.yaml").write_text(
             settings(chain_url, self.state_dir), encoding="utf-8"

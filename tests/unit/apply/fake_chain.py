@@ -16,6 +16,7 @@ from poolkeeper.chain.ports import (
     CallSpec,
     ChainState,
     ItemResult,
+    NonceAt,
     Outcome,
     SignedExtrinsic,
     Signer,
@@ -157,3 +158,11 @@ class FakeChain:
 
     async def find_extrinsic(self, extrinsic_hash: str, since_block: int) -> Outcome | None:
         return self.included.get(extrinsic_hash)
+
+    async def chain_nonce(self, address: str) -> NonceAt:
+        return NonceAt(self.nonces.get(address, 0), self.block)
+
+    async def resubmit(self, signed: SignedExtrinsic) -> str | None:
+        """This fake has no pool: a taken extrinsic is included at once."""
+        outcome = await self.send(signed)
+        return outcome.error if outcome.status is TxStatus.REJECTED else None

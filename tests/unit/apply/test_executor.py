@@ -134,8 +134,15 @@ async def test_prepared_but_never_sent_is_sent_with_the_same_bytes(journal: Jour
         era_start=None,
         era_period=None,
     )
-    results = await make(chain, journal).recover()
+    executor = make(chain, journal)
+    # Pending (its nonce is not used, it is in no block): the same bytes are re-submitted
+    # and it stays pending until a block is seen to hold it.
+    assert await executor.recover() == []
+    assert chain.sent_hashes == [signed.extrinsic_hash]
+    assert journal.pending_action_ids() == {"x"}
+    results = await executor.recover()
     assert [r.action_id for r in results] == ["x"]
+    assert journal.entries()[0].status is JournalStatus.IN_BLOCK
     assert chain.sent_hashes == [signed.extrinsic_hash]
 
 

@@ -382,3 +382,50 @@ async def test_dispatch_window_never_passes_synced_headers(sync_blocks: int) -> 
     relay, pruntime, _, _ = make_relay(tip=25, sync_blocks=sync_blocks)
     await run_until_tip(relay, limit=200)
     assert (pruntime.headernum, pruntime.blocknum) == (26, 26)
+
+
+async def test_egress_carried_by_a_pending_extrinsic_is_not_sent_again() -> None:
+    relay, pruntime, source, submissions = make_relay(tip=10)
+    carried = f"egress:worker/w0:{WORKER_ORIGIN.hex()}:0"
+    relay._in_flight = lambda job_id: job_id == carried  # journaled, may still be included
+    pruntime.egress = [0, 1]
+    source.next_sequence = 0  # batched messages in the pool are not counted by the node
+    await run_until_tip(relay)
+    await asyncio.sleep(0)
+    # The later one goes: anything signed now executes after the journaled one.
+    assert [job for job, _ in submissions.jobs] == [f"egress:worker/w0:{WORKER_ORIGIN.hex()}:1"]
+
+
+async def test_a_later_egress_message_waits_for_an_earlier_one_not_yet_signed() -> None:
+    relay, pruntime, source, _ = make_relay(tip=10)
+    answered = asyncio.Event()
+    jobs: list[str] = []
+
+    async def failing_submit(job_id: str, call: CallSpec) -> bool:
+        jobs.append(job_id)
+        await answered.wait()
+        return False  # the node could not be reached: nothing was signed
+
+    relay.submit = failing_submit
+    pruntime.egress = [0]
+    await run_until_tip(relay)
+    await asyncio.sleep(0)
+    assert len(jobs) == 1
+    pruntime.egress = [0, 1]  # a new message while message 0 is queued, not signed
+    source.tip += 1
+    await run_until_tip(relay)
+    await asyncio.sleep(0)
+    assert len(jobs) == 1, "message 1 would reach the chain before message 0"
+    answered.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    relay.submit = lambda job_id, call: _ok(jobs, job_id)
+    await relay.step()  # failed before signing: due again at once, then the next in order
+    await asyncio.sleep(0)
+    sequences = [int(j.rsplit(":", 1)[1]) for j in jobs[1:]]
+    assert sequences == [0, 1]
+
+
+async def _ok(jobs: list[str], job_id: str) -> bool:
+    jobs.append(job_id)
+    return True
