@@ -371,11 +371,13 @@ class WorkerRelay:
                     continue  # on chain already; the pRuntime drops it soon
                 if message.sequence in carried:
                     continue  # journaled: anything signed later executes after it
-                if key in self._egress_in_flight or not self._egress_due(key, tip):
-                    # An earlier message is queued but not signed yet, or waits for its
-                    # retry: a later one could reach the chain first and fail BadSequence
-                    # (the chain takes a sender's messages in order). Wait for it.
+                if key in self._egress_in_flight:
+                    # An earlier message is queued but not signed yet: a later one could
+                    # reach the chain first and fail BadSequence (the chain takes a
+                    # sender's messages in order). Wait for it.
                     break
+                if not self._egress_due(key, tip):
+                    continue  # sent (signed, on its way): a later one is signed after it
                 self._egress_sent[key] = tip
                 self._egress_in_flight.add(key)
                 job_id = egress_job_id(self.name, sender, message.sequence)
@@ -394,6 +396,7 @@ class WorkerRelay:
                 # Not sent (node unreachable) or failed: due again at once. One whose
                 # outcome is unknown stays journaled as pending, and is skipped as carried.
                 self._egress_sent.pop(key, None)
+                self._pending_messages = max(self._pending_messages, 1)  # check next round
         finally:
             self._egress_in_flight.discard(key)
 
