@@ -10,13 +10,19 @@ from __future__ import annotations
 from typing import Protocol
 
 from poolkeeper.model.observed import PRuntimeInfo
-from poolkeeper.pruntime import PRuntimeClient
+from poolkeeper.pruntime import PhactoryInfo
+
+
+class InfoClient(Protocol):
+    """The one call of ``PRuntimeClient`` the observer makes."""
+
+    async def get_info(self) -> PhactoryInfo: ...
 
 
 class PRuntimeClients(Protocol):
     """Hands out a client per pRuntime endpoint (``PRuntimeTransport`` does)."""
 
-    def client(self, url: str) -> PRuntimeClient: ...
+    def client(self, url: str) -> InfoClient: ...
 
 
 class PRuntimeInfoReader:
