@@ -51,7 +51,7 @@ def observed() -> Observed:
     def prt(endpoint: str, key: str, **info: object) -> PRuntimeObservation:
         return PRuntimeObservation(
             endpoint=endpoint,
-            info=PRuntimeInfo(initialized=True, public_key=key, **info),  # type: ignore[arg-type]
+            info=PRuntimeInfo(initialized=True, public_key=key, **info),
             read_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
 
