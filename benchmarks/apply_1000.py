@@ -47,11 +47,12 @@ sys.path.insert(0, str(ROOT))
 from tests._ports import free_port  # noqa: E402
 
 from poolkeeper._cli_devnet import genesis_for  # noqa: E402
+from poolkeeper.app import build_ports  # noqa: E402
 from poolkeeper.apply.journal import Journal  # noqa: E402
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
-from poolkeeper.keys import Mnemonic  # noqa: E402
-from poolkeeper.loop import KeyRing, Reconciler  # noqa: E402
+from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
+from poolkeeper.loop import Reconciler  # noqa: E402
 from poolkeeper.model.actions import ActionKind  # noqa: E402
 from poolkeeper.model.desired import Desired  # noqa: E402
 from poolkeeper.model.observed import Observed, PRuntimeInfo, SessionState  # noqa: E402
@@ -230,7 +231,7 @@ async def one_pass(url: str, inventory: Path, state_dir: Path) -> tuple[RunFigur
     desired = load_inventory(inventory)
     pubkeys = {w.endpoint: worker_pubkey(i) for i, w in enumerate(desired.workers)}
     reconciler = ChainOnlyReconciler(
-        desired, mnemonic=Mnemonic(PHRASE), state_dir=state_dir, chain_url=url
+        desired, build_ports(desired, mnemonic=Mnemonic(PHRASE), state_dir=state_dir, chain_url=url)
     )
     reconciler.pruntimes = SyncedPRuntimes(pubkeys)
     try:

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
-from poolkeeper.loop import PRuntimeInfoReader  # noqa: E402
 from poolkeeper.observe.observer import poll_pruntimes  # noqa: E402
+from poolkeeper.observe.pruntime_info import PRuntimeInfoReader  # noqa: E402
 from poolkeeper.pruntime import PRuntimeTransport  # noqa: E402
 
 ALICE = "45R2pfjQUW2s9PQRHU48HQKLKHVMaDja7N3wpBtmF28UYDs2"

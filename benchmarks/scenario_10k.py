@@ -47,8 +47,7 @@ from poolkeeper._cli_devnet import genesis_for  # noqa: E402
 from poolkeeper.chain._rpc import AsyncRpc  # noqa: E402
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
-from poolkeeper.keys import Mnemonic  # noqa: E402
-from poolkeeper.loop import KeyRing  # noqa: E402
+from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
 from poolkeeper.model.observed import SessionState  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"

@@ -25,7 +25,7 @@ import typer
 
 from poolkeeper.errors import InventoryError, SecretError
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import load_master_secret
+from poolkeeper.keys import KeyRing, load_master_secret
 from poolkeeper.model.amounts import PLANCKS_PER_PHA
 from poolkeeper.model.desired import AccountRole, Desired
 
@@ -89,8 +89,6 @@ def genesis_for(desired: Desired, addresses: dict[str, str], *, cool_down: int) 
 
 
 def _addresses(desired: Desired, directory: Path) -> dict[str, str]:
-    from poolkeeper.loop import KeyRing
-
     try:
         mnemonic = load_master_secret(desired.settings.secrets, base_dir=directory)
     except SecretError as error:

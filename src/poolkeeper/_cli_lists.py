@@ -333,8 +333,7 @@ def with_derived_addresses(desired: Desired, directory: Path) -> Desired:
     if not any(a.address is None and a.derivation for a in desired.accounts):
         return desired
     from poolkeeper.errors import SecretError
-    from poolkeeper.keys import load_master_secret
-    from poolkeeper.loop import KeyRing
+    from poolkeeper.keys import KeyRing, load_master_secret
 
     base = directory if directory.is_dir() else directory.parent
     try:

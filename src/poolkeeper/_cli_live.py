@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.apply.statedir import StateDirLock
@@ -120,7 +121,7 @@ def make_reconciler(
         lock_state_dir(state_dir, lock)
     try:
         log = AuditLog(state_dir / AUDIT_FILE)
-        reconciler = Reconciler(
+        reconciler = build_reconciler(
             desired,
             mnemonic=mnemonic,
             state_dir=state_dir,

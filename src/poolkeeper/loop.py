@@ -13,41 +13,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Protocol
 
 from poolkeeper._loop_runner import run_passes
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
-from poolkeeper.apply.top_up_ledger import TopUpLedger
-from poolkeeper.chain._rpc import AsyncRpc
-from poolkeeper.chain.ports import CallSpec, Signer
+from poolkeeper.apply.top_up_ledger import TopUpLedger, TransferSource
+from poolkeeper.chain.ports import CallSpec, ChainReader, ChainWriter
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
-from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.errors import PoolkeeperError, SecretError
+from poolkeeper.errors import PoolkeeperError
 from poolkeeper.health import LoopHealth
-from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys, own_keys
+from poolkeeper.keys import KeyRing
 from poolkeeper.model.actions import Action, ActionKind, Plan
-from poolkeeper.model.conditions import (
-    Conditions,
-    derive_conditions,
-    genesis_mismatch,
-    with_loop_failure,
-)
-from poolkeeper.model.desired import AccountRole, Desired, WorkerState, external_relay_command
-from poolkeeper.model.observed import Observed, PRuntimeInfo
-from poolkeeper.model.ss58 import decode_address
-from poolkeeper.notify import WebhookNotifier
-from poolkeeper.observe.observer import observe
+from poolkeeper.model.conditions import Conditions, derive_conditions, with_loop_failure
+from poolkeeper.model.desired import AccountRole, Desired
+from poolkeeper.model.observed import Observed, RelayStatus
+from poolkeeper.notify import AlertEvent
+from poolkeeper.observe.observer import PRuntimeInfoSource, observe
 from poolkeeper.observe.pubkeys import PubkeyMemory
-from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers
-from poolkeeper.pruntime import PRuntimeTransport
+from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers, wanted_relays
 from poolkeeper.relay.external import ExternalRelayFactory
-from poolkeeper.relay.supervisor import AnyRelayOptions, RelaySupervisor
+from poolkeeper.relay.supervisor import AnyRelayOptions
 from poolkeeper.relay.worker import RelayOptions, Submit
 
 LOCAL_KINDS = frozenset(
@@ -59,103 +50,66 @@ LOCAL_KINDS = frozenset(
         ActionKind.REGISTER_WORKER,
     }
 )
-_PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
 
 
-class KeyRing:
-    """Signers for the inventory's accounts, derived from the master secret once."""
+class ChainPort(ChainReader, ChainWriter, TransferSource, Protocol):
+    """The chain as the reconciler uses it: reads, writes, transfers (``SubstrateChain``)."""
 
-    def __init__(
-        self,
-        desired: Desired,
-        mnemonic: Mnemonic | None,
-        *,
-        base_dir: Path | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self._mnemonic = mnemonic
-        self._base_dir = base_dir
-        self._environ = environ
-        self._keys: dict[str, DerivedKey] = {}
-        self._addresses: dict[str, str] = {}
-        self._key_problems: dict[str, str] = {}
-        self.load(desired)
-
-    def load(self, desired: Desired) -> None:
-        """(Re)derive for the accounts of ``desired`` (after an inventory reload)."""
-        labels = [a.derivation for a in desired.accounts if a.derivation]
-        prefix = desired.settings.ss58_prefix
-        mnemonic = self._mnemonic
-        keys = derive_keys(mnemonic, labels, prefix) if (mnemonic and labels) else {}
-        self._keys = {}
-        self._addresses = {}
-        for account in desired.accounts:
-            key = keys.get(account.derivation) if account.derivation else None
-            if key is not None:
-                self._keys[account.name] = key
-            address = account.address or (key.address if key else None)
-            if address:
-                self._addresses[account.name] = address
-        own = own_keys(desired, base_dir=self._base_dir, environ=self._environ)
-        self._keys.update(own.keys)
-        self._key_problems = own.problems
-
-    def problems(self) -> dict[str, str]:
-        """Accounts whose own key (``key:``) could not be loaded or does not match, and why."""
-        return dict(self._key_problems)
-
-    def signer(self, account: str) -> Signer:
-        key = self._keys.get(account)
-        if key is None and account in self._key_problems:
-            raise SecretError(self._key_problems[account])
-        if key is None:
-            raise SecretError(
-                f"account {account!r} cannot sign: it has no derivation label, "
-                "or no master secret was provided"
-            )
-        return key
-
-    def address_or_none(self, account: str) -> str | None:
-        """The account's address when known (declared or derived)."""
-        return self._addresses.get(account)
-
-    def has(self, account: str) -> bool:
-        """Whether the account's address is known (declared or derived)."""
-        return account in self._addresses
-
-    def address(self, account: str) -> str:
-        try:
-            return self._addresses[account]
-        except KeyError:
-            raise SecretError(
-                f"account {account!r} has no address: run `poolkeeper accounts generate`"
-            ) from None
+    async def close(self) -> None: ...
 
 
-class PRuntimeInfoReader:
-    """``GetInfo`` through the shared transport, as model values."""
+class RelayPort(Protocol):
+    """Keeps the running relays equal to a wanted set (``RelaySupervisor``)."""
 
-    def __init__(self, transport: PRuntimeTransport) -> None:
-        self._transport = transport
+    def reconcile(self, wanted: Mapping[str, tuple[str, AnyRelayOptions]]) -> None: ...
 
-    async def get_info(self, endpoint: str) -> PRuntimeInfo:
-        info = await self._transport.client(endpoint).get_info()
-        return PRuntimeInfo(
-            initialized=info.initialized,
-            registered=info.registered,
-            headernum=info.headernum,
-            para_headernum=info.para_headernum,
-            blocknum=info.blocknum,
-            public_key=info.public_key,
-            ecdh_public_key=info.ecdh_public_key,
-            genesis_block_hash=info.genesis_block_hash,
-            score=info.score,
-            version=info.version,
-            git_revision=info.git_revision,
-            dev_mode=info.dev_mode,
-            pending_messages=info.pending_messages,
-            genesis_block=info.system.genesis_block if info.system else None,
-        )
+    def statuses(self) -> dict[str, RelayStatus]: ...
+
+    def details(self) -> dict[str, str]: ...
+
+    def note_observation(self, observed: Observed) -> None: ...
+
+    async def stop_all(self) -> None: ...
+
+
+RelayFactory = Callable[[Callable[[str], Submit | None], Callable[[str], bool]], RelayPort]
+"""Builds the relay port from the reconciler's ``submit_for`` (worker → how its relay
+submits extrinsics) and ``in_flight`` (job id → carried by a pending extrinsic)."""
+
+
+class Notifier(Protocol):
+    """Receives every executing pass's plan; posts new alerts and recoveries."""
+
+    async def notify(self, plan: Plan) -> list[AlertEvent]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ReconcilerPorts:
+    """Everything a ``Reconciler`` talks to. ``poolkeeper.app.build_ports`` makes the real
+    ones; unit tests pass fakes."""
+
+    chain: ChainPort
+    source: RelaySource
+    """The relays' chain data (also the headers the genesis diagnosis reads)."""
+    pruntimes: PRuntimeInfoSource
+    """``GetInfo`` per pRuntime endpoint (the observer's)."""
+    relays: RelayFactory
+    journal: Journal
+    keys: KeyRing
+    pubkeys: PubkeyMemory
+    pool_settings: PoolSettingsMemory
+    external_relays: ExternalRelayFactory
+    notifier: Notifier | None = None
+    audit: AuditSink | None = None
+    clock: Callable[[], datetime] = _utc_now
+    closers: Sequence[Callable[[], Awaitable[None]]] = ()
+    """Closed last by ``Reconciler.close`` (connections only the factory knows of)."""
 
 
 @dataclass
@@ -177,45 +131,34 @@ class PassResult:
 
 
 class Reconciler:
-    """Everything a pass needs, built once per process."""
+    """Everything a pass needs, given its ports once per process (``poolkeeper.app``
+    builds the real ones)."""
 
     def __init__(
         self,
         desired: Desired,
+        ports: ReconcilerPorts,
         *,
-        mnemonic: Mnemonic | None,
-        state_dir: Path,
-        chain_url: str | None = None,
-        relay_idle_seconds: float = 1.0,
         progress: Callable[[str], None] | None = None,
-        notifier: WebhookNotifier | None = None,
-        inventory_dir: Path | None = None,
-        audit: AuditSink | None = None,
     ) -> None:
-        self.desired = desired
         self._progress = progress
-        url = chain_url or desired.settings.chain.endpoints[0]
-        self.external_relays = ExternalRelayFactory(desired.settings, url, state_dir, inventory_dir)
-        wait_final = desired.settings.chain.wait_for == "finalization"
-        self.chain = SubstrateChain(url, wait_for_finalization=wait_final)
-        self.rpc = AsyncRpc(url)
-        self.relaychain_rpc: AsyncRpc | None = None
-        self.source = self._relay_source(desired)
-        self.transport = PRuntimeTransport(
-            max_in_flight=desired.settings.pruntime_concurrency,
-            timeout=desired.settings.pruntime_timeout_seconds,
-        )
-        self.journal = Journal(state_dir / "journal.sqlite")
-        self.pubkeys = PubkeyMemory(state_dir / "pubkeys.json")
+        self._ports = ports
+        self._clock = ports.clock
+        self.external_relays = ports.external_relays
+        self.chain = ports.chain
+        self.source = ports.source
+        self.pruntimes = ports.pruntimes
+        self.journal = ports.journal
+        self.pubkeys = ports.pubkeys
         self.conditions: Conditions | None = None
         """The latest conditions (transition times are kept across passes)."""
         self._genesis_hashes: dict[int, str] = {}
-        self.keys = KeyRing(desired, mnemonic, base_dir=inventory_dir)
-        self.secret_loaded = mnemonic is not None
+        self.keys = ports.keys
+        self.secret_loaded = ports.keys.secret_loaded
         self.desired = self._with_derived_addresses(desired)
         # Every command (plan, status, list too) sees the pids of pools created earlier.
         self._with_created_pools()
-        self._pool_settings = PoolSettingsMemory(state_dir / "pool_settings.json")
+        self._pool_settings = ports.pool_settings
         self._top_ups_sent: dict[str, Action] = {}
         self.executor = Executor(
             self.chain,
@@ -223,27 +166,14 @@ class Reconciler:
             self.journal,
             self.keys,
             progress=progress,
-            audit=audit,
+            audit=ports.audit,
             on_prepared=self._top_up_prepared,
         )
         self.top_ups = TopUpLedger(self.chain, self.journal, progress=progress)
         self.collector = TxCollector(self.executor)
-        self.relays = RelaySupervisor(
-            self.source,
-            self.transport,
-            self._submit_for,
-            idle_seconds=relay_idle_seconds,
-            in_flight=self._carried_by_pending,
-        )
+        self.relays = ports.relays(self._submit_for, self._carried_by_pending)
         self._relay_signer = self._pick_relay_signer()
-        alerts = desired.settings.alerts
-        if notifier is None and alerts.webhook_url:
-            notifier = WebhookNotifier(
-                alerts.webhook_url,
-                debounce_seconds=alerts.debounce_seconds,
-                state_file=state_dir / "alerts.json",
-            )
-        self.notifier = notifier
+        self.notifier = ports.notifier
         """Receives every executing pass's plan; posts new alerts and recoveries."""
         self._pass_lock = asyncio.Lock()
         self._pending_desired: Desired | None = None
@@ -251,15 +181,6 @@ class Reconciler:
         """Told (``execute``) when a pass starts: passes of the loop and of control requests."""
         self.health = LoopHealth()
         """How ``run_forever``'s passes are going (the LoopHealthy condition)."""
-
-    def _relay_source(self, desired: Desired) -> RelaySource:
-        """The shared chain data of the relays: the chain alone, or a parachain with its
-        relay chain (settings ``chain.relaychain_endpoints``)."""
-        relaychain = desired.settings.chain.relaychain_endpoints
-        if not relaychain:
-            return RelaySource(self.rpc)
-        self.relaychain_rpc = AsyncRpc(relaychain[0])
-        return ParachainSource(self.rpc, self.relaychain_rpc)
 
     def _with_derived_addresses(self, desired: Desired) -> Desired:
         """Accounts declared by derivation label get their address in memory (the
@@ -302,51 +223,35 @@ class Reconciler:
         return job_id in self.journal.pending_action_ids()
 
     def relay_plan(self, observed: Observed) -> dict[str, tuple[str, AnyRelayOptions]]:
-        """The relays the inventory needs, with their options (external ones included)."""
-        provider = _PROVIDER_BYTES[self.desired.settings.relay.attestation_provider]
+        """The relays the inventory needs, with their options (external ones included):
+        the planner's ``wanted_relays``, as options of in-process or external relays."""
         if self.external_relays.settings != self.desired.settings:
             self.external_relays = dataclasses.replace(
                 self.external_relays, settings=self.desired.settings
             )
         wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
-        for worker in self.desired.workers:
-            pool = self.desired.pools_by_name.get(worker.pool) if worker.pool else None
-            if worker.state is WorkerState.REMOVED or (pool is not None and pool.draining):
-                continue
-            template = external_relay_command(self.desired.settings, worker)
-            if template is not None:
-                owner = self.keys.address_or_none(pool.owner) if pool else None
-                options = self.external_relays.options(worker, template, owner)
-                wanted[worker.name] = (worker.endpoint, options)
-                continue
-            operator: bytes | None = None
-            if pool is not None:
-                try:
-                    operator = decode_address(self.keys.address(pool.owner))[1]
-                except (SecretError, ValueError):
-                    operator = None
-            info = observed.pruntimes.get(worker.endpoint)
-            if genesis_mismatch(info.info if info else None, observed):
-                continue  # on another chain: feeding it this chain's blocks cannot work
-            pubkey = info.info.public_key if info and info.info else None
-            on_chain = pubkey is not None and pubkey.lower() in observed.chain_workers
-            wanted[worker.name] = (
-                worker.endpoint,
-                RelayOptions(
-                    sync_blocks=self.desired.settings.relay.sync_blocks,
-                    operator=operator,
-                    attestation_provider=provider,
-                    register=worker.state in (WorkerState.COMPUTING, WorkerState.IDLE)
-                    and not on_chain,
-                ),
-            )
+        spec = self.desired.workers_by_name
+        for name, relay in wanted_relays(self.desired, observed, self.keys.addresses()).items():
+            options: AnyRelayOptions
+            if relay.external_command is not None:
+                options = self.external_relays.options(
+                    spec[name], relay.external_command, relay.owner_address
+                )
+            else:
+                options = RelayOptions(
+                    sync_blocks=relay.sync_blocks,
+                    operator=relay.operator,
+                    attestation_provider=relay.attestation_provider,
+                    register=relay.register,
+                )
+            wanted[name] = (relay.endpoint, options)
         return wanted
 
     async def observe(self) -> Observed:
         observed = await observe(
             self.desired,
             self.chain,
-            PRuntimeInfoReader(self.transport),
+            self.pruntimes,
             relays=self.relays.statuses(),
             relay_details=self.relays.details(),
             topped_up_today=await self.top_ups.sent_today(self.desired),
@@ -386,14 +291,14 @@ class Reconciler:
     def note_conditions(self, observed: Observed, *, loop_error: str | None = None) -> Conditions:
         """Derive the conditions after ``observed``, keeping transition times."""
         self.conditions = derive_conditions(
-            self.desired, observed, self.conditions, datetime.now(UTC), loop_error=loop_error
+            self.desired, observed, self.conditions, self._clock(), loop_error=loop_error
         )
         return self.conditions
 
     def note_pass_failed(self, error: str) -> None:
         """LoopHealthy turns False (until a pass completes again)."""
         if self.conditions is not None:
-            self.conditions = with_loop_failure(self.conditions, datetime.now(UTC), error)
+            self.conditions = with_loop_failure(self.conditions, self._clock(), error)
 
     def _with_created_pools(self) -> None:
         """Pools created earlier (journal) get their pid, so they are never created twice."""
@@ -491,7 +396,7 @@ class Reconciler:
     def _top_up_prepared(self, extrinsic_hash: str, action_ids: Sequence[str]) -> None:
         """A top-up counts against the day's cap from the moment it is signed, before it
         is journaled or sent: a crash can never leave a sent transfer uncounted."""
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        today = self._clock().strftime("%Y-%m-%d")
         for action_id in action_ids:
             action = self._top_ups_sent.get(action_id)
             if action is not None and action.destination:
@@ -607,10 +512,8 @@ class Reconciler:
         await self.relays.stop_all()
         await self.collector.close()
         await self.chain.close()
-        await self.rpc.close()
-        if self.relaychain_rpc is not None:
-            await self.relaychain_rpc.close()
-        await self.transport.aclose()
+        for close in self._ports.closers:
+            await close()
         self.journal.close()
 
 

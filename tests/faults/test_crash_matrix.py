@@ -29,8 +29,7 @@ import pytest
 from poolkeeper.apply.journal import Journal
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing
+from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.model.observed import SessionState
 from poolkeeper.model.ss58 import decode_address
 from tests.faults._faults import (

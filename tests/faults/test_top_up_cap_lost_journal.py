@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import Reconciler
 from poolkeeper.plan import PlanPolicy
 from tests.functional.accounts.test_top_ups_on_devnet import (
     ADDR,
@@ -74,7 +74,7 @@ def planned_top_ups(inventory: Path) -> tuple[dict[str, int], list[str]]:
 async def top_up_to_the_cap_then_spend(devnet: DevnetChain, tmp_path: Path) -> None:
     """Two top-ups (98 + 52 PHA = the 150 PHA cap), the operator spending in between and
     after, so it is below its ``to`` (100 PHA) when the journal is lost."""
-    rec = Reconciler(
+    rec = build_reconciler(
         desired_for(tmp_path, devnet, None), mnemonic=Mnemonic(PHRASE), state_dir=tmp_path / "state"
     )
     try:
@@ -123,7 +123,7 @@ async def test_journal_reset_the_same_day_plans_no_second_top_up(
     assert any("top-up cap reached: 150 PHA of 150 PHA" in a for a in alerts), alerts
     # And an executing pass (a new process) sends nothing either.
     before = await funding_free(devnet)
-    rec = Reconciler(
+    rec = build_reconciler(
         desired_for(tmp_path, devnet, None), mnemonic=Mnemonic(PHRASE), state_dir=tmp_path / "state"
     )
     try:

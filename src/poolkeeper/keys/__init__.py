@@ -31,6 +31,7 @@ from poolkeeper.keys._redact import (
     redact,
     register_secret,
 )
+from poolkeeper.keys._ring import KeyRing
 from poolkeeper.keys._secret import Mnemonic, Secret
 from poolkeeper.keys._sources import (
     KEYRING_USERNAME,
@@ -51,6 +52,7 @@ __all__ = [
     "AddressChange",
     "DerivedKey",
     "GenerateResult",
+    "KeyRing",
     "Mnemonic",
     "OwnKeys",
     "RedactingFilter",

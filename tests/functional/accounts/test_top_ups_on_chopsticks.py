@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.keys import Mnemonic, derive_keys
-from poolkeeper.loop import Reconciler
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import (
     AccountRole,
@@ -129,7 +129,9 @@ async def test_top_ups_cap_and_funding_floor_on_a_real_runtime(
     chain.fund(relay, 1 * unit)
     alice = chain.dev_accounts["Alice"].ss58_address
     policy = PlanPolicy()
-    rec = Reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path, chain_url=chain.url)
+    rec = build_reconciler(
+        desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path, chain_url=chain.url
+    )
     try:
         first = await rec.reconcile_once(policy)
         assert top_ups(first.plan) == {"account/operator-a": 98 * unit, "account/relay": 10 * unit}
@@ -159,7 +161,9 @@ async def test_top_ups_cap_and_funding_floor_on_a_real_runtime(
     finally:
         await rec.close()
     # The cap is counted in the journal: a new process over the same state still stops.
-    again = Reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path, chain_url=chain.url)
+    again = build_reconciler(
+        desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path, chain_url=chain.url
+    )
     try:
         fourth = await again.reconcile_once(policy)
         assert fourth.observed.topped_up_today[operator] == 150 * unit

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.devnet.chain.server import DevnetChain
@@ -144,7 +145,7 @@ def desired_for(tmp_path: Path, devnet: DevnetChain, hook: Hook | None) -> Desir
 
 
 def reconciler(desired: Desired, tmp_path: Path) -> Reconciler:
-    return Reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path / "state")
+    return build_reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=tmp_path / "state")
 
 
 def top_ups(plan: Plan) -> dict[str, int]:

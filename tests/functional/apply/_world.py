@@ -25,8 +25,7 @@ from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing
+from poolkeeper.keys import KeyRing, Mnemonic
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 REPO = Path(__file__).resolve().parents[3]

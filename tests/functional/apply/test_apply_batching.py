@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 
 from poolkeeper._cli_devnet import genesis_for
+from poolkeeper.app import build_ports
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing, Reconciler
+from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper.loop import Reconciler
 from poolkeeper.model.actions import ActionKind
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, PRuntimeInfo, SessionState
@@ -135,7 +136,8 @@ async def test_each_wave_goes_out_in_full_batches_and_lands(
     chain, desired, state_dir = world
     pools_count = len(desired.pools)
     reconciler = ChainOnlyReconciler(
-        desired, mnemonic=Mnemonic(PHRASE), state_dir=state_dir, chain_url=chain.url
+        desired,
+        build_ports(desired, mnemonic=Mnemonic(PHRASE), state_dir=state_dir, chain_url=chain.url),
     )
     try:
         result = await reconciler.reconcile_once(PlanPolicy())

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import Reconciler
 from tests.functional.apply._world import PHRASE, World
 
 
@@ -103,7 +103,7 @@ def test_a_pruntime_on_another_genesis_is_named_alerted_and_not_relayed(world: W
 
     async def relays() -> set[str]:
         desired = load_inventory(world.inventory)
-        rec = Reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=world.state_dir)
+        rec = build_reconciler(desired, mnemonic=Mnemonic(PHRASE), state_dir=world.state_dir)
         try:
             return set(rec.relay_plan(await rec.observe()))
         finally:

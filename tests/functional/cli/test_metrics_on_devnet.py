@@ -23,8 +23,7 @@ from substrateinterface import SubstrateInterface
 
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing
+from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.model.observed import SessionState
 from tests._ports import free_port_run
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from poolkeeper._cli_devnet import genesis_for
+from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource
 from poolkeeper.devnet.chain.parachain import RELAY_LEAD, DevnetParachain
@@ -26,8 +27,8 @@ from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.devnet.pruntime.minichain import MiniChain
 from poolkeeper.errors import PRuntimeSyncRejected
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing, PassResult, Reconciler
+from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper.loop import PassResult, Reconciler
 from poolkeeper.model.observed import SessionState
 from poolkeeper.plan import PlanPolicy
 from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeTransport
@@ -74,7 +75,9 @@ async def test_parachain_workers_sync_register_compute_and_stay_at_tip(tmp_path:
         )
         desired = load_inventory(inventory)
         assert desired.settings.chain.is_parachain
-        rec = Reconciler(desired, mnemonic=mnemonic, state_dir=tmp_path, relay_idle_seconds=1.0)
+        rec = build_reconciler(
+            desired, mnemonic=mnemonic, state_dir=tmp_path, relay_idle_seconds=1.0
+        )
         assert isinstance(rec.source, ParachainSource)
         try:
             await _converge_and_keep(rec, sim)

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from poolkeeper._cli_devnet import genesis_for
+from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing, PassResult, Reconciler
+from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper.loop import PassResult
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, RelayStatus, SessionState
 from poolkeeper.plan import PlanPolicy
@@ -133,7 +134,7 @@ async def test_fifty_workers_sync_register_compute_and_unresponsive_when_relay_s
     world: tuple[Desired, DevnetChain, SimulatorThread], tmp_path: Path
 ) -> None:
     desired, _chain, sim = world
-    rec = Reconciler(
+    rec = build_reconciler(
         desired,
         mnemonic=Mnemonic(DEV_PHRASE),
         state_dir=tmp_path,

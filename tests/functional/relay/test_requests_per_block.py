@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from poolkeeper._cli_devnet import genesis_for
+from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic
-from poolkeeper.loop import KeyRing, PassResult, Reconciler
+from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper.loop import PassResult
 from poolkeeper.model.observed import SessionState
 from poolkeeper.plan import PlanPolicy
 from poolkeeper.relay.worker import EGRESS_CHECK_BLOCKS
@@ -67,7 +68,7 @@ async def finalized(rpc: AsyncRpc) -> int:
 async def test_at_most_two_requests_per_block_besides_egress_checks(tmp_path: Path) -> None:
     inventory, chain, sim = start_world(tmp_path)
     rpc = AsyncRpc(chain.url)
-    rec = Reconciler(
+    rec = build_reconciler(
         load_inventory(inventory),
         mnemonic=Mnemonic(DEV_PHRASE),
         state_dir=tmp_path / "state",

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from poolkeeper.app import build_reconciler
 from poolkeeper.inventory import load_inventory
-from poolkeeper.loop import PassResult, Reconciler
+from poolkeeper.loop import PassResult
 from poolkeeper.model.actions import Plan
 from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper.plan import PlanPolicy
@@ -22,7 +23,7 @@ async def test_passes_are_serialized_and_reloads_wait_for_the_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     desired = load_inventory(ROOT / "inventory")
-    rec = Reconciler(desired, mnemonic=None, state_dir=tmp_path)
+    rec = build_reconciler(desired, mnemonic=None, state_dir=tmp_path)
     observed = load_snapshot(ROOT / "examples" / "observed-devnet-fresh.json")
     running: list[str] = []
     overlaps: list[tuple[str, ...]] = []
