@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import typer
 
 from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import ActionResult, AuditSink
+from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.statedir import StateDirLock
 from poolkeeper.errors import (
     InventoryError,
@@ -28,7 +29,7 @@ from poolkeeper.errors import (
 )
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
-from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
+from poolkeeper.loop import LOCAL_KINDS, PassGate, PassResult, Reconciler
 from poolkeeper.metrics import AuditFanOut, PoolMetrics, parse_listen, serve
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
@@ -106,6 +107,7 @@ def make_reconciler(
     progress: Callable[[str], None] | None,
     lock: str | None = None,
     also_audit: AuditSink | None = None,
+    ha: Callable[[Path], tuple[Journal, PassGate]] | None = None,
 ) -> Reconciler:
     """The reconciler of this inventory. ``lock`` names the command when it writes: the
     state dir is then locked for the process's life before the journal is opened."""
@@ -118,6 +120,7 @@ def make_reconciler(
         lock_state_dir(state_dir, lock)
     try:
         log = AuditLog(state_dir / AUDIT_FILE)
+        journal, gate = ha(state_dir) if ha is not None else (None, None)
         reconciler = Reconciler(
             desired,
             mnemonic=mnemonic,
@@ -125,6 +128,8 @@ def make_reconciler(
             progress=progress,
             inventory_dir=directory,
             audit=AuditFanOut(log, also_audit) if also_audit else log,
+            journal=journal,
+            gate=gate,
         )
     except StateDirError as error:
         raise fail(f"error: {error}") from None
@@ -459,16 +464,28 @@ def start_metrics(listen: str | None) -> tuple[PoolMetrics | None, Any]:
 
 
 async def run_loop_async(
-    directory: Path, *, policy: PlanPolicy, once: bool = False, metrics_addr: str | None = None
+    directory: Path,
+    *,
+    policy: PlanPolicy,
+    once: bool = False,
+    metrics_addr: str | None = None,
+    ha: str | None = None,
+    shards: Sequence[str] = (),
 ) -> int:
-    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``)."""
+    """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``).
+    With ``ha`` (or ``settings.ha``) this process signs and relays only while it owns its
+    shard through an etcd lease (docs/ha.md); ``shards`` restricts it to those pools."""
     import signal
 
     from watchfiles import awatch
 
     from poolkeeper._cli_control import start_control
+    from poolkeeper._cli_ha import ha_builder
 
     desired = load_desired(directory)
+    ha_run, build_ha = ha_builder(desired, ha, shards, fail)
+    restrict = ha_run.restrict
+    desired = restrict(desired)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
     rec = make_reconciler(
         desired,
@@ -477,7 +494,9 @@ async def run_loop_async(
         progress=lambda m: typer.echo(f"  {m}"),
         lock="run",
         also_audit=metrics,
+        ha=build_ha,
     )
+    ha_run.attach(rec, metrics)
     stop = asyncio.Event()
     changed = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -498,7 +517,7 @@ async def run_loop_async(
             return None
         typer.echo("inventory changed: reloaded")
         control.reloaded(digest)
-        return fresh
+        return restrict(fresh)
 
     def on_pass(p: PassResult) -> None:
         control.publish_pass(p)
@@ -529,8 +548,10 @@ async def run_loop_async(
         await rec.close()
         raise
     watcher = asyncio.create_task(watch())
+    ha_task = ha_run.start(stop)
     try:
-        for r in await rec.recover():
+        # Under HA the owner recovers when it wins the shard (the gate), never a standby.
+        for r in await rec.recover() if ha_task is None else []:
             typer.echo(f"recovered from the journal: {r.action_id}: {'ok' if r.ok else r.error}")
         await rec.run_forever(
             policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
@@ -538,6 +559,7 @@ async def run_loop_async(
     finally:
         stop.set()
         watcher.cancel()
+        await ha_run.stop()
         await control.close()
         await rec.close()
         if metrics_server is not None:

@@ -292,6 +292,17 @@ def run(
             help="Serve Prometheus metrics at HOST:PORT (default: settings.metrics.listen).",
         ),
     ] = None,
+    ha: Annotated[
+        str | None,
+        typer.Option(
+            "--ha",
+            help="etcd://HOST:PORT[,…]: sign and relay only while owning the shard (docs/ha.md).",
+        ),
+    ] = None,
+    shard: Annotated[
+        list[str] | None,
+        typer.Option("--shard", help="Take only this shard of settings.shards (repeatable)."),
+    ] = None,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until interrupted (Ctrl-C stops cleanly)."""
@@ -301,7 +312,12 @@ def run(
     raise typer.Exit(
         run_async(
             run_loop_async(
-                directory, policy=PlanPolicy(prune=prune), once=once, metrics_addr=metrics_addr
+                directory,
+                policy=PlanPolicy(prune=prune),
+                once=once,
+                metrics_addr=metrics_addr,
+                ha=ha,
+                shards=tuple(shard or ()),
             )
         )
     )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
@@ -59,6 +60,14 @@ LOCAL_KINDS = frozenset(
     }
 )
 _PROVIDER_BYTES = {"none": None, "ias": b"\x01\x01", "dcap": b"\x01\x02"}
+
+
+class PassGate(Protocol):
+    """Whether this process may sign and relay now (HA ownership, docs/ha.md)."""
+
+    async def allow(self, reconciler: Reconciler) -> bool:
+        """False: observe only (relays stopped, nothing executed)."""
+        ...
 
 
 class KeyRing:
@@ -185,8 +194,12 @@ class Reconciler:
         notifier: WebhookNotifier | None = None,
         inventory_dir: Path | None = None,
         audit: AuditSink | None = None,
+        journal: Journal | None = None,
+        gate: PassGate | None = None,
     ) -> None:
         self.desired = desired
+        self.gate = gate
+        """Asked before each executing pass (HA): without it this process always writes."""
         self._progress = progress
         url = chain_url or desired.settings.chain.endpoints[0]
         self.external_relays = ExternalRelayFactory(desired.settings, url, state_dir, inventory_dir)
@@ -199,7 +212,7 @@ class Reconciler:
             max_in_flight=desired.settings.pruntime_concurrency,
             timeout=desired.settings.pruntime_timeout_seconds,
         )
-        self.journal = Journal(state_dir / "journal.sqlite")
+        self.journal = journal or Journal(state_dir / "journal.sqlite")
         self.pubkeys = PubkeyMemory(state_dir / "pubkeys.json")
         self.conditions: Conditions | None = None
         """The latest conditions (transition times are kept across passes)."""
@@ -422,6 +435,10 @@ class Reconciler:
         plan = plan_for(self.desired, observed, policy)
         result = PassResult(observed, plan, conditions=self.note_conditions(observed))
         if not execute:
+            return result
+        if self.gate is not None and not await self.gate.allow(self):
+            self.relays.reconcile({})  # not the owner: no relay, no extrinsic
+            result.duration_seconds = time.monotonic() - started
             return result
         wanted = self.relay_plan(observed)
         if policy.targets:  # --target: relays (and pRuntime initialisation) of targets only
