@@ -15,7 +15,8 @@ from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
 from poolkeeper.ha.fence import Fence
 from poolkeeper.ha.gate import HaGate
 from poolkeeper.ha.journal import BackendThread, MirroredJournal
-from poolkeeper.model.desired import Desired
+from poolkeeper.model.desired import AccountRole, Desired
+from poolkeeper.model.shards import pools_of_shard
 
 ALL = "all"
 """The shard name when ``settings.shards`` declares none: every pool."""
@@ -48,25 +49,27 @@ def shard_name(desired: Desired, wanted: Sequence[str]) -> str:
 
 
 def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
-    """Only the pools (and their workers) of ``shards``; unchanged when none is named."""
+    """Only the pools (and their workers) of ``shards``, and only their own relay signer;
+    unchanged when none is named."""
     if not shards:
         return desired
     pools: set[str] = set()
+    relay_signers: set[str] = set()
     for shard in desired.settings.shards:
-        if shard.name not in shards:
-            continue
-        pools.update(shard.pools)
-        if shard.labels:
-            for pool in desired.pools:
-                workers = [w for w in desired.workers if w.pool == pool.name]
-                if workers and all(
-                    all(w.labels.get(k) == v for k, v in shard.labels.items()) for w in workers
-                ):
-                    pools.add(pool.name)
+        if shard.name in shards:
+            pools.update(pools_of_shard(shard, desired.pools, desired.workers))
+            if shard.relay_signer:
+                relay_signers.add(shard.relay_signer)
+    accounts = desired.accounts
+    if relay_signers:  # the other shards' relay signers are theirs alone
+        accounts = tuple(
+            a for a in accounts if a.role is not AccountRole.RELAY_SIGNER or a.name in relay_signers
+        )
     return desired.model_copy(
         update={
             "pools": tuple(p for p in desired.pools if p.name in pools),
             "workers": tuple(w for w in desired.workers if w.pool in pools),
+            "accounts": accounts,
         }
     )
 

@@ -245,6 +245,9 @@ class ShardSpec(_Frozen):
     """Pool names."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Pools whose workers all carry these labels."""
+    relay_signer: str | None = None
+    """The account signing for this shard's relays (each shard needs its own when
+    several are declared: one writer per signer)."""
     source: SourceRef | None = None
 
 
