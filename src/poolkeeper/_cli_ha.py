@@ -164,3 +164,67 @@ def ha_builder(
         raise fail(f"error: {error}") from None
     cli.enabled = True
     return cli, cli.build(desired)
+
+
+def ha_status(desired: Desired, flag: str | None, state_dir: Path) -> dict[str, Any] | None:
+    """``status``'s HA section: every shard's owner from etcd (with ``--ha``), and what the
+    ``run`` sharing this state dir last wrote about itself (``ha.json``), if anything."""
+    section: dict[str, Any] = {}
+    local = state_dir / "ha.json"
+    if local.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            section["this_state_dir"] = json.loads(local.read_text())
+    if flag:
+        try:
+            from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
+            from poolkeeper.ha.ports import LeaseBackendError
+            from poolkeeper.ha.setup import ALL
+            from poolkeeper.ha.status import ownership
+        except ImportError:
+            section["error"] = "--ha needs the `ha` extra: pip install 'poolkeeper[ha]'"
+            return section
+        try:
+            endpoints = parse_endpoints(flag)
+        except ValueError as error:
+            section["error"] = str(error)
+            return section
+        shards = [s.name for s in desired.settings.shards] or [ALL]
+        cluster = desired.settings.ha.cluster if desired.settings.ha else "default"
+
+        async def read() -> list[dict[str, Any]]:
+            backend = EtcdBackend(endpoints, timeout=2.0)
+            try:
+                return await ownership(backend, cluster, shards)
+            finally:
+                await backend.close()
+
+        try:
+            section["shards"] = asyncio.run(read())
+        except LeaseBackendError as error:
+            section["error"] = str(error)
+    return section or None
+
+
+def render_ha_status(section: dict[str, Any]) -> str:
+    lines = []
+    for row in section.get("shards", []):
+        owner = row["owner"] or "nobody"
+        ttl = row["lease_ttl_seconds"]
+        since = (
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["since"]))
+            if row["since"]
+            else "-"
+        )
+        lines.append(
+            f"shard {row['shard']}: owner {owner} since {since}, lease TTL "
+            f"{'-' if ttl is None else f'{ttl}s'}, {row['unsettled_in_etcd']} unsettled in etcd"
+        )
+    own = section.get("this_state_dir")
+    if own:
+        lines.append(
+            f"this state dir's run: shard {own.get('shard')} {own.get('state')} "
+            f"(lease TTL {own.get('lease_ttl_seconds')}s)"
+        )
+    if "error" in section:
+        lines.append(f"HA: {section['error']}")
+    return "".join(f"{line}\n" for line in lines)

@@ -334,6 +334,10 @@ def status(
             "--watch", help="Follow the running `poolkeeper run` (its control API) until Ctrl-C."
         ),
     ] = False,
+    ha: Annotated[
+        str | None,
+        typer.Option("--ha", help="etcd://HOST:PORT[,…]: also show who owns which shard."),
+    ] = None,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
     if watch:
@@ -365,10 +369,18 @@ def status(
     conditions = conditions.model_copy(update={"process": ()})  # one look has no history
     plan = plan_for(desired, observed, PlanPolicy())
     document = status_document(desired, observed, conditions, plan)
+    from poolkeeper._cli_ha import ha_status, render_ha_status
+    from poolkeeper._cli_live import state_dir_of
+
+    ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
+    if ha_section is not None:
+        document["ha"] = ha_section
     if as_json:
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
         typer.echo(render_status_document(observed, document), nl=False)
+        if ha_section is not None:
+            typer.echo(render_ha_status(ha_section), nl=False)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -14,6 +15,11 @@ from dataclasses import dataclass, field
 
 from poolkeeper.ha.fence import Fence, FenceState
 from poolkeeper.ha.ports import LeaseBackend, LeaseBackendError
+
+
+def owner_value(identity: str, lease: int, since: float) -> str:
+    """What the owner key holds: who, through which lease, since when (Unix seconds)."""
+    return json.dumps({"identity": identity, "lease": lease, "since": round(since, 3)})
 
 
 def shard_prefix(cluster: str, shard: str) -> str:
@@ -84,7 +90,7 @@ class ShardAgent:
         try:
             sent = self.clock()
             lease = await self.backend.grant(ttl)
-            value = f"{self.identity}#{lease:x}"
+            value = owner_value(self.identity, lease, self.wall())
             won = await self.backend.acquire(self.owner_key, value, lease)
         except LeaseBackendError as exc:
             fence.reason = str(exc)

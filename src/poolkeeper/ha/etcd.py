@@ -90,6 +90,13 @@ class EtcdBackend:
 
         await self._call("lease revoke", go)
 
+    async def lease_ttl(self, lease: int) -> int:
+        async def go(c: aetcd.Client) -> int:
+            reply: Any = await c.get_lease_info(lease, keys=False)
+            return int(reply.TTL)
+
+        return await self._call("lease read", go)
+
     async def acquire(self, key: str, value: str, lease: int) -> bool:
         async def go(c: aetcd.Client) -> bool:
             t = c.transactions

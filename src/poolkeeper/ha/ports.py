@@ -26,6 +26,10 @@ class LeaseBackend(Protocol):
         """End ``lease`` now (its keys disappear)."""
         ...
 
+    async def lease_ttl(self, lease: int) -> int:
+        """Seconds ``lease`` has left (<= 0: expired or unknown)."""
+        ...
+
     async def acquire(self, key: str, value: str, lease: int) -> bool:
         """Create ``key`` = ``value`` attached to ``lease`` unless ``key`` exists."""
         ...

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from poolkeeper._crash_points import ENV
 from poolkeeper.model.observed import SessionState
+from tests._ports import free_port
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
 
@@ -96,7 +98,9 @@ class Runner:
                 self.proc.wait()
 
 
-def start(world: World, etcd: EtcdCluster, name: str, cluster: str, **env: str) -> Runner:
+def start(
+    world: World, etcd: EtcdCluster, name: str, cluster: str, *extra: str, **env: str
+) -> Runner:
     root = world.root / name
     inventory = root / "inventory"
     shutil.copytree(world.inventory, inventory)
@@ -112,7 +116,7 @@ def start(world: World, etcd: EtcdCluster, name: str, cluster: str, **env: str) 
     (inventory / "settings.yaml").write_text(settings)
     log = root / "run.log"
     proc = subprocess.Popen(
-        world.command("run", str(inventory), "--ha", etcd.url),
+        world.command("run", str(inventory), "--ha", etcd.url, *extra),
         env=world.env(**env),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -162,6 +166,20 @@ def test_owner_killed_mid_apply_standby_takes_over_without_duplicates(
         twice = [c for c, n in world.stake_pool_calls().items() if n > 1]
         assert not twice, twice
         assert not any(s == "prepared" for s, _ in b.journal())
+        # Anyone can see who owns the shard, from etcd.
+        shown = subprocess.run(
+            world.command("status", str(b.inventory), "--json", "--ha", etcd.url),
+            env=world.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        (row,) = json.loads(shown.stdout)["ha"]["shards"]
+        assert row["owner"] == b.ha()["identity"], row
+        assert 0 < row["lease_ttl_seconds"] <= TTL and row["since"] is not None
+        assert row["unsettled_in_etcd"] == 0
     finally:
         a.stop()
         if b is not None:
@@ -171,7 +189,8 @@ def test_owner_killed_mid_apply_standby_takes_over_without_duplicates(
 def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
     world: World, etcd: EtcdCluster
 ) -> None:
-    a = start(world, etcd, "a", "freeze")
+    port = free_port()
+    a = start(world, etcd, "a", "freeze", "--metrics-addr", f"127.0.0.1:{port}")
     b: Runner | None = None
     try:
         wait_until(lambda: a.ha().get("owner") is True, 30, "a signs", a)
@@ -185,6 +204,18 @@ def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
         woke = time.time()
         wait_until(lambda: a.ha().get("state") in ("fenced", "standby"), 10, "a fenced", a, b)
         assert "ALERT: HA lease of shard all lost" in a.output()
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text: str = r.read().decode()
+                return text
+
+        # Its passes go on (observe only): they want every relay started, i.e. none runs.
+        wanted = f'poolkeeper_plan_actions{{kind="start_relay"}} {float(WORKERS)}'
+        wait_until(lambda: wanted in scrape(), 15, "a's relays all stopped", a, b)
+        text = scrape()
+        assert 'poolkeeper_ha_owner{shard="all"} 0.0' in text, text[-2000:]
+        assert 'poolkeeper_ha_lease_ttl_seconds{shard="all"} 0.0' in text
         wait_until(lambda: converged(world), 120, "convergence under b", b)
         time.sleep(3)  # a keeps running its loop: give it time to misbehave
         assert a.proc.poll() is None, "a must keep running, as a standby"

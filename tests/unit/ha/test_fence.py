@@ -60,6 +60,10 @@ class FakeEtcd:
         self.leases.pop(lease, None)
         self.keys = {k: v for k, v in self.keys.items() if v[1] != lease}
 
+    async def lease_ttl(self, lease: int) -> int:
+        self._check()
+        return int(self.leases[lease] - self.clock.now) if lease in self.leases else -1
+
     async def acquire(self, key: str, value: str, lease: int) -> bool:
         self._check()
         if key in self.keys:
