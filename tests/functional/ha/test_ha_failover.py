@@ -87,6 +87,15 @@ class Runner:
         finally:
             db.close()
 
+    def signers(self) -> list[str]:
+        """The signer of every extrinsic this process journaled."""
+        path = self.state_dir / "journal.sqlite"
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return [str(r[0]) for r in db.execute("SELECT signer FROM extrinsics")]
+        finally:
+            db.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
