@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import typer
 from poolkeeper.apply.journal import Journal
 from poolkeeper.loop import PassGate, Reconciler
 from poolkeeper.metrics import PoolMetrics
+from poolkeeper.model.conditions import Conditions, with_ha_lease
 from poolkeeper.model.desired import Desired
 
 
@@ -65,6 +67,8 @@ class HaCli:
 
     def attach(self, rec: Reconciler, metrics: PoolMetrics | None) -> None:
         self.rec = rec
+        if self.enabled:
+            rec.extra_conditions = self._condition
         if metrics is not None and self.enabled:
             from prometheus_client import Gauge
 
@@ -82,6 +86,11 @@ class HaCli:
                     registry=metrics.registry,
                 ),
             )
+
+    def _condition(self, conditions: Conditions, now: datetime) -> Conditions:
+        fence = self.run.agent.fence
+        state = fence.tick(time.monotonic()).value
+        return with_ha_lease(conditions, now, self.shard, state, fence.reason)
 
     def document(self) -> dict[str, Any]:
         agent = self.run.agent

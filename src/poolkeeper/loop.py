@@ -243,6 +243,8 @@ class Reconciler:
         """Receives every executing pass's plan; posts new alerts and recoveries."""
         self._pass_lock = asyncio.Lock()
         self._pending_desired: Desired | None = None
+        self.extra_conditions: Callable[[Conditions, datetime], Conditions] | None = None
+        """Adds process conditions known outside the pass (HA lease) to each derivation."""
         self.on_pass_start: Callable[[bool], None] | None = None
         """Told (``execute``) when a pass starts: passes of the loop and of control requests."""
 
@@ -371,9 +373,12 @@ class Reconciler:
 
     def note_conditions(self, observed: Observed, *, loop_error: str | None = None) -> Conditions:
         """Derive the conditions after ``observed``, keeping transition times."""
+        now = datetime.now(UTC)
         self.conditions = derive_conditions(
-            self.desired, observed, self.conditions, datetime.now(UTC), loop_error=loop_error
+            self.desired, observed, self.conditions, now, loop_error=loop_error
         )
+        if self.extra_conditions is not None:
+            self.conditions = self.extra_conditions(self.conditions, now)
         return self.conditions
 
     def note_pass_failed(self, error: str) -> None:

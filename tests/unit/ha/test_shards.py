@@ -49,3 +49,31 @@ def test_shard_name_rules() -> None:
         shard_name(desired(), ["north"])
     with pytest.raises(ValueError, match="one --shard per process"):
         shard_name(desired(), ["east", "west"])
+
+
+def test_lease_condition_lost_is_critical_and_keeps_its_transition_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from poolkeeper.model.conditions import Conditions, ConditionStatus, Reason, with_ha_lease
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    held = with_ha_lease(Conditions(), t0, "east", "active", "")
+    (c,) = held.process
+    assert (c.type, c.status, c.reason, c.severity) == (
+        "HaLeaseHeld",
+        ConditionStatus.TRUE,
+        Reason.LEASE_HELD,
+        None,
+    )
+    lost = with_ha_lease(held, t0 + timedelta(seconds=5), "east", "fenced", "renewal failed")
+    (c,) = lost.process
+    assert (c.status, c.reason, c.severity) == (
+        ConditionStatus.FALSE,
+        Reason.LEASE_LOST,
+        "critical",
+    )
+    assert "renewal failed" in c.message and c.last_transition == t0 + timedelta(seconds=5)
+    again = with_ha_lease(lost, t0 + timedelta(seconds=9), "east", "fenced", "renewal failed")
+    assert again.process[0].last_transition == t0 + timedelta(seconds=5)
+    standby = with_ha_lease(again, t0 + timedelta(seconds=20), "east", "standby", "")
+    assert standby.process[0].reason is Reason.STANDBY and standby.process[0].severity is None
