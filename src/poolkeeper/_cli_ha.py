@@ -104,6 +104,7 @@ class HaCli:
             "since": fence.since_wall,
             "lease_ttl_seconds": round(fence.remaining_ttl(now), 2),
             "fenced_count": agent.fenced_count,
+            "relays_running": len(self.rec.relays.statuses()) if self.rec is not None else 0,
             "last_problem": fence.reason or None,
         }
 

@@ -93,6 +93,8 @@ class ShardAgent:
             value = owner_value(self.identity, lease, self.wall())
             won = await self.backend.acquire(self.owner_key, value, lease)
         except LeaseBackendError as exc:
+            if fence.reason != str(exc):  # once per distinct problem, not every step
+                self.log(f"HA: cannot campaign for shard {self.shard}: {exc}")
             fence.reason = str(exc)
             return
         if not won:
