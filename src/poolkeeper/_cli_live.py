@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import typer
 from poolkeeper.app import build_reconciler
 from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import ActionResult, AuditSink
+from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.statedir import StateDirLock
 from poolkeeper.errors import (
     InventoryError,
@@ -31,7 +32,7 @@ from poolkeeper.errors import (
 )
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
-from poolkeeper.loop import LOCAL_KINDS, PassResult, Reconciler
+from poolkeeper.loop import LOCAL_KINDS, PassGate, PassResult, Reconciler
 from poolkeeper.metrics import AuditFanOut, PoolMetrics, parse_listen, serve
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
@@ -109,6 +110,7 @@ def make_reconciler(
     progress: Callable[[str], None] | None,
     lock: str | None = None,
     also_audit: AuditSink | None = None,
+    ha: Callable[[Path], tuple[Journal, PassGate]] | None = None,
 ) -> Reconciler:
     """The reconciler of this inventory. ``lock`` names the command when it writes: the
     state dir is then locked for the process's life before the journal is opened."""
@@ -121,6 +123,7 @@ def make_reconciler(
         lock_state_dir(state_dir, lock)
     try:
         log = AuditLog(state_dir / AUDIT_FILE)
+        journal, gate = ha(state_dir) if ha is not None else (None, None)
         reconciler = build_reconciler(
             desired,
             mnemonic=mnemonic,
@@ -128,6 +131,8 @@ def make_reconciler(
             progress=progress,
             inventory_dir=directory,
             audit=AuditFanOut(log, also_audit) if also_audit else log,
+            journal=journal,
+            gate=gate,
         )
     except StateDirError as error:
         raise fail(f"error: {error}") from None
@@ -478,22 +483,35 @@ def start_metrics(listen: str | None) -> tuple[PoolMetrics | None, Any]:
 
 
 async def run_loop_async(
-    directory: Path, *, policy: PlanPolicy, once: bool = False, metrics_addr: str | None = None
+    directory: Path,
+    *,
+    policy: PlanPolicy,
+    once: bool = False,
+    metrics_addr: str | None = None,
+    ha: str | None = None,
+    shards: Sequence[str] = (),
 ) -> int:
     """``poolkeeper run``: the reconcile loop until SIGINT/SIGTERM (or one pass with ``once``).
 
     Everything it reports goes through ``logging`` (``poolkeeper.logs`` sets the format);
     no failed pass ends it, only a signal does. It holds the state dir lock, serves the
-    control API (``docs/api.md``) and, when asked, Prometheus metrics."""
+    control API (``docs/api.md``) and, when asked, Prometheus metrics.
+
+    With ``ha`` (or ``settings.ha``) this process signs and relays only while it owns its
+    shard through an etcd lease (docs/ha.md); ``shards`` restricts it to those pools."""
     import signal
 
     from watchfiles import awatch
 
     from poolkeeper._cli_control import start_control
+    from poolkeeper._cli_ha import ha_builder
     from poolkeeper._run_events import PassReporter
 
     log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
+    ha_run, build_ha = ha_builder(desired, ha, shards, fail)
+    restrict = ha_run.restrict
+    desired = restrict(desired)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
     rec = make_reconciler(
         desired,
@@ -502,7 +520,9 @@ async def run_loop_async(
         progress=lambda m: log.info(m, extra={"event": "progress"}),
         lock="run",
         also_audit=metrics,
+        ha=build_ha,
     )
+    ha_run.attach(rec, metrics)
     stop = asyncio.Event()
     changed = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -532,7 +552,7 @@ async def run_loop_async(
             return None
         log.info("inventory changed: reloaded", extra={"event": "reload.done"})
         control.reloaded(digest)
-        return fresh
+        return restrict(fresh)
 
     reporter = PassReporter()
 
@@ -563,14 +583,17 @@ async def run_loop_async(
         desired.settings.loop.interval_seconds,
         extra={"event": "loop.start"},
     )
+    ha_task = ha_run.start(stop)
     try:
-        if await _recover_until_done(rec, stop, log):
+        # Under HA the owner recovers when it wins the shard (the gate), never a standby.
+        if ha_task is not None or await _recover_until_done(rec, stop, log):
             await rec.run_forever(
                 policy, stop, reload=reload, changed=changed, on_pass=on_pass, on_error=on_error
             )
     finally:
         stop.set()
         watcher.cancel()
+        await ha_run.stop()
         await control.close()
         await rec.close()
         if metrics_server is not None:

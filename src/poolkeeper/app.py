@@ -18,7 +18,7 @@ from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.keys import KeyRing, Mnemonic
-from poolkeeper.loop import Notifier, Reconciler, ReconcilerPorts, RelayPort
+from poolkeeper.loop import Notifier, PassGate, Reconciler, ReconcilerPorts, RelayPort
 from poolkeeper.model.desired import Desired
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader
@@ -39,6 +39,8 @@ def build_ports(
     notifier: Notifier | None = None,
     inventory_dir: Path | None = None,
     audit: AuditSink | None = None,
+    journal: Journal | None = None,
+    gate: PassGate | None = None,
 ) -> ReconcilerPorts:
     """The real ports for ``desired``: the chain at ``chain_url`` (default: the first
     endpoint of the settings), the state dir's journal and memories, the key ring, the
@@ -60,7 +62,7 @@ def build_ports(
         max_in_flight=settings.pruntime_concurrency, timeout=settings.pruntime_timeout_seconds
     )
     closers.append(transport.aclose)
-    journal = Journal(state_dir / "journal.sqlite")
+    journal = journal or Journal(state_dir / "journal.sqlite")
     pubkeys = PubkeyMemory(state_dir / "pubkeys.json")
     keys = KeyRing(desired, mnemonic, base_dir=inventory_dir)
     pool_settings = PoolSettingsMemory(state_dir / "pool_settings.json")
@@ -91,6 +93,7 @@ def build_ports(
         external_relays=external_relays,
         notifier=notifier,
         audit=audit,
+        gate=gate,
         closers=tuple(closers),
     )
 
@@ -106,6 +109,8 @@ def build_reconciler(
     notifier: Notifier | None = None,
     inventory_dir: Path | None = None,
     audit: AuditSink | None = None,
+    journal: Journal | None = None,
+    gate: PassGate | None = None,
 ) -> Reconciler:
     """A ``Reconciler`` of ``desired`` with the real ports (see ``build_ports``)."""
     ports = build_ports(
@@ -117,5 +122,7 @@ def build_reconciler(
         notifier=notifier,
         inventory_dir=inventory_dir,
         audit=audit,
+        journal=journal,
+        gate=gate,
     )
     return Reconciler(desired, ports, progress=progress)

@@ -337,6 +337,17 @@ def run(
     log_format: LogFormatOption = LogFormatChoice.TEXT,
     verbose: VerboseOption = 0,
     quiet: QuietOption = 0,
+    ha: Annotated[
+        str | None,
+        typer.Option(
+            "--ha",
+            help="etcd://HOST:PORT[,…]: sign and relay only while owning the shard (docs/ha.md).",
+        ),
+    ] = None,
+    shard: Annotated[
+        list[str] | None,
+        typer.Option("--shard", help="Take only this shard of settings.shards (repeatable)."),
+    ] = None,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until SIGINT/SIGTERM (exit 0). A failed
@@ -349,7 +360,12 @@ def run(
     raise typer.Exit(
         run_async(
             run_loop_async(
-                directory, policy=PlanPolicy(prune=prune), once=once, metrics_addr=metrics_addr
+                directory,
+                policy=PlanPolicy(prune=prune),
+                once=once,
+                metrics_addr=metrics_addr,
+                ha=ha,
+                shards=tuple(shard or ()),
             )
         )
     )
@@ -366,6 +382,10 @@ def status(
             "--watch", help="Follow the running `poolkeeper run` (its control API) until Ctrl-C."
         ),
     ] = False,
+    ha: Annotated[
+        str | None,
+        typer.Option("--ha", help="etcd://HOST:PORT[,…]: also show who owns which shard."),
+    ] = None,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
     if watch:
@@ -397,10 +417,18 @@ def status(
     conditions = conditions.model_copy(update={"process": ()})  # one look has no history
     plan = plan_for(desired, observed, PlanPolicy())
     document = status_document(desired, observed, conditions, plan)
+    from poolkeeper._cli_ha import ha_status, render_ha_status
+    from poolkeeper._cli_live import state_dir_of
+
+    ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
+    if ha_section is not None:
+        document["ha"] = ha_section
     if as_json:
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
         typer.echo(render_status_document(observed, document), nl=False)
+        if ha_section is not None:
+            typer.echo(render_ha_status(ha_section), nl=False)
 
 
 @app.command()

@@ -52,6 +52,14 @@ LOCAL_KINDS = frozenset(
 )
 
 
+class PassGate(Protocol):
+    """Whether this process may sign and relay now (HA ownership, docs/ha.md)."""
+
+    async def allow(self, reconciler: Reconciler) -> bool:
+        """False: observe only (relays stopped, nothing executed)."""
+        ...
+
+
 class ChainPort(ChainReader, ChainWriter, TransferSource, Protocol):
     """The chain as the reconciler uses it: reads, writes, transfers (``SubstrateChain``)."""
 
@@ -107,6 +115,8 @@ class ReconcilerPorts:
     external_relays: ExternalRelayFactory
     notifier: Notifier | None = None
     audit: AuditSink | None = None
+    gate: PassGate | None = None
+    """Asked before each executing pass (HA ownership); None: this process always writes."""
     clock: Callable[[], datetime] = _utc_now
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
     """Closed last by ``Reconciler.close`` (connections only the factory knows of)."""
@@ -150,6 +160,8 @@ class Reconciler:
         self.pruntimes = ports.pruntimes
         self.journal = ports.journal
         self.pubkeys = ports.pubkeys
+        self.gate = ports.gate
+        """Asked before each executing pass (HA): without it this process always writes."""
         self.conditions: Conditions | None = None
         """The latest conditions (transition times are kept across passes)."""
         self._genesis_hashes: dict[int, str] = {}
@@ -177,6 +189,8 @@ class Reconciler:
         """Receives every executing pass's plan; posts new alerts and recoveries."""
         self._pass_lock = asyncio.Lock()
         self._pending_desired: Desired | None = None
+        self.extra_conditions: Callable[[Conditions, datetime], Conditions] | None = None
+        """Adds process conditions known outside the pass (HA lease) to each derivation."""
         self.on_pass_start: Callable[[bool], None] | None = None
         """Told (``execute``) when a pass starts: passes of the loop and of control requests."""
         self.health = LoopHealth()
@@ -290,9 +304,12 @@ class Reconciler:
 
     def note_conditions(self, observed: Observed, *, loop_error: str | None = None) -> Conditions:
         """Derive the conditions after ``observed``, keeping transition times."""
+        now = self._clock()
         self.conditions = derive_conditions(
-            self.desired, observed, self.conditions, self._clock(), loop_error=loop_error
+            self.desired, observed, self.conditions, now, loop_error=loop_error
         )
+        if self.extra_conditions is not None:
+            self.conditions = self.extra_conditions(self.conditions, now)
         return self.conditions
 
     def note_pass_failed(self, error: str) -> None:
@@ -350,9 +367,12 @@ class Reconciler:
         actions that the fresh plan still has unchanged: nothing the operator did not see."""
         started = time.monotonic()
         self._with_created_pools()
+        # Under HA only the shard's owner writes: a standby (or a fenced former owner)
+        # neither re-sends journaled extrinsics nor relays nor signs.
+        writer = execute and (self.gate is None or await self.gate.allow(self))
         # Every executing pass first decides what became of unsettled extrinsics (one
         # rule, apply.settlement): never planned twice, never left unknown forever.
-        resolved = await self.executor.recover() if execute else []
+        resolved = await self.executor.recover() if writer else []
         self._record_top_ups_resolved(resolved)
         observed = await self.observe()
         plan = plan_for(self.desired, observed, policy)
@@ -360,6 +380,10 @@ class Reconciler:
             observed, plan, conditions=self.note_conditions(observed), resolved=resolved
         )
         if not execute:
+            return result
+        if not writer:
+            self.relays.reconcile({})  # not the owner: no relay, no extrinsic
+            result.duration_seconds = time.monotonic() - started
             return result
         wanted = self.relay_plan(observed)
         if policy.targets:  # --target: relays (and pRuntime initialisation) of targets only

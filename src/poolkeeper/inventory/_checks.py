@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from poolkeeper.inventory._entries import Entry, Inventory
 from poolkeeper.inventory._messages import suggest
+from poolkeeper.inventory._shards import shard_problems
 from poolkeeper.inventory._yaml import REDACTED, Loc, Problem
 from poolkeeper.model.amounts import PLANCKS_PER_PHA, format_pha
 from poolkeeper.model.balances import thresholds_of
@@ -83,6 +84,16 @@ def cross_check(inventory: Inventory) -> list[Problem]:
     problems.extend(_pool_totals(pool_by_name, workers))
     for account in accounts:
         problems.extend(_account(account, settings, account_by_name, account_names))
+    if settings_entry is not None and settings_entry.spec is not None:
+        problems.extend(
+            shard_problems(
+                settings_entry,
+                settings,
+                [_spec(p) for p in pools],
+                [_spec(w) for w in workers],
+                [_spec(a) for a in accounts],
+            )
+        )
     return problems
 
 

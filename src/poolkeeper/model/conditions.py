@@ -66,6 +66,9 @@ class Reason(StrEnum):
     NO_NEW_FINALIZED = "NoNewFinalizedBlock"
     PASSING = "Passing"
     PASS_FAILED = "PassFailed"
+    LEASE_HELD = "LeaseHeld"
+    STANDBY = "Standby"
+    LEASE_LOST = "LeaseLost"
 
 
 class Condition(_Frozen):
@@ -436,6 +439,44 @@ def with_loop_failure(conditions: Conditions, now: datetime, error: str) -> Cond
     """The same conditions after a pass that failed before observing."""
     process = {c.type: c for c in conditions.process}
     process["LoopHealthy"] = loop_condition(process, now, error)
+    return conditions.model_copy(update={"process": tuple(process.values())})
+
+
+def with_ha_lease(
+    conditions: Conditions, now: datetime, shard: str, state: str, reason: str
+) -> Conditions:
+    """``HaLeaseHeld`` (``run --ha``): True while this process owns ``shard``; False as a
+    standby; False and critical after the lease was lost (``state`` = ``fenced``)."""
+    process = {c.type: c for c in conditions.process}
+    if state in ("waiting", "active"):
+        held = _set(
+            process,
+            now,
+            "HaLeaseHeld",
+            ConditionStatus.TRUE,
+            Reason.LEASE_HELD,
+            message=f"owns shard {shard} ({state})",
+        )
+    elif state == "fenced":
+        held = _set(
+            process,
+            now,
+            "HaLeaseHeld",
+            ConditionStatus.FALSE,
+            Reason.LEASE_LOST,
+            message=f"lost the lease of shard {shard}: {reason}; not signing or relaying",
+            severity="critical",
+        )
+    else:
+        held = _set(
+            process,
+            now,
+            "HaLeaseHeld",
+            ConditionStatus.FALSE,
+            Reason.STANDBY,
+            message=f"standby for shard {shard}",
+        )
+    process["HaLeaseHeld"] = held
     return conditions.model_copy(update={"process": tuple(process.values())})
 
 

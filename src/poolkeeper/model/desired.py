@@ -227,6 +227,32 @@ class MetricsSettings(_Frozen):
     """``HOST:PORT`` (``[::1]:9100`` for IPv6); none: no metrics endpoint."""
 
 
+class HaSettings(_Frozen):
+    """Active/standby through an etcd lease (``run --ha`` overrides ``endpoints``)."""
+
+    endpoints: tuple[str, ...] = ()
+    """``HOST:PORT`` of the etcd members."""
+    cluster: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Names this fleet's keys in etcd (``/poolkeeper/<cluster>/…``)."""
+    ttl_seconds: float = Field(default=10.0, ge=1)
+    lock_delay_seconds: float | None = Field(default=None, ge=0)
+    """Default and minimum: ``pruntime_timeout_seconds``."""
+
+
+class ShardSpec(_Frozen):
+    """A group of pools with their signers, owned by one process at a time (HA)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    pools: tuple[str, ...] = ()
+    """Pool names."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Pools whose workers all carry these labels."""
+    relay_signer: str | None = None
+    """The account signing for this shard's relays (each shard needs its own when
+    several are declared: one writer per signer)."""
+    source: SourceRef | None = None
+
+
 class Settings(_Frozen):
     """Global settings; any inventory file may hold them, once."""
 
@@ -242,6 +268,8 @@ class Settings(_Frozen):
     pruntime_concurrency: int = Field(default=500, ge=1)
     pruntime_timeout_seconds: float = Field(default=10.0, gt=0)
     state_dir: str = ".poolkeeper"
+    ha: HaSettings | None = None
+    shards: tuple[ShardSpec, ...] = ()
     source: SourceRef | None = None
 
     @property

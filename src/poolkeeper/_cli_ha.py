@@ -1,0 +1,240 @@
+"""``run --ha`` / ``--shard`` glue for the CLI: builds the HA parts (when asked for),
+keeps the agent task beside the reconcile loop, stops relays at once when the lease is
+lost, and publishes ownership as metrics and in ``<state_dir>/ha.json`` (for ``status``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from poolkeeper.apply.journal import Journal
+from poolkeeper.loop import PassGate, Reconciler
+from poolkeeper.metrics import PoolMetrics
+from poolkeeper.model.conditions import Conditions, with_ha_lease
+from poolkeeper.model.desired import Desired
+
+
+@dataclass
+class HaCli:
+    """The HA side of one ``run`` (inert without ``--ha`` / ``settings.ha``)."""
+
+    shards: tuple[str, ...] = ()
+    enabled: bool = False
+    endpoints: tuple[tuple[str, int], ...] = ()
+    shard: str = ""
+    run: Any = None
+    rec: Reconciler | None = None
+    state_file: Path | None = None
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _gauges: tuple[Any, Any] | None = field(default=None, init=False)
+
+    def restrict(self, desired: Desired) -> Desired:
+        from poolkeeper.ha.setup import restrict
+
+        return restrict(desired, self.shards)
+
+    def build(self, desired: Desired) -> Callable[[Path], tuple[Journal, PassGate]]:
+        from poolkeeper.ha.setup import build
+
+        def make(state_dir: Path) -> tuple[Journal, PassGate]:
+            self.state_file = state_dir / "ha.json"
+            self.run = build(
+                desired,
+                endpoints=self.endpoints,
+                shard=self.shard,
+                state_dir=state_dir,
+                log=lambda m: typer.echo(m, err=m.startswith("ALERT")),
+                on_fenced=self._fenced,
+            )
+            return self.run.journal, self.run.gate
+
+        return make
+
+    def _fenced(self, reason: str) -> None:
+        rec = self.rec
+        if rec is not None:  # stop relaying now, not at the next pass
+            asyncio.get_running_loop().create_task(rec.relays.stop_all())
+        self._publish()
+
+    def attach(self, rec: Reconciler, metrics: PoolMetrics | None) -> None:
+        self.rec = rec
+        if self.enabled:
+            rec.extra_conditions = self._condition
+        if metrics is not None and self.enabled:
+            from prometheus_client import Gauge
+
+            self._gauges = (
+                Gauge(
+                    "poolkeeper_ha_owner",
+                    "1 while this process owns the shard and may sign and relay.",
+                    ["shard"],
+                    registry=metrics.registry,
+                ),
+                Gauge(
+                    "poolkeeper_ha_lease_ttl_seconds",
+                    "Seconds the owned lease is known to last at least (0: not owner).",
+                    ["shard"],
+                    registry=metrics.registry,
+                ),
+            )
+
+    def _condition(self, conditions: Conditions, now: datetime) -> Conditions:
+        fence = self.run.agent.fence
+        state = fence.tick(time.monotonic()).value
+        return with_ha_lease(conditions, now, self.shard, state, fence.reason)
+
+    def document(self) -> dict[str, Any]:
+        agent = self.run.agent
+        fence = agent.fence
+        now = time.monotonic()
+        return {
+            "shard": self.shard,
+            "identity": agent.identity,
+            "state": fence.tick(now).value,
+            "owner": fence.may_write(now),
+            "since": fence.since_wall,
+            "lease_ttl_seconds": round(fence.remaining_ttl(now), 2),
+            "fenced_count": agent.fenced_count,
+            "relays_running": len(self.rec.relays.statuses()) if self.rec is not None else 0,
+            "last_problem": fence.reason or None,
+        }
+
+    def _publish(self) -> None:
+        if not self.enabled or self.run is None:
+            return
+        doc = self.document()
+        if self._gauges is not None:
+            self._gauges[0].labels(self.shard).set(1 if doc["owner"] else 0)
+            self._gauges[1].labels(self.shard).set(doc["lease_ttl_seconds"])
+        if self.state_file is not None:
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc, sort_keys=True))
+            tmp.replace(self.state_file)
+
+    def start(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        if not self.enabled or self.run is None:
+            return None
+        agent = self.run.agent
+
+        async def go() -> None:
+            while not stop.is_set():
+                delay = await agent.step()
+                self._publish()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+        self._task = asyncio.create_task(go())
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.run is not None:
+            from poolkeeper.ha.ports import LeaseBackendError
+
+            agent = self.run.agent
+            if agent.fence.is_owner(time.monotonic()):
+                with contextlib.suppress(LeaseBackendError):
+                    await agent.backend.revoke(agent.fence.lease)
+            agent.fence.fence(time.monotonic(), "stopped")
+            self._publish()
+            await agent.backend.close()
+            self.run.close()
+
+
+def ha_builder(
+    desired: Desired,
+    flag: str | None,
+    shards: Sequence[str],
+    fail: Callable[[str], typer.Exit],
+) -> tuple[HaCli, Callable[[Path], tuple[Journal, PassGate]] | None]:
+    """The HA side of ``run`` and the journal/gate builder to pass to the reconciler."""
+    cli = HaCli(shards=tuple(shards))
+    wanted = bool(flag) or bool(desired.settings.ha and desired.settings.ha.endpoints)
+    if not wanted:
+        return cli, None
+    try:
+        from poolkeeper.ha.setup import endpoints_of, shard_name
+
+        cli.endpoints = endpoints_of(desired, flag)
+        cli.shard = shard_name(desired, shards)
+    except ImportError:
+        raise fail("error: --ha needs the `ha` extra: pip install 'poolkeeper[ha]'") from None
+    except ValueError as error:
+        raise fail(f"error: {error}") from None
+    cli.enabled = True
+    return cli, cli.build(desired)
+
+
+def ha_status(desired: Desired, flag: str | None, state_dir: Path) -> dict[str, Any] | None:
+    """``status``'s HA section: every shard's owner from etcd (with ``--ha``), and what the
+    ``run`` sharing this state dir last wrote about itself (``ha.json``), if anything."""
+    section: dict[str, Any] = {}
+    local = state_dir / "ha.json"
+    if local.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            section["this_state_dir"] = json.loads(local.read_text())
+    if flag:
+        try:
+            from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
+            from poolkeeper.ha.ports import LeaseBackendError
+            from poolkeeper.ha.setup import ALL
+            from poolkeeper.ha.status import ownership
+        except ImportError:
+            section["error"] = "--ha needs the `ha` extra: pip install 'poolkeeper[ha]'"
+            return section
+        try:
+            endpoints = parse_endpoints(flag)
+        except ValueError as error:
+            section["error"] = str(error)
+            return section
+        shards = [s.name for s in desired.settings.shards] or [ALL]
+        cluster = desired.settings.ha.cluster if desired.settings.ha else "default"
+
+        async def read() -> list[dict[str, Any]]:
+            backend = EtcdBackend(endpoints, timeout=2.0)
+            try:
+                return await ownership(backend, cluster, shards)
+            finally:
+                await backend.close()
+
+        try:
+            section["shards"] = asyncio.run(read())
+        except LeaseBackendError as error:
+            section["error"] = str(error)
+    return section or None
+
+
+def render_ha_status(section: dict[str, Any]) -> str:
+    lines = []
+    for row in section.get("shards", []):
+        owner = row["owner"] or "nobody"
+        ttl = row["lease_ttl_seconds"]
+        since = (
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["since"]))
+            if row["since"]
+            else "-"
+        )
+        lines.append(
+            f"shard {row['shard']}: owner {owner} since {since}, lease TTL "
+            f"{'-' if ttl is None else f'{ttl}s'}, {row['unsettled_in_etcd']} unsettled in etcd"
+        )
+    own = section.get("this_state_dir")
+    if own:
+        lines.append(
+            f"this state dir's run: shard {own.get('shard')} {own.get('state')} "
+            f"(lease TTL {own.get('lease_ttl_seconds')}s)"
+        )
+    if "error" in section:
+        lines.append(f"HA: {section['error']}")
+    return "".join(f"{line}\n" for line in lines)

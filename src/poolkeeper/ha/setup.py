@@ -1,0 +1,122 @@
+"""Builds the HA parts of one ``poolkeeper run --ha`` from settings and flags (the etcd
+backends, the fence, the agent, the mirrored journal and the gate), and restricts an
+inventory to the shards this process takes (``--shard``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from poolkeeper.ha.agent import ShardAgent
+from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
+from poolkeeper.ha.fence import Fence
+from poolkeeper.ha.gate import HaGate
+from poolkeeper.ha.journal import BackendThread, MirroredJournal
+from poolkeeper.model.desired import AccountRole, Desired
+from poolkeeper.model.shards import pools_of_shard
+
+ALL = "all"
+"""The shard name when ``settings.shards`` declares none: every pool."""
+
+
+@dataclass
+class HaRun:
+    agent: ShardAgent
+    journal: MirroredJournal
+    gate: HaGate
+    remote: BackendThread
+
+    def close(self) -> None:
+        self.remote.close()
+
+
+def shard_name(desired: Desired, wanted: Sequence[str]) -> str:
+    """The one shard this process campaigns for; ValueError naming the fault."""
+    declared = [s.name for s in desired.settings.shards]
+    if not wanted:
+        if declared:
+            raise ValueError(f"--ha with shards declared needs --shard (one of {declared})")
+        return ALL
+    unknown = [w for w in wanted if w not in declared]
+    if unknown:
+        raise ValueError(f"--shard {unknown[0]!r} is not in settings.shards ({declared})")
+    if len(set(wanted)) > 1:
+        raise ValueError("--ha takes one --shard per process (run one process per shard)")
+    return wanted[0]
+
+
+def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
+    """Only the pools (and their workers) of ``shards``, and only their own relay signer;
+    unchanged when none is named."""
+    if not shards:
+        return desired
+    pools: set[str] = set()
+    relay_signers: set[str] = set()
+    for shard in desired.settings.shards:
+        if shard.name in shards:
+            pools.update(pools_of_shard(shard, desired.pools, desired.workers))
+            if shard.relay_signer:
+                relay_signers.add(shard.relay_signer)
+    accounts = desired.accounts
+    if relay_signers:  # the other shards' relay signers are theirs alone
+        accounts = tuple(
+            a for a in accounts if a.role is not AccountRole.RELAY_SIGNER or a.name in relay_signers
+        )
+    return desired.model_copy(
+        update={
+            "pools": tuple(p for p in desired.pools if p.name in pools),
+            "workers": tuple(w for w in desired.workers if w.pool in pools),
+            "accounts": accounts,
+        }
+    )
+
+
+def endpoints_of(desired: Desired, flag: str | None) -> tuple[tuple[str, int], ...]:
+    """``--ha`` wins over ``settings.ha.endpoints``; ValueError when neither parses."""
+    if flag:
+        return parse_endpoints(flag)
+    ha = desired.settings.ha
+    if ha is None or not ha.endpoints:
+        raise ValueError("HA needs --ha etcd://HOST:PORT[,…] or settings.ha.endpoints")
+    return parse_endpoints("etcd://" + ",".join(ha.endpoints))
+
+
+def build(
+    desired: Desired,
+    *,
+    endpoints: Sequence[tuple[str, int]],
+    shard: str,
+    state_dir: Path,
+    log: Callable[[str], None],
+    on_fenced: Callable[[str], None],
+) -> HaRun:
+    ha = desired.settings.ha
+    ttl = ha.ttl_seconds if ha else 10.0
+    delay = desired.settings.pruntime_timeout_seconds
+    if ha and ha.lock_delay_seconds is not None:
+        delay = max(delay, ha.lock_delay_seconds)
+    cluster = ha.cluster if ha else "default"
+    timeout = max(0.2, ttl / 6)
+    fence = Fence(ttl_seconds=ttl, lock_delay_seconds=delay)
+    agent = ShardAgent(
+        backend=EtcdBackend(endpoints, timeout=timeout),
+        cluster=cluster,
+        shard=shard,
+        identity=f"{socket.gethostname()}:{os.getpid()}",
+        fence=fence,
+        log=log,
+        on_fenced=on_fenced,
+    )
+    remote = BackendThread(lambda: EtcdBackend(endpoints, timeout=timeout), timeout * 2)
+    journal = MirroredJournal(
+        state_dir / "journal.sqlite",
+        remote=remote,
+        owner_key=agent.owner_key,
+        owner_value=agent.owner_value,
+        journal_prefix=agent.journal_prefix,
+        may_write=agent.may_write,
+    )
+    return HaRun(agent, journal, HaGate(agent, journal, log), remote)

@@ -1,0 +1,79 @@
+"""Checks of ``settings.shards``: every pool named exists, no pool is in two shards, and
+no signing account (a pool's signer, a shard's relay signer) belongs to two shards —
+each signer's nonces must have exactly one writer, whichever process owns its shard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from poolkeeper.inventory._entries import Entry
+from poolkeeper.inventory._yaml import Problem
+from poolkeeper.model.desired import AccountRole, AccountSpec, PoolSpec, Settings, WorkerSpec
+from poolkeeper.model.shards import pools_of_shard
+
+
+def shard_problems(
+    entry: Entry[Settings],
+    settings: Settings,
+    pools: list[PoolSpec],
+    workers: list[WorkerSpec],
+    accounts: list[AccountSpec],
+) -> Iterable[Problem]:
+    shards = settings.shards
+    if not shards:
+        return
+    by_name = {p.name: p for p in pools}
+    account_names = {a.name for a in accounts}
+    pool_owner: dict[str, str] = {}
+    signer_owner: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for i, shard in enumerate(shards):
+        if shard.name in seen:
+            yield entry.field(
+                ("shards", i, "name"),
+                f"shard {shard.name!r} is declared twice (also shards[{seen[shard.name]}])",
+            )
+        seen.setdefault(shard.name, i)
+        for j, name in enumerate(shard.pools):
+            if name not in by_name:
+                yield entry.field(("shards", i, "pools", j), f"unknown pool {name!r}")
+        members = pools_of_shard(shard, pools, workers)
+        for name in members:
+            other = pool_owner.setdefault(name, shard.name)
+            if other != shard.name:
+                yield entry.field(
+                    ("shards", i), f"pool {name!r} is in shards {other!r} and {shard.name!r}"
+                )
+        signers: dict[str, Any] = {}
+        for name in members:
+            where: Any = (
+                ("shards", i, "pools", shard.pools.index(name))
+                if name in shard.pools
+                else ("shards", i, "labels")
+            )
+            signers.setdefault(by_name[name].signer, where)
+        if shard.relay_signer is not None:
+            if shard.relay_signer not in account_names:
+                yield entry.field(
+                    ("shards", i, "relay_signer"), f"unknown account {shard.relay_signer!r}"
+                )
+            signers[shard.relay_signer] = ("shards", i, "relay_signer")
+        for signer, loc in signers.items():
+            other = signer_owner.setdefault(signer, shard.name)
+            if other != shard.name:
+                yield entry.field(
+                    loc,
+                    f"account {signer!r} signs in shards {other!r} and {shard.name!r}: "
+                    "a signer belongs to one shard (one writer of its nonces)",
+                )
+    relay_accounts = [a.name for a in accounts if a.role is AccountRole.RELAY_SIGNER]
+    if len(shards) > 1 and relay_accounts:
+        for i, shard in enumerate(shards):
+            if shard.relay_signer is None:
+                yield entry.field(
+                    ("shards", i),
+                    f"shard {shard.name!r} needs its own relay_signer (an account with role "
+                    f"relay_signer, e.g. one of {relay_accounts}): relays of two shards "
+                    "must not share one signer",
+                )

@@ -1,0 +1,79 @@
+"""``run --shard``: a process keeps only its shards' pools, their workers and its own
+relay signer; an unknown or missing shard is refused with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from poolkeeper.ha.setup import ALL, restrict, shard_name
+from poolkeeper.model.desired import AccountSpec, Desired, PoolSpec, Settings, ShardSpec, WorkerSpec
+
+
+def desired() -> Desired:
+    return Desired(
+        settings=Settings(
+            shards=(
+                ShardSpec(name="east", pools=("a",), relay_signer="relay-east"),
+                ShardSpec(name="west", labels={"dc": "west"}, relay_signer="relay-west"),
+            )
+        ),
+        accounts=(
+            AccountSpec(name="owner", role="owner"),
+            AccountSpec(name="relay-east", role="relay_signer"),
+            AccountSpec(name="relay-west", role="relay_signer"),
+        ),
+        pools=(PoolSpec(name="a", owner="owner"), PoolSpec(name="b", owner="owner")),
+        workers=(
+            WorkerSpec(name="w1", endpoint="http://h:1", pool="a"),
+            WorkerSpec(name="w2", endpoint="http://h:2", pool="b", labels={"dc": "west"}),
+        ),
+    )
+
+
+def test_restrict_keeps_the_shards_pools_workers_and_relay_signer() -> None:
+    west = restrict(desired(), ["west"])
+    assert [p.name for p in west.pools] == ["b"]
+    assert [w.name for w in west.workers] == ["w2"]
+    assert [a.name for a in west.accounts] == ["owner", "relay-west"]
+    both = restrict(desired(), ["east", "west"])
+    assert [p.name for p in both.pools] == ["a", "b"]
+    assert restrict(desired(), []) == desired()
+
+
+def test_shard_name_rules() -> None:
+    assert shard_name(Desired(), []) == ALL
+    assert shard_name(desired(), ["east"]) == "east"
+    with pytest.raises(ValueError, match="needs --shard"):
+        shard_name(desired(), [])
+    with pytest.raises(ValueError, match=r"'north' is not in settings\.shards"):
+        shard_name(desired(), ["north"])
+    with pytest.raises(ValueError, match="one --shard per process"):
+        shard_name(desired(), ["east", "west"])
+
+
+def test_lease_condition_lost_is_critical_and_keeps_its_transition_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from poolkeeper.model.conditions import Conditions, ConditionStatus, Reason, with_ha_lease
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    held = with_ha_lease(Conditions(), t0, "east", "active", "")
+    (c,) = held.process
+    assert (c.type, c.status, c.reason, c.severity) == (
+        "HaLeaseHeld",
+        ConditionStatus.TRUE,
+        Reason.LEASE_HELD,
+        None,
+    )
+    lost = with_ha_lease(held, t0 + timedelta(seconds=5), "east", "fenced", "renewal failed")
+    (c,) = lost.process
+    assert (c.status, c.reason, c.severity) == (
+        ConditionStatus.FALSE,
+        Reason.LEASE_LOST,
+        "critical",
+    )
+    assert "renewal failed" in c.message and c.last_transition == t0 + timedelta(seconds=5)
+    again = with_ha_lease(lost, t0 + timedelta(seconds=9), "east", "fenced", "renewal failed")
+    assert again.process[0].last_transition == t0 + timedelta(seconds=5)
+    standby = with_ha_lease(again, t0 + timedelta(seconds=20), "east", "standby", "")
+    assert standby.process[0].reason is Reason.STANDBY and standby.process[0].severity is None
