@@ -489,6 +489,7 @@ async def run_loop_async(
     from watchfiles import awatch
 
     from poolkeeper._cli_control import start_control
+    from poolkeeper._heap import heap_trimmer
     from poolkeeper._run_events import PassReporter
 
     log = logging.getLogger("poolkeeper.run")
@@ -534,12 +535,14 @@ async def run_loop_async(
         return fresh
 
     reporter = PassReporter()
+    trim_heap = heap_trimmer()
 
     def on_pass(p: PassResult) -> None:
         control.publish_pass(p)
         reporter.report(p)
         if metrics is not None:
             metrics.on_pass(p, rec.desired)
+        trim_heap()  # freed memory back to the OS (poolkeeper._heap, docs/benchmarks.md)
         if once:
             stop.set()
 
