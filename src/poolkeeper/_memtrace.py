@@ -5,7 +5,7 @@ Why: RSS alone cannot tell a leak (Python objects piling up) from allocator beha
 starts tracemalloc and a daemon thread dumps a snapshot to ``<prefix>-<n>.snap`` every
 ``POOLKEEPER_TRACEMALLOC_SECONDS`` (default 60), and appends one line per dump to
 ``<prefix>.log`` (elapsed seconds, traced MB now and at its peak since the last dump, RSS
-MB, live objects). Compare two dumps
+MB, live objects, bytes held by the relay source caches). Compare two dumps
 with ``benchmarks/memdiff.py``. Off (and free) unless the variable is set.
 """
 
@@ -34,6 +34,13 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _byte_lru_bytes() -> int:
+    """Bytes charged in every ``ByteLru`` alive (the relay source caches)."""
+    from poolkeeper.chain._lru import ByteLru
+
+    return sum(o.bytes for o in gc.get_objects() if isinstance(o, ByteLru))
+
+
 def start_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
     """Start tracing and the dump thread when ``POOLKEEPER_TRACEMALLOC`` is set."""
     prefix = environ.get(ENV_PREFIX)
@@ -55,7 +62,8 @@ def start_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
             line = (
                 f"{time.monotonic() - started:.0f} traced_mb={traced / 1e6:.1f}"
                 f" peak_since_last_mb={peak / 1e6:.1f}"
-                f" rss_mb={_rss_mb():.1f} objects={len(gc.get_objects())}\n"
+                f" rss_mb={_rss_mb():.1f} objects={len(gc.get_objects())}"
+                f" byte_lru_mb={_byte_lru_bytes() / 1e6:.1f}\n"
             )
             with open(f"{prefix}.log", "a", encoding="utf-8") as handle:
                 handle.write(line)
