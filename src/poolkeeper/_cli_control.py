@@ -101,7 +101,9 @@ class ControlService:
             observed.model_dump(mode="json"), status_rows(self.rec.desired, observed)
         )
         seq = self.hub.publish_plan(plan_document(result.plan), self.loaded_digest)
-        self._plans[seq] = result.plan
+        # Approving needs the actions only: the waits of 1,000 syncing workers were ~1 MB
+        # a plan, 16 MB kept (docs/benchmarks.md, "Soak").
+        self._plans[seq] = result.plan.model_copy(update={"waits": (), "alerts": (), "drift": ()})
         while len(self._plans) > PLANS_KEPT:
             self._plans.popitem(last=False)
         for r in result.results:

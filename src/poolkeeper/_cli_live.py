@@ -505,6 +505,7 @@ async def run_loop_async(
 
     from poolkeeper._cli_control import start_control
     from poolkeeper._cli_ha import ha_builder
+    from poolkeeper._heap import heap_trimmer
     from poolkeeper._run_events import PassReporter
 
     log = logging.getLogger("poolkeeper.run")
@@ -555,12 +556,14 @@ async def run_loop_async(
         return restrict(fresh)
 
     reporter = PassReporter()
+    trim_heap = heap_trimmer()
 
     def on_pass(p: PassResult) -> None:
         control.publish_pass(p)
         reporter.report(p)
         if metrics is not None:
             metrics.on_pass(p, rec.desired)
+        trim_heap()  # freed memory back to the OS (poolkeeper._heap, docs/benchmarks.md)
         if once:
             stop.set()
 

@@ -356,7 +356,9 @@ def run(
     from poolkeeper.plan import PlanPolicy
 
     setup_logging(log_format, verbose, quiet)
+    from poolkeeper import _memtrace
 
+    _memtrace.start()  # only when POOLKEEPER_TRACEMALLOC is set (docs/benchmarks.md)
     raise typer.Exit(
         run_async(
             run_loop_async(

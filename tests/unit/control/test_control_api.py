@@ -322,3 +322,33 @@ async def test_status_watch_json_prints_the_status_document(
         assert names == [w.name for w in fake.desired.workers]
     finally:
         await service.close()
+
+
+async def test_plans_kept_for_approval_hold_their_actions_only(inventory: Path) -> None:
+    """The loop keeps the last plans so a front end can approve one; their waits, alerts
+    and drift (1 MB a plan with 1,000 syncing workers) are not kept with them."""
+    from poolkeeper._cli_control import PLANS_KEPT
+    from poolkeeper.loop import PassResult
+    from poolkeeper.model.actions import Alert, Drift, Severity, Wait
+
+    service, fake = await service_for(inventory)
+    try:
+        for _ in range(PLANS_KEPT + 3):
+            result = await fake.reconcile_once(PlanPolicy())
+            waits = tuple(
+                Wait(target=f"w{i}", awaiting="sync", reason="r", pool=None) for i in range(50)
+            )
+            plan = result.plan.model_copy(
+                update={
+                    "waits": waits,
+                    "alerts": (Alert(target="w0", severity=Severity.WARN, message="m", pool=None),),
+                    "drift": (Drift(target="w0", message="m", pool=None),),
+                }
+            )
+            service.publish_pass(PassResult(result.observed, plan))
+        kept = list(service._plans.values())
+        assert len(kept) == PLANS_KEPT
+        assert all(not p.waits and not p.alerts and not p.drift for p in kept)
+        assert [a.id for a in kept[-1].actions] == [a.id for a in plan.actions]
+    finally:
+        await service.close()
