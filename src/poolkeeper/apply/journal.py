@@ -162,9 +162,15 @@ class Journal:
             _private(file)
 
     def _create(self) -> tuple[str, float]:
+        """Every table and the meta rows in one transaction: a process opening the journal
+        at the same instant (a read-only ``status`` beside a first ``run``) sees either no
+        table or all of them, never a journal that looks damaged."""
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        return self._create_meta()
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            return self._insert_meta()
 
     def _check(self, expected: str | None) -> tuple[str, float]:
         path = self.path
@@ -176,6 +182,10 @@ class Journal:
             str(r[0])
             for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
+        if not tables and expected is None:
+            # Another process is creating it this instant (its transaction not yet
+            # visible), or its creation was cut short: create it, after theirs.
+            return self._create()
         if "meta" not in tables and expected is None and tables >= set(_TABLES[:-1]):
             # A journal written before the meta table existed: adopt it as it is.
             self._db.executescript(_SCHEMA)
@@ -211,15 +221,19 @@ class Journal:
         """Write the meta rows; a process creating the same journal at the same instant
         (a read-only ``plan`` beside ``apply``) keeps the first one's."""
         with self._transaction():
-            self._db.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema_version", str(SCHEMA_VERSION)),
-                    ("created_at", repr(time.time())),
-                    ("journal_id", uuid.uuid4().hex),
-                ],
-            )
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            return self._insert_meta()
+
+    def _insert_meta(self) -> tuple[str, float]:
+        """The meta rows (inside the caller's transaction); the first writer's are kept."""
+        self._db.executemany(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("created_at", repr(time.time())),
+                ("journal_id", uuid.uuid4().hex),
+            ],
+        )
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         return str(meta["journal_id"]), float(meta["created_at"])
 
     def close(self) -> None:

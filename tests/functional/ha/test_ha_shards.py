@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.apply import _world
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
 from tests.functional.ha.test_ha_failover import converged, start, wait_until
@@ -38,9 +37,8 @@ SHARDS = """\
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(_world, "ACCOUNTS", ACCOUNTS)
-    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3)
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3, accounts=ACCOUNTS)
     settings = w.inventory / "settings.yaml"
     settings.write_text(settings.read_text() + SHARDS)
     try:
