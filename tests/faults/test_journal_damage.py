@@ -118,14 +118,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
 
 
 def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        world.command(*args),
-        env=world.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return world.cli(*args)
 
 
 @pytest.mark.parametrize("variant", sorted(DAMAGE))

@@ -141,6 +141,17 @@ class World:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "poolkeeper", *args]
 
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """``poolkeeper ARGS`` against this world, exit code unchecked."""
+        return subprocess.run(
+            self.command(*args),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def apply(self, *extra: str, wait: float = 90, env: dict[str, str] | None = None) -> str:
         """``poolkeeper apply --auto-approve``; the output (it must exit 0)."""
         done = subprocess.run(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -26,26 +25,9 @@ from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.model.observed import SessionState
 from tests._ports import free_port_run
+from tests.functional.cli.test_run_loop import PHRASE, ROOT, cli, env
 
-ROOT = Path(__file__).resolve().parents[3]
-PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "POOLKEEPER_MNEMONIC": PHRASE, "PYTHONPATH": str(ROOT / "src")}
-
-
-def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "poolkeeper", *args],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -60,12 +42,22 @@ def workdir(tmp_path: Path) -> Iterator[tuple[Path, int, int, int]]:
             text = text.replace(f"http://127.0.0.1:{8100 + i}", f"http://127.0.0.1:{pr_ports[i]}")
         text = text.replace("interval_seconds: 30", "interval_seconds: 2")
         path.write_text(text)
-    up = cli("devnet", "up", "inventory", "--state-dir", "devnet", "--cool-down", "4", cwd=tmp_path)
+    up = cli(
+        "devnet",
+        "up",
+        "inventory",
+        "--state-dir",
+        "devnet",
+        "--cool-down",
+        "4",
+        cwd=tmp_path,
+        timeout=240,
+    )
     assert up.returncode == 0, up.stderr
     try:
         yield tmp_path, chain_port, metrics_port, pr_ports[0]
     finally:
-        down = cli("devnet", "down", "--state-dir", "devnet", cwd=tmp_path)
+        down = cli("devnet", "down", "--state-dir", "devnet", cwd=tmp_path, timeout=240)
         assert down.returncode == 0, down.stderr
 
 

@@ -10,7 +10,6 @@ by ``plan``, ``status`` and ``list`` too: none of them proposes creating it agai
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,14 +53,7 @@ def pool_kinds(plan: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def cli(world: World, *args: str) -> str:
-    done = subprocess.run(
-        world.command(*args),
-        env=world.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = world.cli(*args)
     assert done.returncode in (0, 2), done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
