@@ -30,7 +30,12 @@ from poolkeeper.errors import PoolkeeperError
 from poolkeeper.health import LoopHealth
 from poolkeeper.keys import KeyRing
 from poolkeeper.model.actions import Action, ActionKind, Plan
-from poolkeeper.model.conditions import Conditions, derive_conditions, with_loop_failure
+from poolkeeper.model.conditions import (
+    Conditions,
+    derive_conditions,
+    process_alerts,
+    with_loop_failure,
+)
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.observed import Observed, RelayStatus
 from poolkeeper.notify import AlertEvent
@@ -383,6 +388,7 @@ class Reconciler:
             return result
         if not writer:
             self.relays.reconcile({})  # not the owner: no relay, no extrinsic
+            await self._notify(plan, result.conditions)
             result.duration_seconds = time.monotonic() - started
             return result
         wanted = self.relay_plan(observed)
@@ -412,10 +418,19 @@ class Reconciler:
                 self._top_ups_sent = {}
             self._record_top_ups(plan, result.results)
             self._record_created_pools(plan, result.results)
-        if self.notifier is not None:
-            await self.notifier.notify(plan)
+        await self._notify(plan, result.conditions)
         result.duration_seconds = time.monotonic() - started
         return result
+
+    async def _notify(self, plan: Plan, conditions: Conditions | None) -> None:
+        """The plan's alerts and the process conditions that need a human (a chain
+        stalled, a lost HA lease: no plan carries those) go to the notifier."""
+        if self.notifier is None:
+            return
+        extra = process_alerts(conditions)
+        await self.notifier.notify(
+            plan.model_copy(update={"alerts": plan.alerts + extra}) if extra else plan
+        )
 
     def _top_up_prepared(self, extrinsic_hash: str, action_ids: Sequence[str]) -> None:
         """A top-up counts against the day's cap from the moment it is signed, before it

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired, WorkerSpec, WorkerState
 from poolkeeper.model.observed import (
     ChainWorker,
@@ -478,6 +479,23 @@ def with_ha_lease(
         )
     process["HaLeaseHeld"] = held
     return conditions.model_copy(update={"process": tuple(process.values())})
+
+
+def process_alerts(conditions: Conditions | None) -> tuple[Alert, ...]:
+    """The process conditions that need a human, as alerts (target ``process/<type>``):
+    ChainStalled, LoopHealthy failing, HaLeaseHeld lost. They reach the alert webhook
+    beside the plan's alerts, so a page goes out even when no pass can plan or write."""
+    if conditions is None:
+        return ()
+    return tuple(
+        Alert(
+            target=f"process/{c.type}",
+            severity=Severity(c.severity),
+            message=f"{c.reason.value}: {c.message}" if c.message else c.reason.value,
+        )
+        for c in conditions.process
+        if c.severity in (Severity.WARN.value, Severity.CRITICAL.value)
+    )
 
 
 def condition_document(condition: Condition) -> dict[str, object]:

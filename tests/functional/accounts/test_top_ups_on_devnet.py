@@ -12,10 +12,8 @@ alerts and the recovery.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from poolkeeper.loop import Reconciler
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import Desired
 from poolkeeper.plan import PlanPolicy
+from tests.functional._webhook import Hook
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 PHA = 10**12
@@ -87,34 +86,6 @@ GENESIS: dict[str, Any] = {
         ADDR["relay//0"]: "1 PHA",
     },
 }
-
-
-class Hook:
-    """A local webhook receiver collecting the POSTed JSON bodies."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def events(self) -> list[tuple[str, str, str]]:
-        return [
-            (e["event"], e["target"], e["message"].split(":")[0])
-            for post in self.posts
-            for e in post["events"]
-        ]
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from poolkeeper._crash_points import ENV
 from poolkeeper.ha.etcd import EtcdBackend
 from poolkeeper.model.observed import SessionState
 from tests._ports import free_port
+from tests.functional._webhook import Hook
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
 
@@ -120,7 +121,13 @@ class Runner:
 
 
 def start(
-    world: World, etcd: EtcdCluster, name: str, cluster: str, *extra: str, **env: str
+    world: World,
+    etcd: EtcdCluster,
+    name: str,
+    cluster: str,
+    *extra: str,
+    webhook: str | None = None,
+    **env: str,
 ) -> Runner:
     root = world.root / name
     inventory = root / "inventory"
@@ -134,6 +141,8 @@ def start(
     settings += (
         f"  loop: {{interval_seconds: 1}}\n  ha: {{cluster: {cluster}, ttl_seconds: {TTL:g}}}\n"
     )
+    if webhook is not None:
+        settings += f"  alerts: {{webhook_url: '{webhook}', debounce_seconds: 0}}\n"
     (inventory / "settings.yaml").write_text(settings)
     log = root / "run.log"
     proc = subprocess.Popen(
@@ -230,7 +239,8 @@ def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
     world: World, etcd: EtcdCluster
 ) -> None:
     port = free_port()
-    a = start(world, etcd, "a", "freeze", "--metrics-addr", f"127.0.0.1:{port}")
+    hook = Hook()
+    a = start(world, etcd, "a", "freeze", "--metrics-addr", f"127.0.0.1:{port}", webhook=hook.url)
     b: Runner | None = None
     try:
         wait_until(lambda: a.ha().get("owner") is True, 30, "a signs", a)
@@ -245,6 +255,9 @@ def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
         woke = time.time()
         wait_until(lambda: a.ha().get("state") in ("fenced", "standby"), 10, "a fenced", a, b)
         assert "ALERT: HA lease of shard all lost" in a.output()
+        # The operator is paged through the alert webhook too, by the condition's name.
+        lost = ("alert", "process/HaLeaseHeld", "LeaseLost")
+        wait_until(lambda: lost in hook.events(), 20, "the webhook hears the lost lease", a, b)
 
         def scrape() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -269,3 +282,4 @@ def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
         a.stop()
         if b is not None:
             b.stop()
+        hook.server.shutdown()

@@ -15,9 +15,11 @@ from poolkeeper.chain.ports import ChainState, SignedExtrinsic, TransferScan
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import Reconciler, ReconcilerPorts, RelayPort
-from poolkeeper.model.actions import ActionKind
+from poolkeeper.model.actions import ActionKind, Plan
+from poolkeeper.model.conditions import Conditions, with_ha_lease
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import ChainHead, ChainWorker, Observed, ObservedPool, RelayStatus
+from poolkeeper.notify import AlertEvent
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader
 from poolkeeper.observe.pubkeys import PubkeyMemory
 from poolkeeper.plan import PlanPolicy
@@ -235,3 +237,49 @@ async def test_an_action_carried_by_a_pending_journaled_extrinsic_is_not_planned
     assert "add_worker" not in [f for f, _ in w.chain.executed]
     assert w.chain.resubmitted == [signed.extrinsic_hash], "its bytes offered again, unchanged"
     assert signed.extrinsic_hash not in w.chain.sent_hashes
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self.plans: list[Plan] = []
+
+    async def notify(self, plan: Plan) -> list[AlertEvent]:
+        self.plans.append(plan)
+        return []
+
+    async def aclose(self) -> None:
+        pass
+
+
+class NeverOwner:
+    async def allow(self, reconciler: Reconciler) -> bool:
+        return False
+
+
+async def test_a_lost_lease_reaches_the_notifier_though_the_pass_neither_plans_nor_writes(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path)
+    notifier = Notifier()
+    w.rec.notifier = notifier
+    w.rec.gate = NeverOwner()
+
+    def fenced(conditions: Conditions, now: datetime) -> Conditions:
+        return with_ha_lease(conditions, now, "all", "fenced", "renewal failed: timeout")
+
+    try:
+        standby = await w.rec.reconcile_once(PlanPolicy())
+        w.rec.extra_conditions = fenced
+        lost = await w.rec.reconcile_once(PlanPolicy())
+    finally:
+        await w.rec.close()
+    assert not standby.results and not lost.results and not w.chain.executed
+    assert len(notifier.plans) == 2, "a standby's executing passes reach the notifier too"
+    assert not [a for a in notifier.plans[0].alerts if a.target.startswith("process/")]
+    [alert] = [a for a in notifier.plans[1].alerts if a.target.startswith("process/")]
+    assert alert.target == "process/HaLeaseHeld"
+    assert alert.severity.value == "critical"
+    assert "LeaseLost" in alert.message and "renewal failed: timeout" in alert.message
+    assert [a.target for a in lost.plan.alerts] == [
+        a.target for a in notifier.plans[1].alerts if not a.target.startswith("process/")
+    ], "the plan itself is unchanged: only the notifier hears of process conditions"
