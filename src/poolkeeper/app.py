@@ -23,6 +23,7 @@ from poolkeeper.model.desired import Desired
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader
 from poolkeeper.observe.pubkeys import PubkeyMemory
+from poolkeeper.observe.sync_rates import SyncRateMemory
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import RelaySupervisor
@@ -90,6 +91,7 @@ def build_ports(
         keys=keys,
         pubkeys=pubkeys,
         pool_settings=pool_settings,
+        sync_rates=SyncRateMemory(state_dir / "sync_rates.json"),
         external_relays=external_relays,
         notifier=notifier,
         audit=audit,

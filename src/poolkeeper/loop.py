@@ -29,13 +29,14 @@ from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.health import LoopHealth
 from poolkeeper.keys import KeyRing
-from poolkeeper.model.actions import Action, ActionKind, Plan
+from poolkeeper.model.actions import Action, ActionKind, EtaBasis, Plan
 from poolkeeper.model.conditions import Conditions, derive_conditions, with_loop_failure
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.observed import Observed, RelayStatus
 from poolkeeper.notify import AlertEvent
 from poolkeeper.observe.observer import PRuntimeInfoSource, observe
 from poolkeeper.observe.pubkeys import PubkeyMemory
+from poolkeeper.observe.sync_rates import SyncRateMemory
 from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers, wanted_relays
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import AnyRelayOptions
@@ -120,6 +121,8 @@ class ReconcilerPorts:
     clock: Callable[[], datetime] = _utc_now
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
     """Closed last by ``Reconciler.close`` (connections only the factory knows of)."""
+    sync_rates: SyncRateMemory = field(default_factory=lambda: SyncRateMemory(None))
+    """Measures each pRuntime's sync rate between observations (sync waits' ETAs)."""
 
 
 @dataclass
@@ -272,6 +275,7 @@ class Reconciler:
             remembered=self.pubkeys.get(),
         )
         self.pubkeys.note(observed)
+        observed = self._ports.sync_rates.note(observed)
         genesis = await self._genesis_hashes_for(observed)
         if genesis:
             observed = observed.model_copy(update={"genesis_hashes": genesis})
@@ -543,7 +547,11 @@ class Reconciler:
 
 def settled(plan: Plan, remaining_seconds: float) -> bool:
     """Nothing left that this run can see through: no actions, and every wait is known to
-    end only after the time that is left (a cool-down); sync and score waits keep going."""
+    end only after the time that is left (a cool-down: an ETA from the chain); sync and
+    score waits keep going (their ETAs are estimates)."""
     return not plan.actions and all(
-        w.eta_seconds is not None and w.eta_seconds > remaining_seconds for w in plan.waits
+        w.eta_seconds is not None
+        and w.eta_basis is not EtaBasis.ESTIMATE
+        and w.eta_seconds > remaining_seconds
+        for w in plan.waits
     )

@@ -83,6 +83,9 @@ class ChainWorker(_Frozen):
     """Unix seconds at which cool-down started (0 when never)."""
     pool_pid: int | None = None
     """``WorkerAssignments[pubkey]``."""
+    registered_at: int | None = None
+    """``Workers[pubkey].last_updated``: unix seconds of the registration (or of its last
+    update, e.g. the initial score), the start of the benchmark while no score is set."""
 
 
 class ObservedPool(_Frozen):
@@ -149,6 +152,16 @@ class Observed(_Frozen):
     head: ChainHead
     cool_down_period: int = 604800
     """``PhalaComputation.CoolDownPeriod`` in seconds."""
+    block_time_ms: int | None = None
+    """Average time between blocks measured on the chain (``Timestamp.Now`` at the best
+    block and some blocks before it); None when not measured (then block counts are not
+    turned into times)."""
+    benchmark_duration: int | None = None
+    """``PhalaRegistry.BenchmarkDuration``: blocks a newly registered worker benchmarks
+    before its initial score is set; None when the chain does not say."""
+    sync_rates: dict[str, float] = Field(default_factory=dict)
+    """By endpoint: blocks per second the pRuntime advanced between two observations
+    (smoothed; the observe layer measures it). Missing: not measured yet."""
     pruntimes: dict[str, PRuntimeObservation] = Field(default_factory=dict)
     chain_workers: dict[str, ChainWorker] = Field(default_factory=dict)
     pools: dict[int, ObservedPool] = Field(default_factory=dict)
