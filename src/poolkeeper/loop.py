@@ -21,6 +21,7 @@ from typing import Protocol
 from poolkeeper._loop_runner import run_passes
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
+from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.apply.top_up_ledger import TopUpLedger, TransferSource
@@ -123,6 +124,8 @@ class ReconcilerPorts:
     """Closed last by ``Reconciler.close`` (connections only the factory knows of)."""
     sync_rates: SyncRateMemory = field(default_factory=lambda: SyncRateMemory(None))
     """Measures each pRuntime's sync rate between observations (sync waits' ETAs)."""
+    fee_history: FeeHistory = field(default_factory=lambda: FeeHistory(None))
+    """Fees paid per signer from the audit log (funding runway)."""
 
 
 @dataclass
@@ -283,7 +286,9 @@ class Reconciler:
         relays, details = self.relays.statuses(), self.relays.details()
         if relays != observed.relays or details != observed.relay_details:
             observed = observed.model_copy(update={"relays": relays, "relay_details": details})
-        return self._pool_settings.note(self.desired, observed)
+        observed = self._pool_settings.note(self.desired, observed)
+        window = self.desired.settings.runway.window_days
+        return self._ports.fee_history.note(observed, window)
 
     async def _genesis_hashes_for(self, observed: Observed) -> dict[int, str]:
         """The header chain's hash at each genesis number the pRuntimes report (cached:

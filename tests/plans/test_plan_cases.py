@@ -131,6 +131,8 @@ def check_plan(plan: Plan, expect: dict[str, Any]) -> None:
     ], info
     for alert, wanted in zip(plan.alerts, alerts, strict=True):
         assert wanted["contains"] in alert.message, f"{alert.message!r}\n{info}"
+        if "name" in wanted:
+            assert alert.name == wanted["name"], info
     drift = expect.get("drift", [])
     assert [d.target for d in plan.drift] == [e["target"] for e in drift], info
     for item, wanted in zip(plan.drift, drift, strict=True):

@@ -153,6 +153,8 @@ class Alert(_Frozen):
     severity: Severity
     message: str
     pool: str | None = None
+    name: str | None = None
+    """A stable name for alerts that have one (``FundingRunwayLow``), for rules and metrics."""
 
 
 class Drift(_Frozen):

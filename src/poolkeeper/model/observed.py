@@ -124,6 +124,13 @@ class ProxyGrant(_Frozen):
     proxy_type: str
 
 
+class FeesPaid(_Frozen):
+    """Fees one signer paid within the runway window (from the audit log)."""
+
+    plancks: int = 0
+    extrinsics: int = 0
+
+
 class ChainHead(_Frozen):
     """Where the chain was when it was read."""
 
@@ -181,6 +188,12 @@ class Observed(_Frozen):
     """The header chain's block hash (the relay chain's on a parachain) at each genesis
     block number the pRuntimes report: a pRuntime whose genesis hash differs is on
     another chain. Empty when not read (offline snapshots)."""
+    fees_paid: dict[str, FeesPaid] = Field(default_factory=dict)
+    """By signer address: fees paid within ``settings.runway.window_days`` before
+    ``read_at``, from the audit log (signers that paid none are absent)."""
+    fees_since: datetime | None = None
+    """When the fee record starts: the later of the window's start and the audit log's
+    first entry; None when there is no audit log (then no burn rate is known)."""
     remembered_pubkeys: dict[str, str] = Field(default_factory=dict)
     """By endpoint: the public key a pRuntime reported earlier, for pRuntimes that did
     not report one now (down or reset), so their chain state stays visible."""

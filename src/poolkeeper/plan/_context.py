@@ -106,9 +106,19 @@ class Context:
             )
         )
 
-    def alert(self, target: str, message: str, pool: str | None, *, critical: bool = False) -> None:
+    def alert(
+        self,
+        target: str,
+        message: str,
+        pool: str | None,
+        *,
+        critical: bool = False,
+        name: str | None = None,
+    ) -> None:
         severity = Severity.CRITICAL if critical else Severity.WARN
-        self.alerts.append(Alert(target=target, severity=severity, message=message, pool=pool))
+        self.alerts.append(
+            Alert(target=target, severity=severity, message=message, pool=pool, name=name)
+        )
 
     def report_drift(self, target: str, message: str, pool: str | None) -> None:
         self.drift.append(Drift(target=target, message=message, pool=pool))

@@ -108,7 +108,8 @@ def waits_line(plan: Plan) -> str | None:
 
 def _alert_line(alert: Alert, colour: bool) -> str:
     symbol = _paint(Symbol.ALERT.value, _COLOURS[Symbol.ALERT], colour)
-    return f"{symbol} {alert.severity.value}: {alert.message}"
+    name = f" {alert.name}" if alert.name else ""
+    return f"{symbol} {alert.severity.value}{name}: {alert.message}"
 
 
 def _drift_line(drift: Drift, colour: bool) -> str:

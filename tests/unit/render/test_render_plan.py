@@ -226,7 +226,7 @@ def test_json_document_schema() -> None:
     }
     assert document["waits"][0]["ends_at"] == "2023-11-15T01:26:19Z"
     assert document["waits"][0]["eta_basis"] == "chain"
-    assert set(document["alerts"][0]) == {"target", "severity", "message", "pool"}
+    assert set(document["alerts"][0]) == {"target", "severity", "message", "pool", "name"}
     assert set(document["drift"][0]) == {"target", "message", "pool"}
 
 
