@@ -191,6 +191,8 @@ def test_json_document_schema() -> None:
         "stake_locked": "0",
         "stake_released": "0",
         "fee_total": None,
+        "last_wait_ends_at": "2023-11-15T01:26:19Z",
+        "waits_without_eta": 1,
     }
     start = document["actions"][2]
     assert set(start) == {
@@ -226,6 +228,8 @@ def test_json_document_schema() -> None:
     }
     assert document["waits"][0]["ends_at"] == "2023-11-15T01:26:19Z"
     assert document["waits"][0]["eta_basis"] == "chain"
+    assert document["summary"]["last_wait_ends_at"] == "2023-11-15T01:26:19Z"
+    assert document["summary"]["waits_without_eta"] == 1
     assert set(document["alerts"][0]) == {"target", "severity", "message", "pool", "name"}
     assert set(document["drift"][0]) == {"target", "message", "pool"}
 
