@@ -1,4 +1,5 @@
-"""``poolkeeper import prb3|csv``: an inventory directory from PRB v3 records or a CSV.
+"""``poolkeeper import prb3|prb2|csv``: an inventory from PRB v3 records, PRB v2's
+local.db or a CSV.
 
 The import is checked as a whole before anything is written: the draft is validated
 by the inventory loader in a scratch directory, and no file in ``--into`` is ever
@@ -31,7 +32,8 @@ from poolkeeper.inventory import load_inventory
 from poolkeeper.model.desired import Desired
 
 import_app = typer.Typer(
-    name="import", help="Write an inventory from PRB v3 records or a CSV of workers."
+    name="import",
+    help="Write an inventory from PRB v3 records, PRB v2's local.db or a CSV of workers.",
 )
 
 _Into = Annotated[
