@@ -60,6 +60,8 @@ class SyncRateMemory:
     def note(self, observed: Observed) -> Observed:
         """Measure each pRuntime against its previous sample; ``observed`` with the rates."""
         rates: dict[str, float] = {}
+        for gone in set(self._samples) - set(observed.pruntimes):
+            del self._samples[gone]  # no longer in the inventory
         for endpoint, seen in observed.pruntimes.items():
             info = seen.info
             if info is None or not info.initialized or seen.read_at is None:

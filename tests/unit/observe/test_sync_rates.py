@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,3 +50,11 @@ def test_unreadable_file_means_no_memory(tmp_path: Path) -> None:
     path = tmp_path / "sync_rates.json"
     path.write_text("{not json", encoding="utf-8")
     assert SyncRateMemory(path).note(_observed(T0, a=1)).sync_rates == {}
+
+
+def test_endpoints_gone_from_the_inventory_are_forgotten(tmp_path: Path) -> None:
+    path = tmp_path / "sync_rates.json"
+    memory = SyncRateMemory(path)
+    memory.note(_observed(T0, a=1, b=1))
+    memory.note(_observed(T0 + timedelta(seconds=5), a=6))
+    assert set(json.loads(path.read_text())) == {"a"}
