@@ -1,4 +1,5 @@
-"""``poolkeeper import prb3|csv``: an inventory directory from PRB v3 records or a CSV.
+"""``poolkeeper import prb3|prb2|csv``: an inventory from PRB v3 records, PRB v2's
+local.db or a CSV.
 
 The import is checked as a whole before anything is written: the draft is validated
 by the inventory loader in a scratch directory, and no file in ``--into`` is ever
@@ -8,6 +9,7 @@ variable or 0600 file) and never contains a secret from the input.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +22,9 @@ from poolkeeper.importers import (
     Draft,
     ImportFailed,
     PoolOwners,
+    parse_operators,
     read_csv,
+    read_prb2,
     read_prb3,
     write_draft,
 )
@@ -28,7 +32,8 @@ from poolkeeper.inventory import load_inventory
 from poolkeeper.model.desired import Desired
 
 import_app = typer.Typer(
-    name="import", help="Write an inventory from PRB v3 records or a CSV of workers."
+    name="import",
+    help="Write an inventory from PRB v3 records, PRB v2's local.db or a CSV of workers.",
 )
 
 _Into = Annotated[
@@ -79,6 +84,40 @@ def import_prb3(
     state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
     try:
         draft = read_prb3(files, disabled=state, settings=_settings(network, chain))
+    except ImportFailed as error:
+        raise _fail(f"error: {error}") from None
+    _check_and_write(draft, into)
+
+
+@import_app.command("prb2")
+def import_prb2(
+    database: Annotated[Path, typer.Argument(help="PRB v2's local.db (SQLite, not encrypted).")],
+    *,
+    into: _Into,
+    operator: Annotated[
+        list[str] | None,
+        typer.Option("--operator", help="PID=ADDRESS: a pool operator's address (repeatable)."),
+    ] = None,
+    disabled: Annotated[
+        str,
+        typer.Option("--disabled", help="State of PRB's disabled workers: sync_only or removed."),
+    ] = "sync_only",
+    network: _Network = "khala",
+    chain: _Chain = None,
+) -> None:
+    """Import PRB v2 pools and workers from local.db (operator keys are never read)."""
+    if disabled not in ("sync_only", "removed"):
+        raise _fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
+    state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
+    try:
+        operators = parse_operators(operator or [])
+        draft = read_prb2(
+            database,
+            operators=operators,
+            environ=os.environ,
+            disabled=state,
+            settings=_settings(network, chain),
+        )
     except ImportFailed as error:
         raise _fail(f"error: {error}") from None
     _check_and_write(draft, into)
@@ -154,9 +193,8 @@ def _check_and_write(draft: Draft, into: Path, *, existing: bool = False) -> Non
         typer.echo("\nKeys to provide (never written to the inventory):")
         for key in draft.keys:
             typer.echo(
-                f"  {key.account} ({key.address}): {key.why}\n"
-                f"    export {key.env}='<its secret: the SURI, mnemonic, 0x seed or PRB secret "
-                f"key given to SetPoolOperator>'\n"
+                f"  {key.account} ({key.address or 'address: from the key'}): {key.why}\n"
+                f"    export {key.env}='{key.hint}'\n"
                 f"    or put it in a file of mode 0600 and write key: {{file: PATH}} instead"
             )
     typer.echo(f"\nNext: poolkeeper plan {into}")

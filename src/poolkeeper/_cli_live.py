@@ -40,6 +40,7 @@ from poolkeeper.model.conditions import Conditions, condition_document, worker_p
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import phase_of
+from poolkeeper.model.runway import runways
 from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper.render import plan_document, plan_from_document, render_text
 
@@ -347,8 +348,10 @@ def account_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
     """Every inventory account with its free balance and level against the thresholds."""
     settings = desired.settings
     rows: list[dict[str, Any]] = []
+    runway = runways(desired, observed)
     for account in desired.accounts:
         seen = observed.accounts.get(account.address) if account.address else None
+        own = runway.get(account.name)
         free = seen.free if seen else None
         level = None
         if free is not None:
@@ -367,6 +370,8 @@ def account_rows(desired: Desired, observed: Observed) -> list[dict[str, Any]]:
                 "free": free,
                 "reserved": seen.reserved if seen else None,
                 "level": level,
+                "fees_per_day": None if own is None else own.burn_per_day,
+                "runway_days": None if own is None else own.days,
             }
         )
     return rows
@@ -409,11 +414,25 @@ def render_status_document(observed: Observed, document: dict[str, Any]) -> str:
         for a in document["accounts"]:
             free = "-" if a["free"] is None else format_pha(int(a["free"]))
             level = f"  ({a['level']})" if a["level"] not in (None, "ok") else ""
-            out.append(f"  {a['account']:<{width}}  {free}{level}")
+            out.append(f"  {a['account']:<{width}}  {free}{level}{runway_text(a)}")
     alerts = document["alerts"]
     out += ["", f"alerts: {len(alerts) or 'none'}"]
-    out += [f"  [{a['severity']}] {a['target']}: {a['message']}" for a in alerts]
+    out += [
+        f"  [{a['severity']}] {a['target']}: {a['name'] + ': ' if a.get('name') else ''}"
+        f"{a['message']}"
+        for a in alerts
+    ]
     return "\n".join(out) + "\n"
+
+
+def runway_text(row: dict[str, Any]) -> str:
+    """``  runway 41.5 days (0.12 PHA/day of fees)``; empty when no fee was paid."""
+    per_day = row.get("fees_per_day")
+    if not per_day:
+        return ""
+    days = row.get("runway_days")
+    lasts = "-" if days is None else f"{days:g} days"
+    return f"  runway {lasts} ({format_pha(int(per_day))}/day of fees)"
 
 
 def render_status(

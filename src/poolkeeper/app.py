@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from poolkeeper.apply.audit import AUDIT_FILE
 from poolkeeper.apply.executor import AuditSink
+from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.chain._rpc import AsyncRpc
@@ -23,6 +25,7 @@ from poolkeeper.model.desired import Desired
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader
 from poolkeeper.observe.pubkeys import PubkeyMemory
+from poolkeeper.observe.sync_rates import SyncRateMemory
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import RelaySupervisor
@@ -90,6 +93,8 @@ def build_ports(
         keys=keys,
         pubkeys=pubkeys,
         pool_settings=pool_settings,
+        sync_rates=SyncRateMemory(state_dir / "sync_rates.json"),
+        fee_history=FeeHistory(state_dir / AUDIT_FILE),
         external_relays=external_relays,
         notifier=notifier,
         audit=audit,

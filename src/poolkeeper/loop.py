@@ -21,6 +21,7 @@ from typing import Protocol
 from poolkeeper._loop_runner import run_passes
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
+from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.apply.top_up_ledger import TopUpLedger, TransferSource
@@ -29,7 +30,7 @@ from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.health import LoopHealth
 from poolkeeper.keys import KeyRing
-from poolkeeper.model.actions import Action, ActionKind, Plan
+from poolkeeper.model.actions import Action, ActionKind, EtaBasis, Plan
 from poolkeeper.model.conditions import (
     Conditions,
     derive_conditions,
@@ -41,6 +42,7 @@ from poolkeeper.model.observed import Observed, RelayStatus
 from poolkeeper.notify import AlertEvent
 from poolkeeper.observe.observer import PRuntimeInfoSource, observe
 from poolkeeper.observe.pubkeys import PubkeyMemory
+from poolkeeper.observe.sync_rates import SyncRateMemory
 from poolkeeper.plan import PlanPolicy, plan_for, targeted_workers, wanted_relays
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import AnyRelayOptions
@@ -125,6 +127,10 @@ class ReconcilerPorts:
     clock: Callable[[], datetime] = _utc_now
     closers: Sequence[Callable[[], Awaitable[None]]] = ()
     """Closed last by ``Reconciler.close`` (connections only the factory knows of)."""
+    sync_rates: SyncRateMemory = field(default_factory=lambda: SyncRateMemory(None))
+    """Measures each pRuntime's sync rate between observations (sync waits' ETAs)."""
+    fee_history: FeeHistory = field(default_factory=lambda: FeeHistory(None))
+    """Fees paid per signer from the audit log (funding runway)."""
 
 
 @dataclass
@@ -277,6 +283,7 @@ class Reconciler:
             remembered=self.pubkeys.get(),
         )
         self.pubkeys.note(observed)
+        observed = self._ports.sync_rates.note(observed)
         genesis = await self._genesis_hashes_for(observed)
         if genesis:
             observed = observed.model_copy(update={"genesis_hashes": genesis})
@@ -284,7 +291,9 @@ class Reconciler:
         relays, details = self.relays.statuses(), self.relays.details()
         if relays != observed.relays or details != observed.relay_details:
             observed = observed.model_copy(update={"relays": relays, "relay_details": details})
-        return self._pool_settings.note(self.desired, observed)
+        observed = self._pool_settings.note(self.desired, observed)
+        window = self.desired.settings.runway.window_days
+        return self._ports.fee_history.note(observed, window)
 
     async def _genesis_hashes_for(self, observed: Observed) -> dict[int, str]:
         """The header chain's hash at each genesis number the pRuntimes report (cached:
@@ -558,7 +567,11 @@ class Reconciler:
 
 def settled(plan: Plan, remaining_seconds: float) -> bool:
     """Nothing left that this run can see through: no actions, and every wait is known to
-    end only after the time that is left (a cool-down); sync and score waits keep going."""
+    end only after the time that is left (a cool-down: an ETA from the chain); sync and
+    score waits keep going (their ETAs are estimates)."""
     return not plan.actions and all(
-        w.eta_seconds is not None and w.eta_seconds > remaining_seconds for w in plan.waits
+        w.eta_seconds is not None
+        and w.eta_basis is not EtaBasis.ESTIMATE
+        and w.eta_seconds > remaining_seconds
+        for w in plan.waits
     )

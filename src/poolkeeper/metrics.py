@@ -31,7 +31,9 @@ from poolkeeper.errors import TemporaryError
 from poolkeeper.model.actions import Alert
 from poolkeeper.model.conditions import ConditionStatus, worker_pubkey
 from poolkeeper.model.desired import Desired
+from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import WorkerPhase, phase_of
+from poolkeeper.model.runway import runways
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -59,6 +61,8 @@ _ALERT_KINDS = (
 
 def alert_kind(alert: Alert) -> str:
     """A stable, low-cardinality name for what an alert is about."""
+    if alert.name:  # FundingRunwayLow -> funding_runway_low
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in alert.name).lstrip("_")
     text = alert.message.lower()
     for needle, kind in _ALERT_KINDS:
         if needle in text:
@@ -266,6 +270,7 @@ class PoolMetrics(Collector):
             if seen is not None:
                 free.add_metric([account.name, account.role.value], seen.free)
         yield free
+        yield from _runway_families(desired, observed)
         for name, value, doc in (
             ("poolkeeper_balance_warn_below_plancks", desired.settings.warn_below, "warn"),
             (
@@ -311,6 +316,32 @@ class AuditFanOut:
     def record(self, entry: AuditEntry) -> None:
         for sink in self._sinks:
             sink.record(entry)
+
+
+def _runway_families(desired: Desired, observed: Observed) -> Iterator[Metric]:
+    """Fee burn and funding runway per account (model.runway), and the declared limit."""
+    burn = _gauge(
+        "poolkeeper_account_fee_burn_plancks_per_day",
+        "Fees an account paid per day over the runway window (audit log), in plancks.",
+        ["account"],
+    )
+    days = _gauge(
+        "poolkeeper_account_funding_runway_days",
+        "Days the account's free balance lasts at its fee burn (accounts that paid fees).",
+        ["account"],
+    )
+    for name, runway in runways(desired, observed).items():
+        burn.add_metric([name], runway.burn_per_day)
+        if runway.days is not None:
+            days.add_metric([name], runway.days)
+    yield burn
+    yield days
+    threshold = _gauge(
+        "poolkeeper_funding_runway_alert_below_days",
+        "The inventory's runway alert threshold (FundingRunwayLow), in days; 0: none declared.",
+    )
+    threshold.add_metric([], desired.settings.runway.alert_below_days or 0)
+    yield threshold
 
 
 def parse_listen(text: str) -> tuple[str, int]:

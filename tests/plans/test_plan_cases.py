@@ -4,8 +4,8 @@ A case merges its ``inventory`` and ``observed`` onto ``_base.yaml`` (named list
 replace or extend by ``name``; mappings merge key by key; ``null`` deletes a key), plans
 with its ``policy``, and compares the whole plan with ``expect``: the exact sequence of
 actions (kind, target) with any listed parameters, the exact waits (target, awaiting,
-and ETA when given), alerts (target, severity, and a text the message contains) and
-drift (target and a text). Amounts may be written ``"5000 PHA"``.
+and ETA, end time and ETA basis when given), alerts (target, severity, and a text the
+message contains) and drift (target and a text). Amounts may be written ``"5000 PHA"``.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ def check_plan(plan: Plan, expect: dict[str, Any]) -> None:
     for wait, wanted in zip(plan.waits, waits, strict=True):
         if "eta_seconds" in wanted:
             assert wait.eta_seconds == wanted["eta_seconds"], info
+        if "ends_at" in wanted:
+            ends_at = None if wait.ends_at is None else wait.ends_at.isoformat()
+            assert ends_at == wanted["ends_at"], info
+        if "eta_basis" in wanted:
+            basis = None if wait.eta_basis is None else wait.eta_basis.value
+            assert basis == wanted["eta_basis"], info
         if "reason_contains" in wanted:
             assert wanted["reason_contains"] in wait.reason, info
     alerts = expect.get("alerts", [])
@@ -125,6 +131,8 @@ def check_plan(plan: Plan, expect: dict[str, Any]) -> None:
     ], info
     for alert, wanted in zip(plan.alerts, alerts, strict=True):
         assert wanted["contains"] in alert.message, f"{alert.message!r}\n{info}"
+        if "name" in wanted:
+            assert alert.name == wanted["name"], info
     drift = expect.get("drift", [])
     assert [d.target for d in plan.drift] == [e["target"] for e in drift], info
     for item, wanted in zip(plan.drift, drift, strict=True):

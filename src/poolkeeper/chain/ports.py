@@ -62,6 +62,10 @@ class ChainState:
     proxies: tuple[ProxyGrant, ...]
     round_trips: int = 0
     """How many RPC requests the read took (for the scale targets)."""
+    block_time_ms: int | None = None
+    """Measured average block time; None when not measured."""
+    benchmark_duration: int | None = None
+    """``PhalaRegistry.BenchmarkDuration`` in blocks; None when absent."""
 
 
 class ChainReader(Protocol):

@@ -66,6 +66,11 @@ Khala's 12 s blocks: a lost extrinsic is proven dropped, and its actions planned
 at most that long (less the finality lag) after it was signed (docs/decisions.md)."""
 W_PHA_ASSET_ID = 10000
 
+_BLOCK_TIME_SPAN = 100
+"""Blocks the block time is averaged over."""
+_BLOCK_TIME_EVERY = 600
+"""Blocks after which the block time is measured again."""
+
 
 class _SignerKeypair(Keypair):  # type: ignore[misc]
     """Presents a ``Signer`` to substrate-interface as a Keypair without its secret."""
@@ -123,6 +128,8 @@ class SubstrateChain:
         self._rpc: AsyncRpc | None = None
         self._rpc_loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0
+        self._block_time_ms: tuple[int | None, int] = (None, 0)
+        """Measured block time (ms) and the best block it was measured at."""
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -256,6 +263,8 @@ class SubstrateChain:
         return ChainState(
             head=ctx.head,
             cool_down_period=ctx.cool_down,
+            block_time_ms=ctx.block_time_ms,
+            benchmark_duration=ctx.benchmark_duration,
             workers=workers,
             pools=pools,
             accounts=accounts,
@@ -273,13 +282,38 @@ class SubstrateChain:
         if "PhalaComputation" in pallets:
             cd = s.query("PhalaComputation", "CoolDownPeriod", block_hash=head.best_hash)
             cool_down = int(cd.value or 0)
+        benchmark = None
+        if "PhalaRegistry" in pallets:
+            bd = s.query("PhalaRegistry", "BenchmarkDuration", block_hash=head.best_hash)
+            benchmark = None if bd.value is None else int(bd.value)
+        block_time = self._block_time(s, head)
         values = self._storage_values(s)
         specs = {
             (pallet, item): self._key_spec(s, pallet, item)
             for pallet, item in _READ_ITEMS
             if pallet in pallets
         }
-        return _ReadContext(head, pallets, cool_down, values, specs)
+        return _ReadContext(head, pallets, cool_down, values, specs, block_time, benchmark)
+
+    def _block_time(self, s: SubstrateInterface, head: ChainHead) -> int | None:
+        """Average block time over up to ``_BLOCK_TIME_SPAN`` blocks before the best one,
+        from ``Timestamp.Now`` at both ends; measured again every ``_BLOCK_TIME_EVERY``
+        blocks (two requests), None while the chain is too young or keeps no timestamps."""
+        measured, at = self._block_time_ms
+        if measured is not None and head.best_number - at < _BLOCK_TIME_EVERY:
+            return measured
+        span = min(_BLOCK_TIME_SPAN, head.best_number - 1)
+        if span < 2 or head.timestamp_ms <= 0:
+            return measured
+        try:
+            earlier = s.rpc_request("chain_getBlockHash", [head.best_number - span])["result"]
+            then = int(s.query("Timestamp", "Now", block_hash=earlier).value or 0)
+        except Exception:  # an old state may be pruned: keep the previous figure
+            return measured
+        if then <= 0 or then >= head.timestamp_ms:
+            return measured
+        self._block_time_ms = ((head.timestamp_ms - then) // span, head.best_number)
+        return self._block_time_ms[0]
 
     def _storage_values(self, s: SubstrateInterface) -> StorageValues:
         """The value decoders of the connection's current metadata (built once per runtime)."""
@@ -489,6 +523,7 @@ class SubstrateChain:
                 stake=stakes.get(session) if session else None,
                 cool_down_start=int(sess["cool_down_start"]) if sess else None,
                 pool_pid=found.get(("WorkerAssignments", pk)),
+                registered_at=(info or {}).get("last_updated"),
             )
         return workers
 
@@ -851,6 +886,8 @@ class _ReadContext:
     cool_down: int
     values: StorageValues
     specs: dict[tuple[str, str], _KeySpec]
+    block_time_ms: int | None = None
+    benchmark_duration: int | None = None
 
     def key_hex(self, pallet: str, item: str, params: Sequence[Any]) -> str | None:
         """The key, or None when it needs scalecodec (and so the connection's thread)."""

@@ -29,9 +29,14 @@ class KeyNeeded:
     """A key the operator must provide before poolkeeper can sign for an account."""
 
     account: str
-    address: str
+    address: str | None
+    """None when the input does not say (PRB v2 keeps it encrypted): the key tells."""
     env: str
     why: str
+    hint: str = (
+        "<its secret: the SURI, mnemonic, 0x seed or PRB secret key given to SetPoolOperator>"
+    )
+    """What to put in the variable."""
 
 
 @dataclass

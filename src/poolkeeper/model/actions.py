@@ -7,6 +7,7 @@ a stable ``id`` so a journal can recognise the same action across passes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -117,6 +118,11 @@ _NOT_EFFECT: set[str] = {"reason", "prerequisites", "stake_change", "fee"}
 """Words, ordering and estimates: none of them changes what the call does."""
 
 
+class EtaBasis(StrEnum):
+    CHAIN = "chain"
+    ESTIMATE = "estimate"
+
+
 class Wait(_Frozen):
     """Something the world must do before the next action can happen."""
 
@@ -126,6 +132,13 @@ class Wait(_Frozen):
     reason: str
     pool: str | None = None
     eta_seconds: int | None = None
+    """Seconds from the observation (the chain's clock) until the wait should end; None
+    when no estimate is possible (``reason`` says what is missing)."""
+    ends_at: datetime | None = None
+    """``eta_seconds`` as an absolute UTC time, on the chain's clock."""
+    eta_basis: EtaBasis | None = None
+    """How ``eta_seconds`` was obtained: ``chain`` (chain state and constants, e.g. a
+    cool-down's end) or ``estimate`` (measured rates: sync, block time)."""
 
 
 class Severity(StrEnum):
@@ -140,6 +153,8 @@ class Alert(_Frozen):
     severity: Severity
     message: str
     pool: str | None = None
+    name: str | None = None
+    """A stable name for alerts that have one (``FundingRunwayLow``), for rules and metrics."""
 
 
 class Drift(_Frozen):

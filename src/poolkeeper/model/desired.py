@@ -220,6 +220,16 @@ class AlertSettings(_Frozen):
     debounce_seconds: float = 60.0
 
 
+class RunwaySettings(_Frozen):
+    """Funding runway: how long each signer's balance lasts at its recent fee burn."""
+
+    alert_below_days: float | None = Field(default=None, gt=0)
+    """Alert (``FundingRunwayLow``) when a signer's balance covers fewer days than this;
+    none: the runway is shown but never alerted on."""
+    window_days: float = Field(default=7.0, gt=0, le=365)
+    """The burn rate is the fees paid over this many days (from the audit log)."""
+
+
 class MetricsSettings(_Frozen):
     """Where ``run`` serves Prometheus metrics (``--metrics-addr`` overrides)."""
 
@@ -263,6 +273,7 @@ class Settings(_Frozen):
     loop: LoopSettings = LoopSettings()
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
+    runway: RunwaySettings = RunwaySettings()
     warn_below: Plancks = 20 * 10**12
     critical_below: Plancks = 5 * 10**12
     pruntime_concurrency: int = Field(default=500, ge=1)

@@ -83,6 +83,9 @@ class ChainWorker(_Frozen):
     """Unix seconds at which cool-down started (0 when never)."""
     pool_pid: int | None = None
     """``WorkerAssignments[pubkey]``."""
+    registered_at: int | None = None
+    """``Workers[pubkey].last_updated``: unix seconds of the registration (or of its last
+    update, e.g. the initial score), the start of the benchmark while no score is set."""
 
 
 class ObservedPool(_Frozen):
@@ -121,6 +124,13 @@ class ProxyGrant(_Frozen):
     proxy_type: str
 
 
+class FeesPaid(_Frozen):
+    """Fees one signer paid within the runway window (from the audit log)."""
+
+    plancks: int = 0
+    extrinsics: int = 0
+
+
 class ChainHead(_Frozen):
     """Where the chain was when it was read."""
 
@@ -149,6 +159,16 @@ class Observed(_Frozen):
     head: ChainHead
     cool_down_period: int = 604800
     """``PhalaComputation.CoolDownPeriod`` in seconds."""
+    block_time_ms: int | None = None
+    """Average time between blocks measured on the chain (``Timestamp.Now`` at the best
+    block and some blocks before it); None when not measured (then block counts are not
+    turned into times)."""
+    benchmark_duration: int | None = None
+    """``PhalaRegistry.BenchmarkDuration``: blocks a newly registered worker benchmarks
+    before its initial score is set; None when the chain does not say."""
+    sync_rates: dict[str, float] = Field(default_factory=dict)
+    """By endpoint: blocks per second the pRuntime advanced between two observations
+    (smoothed; the observe layer measures it). Missing: not measured yet."""
     pruntimes: dict[str, PRuntimeObservation] = Field(default_factory=dict)
     chain_workers: dict[str, ChainWorker] = Field(default_factory=dict)
     pools: dict[int, ObservedPool] = Field(default_factory=dict)
@@ -168,6 +188,12 @@ class Observed(_Frozen):
     """The header chain's block hash (the relay chain's on a parachain) at each genesis
     block number the pRuntimes report: a pRuntime whose genesis hash differs is on
     another chain. Empty when not read (offline snapshots)."""
+    fees_paid: dict[str, FeesPaid] = Field(default_factory=dict)
+    """By signer address: fees paid within ``settings.runway.window_days`` before
+    ``read_at``, from the audit log (signers that paid none are absent)."""
+    fees_since: datetime | None = None
+    """When the fee record starts: the later of the window's start and the audit log's
+    first entry; None when there is no audit log (then no burn rate is known)."""
     remembered_pubkeys: dict[str, str] = Field(default_factory=dict)
     """By endpoint: the public key a pRuntime reported earlier, for pRuntimes that did
     not report one now (down or reset), so their chain state stays visible."""

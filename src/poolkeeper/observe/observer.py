@@ -104,6 +104,8 @@ async def observe(
         read_at=datetime.now(UTC),
         head=state.head,
         cool_down_period=state.cool_down_period,
+        block_time_ms=state.block_time_ms,
+        benchmark_duration=state.benchmark_duration,
         pruntimes=polled,
         chain_workers=workers,
         pools=state.pools,

@@ -10,6 +10,8 @@ from poolkeeper.model.actions import ActionKind
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.balances import BalanceLevel, balance_level, thresholds_of
 from poolkeeper.model.desired import AccountSpec
+from poolkeeper.model.durations import format_duration
+from poolkeeper.model.runway import FUNDING_RUNWAY_LOW, low_runways
 from poolkeeper.plan._context import Context, make_action
 
 
@@ -41,6 +43,23 @@ def plan_accounts(ctx: Context) -> None:
     for account in accounts:
         if account.address is not None:
             _check_balance(ctx, account, spendable)
+    _check_runways(ctx)
+
+
+def _check_runways(ctx: Context) -> None:
+    """``FundingRunwayLow``: a signer whose balance lasts fewer days than declared."""
+    settings = ctx.desired.settings.runway
+    for runway in low_runways(ctx.desired, ctx.observed):
+        assert runway.days is not None and runway.free is not None
+        ctx.alert(
+            f"account/{runway.account}",
+            f"funding runway {runway.days:.1f} days is below {settings.alert_below_days:g} days: "
+            f"{format_pha(runway.free)} at {format_pha(runway.burn_per_day)}/day of fees "
+            f"({runway.extrinsics} extrinsics in the last "
+            f"{format_duration(int(runway.span_seconds))})",
+            None,
+            name=FUNDING_RUNWAY_LOW,
+        )
 
 
 def _thresholds(ctx: Context, account: AccountSpec) -> tuple[int, int]:

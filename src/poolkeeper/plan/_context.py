@@ -10,6 +10,7 @@ order so the result never depends on dict ordering.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from poolkeeper.model.actions import (
     DESTRUCTIVE_KINDS,
@@ -17,6 +18,7 @@ from poolkeeper.model.actions import (
     ActionKind,
     Alert,
     Drift,
+    EtaBasis,
     Severity,
     Wait,
 )
@@ -85,16 +87,38 @@ class Context:
         reason: str,
         pool: str | None,
         eta_seconds: int | None = None,
+        *,
+        basis: EtaBasis | None = None,
     ) -> None:
+        """A wait; with an ETA, its end on the chain's clock (``now_seconds``) too."""
+        ends_at = None
+        if eta_seconds is not None and self.now_seconds > 0:
+            ends_at = datetime.fromtimestamp(self.now_seconds + eta_seconds, UTC)
         self.waits.append(
             Wait(
-                target=target, awaiting=awaiting, reason=reason, pool=pool, eta_seconds=eta_seconds
+                target=target,
+                awaiting=awaiting,
+                reason=reason,
+                pool=pool,
+                eta_seconds=eta_seconds,
+                ends_at=ends_at,
+                eta_basis=basis if eta_seconds is not None else None,
             )
         )
 
-    def alert(self, target: str, message: str, pool: str | None, *, critical: bool = False) -> None:
+    def alert(
+        self,
+        target: str,
+        message: str,
+        pool: str | None,
+        *,
+        critical: bool = False,
+        name: str | None = None,
+    ) -> None:
         severity = Severity.CRITICAL if critical else Severity.WARN
-        self.alerts.append(Alert(target=target, severity=severity, message=message, pool=pool))
+        self.alerts.append(
+            Alert(target=target, severity=severity, message=message, pool=pool, name=name)
+        )
 
     def report_drift(self, target: str, message: str, pool: str | None) -> None:
         self.drift.append(Drift(target=target, message=message, pool=pool))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from poolkeeper.model.actions import ActionKind
+from poolkeeper.model.actions import ActionKind, EtaBasis
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.conditions import genesis_mismatch
 from poolkeeper.model.desired import AccountRole, WorkerSpec, WorkerState
@@ -22,6 +22,7 @@ from poolkeeper.model.durations import format_duration
 from poolkeeper.model.observed import ChainWorker, PRuntimeInfo, RelayStatus, SessionState
 from poolkeeper.model.phase import is_synced
 from poolkeeper.plan._context import Context, PoolRun, make_action, normalise_pubkey
+from poolkeeper.plan._etas import INCLUSION_BLOCKS, blocks_to_seconds, score_eta, sync_eta
 
 _ACTIVE_RELAY = frozenset({RelayStatus.RUNNING, RelayStatus.BACKING_OFF, RelayStatus.STALLED})
 
@@ -42,6 +43,7 @@ class _Worker:
     synced: bool
     group: str | None
     """Pool name its waits and alerts are grouped under."""
+    endpoint: str | None = None
     last: str | None = None
     ids: list[str] = field(default_factory=list)
 
@@ -87,9 +89,10 @@ class _Worker:
         reason: str,
         eta_seconds: int | None = None,
         pool: PoolRun | None = None,
+        basis: EtaBasis = EtaBasis.CHAIN,
     ) -> None:
         group = pool.spec.name if pool is not None else self.group
-        self.ctx.wait(self.target, awaiting, reason, group, eta_seconds)
+        self.ctx.wait(self.target, awaiting, reason, group, eta_seconds, basis=basis)
 
     def alert(self, message: str, *, critical: bool = False) -> None:
         self.ctx.alert(self.target, message, self.group, critical=critical)
@@ -131,6 +134,7 @@ def plan_worker(ctx: Context, spec: WorkerSpec) -> None:
         reachable=info is not None,
         synced=is_synced(observation, ctx.observed.head),
         group=group,
+        endpoint=spec.endpoint,
     )
     relay = ctx.observed.relays.get(spec.name)
     draining = pool is not None and pool.spec.draining
@@ -160,20 +164,29 @@ def plan_worker(ctx: Context, spec: WorkerSpec) -> None:
 def _relay_and_sync(worker: _Worker, relay: RelayStatus | None, info: PRuntimeInfo) -> None:
     ctx = worker.ctx
     finalized = ctx.observed.head.finalized_number
+    eta: int | None = None
     if not info.initialized:
         why = "pRuntime is not initialized: the relay initializes and syncs it"
-        waiting = "pRuntime not initialized yet"
+        waiting = "pRuntime not initialized yet; ETA once it syncs at a measured rate"
     else:
         behind = max(0, finalized - info.blocknum)
         why = f"pRuntime is {behind} blocks behind the finalized head: the relay syncs it"
         waiting = f"at block {info.blocknum}, finalized head {finalized} ({behind} blocks behind)"
+        rate = ctx.observed.sync_rates.get(worker.endpoint) if worker.endpoint else None
+        eta = sync_eta(behind, rate, ctx.observed.block_time_ms)
+        if rate is None:
+            waiting += "; ETA once a sync rate is measured (next observation)"
+        elif eta is None:
+            waiting += f"; syncing at {rate:.1f} blocks/s, not gaining on the head: no ETA"
+        else:
+            waiting += f"; syncing at {rate:.1f} blocks/s"
     if relay is None or relay is RelayStatus.STOPPED:
         worker.act(ActionKind.START_RELAY, why, worker.pool)
     elif relay is RelayStatus.STALLED:
         worker.alert("relay is stalled: the pRuntime is not receiving blocks")
     elif relay is RelayStatus.BACKING_OFF:
         waiting += "; the relay is backing off after errors"
-    worker.wait("sync", waiting)
+    worker.wait("sync", waiting, eta, basis=EtaBasis.ESTIMATE)
 
 
 def _bound_pool(worker: _Worker) -> PoolRun | None:
@@ -316,13 +329,22 @@ def _join(worker: _Worker, pool: PoolRun) -> bool:
             signer=_registration_signer(worker.ctx, pool),
             after=pool.prerequisites,
         )
-        worker.wait("initial score", "the benchmark sets the initial score after registration")
+        _score_wait(worker, "the benchmark sets the initial score after registration", None)
         return False
     if chain.initial_score is None:
-        worker.wait("initial score", "registered; the benchmark has not set the score yet")
+        _score_wait(worker, "registered; the benchmark has not set the score yet", chain)
         return False
     if pool.pid is None:
-        worker.wait("pool creation", f"pool {pool.spec.name} does not exist on chain yet")
+        ctx = worker.ctx
+        creating = f"create_pool:{pool.target}" in {a.id for a in ctx.actions}
+        eta = blocks_to_seconds(INCLUSION_BLOCKS, ctx.observed.block_time_ms) if creating else None
+        why = "created by this plan" if creating else "nothing in this plan creates it"
+        worker.wait(
+            "pool creation",
+            f"pool {pool.spec.name} does not exist on chain yet ({why})",
+            eta,
+            basis=EtaBasis.ESTIMATE,
+        )
         return False
     if pool.blocked:
         return False
@@ -339,6 +361,32 @@ def _join(worker: _Worker, pool: PoolRun) -> bool:
     pool.slots -= 1
     worker.act(ActionKind.ADD_WORKER, f"scored and not in a pool: add to pid {pool.pid}", pool)
     return True
+
+
+def _score_wait(worker: _Worker, reason: str, chain: ChainWorker | None) -> None:
+    """The initial score: benchmark blocks at the measured block time after registration."""
+    observed = worker.ctx.observed
+    eta = score_eta(
+        registered_at=chain.registered_at if chain is not None else None,
+        now_seconds=worker.ctx.now_seconds,
+        benchmark_duration=observed.benchmark_duration,
+        block_time_ms=observed.block_time_ms,
+        registering_now=chain is None,
+    )
+    if eta is None:
+        missing = (
+            "benchmark duration"
+            if observed.benchmark_duration is None
+            else "block time"
+            if observed.block_time_ms is None
+            else "registration time"
+        )
+        reason += f"; ETA unknown: no {missing} from the chain"
+    elif eta == 0:
+        reason += "; overdue: the score message should be on chain by now (check egress)"
+    else:
+        reason += f" (benchmark {observed.benchmark_duration} blocks)"
+    worker.wait("initial score", reason, eta, basis=EtaBasis.ESTIMATE)
 
 
 def _registration_signer(ctx: Context, pool: PoolRun) -> str:

@@ -41,6 +41,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "stake_locked": str(plan.stake_locked),
             "stake_released": str(plan.stake_released),
             "fee_total": None if plan.fee_total is None else str(plan.fee_total),
+            "last_wait_ends_at": _last_end(plan),
+            "waits_without_eta": sum(1 for w in plan.waits if w.eta_seconds is None),
         },
         "warnings": list(plan.warnings),
         "actions": actions,
@@ -48,6 +50,12 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "alerts": [a.model_dump(mode="json") for a in plan.alerts],
         "drift": [d.model_dump(mode="json") for d in plan.drift],
     }
+
+
+def _last_end(plan: Plan) -> str | None:
+    """When the last wait with an ETA ends (ISO 8601, UTC); None when none has one."""
+    ends = [w.ends_at for w in plan.waits if w.ends_at is not None]
+    return max(ends).isoformat().replace("+00:00", "Z") if ends else None
 
 
 def render_json(plan: Plan) -> str:

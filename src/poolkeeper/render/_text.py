@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from poolkeeper.model.actions import Action, ActionKind, Alert, Drift, Plan, Symbol, Wait
+from poolkeeper.model.actions import (
+    Action,
+    ActionKind,
+    Alert,
+    Drift,
+    EtaBasis,
+    Plan,
+    Symbol,
+    Wait,
+)
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.durations import format_duration
 
@@ -68,13 +77,39 @@ def _action_line(action: Action, colour: bool) -> str:
 def _wait_line(wait: Wait, colour: bool) -> str:
     head = _paint("(waiting)", _COLOURS["wait"], colour)
     if wait.eta_seconds is not None:
-        return f"{head} {wait.awaiting} ends in {format_duration(wait.eta_seconds)}: {wait.reason}"
+        return f"{head} {wait.awaiting} ends {_eta_text(wait)}: {wait.reason}"
     return f"{head} {wait.awaiting}: {wait.reason}"
+
+
+def _eta_text(wait: Wait) -> str:
+    """``in 3h 12m (2023-11-15 01:25 UTC)``; ``≈`` marks estimates from measured rates."""
+    assert wait.eta_seconds is not None
+    about = "≈ " if wait.eta_basis is EtaBasis.ESTIMATE else ""
+    text = f"in {about}{format_duration(wait.eta_seconds)}"
+    if wait.ends_at is not None:
+        text += f" ({about}{wait.ends_at:%Y-%m-%d %H:%M:%S} UTC)"
+    return text
+
+
+def waits_line(plan: Plan) -> str | None:
+    """``Waits: 3; the last ends in 6d 23h (...); 1 without an ETA.``; None without waits."""
+    if not plan.waits:
+        return None
+    timed = [w for w in plan.waits if w.eta_seconds is not None]
+    text = f"Waits: {len(plan.waits)}"
+    if timed:
+        last = max(timed, key=lambda w: w.eta_seconds or 0)
+        text += f"; the last ends {_eta_text(last)} ({last.awaiting}, {last.target})"
+    untimed = len(plan.waits) - len(timed)
+    if untimed:
+        text += f"; {untimed} without an ETA"
+    return text + "."
 
 
 def _alert_line(alert: Alert, colour: bool) -> str:
     symbol = _paint(Symbol.ALERT.value, _COLOURS[Symbol.ALERT], colour)
-    return f"{symbol} {alert.severity.value}: {alert.message}"
+    name = f" {alert.name}" if alert.name else ""
+    return f"{symbol} {alert.severity.value}{name}: {alert.message}"
 
 
 def _drift_line(drift: Drift, colour: bool) -> str:
@@ -126,9 +161,9 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
             lines.append(f"  {kind} {name}")
             lines.extend(f"    {line}" for line in targets[target])
         lines.append("")
-    money = money_line(plan)
-    if money:
-        lines.append(money)
+    for totals in (waits_line(plan), money_line(plan)):
+        if totals:
+            lines.append(totals)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 

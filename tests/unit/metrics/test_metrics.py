@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from poolkeeper.model.desired import AccountRole, AccountSpec, Desired, PoolSpec
 from poolkeeper.model.observed import (
     ChainHead,
     ChainWorker,
+    FeesPaid,
     Observed,
     ObservedAccount,
     PRuntimeInfo,
@@ -61,6 +62,8 @@ def world() -> tuple[Desired, PassResult]:
             )
         },
         accounts={"5Owner": ObservedAccount(address="5Owner", free=3 * PHA)},
+        fees_paid={"5Owner": FeesPaid(plancks=PHA // 2, extrinsics=4)},
+        fees_since=NOW - timedelta(days=1),
     )
     top_up = Action(
         id="top_up:account/owner", kind=ActionKind.TOP_UP, target="account/owner", reason="low"
@@ -130,6 +133,10 @@ def test_values_of_one_pass(fed: PoolMetrics) -> None:
     assert m["poolkeeper_account_free_plancks"] == {
         (("account", "owner"), ("role", "owner")): 3 * PHA
     }
+    # 0.5 PHA of fees in one day, 3 PHA free: 6 days of runway; no threshold declared
+    assert m["poolkeeper_account_fee_burn_plancks_per_day"] == {(("account", "owner"),): PHA // 2}
+    assert m["poolkeeper_account_funding_runway_days"] == {(("account", "owner"),): 6.0}
+    assert m["poolkeeper_funding_runway_alert_below_days"] == {(): 0}
     assert m["poolkeeper_chain_best_block_number"] == {(): 120}
     assert m["poolkeeper_chain_finalized_block_number"] == {(): 118}
     assert m["poolkeeper_pass_duration_seconds_count"] == {(): 1}
@@ -155,6 +162,8 @@ def test_alert_kinds_are_named() -> None:
     alert = Alert(target="worker/w", severity=Severity.CRITICAL, message="on another chain: x")
     assert alert_kind(alert) == "wrong_genesis"
     assert alert_kind(Alert(target="pool/p", severity=Severity.WARN, message="odd")) == "pool"
+    named = Alert(target="account/a", severity=Severity.WARN, message="x", name="FundingRunwayLow")
+    assert alert_kind(named) == "funding_runway_low"
 
 
 @pytest.mark.parametrize(

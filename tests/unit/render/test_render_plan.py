@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from poolkeeper.model.actions import Action, ActionKind, Alert, Drift, Plan, Severity, Wait
+from poolkeeper.model.actions import (
+    Action,
+    ActionKind,
+    Alert,
+    Drift,
+    EtaBasis,
+    Plan,
+    Severity,
+    Wait,
+)
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.durations import format_duration
 from poolkeeper.render import (
@@ -83,6 +93,8 @@ def _small_plan() -> Plan:
                 reason="declared idle: reclaim once the cool-down ends",
                 pool="alpha",
                 eta_seconds=3 * 3600 + 12 * 60 + 59,
+                ends_at=datetime(2023, 11, 15, 1, 26, 19, tzinfo=UTC),
+                eta_basis=EtaBasis.CHAIN,
             ),
             Wait(target="worker/s1", awaiting="sync", reason="pRuntime not initialized yet"),
         ),
@@ -111,7 +123,8 @@ pool alpha (pid 1)
   worker w2
     - stop_computing (pid 1): declared idle: stop computing
   worker w3
-    (waiting) cool-down ends in 3h 12m: declared idle: reclaim once the cool-down ends
+    (waiting) cool-down ends in 3h 12m (2023-11-15 01:26:19 UTC): \
+declared idle: reclaim once the cool-down ends
   worker w4
     ~ drift: stake on chain 5 PHA > 3 PHA
 
@@ -120,6 +133,8 @@ pool alpha (pid 1)
     + start_relay: pRuntime is not initialized
     (waiting) sync: pRuntime not initialized yet
 
+Waits: 2; the last ends in 3h 12m (2023-11-15 01:26:19 UTC) (cool-down, worker/w3); \
+1 without an ETA.
 Plan: 3 to add, 1 to change, 1 to remove, 1 alert.
 """
 
@@ -176,6 +191,8 @@ def test_json_document_schema() -> None:
         "stake_locked": "0",
         "stake_released": "0",
         "fee_total": None,
+        "last_wait_ends_at": "2023-11-15T01:26:19Z",
+        "waits_without_eta": 1,
     }
     start = document["actions"][2]
     assert set(start) == {
@@ -200,8 +217,20 @@ def test_json_document_schema() -> None:
     assert start["amount"] == "5000000000000000"
     assert start["symbol"] == "+"
     assert start["prerequisites"] == ["add_worker:worker/w1"]
-    assert set(document["waits"][0]) == {"target", "awaiting", "reason", "pool", "eta_seconds"}
-    assert set(document["alerts"][0]) == {"target", "severity", "message", "pool"}
+    assert set(document["waits"][0]) == {
+        "target",
+        "awaiting",
+        "reason",
+        "pool",
+        "eta_seconds",
+        "ends_at",
+        "eta_basis",
+    }
+    assert document["waits"][0]["ends_at"] == "2023-11-15T01:26:19Z"
+    assert document["waits"][0]["eta_basis"] == "chain"
+    assert document["summary"]["last_wait_ends_at"] == "2023-11-15T01:26:19Z"
+    assert document["summary"]["waits_without_eta"] == 1
+    assert set(document["alerts"][0]) == {"target", "severity", "message", "pool", "name"}
     assert set(document["drift"][0]) == {"target", "message", "pool"}
 
 
