@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from poolkeeper._cli_lists import ACCOUNT_COLUMNS, POOL_COLUMNS, WORKER_COLUMNS
 from poolkeeper.cli import app
+from poolkeeper.cli._lists import ACCOUNT_COLUMNS, POOL_COLUMNS, WORKER_COLUMNS
 from poolkeeper.model.observed import (
     ChainHead,
     ChainWorker,

@@ -359,7 +359,7 @@ def _observe(
             from poolkeeper.observe.snapshot import load_snapshot
 
             return desired, load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
-        from poolkeeper._cli_live import observe_live, run_async
+        from poolkeeper.cli._live import observe_live, run_async
 
         live: tuple[Desired, Observed] = run_async(observe_live(desired, directory))
         return live[0], live[1], "live"

@@ -3,7 +3,7 @@
 ``ControlService`` publishes every pass of the loop to the status hub and serves the
 control requests (plan, apply an approved plan, reload) through the same ``Reconciler``:
 its passes are serialized (one writer), so a request never races the loop. Kept apart
-from ``_cli_live.py`` so the loop's own glue stays small.
+from ``_live.py`` so the loop's own glue stays small.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 
 import typer
 
-from poolkeeper._cli_live import (
+from poolkeeper._version import __version__
+from poolkeeper.apply.executor import ActionResult
+from poolkeeper.cli._live import (
     inventory_digest,
     load_desired,
     render_status,
     state_dir_of,
     status_rows,
 )
-from poolkeeper._version import __version__
-from poolkeeper.apply.executor import ActionResult
 from poolkeeper.control.client import ControlClient, ControlUnavailable
 from poolkeeper.control.protocol import Request, socket_path
 from poolkeeper.control.server import ControlServer, RequestRefused, ServerBusy, StatusHub

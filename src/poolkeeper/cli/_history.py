@@ -82,7 +82,7 @@ def history_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show the extrinsics poolkeeper sent (its audit log), oldest first."""
-    from poolkeeper._cli_live import fail, load_desired, state_dir_of
+    from poolkeeper.cli._live import fail, load_desired, state_dir_of
 
     desired = load_desired(directory)
     path = state_dir_of(desired, directory) / AUDIT_FILE

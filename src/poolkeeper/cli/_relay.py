@@ -24,7 +24,7 @@ _log = logging.getLogger("poolkeeper.relay")
 
 
 async def relay_only_async(directory: Path, interval: float) -> int:
-    from poolkeeper._cli_live import load_desired, make_reconciler
+    from poolkeeper.cli._live import load_desired, make_reconciler
 
     desired = load_desired(directory)
     rec = make_reconciler(

@@ -1,7 +1,8 @@
 """``poolkeeper accounts ...``: generate addresses, create the master secret, list accounts.
 
 Argument parsing and rendering only; the work is in ``poolkeeper.keys``. Kept apart
-from ``cli.py`` so the accounts commands can change without touching the others.
+from the root commands (``cli/__init__.py``) so the accounts commands can change
+without touching the others.
 Nothing here ever prints a secret: the mnemonic stays inside ``Mnemonic`` and is
 revealed only to the derivation and to the one file ``new-secret`` writes.
 """

@@ -1,6 +1,6 @@
 """CLI commands that talk to the live chain and pRuntimes: live ``plan``, ``apply``, ``status``.
 
-Kept apart from ``cli.py`` (offline commands) so the argument parsing stays thin:
+Kept apart from ``cli/__init__.py`` (offline commands) so the argument parsing stays thin:
 everything here builds a ``Reconciler`` and renders what it returns.
 """
 
@@ -257,7 +257,7 @@ async def apply_async(
                     + ", ".join(extra)
                 )
         if plan.actions:
-            from poolkeeper._cli_costs import with_fees
+            from poolkeeper.cli._costs import with_fees
 
             plan, note = await with_fees(plan, rec.desired)
             if note:
@@ -280,7 +280,7 @@ async def apply_async(
                 typer.echo(f"  relays started: {', '.join(p.started_relays)}")
 
         if saved is not None:
-            from poolkeeper._cli_saved import complete_saved
+            from poolkeeper.cli._saved import complete_saved
 
             outcome = await complete_saved(rec, policy, plan, wait=wait, on_pass=on_pass)
             for what, ids in (
@@ -503,10 +503,10 @@ async def run_loop_async(
 
     from watchfiles import awatch
 
-    from poolkeeper._cli_control import start_control
-    from poolkeeper._cli_ha import ha_builder
     from poolkeeper._heap import heap_trimmer
-    from poolkeeper._run_events import PassReporter
+    from poolkeeper.cli._control import start_control
+    from poolkeeper.cli._ha import ha_builder
+    from poolkeeper.cli._run_events import PassReporter
 
     log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)

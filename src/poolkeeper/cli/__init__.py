@@ -16,14 +16,14 @@ from typing import Annotated
 
 import typer
 
-from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
-from poolkeeper._cli_history import history_command
-from poolkeeper._cli_import import import_app
-from poolkeeper._cli_journal import journal_app
-from poolkeeper._cli_lists import list_command
-from poolkeeper._cli_relay import relay_command
 from poolkeeper._version import __version__
+from poolkeeper.cli._accounts import accounts_app
+from poolkeeper.cli._history import history_command
+from poolkeeper.cli._import import import_app
+from poolkeeper.cli._journal import journal_app
+from poolkeeper.cli._lists import list_command
+from poolkeeper.cli._relay import relay_command
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
 from poolkeeper.logs import LogFormat, LogFormatChoice, configure_logging, level_for
@@ -177,22 +177,22 @@ def _plan_and_show(
         if snapshot is not None:
             observed = load_snapshot(snapshot)
         else:
-            from poolkeeper._cli_live import observe_live, run_async
+            from poolkeeper.cli._live import observe_live, run_async
 
             desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
         raise _fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
     if snapshot is None and plan.actions:
-        from poolkeeper._cli_costs import with_fees
-        from poolkeeper._cli_live import run_async
+        from poolkeeper.cli._costs import with_fees
+        from poolkeeper.cli._live import run_async
 
         plan, note = run_async(with_fees(plan, desired))
         if note:
             typer.echo(f"note: {note}", err=True)
     document = render_json(plan)
     if out is not None:
-        from poolkeeper._cli_live import saved_plan_document
+        from poolkeeper.cli._live import saved_plan_document
 
         document_to_save = json.dumps(
             saved_plan_document(plan, directory, observed), indent=2, sort_keys=True
@@ -288,7 +288,7 @@ def apply(
     """Apply the inventory (or a saved plan): plan, confirm, then reconcile until only waits
     remain or --wait runs out. Relays run in this process meanwhile. Exit 1 if an action failed.
     Background events (relays) are logged to stderr from WARNING (-v: INFO)."""
-    from poolkeeper._cli_live import apply_async, run_async
+    from poolkeeper.cli._live import apply_async, run_async
     from poolkeeper.plan import PlanPolicy, TargetError
 
     setup_logging("text", verbose, quiet, default=30)
@@ -352,7 +352,7 @@ def run(
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until SIGINT/SIGTERM (exit 0). A failed
     pass is logged and retried with backoff; it never ends the loop. Logs go to stderr."""
-    from poolkeeper._cli_live import run_async, run_loop_async
+    from poolkeeper.cli._live import run_async, run_loop_async
     from poolkeeper.plan import PlanPolicy
 
     setup_logging(log_format, verbose, quiet)
@@ -391,8 +391,8 @@ def status(
 ) -> None:
     """Show the observed state of every worker in the inventory."""
     if watch:
-        from poolkeeper._cli_control import watch_status
-        from poolkeeper._cli_live import run_async
+        from poolkeeper.cli._control import watch_status
+        from poolkeeper.cli._live import run_async
 
         try:
             raise typer.Exit(run_async(watch_status(directory, as_json=as_json)))
@@ -400,7 +400,7 @@ def status(
             raise typer.Exit(0) from None
     from datetime import UTC, datetime
 
-    from poolkeeper._cli_live import (
+    from poolkeeper.cli._live import (
         load_desired,
         observe_live,
         render_status_document,
@@ -419,8 +419,8 @@ def status(
     conditions = conditions.model_copy(update={"process": ()})  # one look has no history
     plan = plan_for(desired, observed, PlanPolicy())
     document = status_document(desired, observed, conditions, plan)
-    from poolkeeper._cli_ha import ha_status, render_ha_status
-    from poolkeeper._cli_live import state_dir_of
+    from poolkeeper.cli._ha import ha_status, render_ha_status
+    from poolkeeper.cli._live import state_dir_of
 
     ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
     if ha_section is not None:
