@@ -19,6 +19,7 @@ import typer
 
 from poolkeeper._version import __version__
 from poolkeeper.apply.executor import ActionResult
+from poolkeeper.cli._common import fail
 from poolkeeper.cli._live import (
     inventory_digest,
     load_desired,
@@ -200,11 +201,11 @@ async def start_control(rec: Reconciler, policy: PlanPolicy, directory: Path) ->
     try:
         await service.start()
     except ServerBusy as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(f"error: {error}") from None
     except OSError as error:
-        typer.echo(f"error: cannot serve the control API at {service.server.path}: {error}")
-        raise typer.Exit(1) from None
+        raise fail(
+            f"error: cannot serve the control API at {service.server.path}: {error}"
+        ) from None
     return service
 
 

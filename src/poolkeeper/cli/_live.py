@@ -23,6 +23,7 @@ from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.statedir import StateDirLock
+from poolkeeper.cli._common import fail, inventory_problems
 from poolkeeper.errors import (
     InventoryError,
     PoolkeeperError,
@@ -47,16 +48,11 @@ SAVED_PLAN_VERSION = 1
 RELAY_JOB_PREFIXES = ("egress:", "register_worker:")
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 def load_desired(directory: Path) -> Desired:
     try:
         return load_inventory(directory)
     except InventoryError as error:
-        raise fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
+        raise fail(inventory_problems(error.problems)) from None
 
 
 def inventory_digest(directory: Path) -> str:
@@ -510,7 +506,7 @@ async def run_loop_async(
 
     log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
-    ha_run, build_ha = ha_builder(desired, ha, shards, fail)
+    ha_run, build_ha = ha_builder(desired, ha, shards)
     restrict = ha_run.restrict
     desired = restrict(desired)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)
