@@ -407,8 +407,8 @@ def status(
     conditions = conditions.model_copy(update={"process": ()})  # one look has no history
     plan = plan_for(desired, observed, PlanPolicy())
     document = status_document(desired, observed, conditions, plan)
+    from poolkeeper.app import state_dir_of
     from poolkeeper.cli._ha import ha_status, render_ha_status
-    from poolkeeper.cli._live import state_dir_of
 
     ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
     if ha_section is not None:

@@ -18,15 +18,10 @@ from typing import Any
 import typer
 
 from poolkeeper._version import __version__
+from poolkeeper.app import inventory_digest, state_dir_of
 from poolkeeper.apply.executor import ActionResult
 from poolkeeper.cli._common import fail
-from poolkeeper.cli._live import (
-    inventory_digest,
-    load_desired,
-    render_status,
-    state_dir_of,
-    status_rows,
-)
+from poolkeeper.cli._live import load_desired, render_status, status_rows
 from poolkeeper.control.client import ControlClient, ControlUnavailable
 from poolkeeper.control.protocol import Request, socket_path
 from poolkeeper.control.server import ControlServer, RequestRefused, ServerBusy, StatusHub

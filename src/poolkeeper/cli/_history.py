@@ -88,7 +88,8 @@ def history_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the extrinsics poolkeeper sent (its audit log), oldest first."""
-    from poolkeeper.cli._live import load_desired, state_dir_of
+    from poolkeeper.app import state_dir_of
+    from poolkeeper.cli._live import load_desired
 
     desired = load_desired(directory)
     path = state_dir_of(desired, directory) / AUDIT_FILE

@@ -76,8 +76,9 @@ def reset(
 
     What the old journal recorded is then unknown to poolkeeper: unsettled extrinsics,
     today's top-up history and the pids of pools it created."""
+    from poolkeeper.app import state_dir_of
     from poolkeeper.apply.journal import Journal, marker_path, side_files
-    from poolkeeper.cli._live import load_desired, lock_state_dir, state_dir_of
+    from poolkeeper.cli._live import load_desired, lock_state_dir
 
     desired = load_desired(directory)
     state_dir = state_dir_of(desired, directory)
