@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tui"), str(ROOT / "benchmarks")]
 
 from tui_10k import fresh_world, inventory, with_synced  # noqa: E402
 
-from poolkeeper._cli_live import status_rows  # noqa: E402
+from poolkeeper.cli._live import status_rows  # noqa: E402
 from poolkeeper.control.client import StatusView  # noqa: E402
 from poolkeeper.control.server import StatusHub, _line  # noqa: E402
 from poolkeeper.model.observed import Observed  # noqa: E402

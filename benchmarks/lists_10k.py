@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from poolkeeper._cli_lists import (
+from poolkeeper.cli._lists import (
     BUILDERS,
     ListKind,
     render_csv,

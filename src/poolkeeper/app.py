@@ -1,26 +1,37 @@
-"""Composition root: builds the real ports of a ``Reconciler`` (chain, pRuntimes, relays,
-journal, keys, notifier) from an inventory, a master secret and a state dir.
+"""Composition root: the public way a front end gets a ``Reconciler`` for an inventory.
+
+``make_reconciler`` takes an inventory directory's ``Desired`` and does what every
+front end needs before a pass: the master secret, the state dir (and its one-writer
+lock), the audit log, then the real ports (``build_ports``: chain, pRuntimes, relays,
+journal, keys, notifier). The CLI commands, ``poolkeeper relay`` and the TUI all build
+their reconciler here, so they run the same wiring; a front end imports this module,
+never another front end's private glue. Faults are ``PoolkeeperError``s (each front end
+words them its own way); nothing here prints.
 
 The reconciler is given its collaborators rather than building them, so that unit tests
-can drive a pass with fakes; every front end (the CLI commands, ``poolkeeper relay``, the
-TUI) builds it here, so they all run the same wiring.
+can drive a pass with fakes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from poolkeeper.apply.audit import AUDIT_FILE
+from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
 from poolkeeper.apply.executor import AuditSink
 from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
+from poolkeeper.apply.statedir import StateDirLock
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper.errors import KeysUnusable, SecretError
+from poolkeeper.keys import KeyRing, Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import Notifier, PassGate, Reconciler, ReconcilerPorts, RelayPort
+from poolkeeper.metrics import AuditFanOut
 from poolkeeper.model.desired import Desired
 from poolkeeper.notify import WebhookNotifier
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader
@@ -131,3 +142,84 @@ def build_reconciler(
         gate=gate,
     )
     return Reconciler(desired, ports, progress=progress)
+
+
+def inventory_digest(directory: Path) -> str:
+    """A digest of every inventory file's bytes (a saved plan is stale when it changes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")):
+        if any(part.startswith(".") for part in path.relative_to(directory).parts):
+            continue
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def state_dir_of(desired: Desired, directory: Path) -> Path:
+    """The inventory's state dir (relative paths are relative to the inventory's parent)."""
+    state_dir = Path(desired.settings.state_dir)
+    if not state_dir.is_absolute():
+        state_dir = directory.parent / state_dir
+    return state_dir
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def lock_state_dir(
+    state_dir: Path, command: str, *, notice: Callable[[str], None] = _to_stderr
+) -> StateDirLock:
+    """Take the one-writer lock for this process's life; ``StateDirBusy`` when held."""
+    return StateDirLock.acquire(state_dir, command, notice=notice)
+
+
+def make_reconciler(
+    desired: Desired,
+    directory: Path,
+    *,
+    need_keys: bool,
+    progress: Callable[[str], None] | None,
+    lock: str | None = None,
+    also_audit: AuditSink | None = None,
+    ha: Callable[[Path], tuple[Journal, PassGate]] | None = None,
+    notice: Callable[[str], None] = _to_stderr,
+) -> Reconciler:
+    """The reconciler of the inventory in ``directory`` (``desired``, loaded from it).
+
+    ``need_keys``: every account that signs must have its key (``KeysUnusable`` names
+    those without; a missing master secret is a ``SecretError`` then, else it only leaves
+    derived accounts unable to sign). ``lock`` names the command when it writes: the state
+    dir is then locked for the process's life (``StateDirBusy``) before the journal is
+    opened. ``also_audit`` receives every audit entry beside the state dir's audit log;
+    ``ha`` builds the journal and pass gate of an HA run; ``notice`` is told what the
+    state dir setup repaired (default: stderr)."""
+    install_log_redaction()
+    # Accounts with their own key (``key:``) need no master secret; derived ones do.
+    derived = any(a.derivation for a in desired.accounts)
+    mnemonic: Mnemonic | None
+    try:
+        mnemonic = load_master_secret(desired.settings.secrets, base_dir=directory)
+    except SecretError:
+        if need_keys and derived:
+            raise
+        mnemonic = None
+    state_dir = state_dir_of(desired, directory)
+    if lock is not None:
+        lock_state_dir(state_dir, lock, notice=notice)
+    log = AuditLog(state_dir / AUDIT_FILE)
+    journal, gate = ha(state_dir) if ha is not None else (None, None)
+    reconciler = build_reconciler(
+        desired,
+        mnemonic=mnemonic,
+        state_dir=state_dir,
+        progress=progress,
+        inventory_dir=directory,
+        audit=AuditFanOut(log, also_audit) if also_audit else log,
+        journal=journal,
+        gate=gate,
+    )
+    problems = reconciler.keys.problems()
+    if need_keys and problems:
+        raise KeysUnusable(list(problems.values()))
+    return reconciler

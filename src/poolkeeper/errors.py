@@ -8,6 +8,7 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     ├── InventoryError              the inventory is invalid; carries every problem found
     ├── SnapshotError               an observed-state snapshot file cannot be read
     ├── SecretError                 a secret source is missing, unreadable or unsafe
+    │   └── KeysUnusable            accounts that must sign have no usable key (``problems``)
     ├── DerivationError             a derivation label or a derived address is wrong
     ├── StateDirError               the state dir cannot be used (see apply.statedir)
     │   ├── StateDirBusy            another poolkeeper holds the state dir lock
@@ -53,6 +54,14 @@ class SnapshotError(PoolkeeperError):
 
 class SecretError(PoolkeeperError):
     """A secret could not be obtained safely. The message names the source, never the value."""
+
+
+class KeysUnusable(SecretError):
+    """Accounts that must sign have no usable key. ``problems``: one line per account."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class DerivationError(PoolkeeperError):

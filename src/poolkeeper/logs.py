@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO, Any, Literal
 
-from poolkeeper.keys import install_log_redaction
-from poolkeeper.keys._redact import RedactingFilter, redact
+from poolkeeper.keys import RedactingFilter, install_log_redaction, redact
 
 LogFormat = Literal["text", "json"]
 

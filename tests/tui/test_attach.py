@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_control import ControlService
+from poolkeeper.cli._control import ControlService
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import Action, ActionKind
 from poolkeeper.model.desired import Desired

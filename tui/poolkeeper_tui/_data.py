@@ -300,7 +300,7 @@ class LiveSource:
         policy: PlanPolicy | None = None,
         label: str | None = None,
     ) -> None:
-        from poolkeeper._cli_live import inventory_digest, make_reconciler
+        from poolkeeper.app import inventory_digest, make_reconciler
 
         self.progress: Callable[[str], None] | None = None
         """Where the reconciler's progress lines go (the app's event log)."""

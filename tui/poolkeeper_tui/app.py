@@ -515,7 +515,7 @@ def build_app(argv: list[str]) -> PoolkeeperApp:
     A ``poolkeeper run`` serving the state dir is attached to (no reconciler, no relays
     here); without one the TUI observes read-only, unless ``--standalone`` asks it to run
     the loop itself."""
-    from poolkeeper._cli_live import state_dir_of
+    from poolkeeper.app import state_dir_of
 
     args = _parse(argv)
     desired = load_inventory(args.directory)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_live import inventory_digest
+from poolkeeper.app import inventory_digest
 from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
 from tests.tui.test_attach import forbid_the_loop, wait_until

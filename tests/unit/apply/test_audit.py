@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from poolkeeper._cli_history import parse_since, render_history
 from poolkeeper.apply.audit import AuditCall, AuditEntry, AuditLog, read_audit, select
+from poolkeeper.cli._history import parse_since, render_history
 
 
 def entry(n: int, worker: str, ts: datetime, *, fee_estimated: bool = False) -> AuditEntry:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_control import ControlService, watch_status
-from poolkeeper._cli_live import status_rows
+from poolkeeper.cli._control import ControlService, watch_status
+from poolkeeper.cli._live import status_rows
 from poolkeeper.control import ControlClient, ControlServer, ControlUnavailable, StatusHub
 from poolkeeper.control.client import RequestFailed
 from poolkeeper.control.protocol import FORMAT_VERSION, Request
@@ -327,7 +327,7 @@ async def test_status_watch_json_prints_the_status_document(
 async def test_plans_kept_for_approval_hold_their_actions_only(inventory: Path) -> None:
     """The loop keeps the last plans so a front end can approve one; their waits, alerts
     and drift (1 MB a plan with 1,000 syncing workers) are not kept with them."""
-    from poolkeeper._cli_control import PLANS_KEPT
+    from poolkeeper.cli._control import PLANS_KEPT
     from poolkeeper.loop import PassResult
     from poolkeeper.model.actions import Alert, Drift, Severity, Wait
 

@@ -105,8 +105,10 @@ def test_list_formats(example: Path) -> None:
     desired = load_inventory(example)
     code, out, err = _run("accounts", "list", str(example), "--format", "json")
     assert code == 0, err
+    document_text = out
     document = json.loads(out)
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
+    assert document["kind"] == "accounts"
     assert document["balances_observed"] is False
     rows = {row["name"]: row for row in document["accounts"]}
     assert set(rows) == {a.name for a in desired.accounts}
@@ -120,7 +122,9 @@ def test_list_formats(example: Path) -> None:
             assert row["address"] == account.address
             assert row["address_status"] == "declared"
         own = account.warn_below
-        assert row["warn_below"] == (own if own is not None else desired.settings.warn_below)
+        assert row["warn_below_plancks"] == (
+            own if own is not None else desired.settings.warn_below
+        )
 
     code, out, err = _run("accounts", "list", str(example), "--format", "csv")
     assert code == 0
@@ -142,6 +146,10 @@ def test_list_formats(example: Path) -> None:
     assert code == 0
     assert out.startswith("# balances are not observed yet")
     assert all(a.name in out for a in desired.accounts)
+
+    # --json is --format json; the table is drawn as `list accounts` draws its own.
+    assert _run("accounts", "list", str(example), "--json")[1] == document_text
+    assert out.splitlines()[2].split()[:3] == ["NAME", "ROLE", "ADDRESS"]
 
 
 def test_list_without_secret_marks_addresses_unknown(example: Path) -> None:

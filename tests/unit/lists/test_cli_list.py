@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from poolkeeper._cli_lists import ACCOUNT_COLUMNS, POOL_COLUMNS, WORKER_COLUMNS
 from poolkeeper.cli import app
+from poolkeeper.cli._lists import ACCOUNT_COLUMNS, POOL_COLUMNS, WORKER_COLUMNS
 from poolkeeper.model.observed import (
     ChainHead,
     ChainWorker,
@@ -268,3 +268,15 @@ def test_an_account_without_a_written_address_is_derived_in_memory(
     rows = {r["name"]: r for r in json.loads(out)["accounts"]}
     assert (rows["funding"]["address"], rows["funding"]["level"]) == (None, "unknown")
     assert "derived addresses unknown" in err
+
+
+@pytest.mark.parametrize("kind", ["workers", "accounts", "pools"])
+def test_json_flag_is_format_json(world: tuple[Path, Path], kind: str) -> None:
+    inventory, snapshot = world
+    base = ["list", kind, str(inventory), "--observed", str(snapshot)]
+    code, by_flag, _ = run(*base, "--json")
+    assert code == 0
+    assert json.loads(by_flag) == json.loads(run(*base, "--format", "json")[1])
+    code, _, err = run(*base, "--json", "--format", "csv")
+    assert code == 1
+    assert "--json and --format csv" in err

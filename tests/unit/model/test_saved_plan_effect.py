@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_live import SAVED_PLAN_VERSION, check_saved_plan, inventory_digest
+from poolkeeper.app import inventory_digest
+from poolkeeper.cli._live import SAVED_PLAN_VERSION, check_saved_plan
 from poolkeeper.errors import StalePlan
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.plan._context import make_action

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolkeeper._run_events import PassReporter
+from poolkeeper.cli._run_events import PassReporter
 from poolkeeper.keys import Mnemonic, derive_key
 from poolkeeper.logs import configure_logging, level_for
 from poolkeeper.model.actions import Alert, Severity

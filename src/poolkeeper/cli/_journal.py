@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from poolkeeper.cli._common import InventoryDir, fail
 from poolkeeper.errors import JournalDamaged
 
 journal_app = typer.Typer(name="journal", help="The apply journal in the state dir.")
@@ -28,11 +29,6 @@ JOURNAL_NAME = "journal.sqlite"
 @journal_app.callback()
 def _journal() -> None:
     """The apply journal in the state dir."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 def _best_effort_summary(path: Path, day: str) -> str:
@@ -73,15 +69,16 @@ def _aside(path: Path, stamp: str) -> Path | None:
 
 @journal_app.command()
 def reset(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
 ) -> None:
     """Set a damaged journal aside (renamed, not deleted) and start a new one.
 
     What the old journal recorded is then unknown to poolkeeper: unsettled extrinsics,
     today's top-up history and the pids of pools it created."""
-    from poolkeeper._cli_live import load_desired, lock_state_dir, state_dir_of
+    from poolkeeper.app import state_dir_of
     from poolkeeper.apply.journal import Journal, marker_path, side_files
+    from poolkeeper.cli._live import load_desired, lock_state_dir
 
     desired = load_desired(directory)
     state_dir = state_dir_of(desired, directory)
@@ -109,21 +106,21 @@ def reset(
     )
     if not yes:
         if not sys.stdin.isatty():
-            raise _fail("error: refusing to reset the journal without confirmation: pass --yes")
+            raise fail("error: refusing to reset the journal without confirmation: pass --yes")
         if not typer.confirm("Reset the journal?", default=False):
-            raise _fail("Journal reset cancelled.")
+            raise fail("Journal reset cancelled.")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         moved = [(p, _aside(p, stamp)) for p in (path, *side_files(path), marker)]
     except OSError as error:
-        raise _fail(f"error: cannot move the journal aside: {error}") from None
+        raise fail(f"error: cannot move the journal aside: {error}") from None
     for old, new in moved:
         if new is not None:
             typer.echo(f"moved {old} to {new}")
     try:
         fresh = Journal(path)
     except (JournalDamaged, OSError, sqlite3.Error) as error:
-        raise _fail(f"error: cannot create a new journal at {path}: {error}") from None
+        raise fail(f"error: cannot create a new journal at {path}: {error}") from None
     with contextlib.suppress(sqlite3.Error):
         fresh.close()
     typer.echo(f"new journal {fresh.journal_id} at {path}")

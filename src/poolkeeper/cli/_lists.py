@@ -20,6 +20,13 @@ from typing import Annotated, Any
 
 import typer
 
+from poolkeeper.cli._common import (
+    InventoryDir,
+    JsonFlag,
+    ObservedSnapshot,
+    fail,
+    inventory_problems,
+)
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import Plan
@@ -227,6 +234,13 @@ class ListFormat(StrEnum):
     JSON = "json"
 
 
+def output_format_of(as_json: bool, output_format: ListFormat) -> ListFormat:
+    """``--json`` (the convention of every command) or ``--format`` (kept as its alias)."""
+    if as_json and output_format is ListFormat.CSV:
+        raise fail("error: --json and --format csv ask for two formats: give one")
+    return ListFormat.JSON if as_json else output_format
+
+
 BUILDERS: dict[ListKind, tuple[Callable[[Desired, Observed, Plan], list[Row]], Sequence[str]]] = {
     ListKind.WORKERS: (worker_rows, WORKER_COLUMNS),
     ListKind.ACCOUNTS: (account_rows, ACCOUNT_COLUMNS),
@@ -295,36 +309,40 @@ def render_table(
     """Plain aligned columns (fast for 10,000 rows; no box drawing to trip up grep)."""
     head = observed.head
     shown = [c for c in columns if c not in ("chain_best", "chain_finalized", "pubkey")]
+    title = (
+        f"{kind.value.capitalize()}: {len(rows)} "
+        f"(chain best #{head.best_number}, finalized #{head.finalized_number})"
+    )
+    return render_columns(title, rows, shown)
+
+
+def render_columns(title: str, rows: list[Row], shown: Sequence[str]) -> str:
+    """``title``, then ``shown`` columns aligned (PHA amounts), then the rows' alerts.
+
+    Every table of accounts, workers or pools (``list``, ``accounts list``) is drawn here,
+    so the same column reads the same in each."""
     headers = [TABLE_HEADERS.get(c, c).upper() for c in shown]
     cells = [[_table_cell(c, row[c]) for c in shown] for row in rows]
     widths = [max([len(h)] + [len(line[i]) for line in cells]) for i, h in enumerate(headers)]
     lines = [
-        f"{kind.value.capitalize()}: {len(rows)} "
-        f"(chain best #{head.best_number}, finalized #{head.finalized_number})",
+        title,
         "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
     ]
     lines.extend(
         "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
     )
-    notes = [f"  {row['name']}: {text}" for row in rows for text in row["alerts"]]
+    notes = [f"  {row['name']}: {text}" for row in rows for text in row.get("alerts", ())]
     if notes:
         lines.append("Alerts:")
         lines.extend(notes)
     return "\n".join(lines) + "\n"
 
 
-def _fail(message: str) -> typer.Exit:
-    from poolkeeper.keys import redact
-
-    typer.echo(redact(message), err=True)
-    return typer.Exit(1)
-
-
 def _load(directory: Path) -> Desired:
     try:
         return load_inventory(directory)
     except InventoryError as error:
-        raise _fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
+        raise fail(inventory_problems(error.problems)) from None
 
 
 def with_derived_addresses(desired: Desired, directory: Path) -> Desired:
@@ -359,27 +377,27 @@ def _observe(
             from poolkeeper.observe.snapshot import load_snapshot
 
             return desired, load_snapshot(snapshot), f"snapshot {snapshot.as_posix()}"
-        from poolkeeper._cli_live import observe_live, run_async
+        from poolkeeper.cli._live import observe_live, run_async
 
         live: tuple[Desired, Observed] = run_async(observe_live(desired, directory))
         return live[0], live[1], "live"
     except PoolkeeperError as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
 
 
 def list_command(
     kind: Annotated[ListKind, typer.Argument(help="What to list.")],
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
+    as_json: JsonFlag = False,
     output_format: Annotated[
-        ListFormat, typer.Option("--format", help="table, csv (stable columns) or json.")
+        ListFormat,
+        typer.Option("--format", help="table, csv (stable columns) or json (as --json)."),
     ] = ListFormat.TABLE,
-    snapshot: Annotated[
-        Path | None,
-        typer.Option("--observed", help="Use this observed-state snapshot instead of the chain."),
-    ] = None,
+    snapshot: ObservedSnapshot = None,
 ) -> None:
     """List workers, accounts or pools with their observed state (live, or from a snapshot)."""
+    output_format = output_format_of(as_json, output_format)
     desired = with_derived_addresses(_load(directory), directory)
     desired, observed, source = _observe(desired, directory, snapshot)
     build, columns = BUILDERS[kind]

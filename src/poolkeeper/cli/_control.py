@@ -3,7 +3,7 @@
 ``ControlService`` publishes every pass of the loop to the status hub and serves the
 control requests (plan, apply an approved plan, reload) through the same ``Reconciler``:
 its passes are serialized (one writer), so a request never races the loop. Kept apart
-from ``_cli_live.py`` so the loop's own glue stays small.
+from ``_live.py`` so the loop's own glue stays small.
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ from typing import Any
 
 import typer
 
-from poolkeeper._cli_live import (
-    inventory_digest,
-    load_desired,
-    render_status,
-    state_dir_of,
-    status_rows,
-)
 from poolkeeper._version import __version__
+from poolkeeper.app import inventory_digest, state_dir_of
 from poolkeeper.apply.executor import ActionResult
+from poolkeeper.cli._common import fail
+from poolkeeper.cli._live import load_desired, render_status, status_rows
 from poolkeeper.control.client import ControlClient, ControlUnavailable
 from poolkeeper.control.protocol import Request, socket_path
 from poolkeeper.control.server import ControlServer, RequestRefused, ServerBusy, StatusHub
@@ -200,11 +196,11 @@ async def start_control(rec: Reconciler, policy: PlanPolicy, directory: Path) ->
     try:
         await service.start()
     except ServerBusy as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(f"error: {error}") from None
     except OSError as error:
-        typer.echo(f"error: cannot serve the control API at {service.server.path}: {error}")
-        raise typer.Exit(1) from None
+        raise fail(
+            f"error: cannot serve the control API at {service.server.path}: {error}"
+        ) from None
     return service
 
 

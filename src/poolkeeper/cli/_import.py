@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from poolkeeper.cli._common import fail
 from poolkeeper.errors import InventoryError
 from poolkeeper.importers import (
     DisabledAs,
@@ -37,18 +38,22 @@ import_app = typer.Typer(
 )
 
 _Into = Annotated[
-    Path, typer.Option("--into", help="Inventory directory to write (existing files are kept).")
+    Path,
+    typer.Option(
+        "--into",
+        metavar="DIRECTORY",
+        help="Inventory directory to write (existing files are kept).",
+    ),
 ]
 _Chain = Annotated[
     list[str] | None,
-    typer.Option("--chain", help="Chain node websocket URL for settings (repeatable)."),
+    typer.Option(
+        "--chain", metavar="URL", help="Chain node websocket URL for settings (repeatable)."
+    ),
 ]
-_Network = Annotated[str, typer.Option("--network", help="khala, phala or devnet.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
+_Network = Annotated[
+    str, typer.Option("--network", metavar="NETWORK", help="khala, phala or devnet.")
+]
 
 
 def _settings(network: str, chain: list[str] | None) -> dict[str, Any]:
@@ -73,19 +78,23 @@ def import_prb3(
     into: _Into,
     disabled: Annotated[
         str,
-        typer.Option("--disabled", help="State of PRB's disabled workers: sync_only or removed."),
+        typer.Option(
+            "--disabled",
+            metavar="STATE",
+            help="State of PRB's disabled workers: sync_only or removed.",
+        ),
     ] = "sync_only",
     network: _Network = "khala",
     chain: _Chain = None,
 ) -> None:
     """Import PRB v3 pools, workers and pool operators (secrets are never written)."""
     if disabled not in ("sync_only", "removed"):
-        raise _fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
+        raise fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
     state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
     try:
         draft = read_prb3(files, disabled=state, settings=_settings(network, chain))
     except ImportFailed as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     _check_and_write(draft, into)
 
 
@@ -107,7 +116,7 @@ def import_prb2(
 ) -> None:
     """Import PRB v2 pools and workers from local.db (operator keys are never read)."""
     if disabled not in ("sync_only", "removed"):
-        raise _fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
+        raise fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
     state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
     try:
         operators = parse_operators(operator or [])
@@ -119,7 +128,7 @@ def import_prb2(
             settings=_settings(network, chain),
         )
     except ImportFailed as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     _check_and_write(draft, into)
 
 
@@ -129,10 +138,14 @@ def import_csv(
     *,
     into: _Into,
     owner: Annotated[
-        str | None, typer.Option("--owner", help="Owner address of pools given by pid.")
+        str | None,
+        typer.Option("--owner", metavar="ADDRESS", help="Owner address of pools given by pid."),
     ] = None,
     operator: Annotated[
-        str | None, typer.Option("--operator", help="Address of a proxy signing for the owner.")
+        str | None,
+        typer.Option(
+            "--operator", metavar="ADDRESS", help="Address of a proxy signing for the owner."
+        ),
     ] = None,
     network: _Network = "khala",
     chain: _Chain = None,
@@ -147,7 +160,7 @@ def import_csv(
             settings=_settings(network, chain),
         )
     except ImportFailed as error:
-        raise _fail(str(error) if str(error).startswith(str(file)) else f"error: {error}") from None
+        raise fail(str(error) if str(error).startswith(str(file)) else f"error: {error}") from None
     _check_and_write(draft, into, existing=existing is not None)
 
 
@@ -160,7 +173,7 @@ def _existing(into: Path) -> Desired | None:
         return load_inventory(into)
     except InventoryError as error:
         lines = "\n".join(error.problems)
-        raise _fail(f"{lines}\nerror: the inventory in {into} is not valid; fix it first") from None
+        raise fail(f"{lines}\nerror: the inventory in {into} is not valid; fix it first") from None
 
 
 def _check_and_write(draft: Draft, into: Path, *, existing: bool = False) -> None:
@@ -171,16 +184,16 @@ def _check_and_write(draft: Draft, into: Path, *, existing: bool = False) -> Non
         try:
             write_draft(draft, root)
         except ImportFailed as error:
-            raise _fail(f"error: {error}") from None
+            raise fail(f"error: {error}") from None
         try:
             desired = load_inventory(root)
         except InventoryError as error:
             lines = "\n".join(error.problems)
-            raise _fail(f"{lines}\nerror: the imported inventory would not be valid") from None
+            raise fail(f"{lines}\nerror: the imported inventory would not be valid") from None
     try:
         written = write_draft(draft, into)
     except ImportFailed as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     for path in written:
         typer.echo(f"wrote {path}")
     typer.echo(

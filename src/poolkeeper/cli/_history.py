@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from poolkeeper.apply.audit import AUDIT_FILE, read_audit, select
+from poolkeeper.cli._common import InventoryDir, JsonFlag, fail
 from poolkeeper.model.amounts import format_pha
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -70,19 +71,25 @@ def render_history(entries: list[dict[str, Any]], worker: str | None = None) -> 
 
 
 def history_command(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="Only entries after this: a duration (30m, 2h, 7d) or ISO."),
+        typer.Option(
+            "--since",
+            metavar="WHEN",
+            help="Only entries after this: a duration (30m, 2h, 7d) or ISO.",
+        ),
     ] = None,
     worker: Annotated[
-        str | None, typer.Option("--worker", help="Only extrinsics touching this worker.")
+        str | None,
+        typer.Option("--worker", metavar="NAME", help="Only extrinsics touching this worker."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the extrinsics poolkeeper sent (its audit log), oldest first."""
-    from poolkeeper._cli_live import fail, load_desired, state_dir_of
+    from poolkeeper.app import state_dir_of
+    from poolkeeper.cli._live import load_desired
 
     desired = load_desired(directory)
     path = state_dir_of(desired, directory) / AUDIT_FILE

@@ -1,25 +1,26 @@
 """``poolkeeper accounts ...``: generate addresses, create the master secret, list accounts.
 
 Argument parsing and rendering only; the work is in ``poolkeeper.keys``. Kept apart
-from ``cli.py`` so the accounts commands can change without touching the others.
+from the root commands (``cli/__init__.py``) so the accounts commands can change
+without touching the others.
 Nothing here ever prints a secret: the mnemonic stays inside ``Mnemonic`` and is
 revealed only to the derivation and to the one file ``new-secret`` writes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from poolkeeper.cli._common import JsonFlag, fail
+from poolkeeper.cli._lists import ListFormat, output_format_of, render_columns, render_csv
 from poolkeeper.errors import DerivationError, InventoryError, SecretError, StateDirError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import (
@@ -28,9 +29,7 @@ from poolkeeper.keys import (
     generate_addresses,
     install_log_redaction,
     load_master_secret,
-    redact,
 )
-from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.balances import thresholds_of
 from poolkeeper.model.desired import AccountSpec, Desired
 from poolkeeper.model.ss58 import AddressError, decode_address
@@ -58,17 +57,12 @@ def _accounts() -> None:
     install_log_redaction()
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {redact(message)}", err=True)
-    return typer.Exit(1)
-
-
 def _load_or_exit(directory: Path) -> Desired:
     """The validated inventory; an invalid one is reported and the command stops (exit 1)."""
     try:
         return load_inventory(directory)
     except InventoryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(f"error: {exc}") from None
 
 
 def _base_dir(directory: Path) -> Path:
@@ -85,7 +79,7 @@ def _lock_state_dir(directory: Path, state_dir: str) -> None:
     try:
         StateDirLock.acquire(path, "accounts generate", notice=lambda m: typer.echo(m, err=True))
     except StateDirError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(f"error: {exc}") from None
 
 
 @accounts_app.command()
@@ -117,7 +111,7 @@ def generate(
             write=not check,
         )
     except (SecretError, DerivationError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(f"error: {exc}") from None
     verb = "missing" if check else "wrote"
     for change in result.written:
         typer.echo(
@@ -166,6 +160,7 @@ def new_secret(
         Path | None,
         typer.Option(
             "--file",
+            metavar="FILE",
             help="Where to write the mnemonic (default: $XDG_CONFIG_HOME/poolkeeper/mnemonic).",
         ),
     ] = None,
@@ -175,7 +170,7 @@ def new_secret(
     try:
         _create_secret_file(path, Mnemonic.generate(24))
     except SecretError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(f"error: {exc}") from None
     typer.echo(str(path))
     typer.echo(
         f"warning: {path} holds the new master secret (mode 0600). Back it up offline now: "
@@ -183,12 +178,6 @@ def new_secret(
         f"inventory at it with settings.secrets.file, then run `poolkeeper accounts generate`.",
         err=True,
     )
-
-
-class ListFormat(StrEnum):
-    TABLE = "table"
-    CSV = "csv"
-    JSON = "json"
 
 
 class AddressStatus(StrEnum):
@@ -212,6 +201,9 @@ class _Row:
     warn_below: int
     critical_below: int
 
+
+ACCOUNTS_LIST_FORMAT_VERSION = 2
+"""2: rows keyed by the CSV columns (``warn_below_plancks``...), as ``list accounts``."""
 
 CSV_COLUMNS = (
     "name",
@@ -257,63 +249,42 @@ def _rows(desired: Desired, mnemonic: Mnemonic | None) -> list[_Row]:
     return rows
 
 
-def _render_table(rows: list[_Row]) -> str:
-    from rich.console import Console
-    from rich.table import Table
+def _row_document(row: _Row) -> dict[str, Any]:
+    """One account as a row keyed by the CSV columns (as ``list accounts`` rows are)."""
+    return {
+        "name": row.spec.name,
+        "role": row.spec.role.value,
+        "address": row.address,
+        "address_status": row.status.value,
+        "derivation": row.spec.derivation,
+        "warn_below_plancks": row.warn_below,
+        "critical_below_plancks": row.critical_below,
+        "top_up_from": row.spec.top_up.from_account if row.spec.top_up else None,
+    }
 
-    table = Table(title="Accounts")
-    for column in ("name", "role", "address", "status", "derivation", "warn", "critical"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row.spec.name,
-            row.spec.role.value,
-            row.address or "-",
-            row.status.value,
-            row.spec.derivation or "-",
-            format_pha(row.warn_below),
-            format_pha(row.critical_below),
-        )
-    buffer = io.StringIO()
-    buffer.write(f"# {BALANCES_NOTE}\n")
-    Console(file=buffer, width=200, force_terminal=False, color_system=None).print(table)
-    return buffer.getvalue()
+
+def _render_table(rows: list[_Row]) -> str:
+    title = f"Accounts: {len(rows)} (declared in the inventory)"
+    table = render_columns(title, [_row_document(r) for r in rows], CSV_COLUMNS)
+    return f"# {BALANCES_NOTE}\n{table}"
 
 
 def _render_csv(rows: list[_Row]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(
-            [
-                row.spec.name,
-                row.spec.role.value,
-                row.address or "",
-                row.status.value,
-                row.spec.derivation or "",
-                row.warn_below,
-                row.critical_below,
-                row.spec.top_up.from_account if row.spec.top_up else "",
-            ]
-        )
-    return buffer.getvalue()
+    return render_csv([_row_document(r) for r in rows], CSV_COLUMNS)
 
 
 def _render_json(rows: list[_Row]) -> str:
+    """``list accounts``'s document shape (``kind``, rows keyed by the CSV columns), with
+    ``balances_observed: false`` in place of ``observed``, plus each row's ``top_up``
+    and ``source``."""
     document = {
-        "format_version": 1,
+        "format_version": ACCOUNTS_LIST_FORMAT_VERSION,
+        "kind": "accounts",
         "balances_observed": False,
         "note": BALANCES_NOTE,
         "accounts": [
             {
-                "name": row.spec.name,
-                "role": row.spec.role.value,
-                "address": row.address,
-                "address_status": row.status.value,
-                "derivation": row.spec.derivation,
-                "warn_below": row.warn_below,
-                "critical_below": row.critical_below,
+                **_row_document(row),
                 "top_up": row.spec.top_up.model_dump(by_alias=True) if row.spec.top_up else None,
                 "source": str(row.spec.source) if row.spec.source else None,
             }
@@ -326,14 +297,17 @@ def _render_json(rows: list[_Row]) -> str:
 @accounts_app.command("list")
 def list_accounts(
     directory: InventoryDir = Path("inventory"),
+    as_json: JsonFlag = False,
     output_format: Annotated[
-        ListFormat, typer.Option("--format", help="Output format.")
+        ListFormat,
+        typer.Option("--format", help="table, csv (stable columns) or json (as --json)."),
     ] = ListFormat.TABLE,
 ) -> None:
     """The declared accounts: role, address (derived when not written yet), thresholds.
 
     Offline (no chain needed); `poolkeeper list accounts` adds balances and alert levels.
     """
+    output_format = output_format_of(as_json, output_format)
     desired = _load_or_exit(directory)
     mnemonic: Mnemonic | None = None
     if any(a.derivation for a in desired.accounts):

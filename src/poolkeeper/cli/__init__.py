@@ -16,14 +16,28 @@ from typing import Annotated
 
 import typer
 
-from poolkeeper._cli_accounts import accounts_app
 from poolkeeper._cli_devnet import devnet_app
-from poolkeeper._cli_history import history_command
-from poolkeeper._cli_import import import_app
-from poolkeeper._cli_journal import journal_app
-from poolkeeper._cli_lists import list_command
-from poolkeeper._cli_relay import relay_command
 from poolkeeper._version import __version__
+from poolkeeper.cli._accounts import accounts_app
+from poolkeeper.cli._common import (
+    Colour,
+    InventoryDir,
+    JsonFlag,
+    LogFormatOption,
+    ObservedSnapshot,
+    Prune,
+    QuietOption,
+    SummaryGroup,
+    Targets,
+    VerboseOption,
+    fail,
+    inventory_problems,
+)
+from poolkeeper.cli._history import history_command
+from poolkeeper.cli._import import import_app
+from poolkeeper.cli._journal import journal_app
+from poolkeeper.cli._lists import list_command
+from poolkeeper.cli._relay import relay_command
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
 from poolkeeper.logs import LogFormat, LogFormatChoice, configure_logging, level_for
@@ -34,12 +48,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals of a crash may hold secret bytes
+    rich_markup_mode=None,  # plain help: no <bool>/<path> labels (the sub-apps inherit it)
+    cls=SummaryGroup,
 )
 
-app.add_typer(accounts_app)
-app.add_typer(devnet_app)
-app.add_typer(journal_app)
-app.add_typer(import_app)
+app.add_typer(accounts_app, cls=SummaryGroup)
+app.add_typer(devnet_app, cls=SummaryGroup)
+app.add_typer(journal_app, cls=SummaryGroup)
+app.add_typer(import_app, cls=SummaryGroup)
 app.command("list")(list_command)
 app.command("relay")(relay_command)
 app.command("history")(history_command)
@@ -67,19 +83,6 @@ def _root(
     install_log_redaction()
 
 
-LogFormatOption = Annotated[
-    LogFormatChoice,
-    typer.Option(
-        "--log-format",
-        help="Log lines as text or as JSON objects (ts, level, event, worker, pool, ...).",
-    ),
-]
-VerboseOption = Annotated[
-    int, typer.Option("-v", "--verbose", count=True, help="More log detail (repeat).")
-]
-QuietOption = Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less (repeat).")]
-
-
 def setup_logging(log_format: str, verbose: int, quiet: int, *, default: int = 20) -> None:
     """Timestamps, levels and secret masking for the commands that log (run, relay, apply)."""
     fmt: LogFormat = "json" if log_format == "json" else "text"
@@ -94,8 +97,8 @@ def version() -> None:
 
 @app.command()
 def validate(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    directory: InventoryDir = Path("inventory"),
+    as_json: JsonFlag = False,
 ) -> None:
     """Check the inventory and report every problem at once (exit 1 if any)."""
     from poolkeeper.inventory import load_inventory
@@ -128,11 +131,6 @@ def validate(
         return
     summary = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     typer.echo(f"{shown}: valid ({summary})")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -168,31 +166,31 @@ def _plan_and_show(
     try:
         policy = PlanPolicy(prune=prune, targets=tuple(targets))
     except TargetError as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     try:
         desired = load_inventory(directory)
     except InventoryError as error:
-        raise _fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
+        raise fail(inventory_problems(error.problems)) from None
     try:
         if snapshot is not None:
             observed = load_snapshot(snapshot)
         else:
-            from poolkeeper._cli_live import observe_live, run_async
+            from poolkeeper.cli._live import observe_live, run_async
 
             desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     plan = plan_for(desired, observed, policy)
     if snapshot is None and plan.actions:
-        from poolkeeper._cli_costs import with_fees
-        from poolkeeper._cli_live import run_async
+        from poolkeeper.cli._costs import with_fees
+        from poolkeeper.cli._live import run_async
 
         plan, note = run_async(with_fees(plan, desired))
         if note:
             typer.echo(f"note: {note}", err=True)
     document = render_json(plan)
     if out is not None:
-        from poolkeeper._cli_live import saved_plan_document
+        from poolkeeper.cli._live import saved_plan_document
 
         document_to_save = json.dumps(
             saved_plan_document(plan, directory, observed), indent=2, sort_keys=True
@@ -200,7 +198,7 @@ def _plan_and_show(
         try:
             _write_private(out, document_to_save + "\n")
         except OSError as error:
-            raise _fail(f"error: cannot write {out}: {error.strerror or error}") from None
+            raise fail(f"error: cannot write {out}: {error.strerror or error}") from None
     if as_json:
         typer.echo(document, nl=False)
     else:
@@ -211,36 +209,20 @@ def _plan_and_show(
 
 @app.command()
 def plan(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
-    observed: Annotated[
-        Path | None,
-        typer.Option(
-            "--observed",
-            help="Plan against this snapshot (JSON of Observed) instead of the live chain.",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    observed: ObservedSnapshot = None,
+    as_json: JsonFlag = False,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes.")
     ] = False,
-    target: Annotated[
-        list[str] | None,
-        typer.Option("--target", help="Limit to pool/<name-or-pid> or worker/<name> (repeat)."),
-    ] = None,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune",
-            help="Allow taking out workers missing from the inventory, and lowering stakes.",
-        ),
-    ] = False,
+    target: Targets = None,
+    prune: Prune = False,
     out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Also save the plan as JSON here.")
+        Path | None,
+        typer.Option("-o", "--out", metavar="FILE", help="Also save the plan as JSON here."),
     ] = None,
-    colour: Annotated[
-        bool | None, typer.Option("--color/--no-color", help="Colour (default: on a terminal).")
-    ] = None,
+    colour: Colour = None,
 ) -> None:
     """Show what poolkeeper would do. Exit 0: no changes, 1: error, 2: changes (with
     --detailed-exitcode)."""
@@ -257,38 +239,38 @@ def plan(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(short_help="Apply the inventory (or a saved plan) after a confirmation.")
 def apply(
     source: Annotated[
-        Path, typer.Argument(help="Inventory directory, or a plan saved with plan -o.")
+        Path,
+        typer.Argument(help="Inventory directory, or a plan saved with plan -o."),
     ] = Path("inventory"),
     *,
     inventory: Annotated[
-        Path, typer.Option("--inventory", help="Inventory directory (with a saved plan).")
+        Path,
+        typer.Option(
+            "--inventory", metavar="DIRECTORY", help="Inventory directory (with a saved plan)."
+        ),
     ] = Path("inventory"),
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
-    target: Annotated[
-        list[str] | None,
-        typer.Option("--target", help="Limit to pool/<name-or-pid> or worker/<name> (repeat)."),
-    ] = None,
-    prune: Annotated[
-        bool,
-        typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
-    ] = False,
+    target: Targets = None,
+    prune: Prune = False,
     wait: Annotated[
         float,
-        typer.Option("--wait", help="Keep reconciling (relays running) up to this many seconds."),
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            help="Keep reconciling (relays running) up to this many seconds.",
+        ),
     ] = 600.0,
-    colour: Annotated[
-        bool | None, typer.Option("--color/--no-color", help="Colour (default: on a terminal).")
-    ] = None,
+    colour: Colour = None,
     verbose: VerboseOption = 0,
     quiet: QuietOption = 0,
 ) -> None:
     """Apply the inventory (or a saved plan): plan, confirm, then reconcile until only waits
     remain or --wait runs out. Relays run in this process meanwhile. Exit 1 if an action failed.
     Background events (relays) are logged to stderr from WARNING (-v: INFO)."""
-    from poolkeeper._cli_live import apply_async, run_async
+    from poolkeeper.cli._live import apply_async, run_async
     from poolkeeper.plan import PlanPolicy, TargetError
 
     setup_logging("text", verbose, quiet, default=30)
@@ -299,12 +281,12 @@ def apply(
         try:
             saved = json.loads(source.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise _fail(f"error: cannot read saved plan {source}: {error}") from None
+            raise fail(f"error: cannot read saved plan {source}: {error}") from None
         directory = inventory
     try:
         policy = PlanPolicy(prune=prune, targets=tuple(target or ()))
     except TargetError as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     code = run_async(
         apply_async(
             directory,
@@ -318,19 +300,17 @@ def apply(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(short_help="The reconcile loop, with relays, until SIGINT/SIGTERM.")
 def run(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
-    prune: Annotated[
-        bool,
-        typer.Option("--prune", help="Allow destructive steps the inventory does not declare."),
-    ] = False,
+    prune: Prune = False,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     metrics_addr: Annotated[
         str | None,
         typer.Option(
             "--metrics-addr",
+            metavar="HOST:PORT",
             help="Serve Prometheus metrics at HOST:PORT (default: settings.metrics.listen).",
         ),
     ] = None,
@@ -341,18 +321,22 @@ def run(
         str | None,
         typer.Option(
             "--ha",
-            help="etcd://HOST:PORT[,…]: sign and relay only while owning the shard (docs/ha.md).",
+            metavar="ETCD",
+            help="etcd://HOST:PORT[,HOST:PORT]: sign and relay only while owning the shard "
+            "(docs/ha.md).",
         ),
     ] = None,
     shard: Annotated[
         list[str] | None,
-        typer.Option("--shard", help="Take only this shard of settings.shards (repeatable)."),
+        typer.Option(
+            "--shard", metavar="SHARD", help="Take only this shard of settings.shards (repeat)."
+        ),
     ] = None,
 ) -> None:
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until SIGINT/SIGTERM (exit 0). A failed
     pass is logged and retried with backoff; it never ends the loop. Logs go to stderr."""
-    from poolkeeper._cli_live import run_async, run_loop_async
+    from poolkeeper.cli._live import run_async, run_loop_async
     from poolkeeper.plan import PlanPolicy
 
     setup_logging(log_format, verbose, quiet)
@@ -375,9 +359,9 @@ def run(
 
 @app.command()
 def status(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     watch: Annotated[
         bool,
         typer.Option(
@@ -386,13 +370,17 @@ def status(
     ] = False,
     ha: Annotated[
         str | None,
-        typer.Option("--ha", help="etcd://HOST:PORT[,…]: also show who owns which shard."),
+        typer.Option(
+            "--ha",
+            metavar="ETCD",
+            help="etcd://HOST:PORT[,HOST:PORT]: also show who owns which shard.",
+        ),
     ] = None,
 ) -> None:
     """Show the observed state of every worker in the inventory."""
     if watch:
-        from poolkeeper._cli_control import watch_status
-        from poolkeeper._cli_live import run_async
+        from poolkeeper.cli._control import watch_status
+        from poolkeeper.cli._live import run_async
 
         try:
             raise typer.Exit(run_async(watch_status(directory, as_json=as_json)))
@@ -400,7 +388,7 @@ def status(
             raise typer.Exit(0) from None
     from datetime import UTC, datetime
 
-    from poolkeeper._cli_live import (
+    from poolkeeper.cli._live import (
         load_desired,
         observe_live,
         render_status_document,
@@ -414,13 +402,13 @@ def status(
     try:
         desired, observed = run_async(observe_live(desired, directory))
     except PoolkeeperError as error:
-        raise _fail(f"error: {error}") from None
+        raise fail(f"error: {error}") from None
     conditions = derive_conditions(desired, observed, None, datetime.now(UTC))
     conditions = conditions.model_copy(update={"process": ()})  # one look has no history
     plan = plan_for(desired, observed, PlanPolicy())
     document = status_document(desired, observed, conditions, plan)
-    from poolkeeper._cli_ha import ha_status, render_ha_status
-    from poolkeeper._cli_live import state_dir_of
+    from poolkeeper.app import state_dir_of
+    from poolkeeper.cli._ha import ha_status, render_ha_status
 
     ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
     if ha_section is not None:
@@ -433,14 +421,11 @@ def status(
             typer.echo(render_ha_status(ha_section), nl=False)
 
 
-@app.command()
+@app.command(short_help="Open the terminal UI (a separate front end).")
 def tui(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     *,
-    observed: Annotated[
-        Path | None,
-        typer.Option("--observed", help="Show this snapshot (JSON of Observed), not the chain."),
-    ] = None,
+    observed: ObservedSnapshot = None,
     readonly: Annotated[bool, typer.Option("--readonly", help="Never apply.")] = False,
     standalone: Annotated[
         bool,
@@ -456,7 +441,7 @@ def tui(
 
     found = entry_points(group="poolkeeper.frontends", name="tui")
     if not found:
-        raise _fail(
+        raise fail(
             "error: the TUI front end is not installed "
             "(no 'tui' entry point in group 'poolkeeper.frontends')"
         )

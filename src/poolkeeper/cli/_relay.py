@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from poolkeeper.cli._common import InventoryDir, LogFormatOption, QuietOption, VerboseOption
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.logs import LogFormatChoice, configure_logging, level_for
 
@@ -24,7 +25,7 @@ _log = logging.getLogger("poolkeeper.relay")
 
 
 async def relay_only_async(directory: Path, interval: float) -> int:
-    from poolkeeper._cli_live import load_desired, make_reconciler
+    from poolkeeper.cli._live import load_desired, make_reconciler
 
     desired = load_desired(directory)
     rec = make_reconciler(
@@ -81,19 +82,16 @@ async def relay_only_async(directory: Path, interval: float) -> int:
 
 
 def relay_command(
-    directory: Annotated[Path, typer.Argument(help="Inventory directory.")] = Path("inventory"),
+    directory: InventoryDir = Path("inventory"),
     interval: Annotated[
-        float, typer.Option(help="Seconds between observations of the relays' workers.")
-    ] = 10.0,
-    log_format: Annotated[
-        LogFormatChoice,
+        float,
         typer.Option(
-            "--log-format",
-            help="Log lines as text or as JSON objects.",
+            metavar="SECONDS", help="Seconds between observations of the relays' workers."
         ),
-    ] = LogFormatChoice.TEXT,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More.")] = 0,
-    quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less.")] = 0,
+    ] = 10.0,
+    log_format: LogFormatOption = LogFormatChoice.TEXT,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = 0,
 ) -> None:
     """Run only the relays of the inventory's workers until Ctrl-C."""
     configure_logging("json" if log_format == "json" else "text", level_for(verbose, quiet))

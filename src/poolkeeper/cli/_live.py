@@ -1,6 +1,6 @@
 """CLI commands that talk to the live chain and pRuntimes: live ``plan``, ``apply``, ``status``.
 
-Kept apart from ``cli.py`` (offline commands) so the argument parsing stays thin:
+Kept apart from ``cli/__init__.py`` (offline commands) so the argument parsing stays thin:
 everything here builds a ``Reconciler`` and renders what it returns.
 """
 
@@ -18,22 +18,23 @@ from typing import Any
 
 import typer
 
-from poolkeeper.app import build_reconciler
-from poolkeeper.apply.audit import AUDIT_FILE, AuditLog
+from poolkeeper import app
+from poolkeeper.app import inventory_digest
 from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.statedir import StateDirLock
+from poolkeeper.cli._common import fail, inventory_problems
 from poolkeeper.errors import (
     InventoryError,
+    KeysUnusable,
     PoolkeeperError,
     SecretError,
     StalePlan,
     StateDirError,
 )
 from poolkeeper.inventory import load_inventory
-from poolkeeper.keys import Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import LOCAL_KINDS, PassGate, PassResult, Reconciler
-from poolkeeper.metrics import AuditFanOut, PoolMetrics, parse_listen, serve
+from poolkeeper.metrics import PoolMetrics, parse_listen, serve
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.conditions import Conditions, condition_document, worker_pubkey
@@ -48,27 +49,11 @@ SAVED_PLAN_VERSION = 1
 RELAY_JOB_PREFIXES = ("egress:", "register_worker:")
 
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(1)
-
-
 def load_desired(directory: Path) -> Desired:
     try:
         return load_inventory(directory)
     except InventoryError as error:
-        raise fail("\n".join(error.problems) + f"\n{len(error.problems)} problem(s)") from None
-
-
-def inventory_digest(directory: Path) -> str:
-    """A digest of every inventory file's bytes (a saved plan is stale when it changes)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")):
-        if any(part.startswith(".") for part in path.relative_to(directory).parts):
-            continue
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
+        raise fail(inventory_problems(error.problems)) from None
 
 
 def observed_digest(observed: Observed) -> str:
@@ -78,27 +63,14 @@ def observed_digest(observed: Observed) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _mnemonic(desired: Desired, directory: Path, *, required: bool) -> Mnemonic | None:
-    try:
-        return load_master_secret(desired.settings.secrets, base_dir=directory)
-    except SecretError as error:
-        if required:
-            raise fail(f"error: {error}") from None
-        return None
-
-
-def state_dir_of(desired: Desired, directory: Path) -> Path:
-    """The inventory's state dir (relative paths are relative to the inventory's parent)."""
-    state_dir = Path(desired.settings.state_dir)
-    if not state_dir.is_absolute():
-        state_dir = directory.parent / state_dir
-    return state_dir
+def _notice(message: str) -> None:
+    typer.echo(message, err=True)
 
 
 def lock_state_dir(state_dir: Path, command: str) -> StateDirLock:
     """Take the one-writer lock for this process's life; refuse (exit 1) when held."""
     try:
-        return StateDirLock.acquire(state_dir, command, notice=lambda m: typer.echo(m, err=True))
+        return app.lock_state_dir(state_dir, command, notice=_notice)
     except StateDirError as error:
         raise fail(f"error: {error}") from None
 
@@ -113,34 +85,22 @@ def make_reconciler(
     also_audit: AuditSink | None = None,
     ha: Callable[[Path], tuple[Journal, PassGate]] | None = None,
 ) -> Reconciler:
-    """The reconciler of this inventory. ``lock`` names the command when it writes: the
-    state dir is then locked for the process's life before the journal is opened."""
-    install_log_redaction()
-    # Accounts with their own key (``key:``) need no master secret; derived ones do.
-    derived = any(a.derivation for a in desired.accounts)
-    mnemonic = _mnemonic(desired, directory, required=need_keys and derived)
-    state_dir = state_dir_of(desired, directory)
-    if lock is not None:
-        lock_state_dir(state_dir, lock)
+    """``poolkeeper.app.make_reconciler``, its faults said on stderr (exit 1)."""
     try:
-        log = AuditLog(state_dir / AUDIT_FILE)
-        journal, gate = ha(state_dir) if ha is not None else (None, None)
-        reconciler = build_reconciler(
+        return app.make_reconciler(
             desired,
-            mnemonic=mnemonic,
-            state_dir=state_dir,
+            directory,
+            need_keys=need_keys,
             progress=progress,
-            inventory_dir=directory,
-            audit=AuditFanOut(log, also_audit) if also_audit else log,
-            journal=journal,
-            gate=gate,
+            lock=lock,
+            also_audit=also_audit,
+            ha=ha,
+            notice=_notice,
         )
-    except StateDirError as error:
+    except KeysUnusable as error:
+        raise fail("\n".join(f"error: {p}" for p in error.problems)) from None
+    except (SecretError, StateDirError) as error:
         raise fail(f"error: {error}") from None
-    problems = reconciler.keys.problems()
-    if need_keys and problems:
-        raise fail("\n".join(f"error: {p}" for p in problems.values()))
-    return reconciler
 
 
 async def observe_live(desired: Desired, directory: Path) -> tuple[Desired, Observed]:
@@ -258,7 +218,7 @@ async def apply_async(
                     + ", ".join(extra)
                 )
         if plan.actions:
-            from poolkeeper._cli_costs import with_fees
+            from poolkeeper.cli._costs import with_fees
 
             plan, note = await with_fees(plan, rec.desired)
             if note:
@@ -281,7 +241,7 @@ async def apply_async(
                 typer.echo(f"  relays started: {', '.join(p.started_relays)}")
 
         if saved is not None:
-            from poolkeeper._cli_saved import complete_saved
+            from poolkeeper.cli._saved import complete_saved
 
             outcome = await complete_saved(rec, policy, plan, wait=wait, on_pass=on_pass)
             for what, ids in (
@@ -522,14 +482,14 @@ async def run_loop_async(
 
     from watchfiles import awatch
 
-    from poolkeeper._cli_control import start_control
-    from poolkeeper._cli_ha import ha_builder
     from poolkeeper._heap import heap_trimmer
-    from poolkeeper._run_events import PassReporter
+    from poolkeeper.cli._control import start_control
+    from poolkeeper.cli._ha import ha_builder
+    from poolkeeper.cli._run_events import PassReporter
 
     log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
-    ha_run, build_ha = ha_builder(desired, ha, shards, fail)
+    ha_run, build_ha = ha_builder(desired, ha, shards)
     restrict = ha_run.restrict
     desired = restrict(desired)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from poolkeeper.apply.journal import Journal
+from poolkeeper.cli._common import fail
 from poolkeeper.loop import PassGate, Reconciler
 from poolkeeper.metrics import PoolMetrics
 from poolkeeper.model.conditions import Conditions, with_ha_lease
@@ -156,7 +157,6 @@ def ha_builder(
     desired: Desired,
     flag: str | None,
     shards: Sequence[str],
-    fail: Callable[[str], typer.Exit],
 ) -> tuple[HaCli, Callable[[Path], tuple[Journal, PassGate]] | None]:
     """The HA side of ``run`` and the journal/gate builder to pass to the reconciler."""
     cli = HaCli(shards=tuple(shards))
