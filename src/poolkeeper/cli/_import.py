@@ -105,11 +105,19 @@ def import_prb2(
     into: _Into,
     operator: Annotated[
         list[str] | None,
-        typer.Option("--operator", help="PID=ADDRESS: a pool operator's address (repeatable)."),
+        typer.Option(
+            "--operator",
+            metavar="PID=ADDRESS",
+            help="A pool operator's address (repeatable).",
+        ),
     ] = None,
     disabled: Annotated[
         str,
-        typer.Option("--disabled", help="State of PRB's disabled workers: sync_only or removed."),
+        typer.Option(
+            "--disabled",
+            metavar="STATE",
+            help="State of PRB's disabled workers: sync_only or removed.",
+        ),
     ] = "sync_only",
     network: _Network = "khala",
     chain: _Chain = None,
