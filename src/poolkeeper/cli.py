@@ -17,12 +17,19 @@ from typing import Annotated
 import typer
 
 from poolkeeper._cli_accounts import accounts_app
-from poolkeeper._cli_devnet import devnet_app
 from poolkeeper._cli_history import history_command
 from poolkeeper._cli_import import import_app
 from poolkeeper._cli_journal import journal_app
 from poolkeeper._cli_lists import list_command
 from poolkeeper._cli_relay import relay_command
+from poolkeeper._frontends import (
+    DEVNET,
+    TUI,
+    FrontEnd,
+    FrontEndMissing,
+    FrontEndSpec,
+    load_front_end,
+)
 from poolkeeper._version import __version__
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.keys import install_log_redaction
@@ -37,7 +44,6 @@ app = typer.Typer(
 )
 
 app.add_typer(accounts_app)
-app.add_typer(devnet_app)
 app.add_typer(journal_app)
 app.add_typer(import_app)
 app.command("list")(list_command)
@@ -452,15 +458,7 @@ def tui(
 ) -> None:
     """Open the terminal UI (a separate front end, found through an entry point): attached
     to the `poolkeeper run` serving the state dir, else observing read-only."""
-    from importlib.metadata import entry_points
-
-    found = entry_points(group="poolkeeper.frontends", name="tui")
-    if not found:
-        raise _fail(
-            "error: the TUI front end is not installed "
-            "(no 'tui' entry point in group 'poolkeeper.frontends')"
-        )
-    run_tui = next(iter(found)).load()
+    run_tui = _front_end(TUI)
     argv = [str(directory)]
     if observed is not None:
         argv += ["--observed", str(observed)]
@@ -469,6 +467,24 @@ def tui(
     if standalone:
         argv.append("--standalone")
     raise typer.Exit(int(run_tui(argv)))
+
+
+@app.command(
+    "devnet",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def devnet(ctx: typer.Context) -> None:
+    """A local devnet (chain + pRuntimes) to try poolkeeper: up, down, chain, pruntime
+    (the poolkeeper-devnet front end, found through an entry point)."""
+    raise typer.Exit(int(_front_end(DEVNET)(list(ctx.args))))
+
+
+def _front_end(spec: FrontEndSpec) -> FrontEnd:
+    try:
+        return load_front_end(spec)
+    except FrontEndMissing as missing:
+        raise _fail(str(missing)) from None
 
 
 def main() -> None:
