@@ -43,12 +43,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port  # noqa: E402
 
-from poolkeeper_devnet.command import genesis_for  # noqa: E402
 from poolkeeper.chain._rpc import AsyncRpc  # noqa: E402
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
 from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
 from poolkeeper.model.observed import SessionState  # noqa: E402
+from poolkeeper_devnet.command import genesis_for  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 STAKE_PHA = 3000

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poolkeeper_devnet.command import genesis_for
 from poolkeeper.chain.ports import ChainState
 from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
 from poolkeeper_devnet.pruntime import SimulatorThread
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"

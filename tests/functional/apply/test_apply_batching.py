@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from poolkeeper_devnet.command import genesis_for
 from poolkeeper.app import build_ports
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.substrate import SubstrateChain
@@ -38,6 +37,7 @@ from poolkeeper.observe.observer import observe
 from poolkeeper.plan import PlanPolicy
 from poolkeeper.relay.worker import RelayOptions
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
 from tests.functional.apply._world import PHRASE, _stake_pool_calls
 
 WORKERS = 150

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from poolkeeper_devnet.command import genesis_for
 from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource
@@ -33,6 +32,7 @@ from poolkeeper.pruntime.messages import CombinedHeadersToSync
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayCondition, RelayOptions
 from poolkeeper_devnet.chain.parachain import RELAY_LEAD, DevnetParachain
+from poolkeeper_devnet.command import genesis_for
 from poolkeeper_devnet.pruntime import SimulatorThread
 from poolkeeper_devnet.pruntime.minichain import MiniChain
 from tests.functional.relay.test_relays_on_devnet import (

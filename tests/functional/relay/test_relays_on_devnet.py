@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from poolkeeper_devnet.command import genesis_for
 from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import RelaySource
@@ -33,6 +32,7 @@ from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayCondition, RelayOptions
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
 from poolkeeper_devnet.pruntime import SimulatorThread
 
 DEV_PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
