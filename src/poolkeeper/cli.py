@@ -475,8 +475,8 @@ def tui(
     add_help_option=False,
 )
 def devnet(ctx: typer.Context) -> None:
-    """A local devnet (chain + pRuntimes) to try poolkeeper: up, down, chain, pruntime
-    (the poolkeeper-devnet front end, found through an entry point)."""
+    """A local devnet (chain + pRuntimes) to try poolkeeper: up, down, chain, pruntime."""
+    # The poolkeeper-devnet front end, found through an entry point (poolkeeper._frontends).
     raise typer.Exit(int(_front_end(DEVNET)(list(ctx.args))))
 
 
