@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo check test fmt clean
 
-$(VENV)/.installed: pyproject.toml scripts/setup
+$(VENV)/.installed: pyproject.toml src/pyproject.toml constraints.txt scripts/setup
 	./scripts/setup
 	touch $@
 

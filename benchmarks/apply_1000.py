@@ -46,7 +46,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port  # noqa: E402
 
-from poolkeeper._cli_devnet import genesis_for  # noqa: E402
 from poolkeeper.app import build_ports  # noqa: E402
 from poolkeeper.apply.journal import Journal  # noqa: E402
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
@@ -59,6 +58,7 @@ from poolkeeper.model.observed import Observed, PRuntimeInfo, SessionState  # no
 from poolkeeper.observe.observer import observe  # noqa: E402
 from poolkeeper.plan import PlanPolicy  # noqa: E402
 from poolkeeper.relay.worker import RelayOptions  # noqa: E402
+from poolkeeper_devnet.command import genesis_for  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 STAKE_PHA = 1000
@@ -304,7 +304,7 @@ def run_once(args: argparse.Namespace, tmp: Path) -> RunFigures:
     addresses = {a.name: ring.address(a.name) for a in desired.accounts}
     genesis_file = tmp / "genesis.json"
     genesis_file.write_text(json.dumps(genesis(desired, addresses, args.block_time)))
-    command = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+    command = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
     command += ["--genesis", str(genesis_file), "--finality-lag", "2"]
     log = (tmp / "chain.log").open("wb")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

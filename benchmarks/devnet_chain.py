@@ -31,7 +31,7 @@ from substrateinterface import Keypair, SubstrateInterface  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
-from poolkeeper.devnet.chain.server import DevnetChain  # noqa: E402
+from poolkeeper_devnet.chain.server import DevnetChain  # noqa: E402
 
 PHA = 10**12
 
@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def start_to_first_block() -> float:
-    """Seconds from spawning ``python -m poolkeeper.devnet.chain`` to seeing block #1."""
+    """Seconds from spawning ``python -m poolkeeper_devnet.chain`` to seeing block #1."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     started = time.perf_counter()
@@ -52,7 +52,7 @@ def start_to_first_block() -> float:
         [
             sys.executable,
             "-m",
-            "poolkeeper.devnet.chain",
+            "poolkeeper_devnet.chain",
             "--port",
             str(port),
         ],
@@ -176,7 +176,7 @@ def product_read_map(chain: DevnetChain) -> tuple[float, float, int, int]:
 
 def raw_query_map(chain: DevnetChain) -> tuple[float, int]:
     """The server's share of those query_maps: the same RPCs, values left undecoded."""
-    from poolkeeper.devnet.chain._codec import storage_prefix
+    from poolkeeper_devnet.chain._codec import storage_prefix
 
     with connect(chain.url, max_size=2**28) as ws:
         ids = iter(range(1, 10**9))

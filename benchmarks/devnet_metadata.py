@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from poolkeeper.devnet.chain._metadata import build_metadata
+from poolkeeper_devnet.chain._metadata import build_metadata
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.devnet.chain.pallets.phala import PALLETS
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.pallets.phala import PALLETS
+from poolkeeper_devnet.chain.server import DevnetChain
 
 POOLS, WORKERS_PER_POOL = 50, 200
 
@@ -44,7 +44,7 @@ def genesis() -> dict[str, Any]:
 
 def pallets_only() -> tuple[float, float, int]:
     """(expand + normalize seconds, pallet genesis seconds, storage entries)."""
-    from poolkeeper.devnet.chain import _genesis
+    from poolkeeper_devnet.chain import _genesis
 
     start = time.perf_counter()
     config = _genesis.normalize(genesis())
@@ -60,7 +60,7 @@ def pallets_only() -> tuple[float, float, int]:
 
 
 def snapshot_cost() -> float:
-    from poolkeeper.devnet.chain import _genesis
+    from poolkeeper_devnet.chain import _genesis
 
     sections = _genesis.normalize(genesis())["pallets"]
     pallets = [cls() for cls in PALLETS]

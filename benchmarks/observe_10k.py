@@ -170,8 +170,8 @@ def main() -> None:
         )
         port = free_port()
         ready = Path(tmp) / "ready.json"
-        chain_cmd = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
-        sim_cmd = [sys.executable, "-m", "poolkeeper.devnet.pruntime", "--workers", str(workers)]
+        chain_cmd = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
+        sim_cmd = [sys.executable, "-m", "poolkeeper_devnet.pruntime", "--workers", str(workers)]
         sim_cmd += ["--port", "0", "--ready-file", str(ready)]
         processes = [
             subprocess.Popen([*chain_cmd, "--genesis", str(genesis)], env=env),

@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(tmp) / "ready.json"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        command = [sys.executable, "-m", "poolkeeper.devnet.pruntime"]
+        command = [sys.executable, "-m", "poolkeeper_devnet.pruntime"]
         command += ["--workers", str(args.workers), "--port", "0", "--ready-file", str(ready)]
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         try:

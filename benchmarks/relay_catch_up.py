@@ -100,9 +100,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         ready = Path(tmp) / "ready.json"
-        chain_cmd = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+        chain_cmd = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
         chain_cmd += ["--genesis", "dev", "--block-time", "manual", "--finality-lag", "0"]
-        sim_cmd = [sys.executable, "-m", "poolkeeper.devnet.pruntime"]
+        sim_cmd = [sys.executable, "-m", "poolkeeper_devnet.pruntime"]
         sim_cmd += ["--workers", str(args.rounds), "--port", "0", "--ready-file", str(ready)]
         chain = subprocess.Popen(chain_cmd, env=env, stdout=subprocess.DEVNULL)
         sim = subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL)

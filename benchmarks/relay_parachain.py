@@ -18,11 +18,11 @@ import time
 
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource
-from poolkeeper.devnet.chain.parachain import DevnetParachain
-from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayCondition, RelayOptions
+from poolkeeper_devnet.chain.parachain import DevnetParachain
+from poolkeeper_devnet.pruntime import SimulatorThread
 
 
 async def sync(network: DevnetParachain, sim: SimulatorThread, workers: int) -> tuple[float, int]:

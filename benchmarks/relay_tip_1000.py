@@ -264,9 +264,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         ready = Path(tmp) / "ready.json"
-        chain_cmd = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+        chain_cmd = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
         chain_cmd += ["--genesis", "dev", "--block-time", args.block_time, "--finality-lag", "0"]
-        sim_cmd = [sys.executable, "-m", "poolkeeper.devnet.pruntime"]
+        sim_cmd = [sys.executable, "-m", "poolkeeper_devnet.pruntime"]
         sim_cmd += ["--workers", str(args.workers), "--port", "0", "--ready-file", str(ready)]
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         chain = subprocess.Popen(chain_cmd, env=env, **quiet)  # type: ignore[call-overload]

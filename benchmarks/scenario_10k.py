@@ -43,12 +43,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port  # noqa: E402
 
-from poolkeeper._cli_devnet import genesis_for  # noqa: E402
 from poolkeeper.chain._rpc import AsyncRpc  # noqa: E402
 from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
 from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
 from poolkeeper.model.observed import SessionState  # noqa: E402
+from poolkeeper_devnet.command import genesis_for  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 STAKE_PHA = 3000
@@ -270,7 +270,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         ready = tmp / "ready.json"
-        sim_cmd = [sys.executable, "-m", "poolkeeper.devnet.pruntime", "--workers", str(total)]
+        sim_cmd = [sys.executable, "-m", "poolkeeper_devnet.pruntime", "--workers", str(total)]
         sim_cmd += ["--port", "0", "--ready-file", str(ready), "--seed", "scenario"]
         sim = subprocess.Popen(sim_cmd, env=env, **quiet)  # type: ignore[call-overload]
         processes = [sim]
@@ -286,7 +286,7 @@ def main() -> None:
             genesis = genesis_for(desired, addresses, cool_down=60)
             genesis_file = tmp / "genesis.json"
             genesis_file.write_text(json.dumps(genesis), encoding="utf-8")
-            chain_cmd = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+            chain_cmd = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
             chain_cmd += ["--genesis", str(genesis_file), "--block-time", args.block_time]
             chain = subprocess.Popen(chain_cmd, env=env, **quiet)  # type: ignore[call-overload]
             processes.append(chain)

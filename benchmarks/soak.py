@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port  # noqa: E402
 
-from poolkeeper._cli_devnet import _addresses, genesis_for  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
+from poolkeeper_devnet.command import _addresses, genesis_for  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 POOL_SIZE = 200
@@ -173,7 +173,7 @@ def main() -> None:
             spawn(
                 [
                     "-m",
-                    "poolkeeper.devnet.chain",
+                    "poolkeeper_devnet.chain",
                     "--port",
                     str(chain_port),
                     "--genesis",
@@ -187,7 +187,7 @@ def main() -> None:
             spawn(
                 [
                     "-m",
-                    "poolkeeper.devnet.pruntime",
+                    "poolkeeper_devnet.pruntime",
                     "--workers",
                     str(args.workers),
                     "--port",

@@ -243,8 +243,8 @@ def chopsticks_peer(workdir: Path) -> Iterator[ChainPeer]:
 
 @contextmanager
 def devnet_peer() -> Iterator[ChainPeer]:
-    """The devnet chain simulator (poolkeeper.devnet.chain) in-process, on loopback."""
-    from poolkeeper.devnet.chain.server import DevnetChain
+    """The devnet chain simulator (poolkeeper_devnet.chain) in-process, on loopback."""
+    from poolkeeper_devnet.chain.server import DevnetChain
 
     handle = DevnetChain.start("dev", block_time="instant", finality_lag=1)
     admin: SubstrateInterface | None = None

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.keys import Mnemonic, derive_keys
 from poolkeeper.model.ss58 import decode_address
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.faults._faults import Lines, pool_holds, rpc, transfers_to, wait_for
 from tests.functional.apply._world import PHRASE, REPO
 

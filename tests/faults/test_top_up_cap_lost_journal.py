@@ -25,9 +25,9 @@ from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.keys import Mnemonic
 from poolkeeper.plan import PlanPolicy
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.accounts.test_top_ups_on_devnet import (
     ADDR,
     ALICE,

@@ -16,7 +16,14 @@ from typing import Annotated
 
 import typer
 
-from poolkeeper._cli_devnet import devnet_app
+from poolkeeper._frontends import (
+    DEVNET,
+    TUI,
+    FrontEnd,
+    FrontEndMissing,
+    FrontEndSpec,
+    load_front_end,
+)
 from poolkeeper._version import __version__
 from poolkeeper.cli._accounts import accounts_app
 from poolkeeper.cli._common import (
@@ -53,7 +60,6 @@ app = typer.Typer(
 )
 
 app.add_typer(accounts_app, cls=SummaryGroup)
-app.add_typer(devnet_app, cls=SummaryGroup)
 app.add_typer(journal_app, cls=SummaryGroup)
 app.add_typer(import_app, cls=SummaryGroup)
 app.command("list")(list_command)
@@ -437,15 +443,7 @@ def tui(
 ) -> None:
     """Open the terminal UI (a separate front end, found through an entry point): attached
     to the `poolkeeper run` serving the state dir, else observing read-only."""
-    from importlib.metadata import entry_points
-
-    found = entry_points(group="poolkeeper.frontends", name="tui")
-    if not found:
-        raise fail(
-            "error: the TUI front end is not installed "
-            "(no 'tui' entry point in group 'poolkeeper.frontends')"
-        )
-    run_tui = next(iter(found)).load()
+    run_tui = _front_end(TUI)
     argv = [str(directory)]
     if observed is not None:
         argv += ["--observed", str(observed)]
@@ -454,6 +452,24 @@ def tui(
     if standalone:
         argv.append("--standalone")
     raise typer.Exit(int(run_tui(argv)))
+
+
+@app.command(
+    "devnet",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def devnet(ctx: typer.Context) -> None:
+    """A local devnet (chain + pRuntimes) to try poolkeeper: up, down, chain, pruntime."""
+    # The poolkeeper-devnet front end, found through an entry point (poolkeeper._frontends).
+    raise typer.Exit(int(_front_end(DEVNET)(list(ctx.args))))
+
+
+def _front_end(spec: FrontEndSpec) -> FrontEnd:
+    try:
+        return load_front_end(spec)
+    except FrontEndMissing as missing:
+        raise fail(str(missing)) from None
 
 
 def main() -> None:

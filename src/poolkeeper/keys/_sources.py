@@ -176,7 +176,8 @@ def secret_from_keyring(service: str) -> Mnemonic:
     except ImportError:
         raise SecretError(
             f"settings.secrets.keyring is {service!r} but the Python package 'keyring' is "
-            f"not installed (pip install keyring), or use settings.secrets.file / env instead"
+            "not installed (pip install 'poolkeeper[keyring]'), "
+            "or use settings.secrets.file / env instead"
         ) from None
     try:
         value = keyring.get_password(service, KEYRING_USERNAME)

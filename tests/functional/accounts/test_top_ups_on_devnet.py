@@ -22,13 +22,13 @@ import pytest
 from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
 from poolkeeper.chain.ports import CallSpec
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic, derive_keys
 from poolkeeper.loop import Reconciler
 from poolkeeper.model.actions import ActionKind, Plan
 from poolkeeper.model.desired import Desired
 from poolkeeper.plan import PlanPolicy
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional._webhook import Hook
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"

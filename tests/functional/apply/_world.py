@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.chain.ports import ChainState
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
-from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
+from poolkeeper_devnet.pruntime import SimulatorThread
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 REPO = Path(__file__).resolve().parents[3]

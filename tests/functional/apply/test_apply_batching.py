@@ -24,11 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.app import build_ports
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import Reconciler
@@ -38,6 +36,8 @@ from poolkeeper.model.observed import Observed, PRuntimeInfo, SessionState
 from poolkeeper.observe.observer import observe
 from poolkeeper.plan import PlanPolicy
 from poolkeeper.relay.worker import RelayOptions
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
 from tests.functional.apply._world import PHRASE, _stake_pool_calls
 
 WORKERS = 150

@@ -17,8 +17,8 @@ from poolkeeper.apply.executor import Executor, Job
 from poolkeeper.apply.journal import Journal, JournalStatus
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
+from poolkeeper_devnet.chain.server import DevnetChain
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 PHA = 10**12

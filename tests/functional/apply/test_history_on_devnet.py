@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from poolkeeper.devnet.chain._engine import blake2_256
+from poolkeeper_devnet.chain._engine import blake2_256
 from tests.functional.apply._world import World
 
 

@@ -18,7 +18,7 @@ from substrateinterface import Keypair
 from poolkeeper.chain import _fast_decode
 from poolkeeper.chain.ports import ChainState
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 
 SS58 = 30
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import Keypair, SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 
 
 @pytest.fixture(scope="module")

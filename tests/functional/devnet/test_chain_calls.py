@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair, SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 from tests.functional.devnet.test_chain_phala_lifecycle import WorkerKey
 

@@ -20,7 +20,7 @@ from substrateinterface import SubstrateInterface
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from poolkeeper.devnet.chain.server import DevnetChain, Faults
+from poolkeeper_devnet.chain.server import DevnetChain, Faults
 from tests._ports import free_port
 from tests.functional.devnet.conftest import dev_key
 
@@ -251,7 +251,7 @@ def test_faults_given_at_start() -> None:
 def test_command_line_fault_flags() -> None:
     port = free_port()
     error = json.dumps({"code": 1012, "message": "Transaction is temporarily banned"})
-    command = [sys.executable, "-m", "poolkeeper.devnet.chain", "--port", str(port)]
+    command = [sys.executable, "-m", "poolkeeper_devnet.chain", "--port", str(port)]
     command += ["--genesis", "dev", "--paused", "--delay-ms", "50", "--reject-next", "2"]
     command += ["--reject-error", error, "--drop-every", "30"]
     proc = subprocess.Popen(

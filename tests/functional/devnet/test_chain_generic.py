@@ -11,7 +11,7 @@ import pytest
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

@@ -14,7 +14,7 @@ from substrateinterface import SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from websockets.sync.client import connect
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from substrateinterface import SubstrateInterface
 from websockets.sync.client import ClientConnection, connect
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

@@ -13,7 +13,7 @@ import pytest
 import sr25519
 from substrateinterface import Keypair, SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

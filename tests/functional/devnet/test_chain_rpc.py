@@ -15,9 +15,9 @@ from substrateinterface import SubstrateInterface
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from poolkeeper.devnet.chain._codec import decode_bytes, decode_compact
-from poolkeeper.devnet.chain._storage import state_root_of
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain._codec import decode_bytes, decode_compact
+from poolkeeper_devnet.chain._storage import state_root_of
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 

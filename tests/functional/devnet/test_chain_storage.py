@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 READY = "0x" + "a1" * 32

@@ -17,8 +17,8 @@ from poolkeeper.chain._heads import HeadSignal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, TxStatus
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.errors import ChainUnavailable
+from poolkeeper_devnet.chain.server import DevnetChain
 
 PHA = 10**12
 

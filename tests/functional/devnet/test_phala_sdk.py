@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime.minichain import MiniChain
 from poolkeeper.pruntime import InitRuntimeRequest
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime.minichain import MiniChain
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools" / "phala-sdk"
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
+from poolkeeper_devnet.chain.server import DevnetChain
 from tests.functional.devnet.conftest import dev_key
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools" / "polkadot-js"

@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.chain.ports import ChainState
 from poolkeeper.chain.substrate import SubstrateChain
-from poolkeeper.devnet.chain.server import DevnetChain
-from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.observed import SessionState
 from poolkeeper.model.ss58 import encode_address
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
+from poolkeeper_devnet.pruntime import SimulatorThread
 from tests.functional.apply._world import REPO, _flatten, _hex
 
 PHA = 10**12

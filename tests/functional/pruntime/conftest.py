@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime.minichain import MiniChain
 from poolkeeper.pruntime import PRuntimeTransport
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime.minichain import MiniChain
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ import time
 import httpx
 import pytest
 
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime._scale import Reader, decode_all, enc_str, enc_vec
-from poolkeeper.devnet.pruntime.minichain import MiniChain, registered
 from poolkeeper.errors import (
     PRuntimeAlreadyInitialized,
     PRuntimeBusy,
@@ -20,6 +17,9 @@ from poolkeeper.errors import (
 )
 from poolkeeper.pruntime import HttpPRuntimeClient, InitRuntimeRequest, PRuntimeTransport
 from poolkeeper.pruntime.messages import CombinedHeadersToSync
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime._scale import Reader, decode_all, enc_str, enc_vec
+from poolkeeper_devnet.pruntime.minichain import MiniChain, registered
 
 
 def init_request(chain: MiniChain, **extra: object) -> InitRuntimeRequest:

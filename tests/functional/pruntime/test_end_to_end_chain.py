@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair, SubstrateInterface
 
-from poolkeeper.devnet.chain.server import DevnetChain
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime._scale import (
+from poolkeeper.pruntime import HttpPRuntimeClient, InitRuntimeRequest, PRuntimeTransport
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime._scale import (
     Reader,
     compact,
     decode_all,
@@ -26,7 +27,6 @@ from poolkeeper.devnet.pruntime._scale import (
     enc_vec,
     storage_prefix,
 )
-from poolkeeper.pruntime import HttpPRuntimeClient, InitRuntimeRequest, PRuntimeTransport
 
 BENCH_DURATION = 2
 SCORE = 1234

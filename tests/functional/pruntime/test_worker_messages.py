@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sr25519
 
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime._scale import Reader, decode_all, u64
-from poolkeeper.devnet.pruntime.minichain import (
+from poolkeeper.pruntime import HttpPRuntimeClient, InitRuntimeRequest, PRuntimeTransport
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime._scale import Reader, decode_all, u64
+from poolkeeper_devnet.pruntime.minichain import (
     MiniChain,
     bench_start,
     heartbeat_challenge,
@@ -15,7 +16,6 @@ from poolkeeper.devnet.pruntime.minichain import (
     started,
     stopped,
 )
-from poolkeeper.pruntime import HttpPRuntimeClient, InitRuntimeRequest, PRuntimeTransport
 
 
 def decode_egress(

@@ -176,7 +176,7 @@ async def test_stopping_ends_a_hung_relay_and_everything_it_started(tmp_path: Pa
 
 
 def test_poolkeeper_relay_stops_its_external_relays_on_sigterm(tmp_path: Path) -> None:
-    from poolkeeper.devnet.chain.server import DevnetChain
+    from poolkeeper_devnet.chain.server import DevnetChain
 
     chain = DevnetChain.start("dev", block_time=0.5, finality_lag=1)
     inventory = tmp_path / "inventory"

@@ -18,13 +18,9 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource
-from poolkeeper.devnet.chain.parachain import RELAY_LEAD, DevnetParachain
-from poolkeeper.devnet.pruntime import SimulatorThread
-from poolkeeper.devnet.pruntime.minichain import MiniChain
 from poolkeeper.errors import PRuntimeSyncRejected
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
@@ -35,6 +31,10 @@ from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeTransport
 from poolkeeper.pruntime.messages import CombinedHeadersToSync
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayCondition, RelayOptions
+from poolkeeper_devnet.chain.parachain import RELAY_LEAD, DevnetParachain
+from poolkeeper_devnet.command import genesis_for
+from poolkeeper_devnet.pruntime import SimulatorThread
+from poolkeeper_devnet.pruntime.minichain import MiniChain
 from tests.functional.relay.test_relays_on_devnet import (
     DEV_PHRASE,
     placeholder_inventory,

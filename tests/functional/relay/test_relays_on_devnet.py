@@ -19,12 +19,9 @@ from typing import Any
 
 import pytest
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import RelaySource
-from poolkeeper.devnet.chain.server import DevnetChain
-from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import PassResult
@@ -34,6 +31,9 @@ from poolkeeper.plan import PlanPolicy
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.supervisor import RelaySupervisor
 from poolkeeper.relay.worker import RelayCondition, RelayOptions
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
+from poolkeeper_devnet.pruntime import SimulatorThread
 
 DEV_PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
 WORKERS = 50

@@ -14,17 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.app import build_reconciler
 from poolkeeper.chain._rpc import AsyncRpc
-from poolkeeper.devnet.chain.server import DevnetChain
-from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import PassResult
 from poolkeeper.model.observed import SessionState
 from poolkeeper.plan import PlanPolicy
 from poolkeeper.relay.worker import EGRESS_CHECK_BLOCKS
+from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.command import genesis_for
+from poolkeeper_devnet.pruntime import SimulatorThread
 from tests.functional.relay.test_relays_on_devnet import (
     DEV_PHRASE,
     placeholder_inventory,

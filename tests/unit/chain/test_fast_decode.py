@@ -19,8 +19,8 @@ from scalecodec.type_registry import load_type_registry_preset
 
 from poolkeeper.chain import _fast_decode as fast
 from poolkeeper.chain._storage_values import StorageValues, registry_types, value_type_ids
-from poolkeeper.devnet.chain._metadata import build_metadata
 from poolkeeper.model.ss58 import encode_address
+from poolkeeper_devnet.chain._metadata import build_metadata
 
 KHALA_METADATA = (
     Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"

@@ -17,8 +17,8 @@ from substrateinterface.storage import StorageKey
 
 from poolkeeper.chain._storage_values import registry_types
 from poolkeeper.chain.substrate import _READ_ITEMS, W_PHA_ASSET_ID, _hashed_key, _key_spec
-from poolkeeper.devnet.chain._metadata import build_metadata
 from poolkeeper.model.ss58 import encode_address
+from poolkeeper_devnet.chain._metadata import build_metadata
 
 KHALA_METADATA = (
     Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "khala_metadata.scale"

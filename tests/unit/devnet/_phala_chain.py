@@ -14,7 +14,7 @@ from typing import Any
 
 import sr25519
 
-from poolkeeper.devnet.chain.pallets import (
+from poolkeeper_devnet.chain.pallets import (
     AccountHex,
     BlockContext,
     DispatchError,
@@ -22,9 +22,9 @@ from poolkeeper.devnet.chain.pallets import (
     SimpleBlockContext,
     TokenError,
 )
-from poolkeeper.devnet.chain.pallets._scale import signed_payload
-from poolkeeper.devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
-from poolkeeper.devnet.chain.pallets.phala_mq import PhalaMq
+from poolkeeper_devnet.chain.pallets._scale import signed_payload
+from poolkeeper_devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
+from poolkeeper_devnet.chain.pallets.phala_mq import PhalaMq
 
 PHA = 10**12
 T0_MS = 1_700_000_000_000

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from substrateinterface import Keypair
 
-from poolkeeper.devnet.chain import _genesis
+from poolkeeper_devnet.chain import _genesis
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ import pytest
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
-from poolkeeper.devnet.chain._metadata import build_metadata
-from poolkeeper.devnet.chain._metadata_pallets import DEVNET_CONSTANT_VALUES, DEVNET_ONLY_PALLETS
+from poolkeeper_devnet.chain._metadata import build_metadata
+from poolkeeper_devnet.chain._metadata_pallets import DEVNET_CONSTANT_VALUES, DEVNET_ONLY_PALLETS
 
 KHALA = Path(
     os.environ.get("POOLKEEPER_KHALA_METADATA")

@@ -17,7 +17,7 @@ from scalecodec.utils.ss58 import ss58_encode
 from substrateinterface import ExtrinsicReceipt, Keypair, SubstrateInterface
 from substrateinterface.storage import StorageKey
 
-from poolkeeper.devnet.chain._metadata import (
+from poolkeeper_devnet.chain._metadata import (
     LAYOUTS,
     PALLET_INDICES,
     RUNTIME_VERSION,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from poolkeeper.devnet.chain.pallets import (
+from poolkeeper_devnet.chain.pallets import (
     BadOrigin,
     BlockContext,
     DispatchError,

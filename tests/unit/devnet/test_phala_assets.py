@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poolkeeper.devnet.chain.pallets.assets import WRAPPED_BALANCES_ACCOUNT
+from poolkeeper_devnet.chain.pallets.assets import WRAPPED_BALANCES_ACCOUNT
 from tests.unit.devnet._phala_chain import PHA, Chain, account
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 import sr25519
 
-from poolkeeper.devnet.chain.pallets.phala import expand_phala_genesis, generated_worker_seed
-from poolkeeper.devnet.chain.pallets.phala_stakepool import (
+from poolkeeper_devnet.chain.pallets.phala import expand_phala_genesis, generated_worker_seed
+from poolkeeper_devnet.chain.pallets.phala_stakepool import (
     lock_account,
     pool_account,
     session_account,

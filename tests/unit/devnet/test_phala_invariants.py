@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolkeeper.devnet.chain.pallets import DispatchError
-from poolkeeper.devnet.chain.pallets.phala_computation import COMPUTING_STATES
-from poolkeeper.devnet.chain.pallets.phala_stakepool import (
+from poolkeeper_devnet.chain.pallets import DispatchError
+from poolkeeper_devnet.chain.pallets.phala_computation import COMPUTING_STATES
+from poolkeeper_devnet.chain.pallets.phala_stakepool import (
     lock_account,
     pool_account,
     session_account,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from poolkeeper.devnet.chain.pallets.phala_mq import PhalaMq
+from poolkeeper_devnet.chain.pallets.phala_mq import PhalaMq
 from tests.unit.devnet._phala_chain import Chain, account, make_worker
 
 BENCH_REPORT_1000 = b"\x00" + (0).to_bytes(8, "little") + (5000).to_bytes(8, "little")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sr25519
 
-from poolkeeper.devnet.chain.pallets import _scale
-from poolkeeper.devnet.chain.pallets.phala_registry import devnet_ias_report
+from poolkeeper_devnet.chain.pallets import _scale
+from poolkeeper_devnet.chain.pallets.phala_registry import devnet_ias_report
 from tests.unit.devnet._phala_chain import PARA_ID, Chain, account, make_worker
 
 

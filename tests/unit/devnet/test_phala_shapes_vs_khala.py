@@ -18,7 +18,7 @@ import pytest
 from scalecodec.base import RuntimeConfiguration, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
-from poolkeeper.devnet.chain._metadata import build_metadata
+from poolkeeper_devnet.chain._metadata import build_metadata
 from tests.unit.devnet._phala_chain import PHA, Chain, account, make_worker
 
 KHALA_METADATA = Path(
@@ -132,7 +132,7 @@ def test_error_names_exist_in_khala(khala: tuple[RuntimeConfiguration, Any]) -> 
     import re
 
     _config, metadata = khala
-    source_dir = Path(__file__).resolve().parents[3] / "src/poolkeeper/devnet/chain/pallets"
+    source_dir = Path(__file__).resolve().parents[3] / "src/poolkeeper_devnet/chain/pallets"
     pattern = re.compile(r'DispatchError\(\s*(?:self\.name|"(\w+)"|base\.name),\s*"(\w+)"')
     owners = {
         "phala_mq.py": "PhalaMq",

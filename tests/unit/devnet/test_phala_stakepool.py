@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from poolkeeper.devnet.chain.pallets.phala_stakepool import (
+from poolkeeper_devnet.chain.pallets.phala_stakepool import (
     lock_account,
     pool_account,
     session_account,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from poolkeeper.devnet.chain._storage import PROOF_REST_TAG, Storage, leaf
-from poolkeeper.devnet.pruntime._scale import (
+from poolkeeper_devnet.chain._storage import PROOF_REST_TAG, Storage, leaf
+from poolkeeper_devnet.pruntime._scale import (
     ProofError,
     enc_bytes,
     enc_option,

@@ -6,7 +6,7 @@ import pytest
 from scalecodec.base import RuntimeConfigurationObject
 from scalecodec.type_registry import load_type_registry_preset
 
-from poolkeeper.devnet.chain._typereg import (
+from poolkeeper_devnet.chain._typereg import (
     Registry,
     compact,
     enum,

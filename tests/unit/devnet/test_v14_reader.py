@@ -9,8 +9,8 @@ import pytest
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
-from poolkeeper.devnet.chain._metadata import build_metadata
-from poolkeeper.devnet.chain._v14 import parse_v14
+from poolkeeper_devnet.chain._metadata import build_metadata
+from poolkeeper_devnet.chain._v14 import parse_v14
 
 KHALA = Path(__file__).resolve().parents[3] / "../shared/data/khala_metadata.scale"
 

@@ -94,7 +94,8 @@ def test_env_source() -> None:
 
 def test_keyring_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "keyring", None)  # makes `import keyring` fail
-    with pytest.raises(SecretError, match="'keyring' is not installed"):
+    installing = r"'keyring' is not installed \(pip install 'poolkeeper\[keyring\]'\)"
+    with pytest.raises(SecretError, match=installing):
         secret_from_keyring("poolkeeper")
 
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolkeeper.devnet.pruntime import _proto
 from poolkeeper.pruntime import messages
 from poolkeeper.pruntime._wire import FieldSpec, ProtoMessage, WireError
+from poolkeeper_devnet.pruntime import _proto
 
 ALL_MESSAGES: list[type[ProtoMessage]] = [
     getattr(messages, name)
