@@ -41,6 +41,7 @@ devnet_app = typer.Typer(
     help="A local devnet (chain + pRuntimes) to try poolkeeper.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help, as the product's commands: no <bool> labels
     pretty_exceptions_show_locals=False,  # locals of a crash may hold secret bytes
 )
 
