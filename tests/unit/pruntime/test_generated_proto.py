@@ -39,4 +39,5 @@ def test_product_and_devnet_share_one_set_of_classes() -> None:
     from poolkeeper.pruntime import pruntime_rpc_pb2 as product_pb2
 
     assert product_pb2.DESCRIPTOR.serialized_pb == devnet_pb2.DESCRIPTOR.serialized_pb
-    assert product_pb2.PhactoryInfo is devnet_pb2.PhactoryInfo
+    shared: object = devnet_pb2.PhactoryInfo
+    assert product_pb2.PhactoryInfo is shared
