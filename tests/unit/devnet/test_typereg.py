@@ -6,9 +6,9 @@ import pytest
 from scalecodec.base import RuntimeConfigurationObject
 from scalecodec.type_registry import load_type_registry_preset
 
+from poolkeeper.devnet.chain._codec import encode_compact as compact
 from poolkeeper.devnet.chain._typereg import (
     Registry,
-    compact,
     enum,
     parse_expr,
     parse_variants,

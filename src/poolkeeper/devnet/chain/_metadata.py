@@ -18,6 +18,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any, Final
 
+from poolkeeper.devnet.chain._codec import encode_compact as compact
 from poolkeeper.devnet.chain._metadata_pallets import (
     ERROR_DOCS,
     PALLETS,
@@ -32,7 +33,6 @@ from poolkeeper.devnet.chain._typereg import (
     Expr,
     Registry,
     VariantDecl,
-    compact,
     enum_of,
     option,
     parse_variants,
