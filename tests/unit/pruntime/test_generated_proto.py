@@ -7,13 +7,15 @@ edit to the .proto without regenerating (or a hand edit of generated code) fails
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-TARGETS = ("src/poolkeeper/pruntime", "src/poolkeeper/devnet/pruntime")
-NAMES = ("pruntime_rpc_pb2.py", "pruntime_rpc_pb2.pyi")
+_SCRIPT = runpy.run_path(str(ROOT / "scripts" / "gen-proto"))  # its targets, not a copy
+TARGETS: tuple[Path, ...] = _SCRIPT["TARGETS"]
+NAMES: tuple[str, ...] = _SCRIPT["GENERATED"]
 
 
 def test_committed_generated_code_matches_the_proto(tmp_path: Path) -> None:
@@ -25,6 +27,7 @@ def test_committed_generated_code_matches_the_proto(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    assert len(TARGETS) == 2  # the product and the devnet
     stale = [
         f"{target}/{name}"
         for target in TARGETS
