@@ -176,7 +176,7 @@ def product_read_map(chain: DevnetChain) -> tuple[float, float, int, int]:
 
 def raw_query_map(chain: DevnetChain) -> tuple[float, int]:
     """The server's share of those query_maps: the same RPCs, values left undecoded."""
-    from poolkeeper_devnet.chain._codec import storage_prefix
+    from poolkeeper_devnet.codec import storage_prefix
 
     with connect(chain.url, max_size=2**28) as ws:
         ids = iter(range(1, 10**9))

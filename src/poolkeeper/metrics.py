@@ -29,7 +29,7 @@ from poolkeeper.apply.audit import AuditEntry
 from poolkeeper.apply.executor import AuditSink
 from poolkeeper.errors import TemporaryError
 from poolkeeper.model.actions import Alert
-from poolkeeper.model.conditions import ConditionStatus, worker_pubkey
+from poolkeeper.model.conditions import ConditionStatus, join_worker
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import WorkerPhase, phase_of
@@ -218,10 +218,8 @@ class PoolMetrics(Collector):
             "poolkeeper_pruntime_up", "1 when the pRuntime answered GetInfo this pass.", ["worker"]
         )
         for worker in desired.workers:
-            prt = observed.pruntimes.get(worker.endpoint)
+            prt, _, chain = join_worker(worker, observed)
             info = prt.info if prt else None
-            key = worker_pubkey(worker, observed)
-            chain = observed.chain_workers.get(key) if key else None
             phases[(phase_of(prt, chain, head).value, worker.pool or "")] += 1
             up.add_metric([worker.name], 1 if info is not None else 0)
             if info is not None and info.initialized:

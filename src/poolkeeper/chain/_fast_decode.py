@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from poolkeeper.model.scale import read_compact as _compact
 from poolkeeper.model.ss58 import encode_address
 
 # -- shapes ------------------------------------------------------------------------------
@@ -312,18 +313,6 @@ _ACCOUNT_CACHE = 65536
 _SESSION = struct.Struct("<B QQ QQ Q IIQQQ Q QQ")
 _ACCOUNT_INFO = struct.Struct("<IIII QQ QQ QQ QQ")
 _WORKER_HEAD = struct.Struct("<32s32sIQ")
-
-
-def _compact(data: bytes, pos: int) -> tuple[int, int]:
-    mode = data[pos] & 3
-    if mode == 0:
-        return data[pos] >> 2, pos + 1
-    if mode == 1:
-        return int.from_bytes(data[pos : pos + 2], "little") >> 2, pos + 2
-    if mode == 2:
-        return int.from_bytes(data[pos : pos + 4], "little") >> 2, pos + 4
-    size = (data[pos] >> 2) + 4
-    return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
 
 
 def _u128(data: bytes, pos: int) -> int:

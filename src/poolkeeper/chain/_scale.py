@@ -2,6 +2,7 @@
 
 Relays encode headers and storage changes for thousands of blocks; going through
 scalecodec's generic objects for these fixed shapes would dominate catch-up time.
+The compact integer itself is ``poolkeeper.model.scale``'s (re-exported here).
 """
 
 from __future__ import annotations
@@ -11,32 +12,8 @@ from typing import Any
 
 import xxhash
 
-
-def compact(n: int) -> bytes:
-    """SCALE compact integer."""
-    if n < 0:
-        raise ValueError("compact integers are unsigned")
-    if n < 1 << 6:
-        return bytes([n << 2])
-    if n < 1 << 14:
-        return ((n << 2) | 1).to_bytes(2, "little")
-    if n < 1 << 30:
-        return ((n << 2) | 2).to_bytes(4, "little")
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "little")
-    return bytes([((len(raw) - 4) << 2) | 3]) + raw
-
-
-def read_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
-    """Decode a compact integer at ``offset``; return ``(value, new offset)``."""
-    mode = data[offset] & 3
-    if mode == 0:
-        return data[offset] >> 2, offset + 1
-    if mode == 1:
-        return int.from_bytes(data[offset : offset + 2], "little") >> 2, offset + 2
-    if mode == 2:
-        return int.from_bytes(data[offset : offset + 4], "little") >> 2, offset + 4
-    length = (data[offset] >> 2) + 4
-    return int.from_bytes(data[offset + 1 : offset + 1 + length], "little"), offset + 1 + length
+from poolkeeper.model.scale import compact as compact  # noqa: PLC0414 (re-exported)
+from poolkeeper.model.scale import read_compact as read_compact  # noqa: PLC0414
 
 
 def bytes_(data: bytes) -> bytes:

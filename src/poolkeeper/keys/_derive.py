@@ -23,6 +23,7 @@ import sr25519
 from poolkeeper.errors import DerivationError
 from poolkeeper.keys._redact import register_secret_bytes
 from poolkeeper.keys._secret import Mnemonic
+from poolkeeper.model.scale import compact
 from poolkeeper.model.ss58 import KHALA_PREFIX, encode_address
 
 ROOT_JUNCTION = "poolkeeper"
@@ -67,17 +68,6 @@ def derivation_path(label: str) -> str:
     return "".join(f"//{j}" for j in derivation_junctions(label))
 
 
-def _compact_length(n: int) -> bytes:
-    if n < 1 << 6:
-        return bytes([n << 2])
-    if n < 1 << 14:
-        return ((n << 2) | 0b01).to_bytes(2, "little")
-    if n < 1 << 30:
-        return ((n << 2) | 0b10).to_bytes(4, "little")
-    body = n.to_bytes((n.bit_length() + 7) // 8, "little")
-    return bytes([((len(body) - 4) << 2) | 0b11]) + body
-
-
 def junction_chain_code(junction: str) -> bytes:
     """The 32-byte chain code of one junction, encoded as Substrate's ``DeriveJunction`` does.
 
@@ -89,7 +79,7 @@ def junction_chain_code(junction: str) -> bytes:
         encoded = int(junction).to_bytes(8, "little")
     else:
         raw = junction.encode("utf-8")
-        encoded = _compact_length(len(raw)) + raw
+        encoded = compact(len(raw)) + raw
     if len(encoded) > _JUNCTION_ID_LEN:
         return hashlib.blake2b(encoded, digest_size=32).digest()
     return encoded.ljust(_JUNCTION_ID_LEN, b"\x00")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -156,13 +157,33 @@ def genesis_mismatch(info: PRuntimeInfo | None, observed: Observed) -> str | Non
     )
 
 
-def worker_pubkey(spec: WorkerSpec, observed: Observed) -> str | None:
-    """Inventory pin, else what the pRuntime reports, else the last key it reported."""
+class WorkerJoin(NamedTuple):
+    """An inventory worker joined with what was observed of it."""
+
+    pruntime: PRuntimeObservation | None
+    pubkey: str | None
+    chain: ChainWorker | None
+
+
+def join_worker(spec: WorkerSpec, observed: Observed) -> WorkerJoin:
+    """The one join of an inventory worker with its pRuntime and its chain record.
+
+    The worker's public key is the inventory pin, else what its pRuntime reports, else
+    the last key it reported (``remembered_pubkeys``), lower-case without ``0x``; its
+    chain record is ``chain_workers`` under that key. Conditions, metrics and the front
+    ends show the same worker only if they all join the same way, so they call this.
+    """
     prt = observed.pruntimes.get(spec.endpoint)
     info = prt.info if prt else None
     key = spec.pubkey or (info.public_key if info else None)
     key = key or observed.remembered_pubkeys.get(spec.endpoint)
-    return normalise_hash(key) or None
+    pubkey = normalise_hash(key) or None
+    return WorkerJoin(prt, pubkey, observed.chain_workers.get(pubkey) if pubkey else None)
+
+
+def worker_pubkey(spec: WorkerSpec, observed: Observed) -> str | None:
+    """Inventory pin, else what the pRuntime reports, else the last key it reported."""
+    return join_worker(spec, observed).pubkey
 
 
 def _set(
@@ -299,10 +320,8 @@ def _worker_conditions(
     policy: ConditionPolicy,
 ) -> tuple[Condition, ...]:
     t, f, u = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
-    prt = observed.pruntimes.get(spec.endpoint)
+    prt, pubkey, chain = join_worker(spec, observed)
     info = prt.info if prt else None
-    pubkey = worker_pubkey(spec, observed)
-    chain = observed.chain_workers.get(pubkey) if pubkey else None
     out: list[Condition] = []
 
     def put(type_: str, status: ConditionStatus, reason: Reason, message: str = "") -> None:
@@ -370,9 +389,7 @@ def derive_conditions(
     workers: dict[str, tuple[Condition, ...]] = {}
     memory: dict[str, WorkerMemory] = {}
     for spec in desired.workers:
-        prt = observed.pruntimes.get(spec.endpoint)
-        pubkey = worker_pubkey(spec, observed)
-        chain = observed.chain_workers.get(pubkey) if pubkey else None
+        prt, _, chain = join_worker(spec, observed)
         mem = _memory(previous.memory.get(spec.name), prt.info if prt else None, chain, now, policy)
         memory[spec.name] = mem
         workers[spec.name] = _worker_conditions(

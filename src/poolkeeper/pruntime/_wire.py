@@ -1,28 +1,28 @@
-"""A small proto3 wire codec driven by dataclass field metadata.
+"""The product's pRuntime messages, as typed dataclasses over the generated protobuf code.
 
-pRuntime's API is protobuf, but compiling a .proto needs protoc and gives untyped
-classes. The messages poolkeeper needs are few and flat, so each is a frozen
-dataclass whose fields carry their protobuf number and scalar kind (see ``pb``);
-``encode`` and ``decode`` walk that table. Only the proto3 features those messages
-use are supported: varint scalars (bool, int32, uint32, uint64, enums), string,
-bytes, nested messages, repeated string/bytes, and explicit-presence ``optional``.
-Unknown fields are skipped on decode, as protobuf requires.
+The wire format has one source, ``proto/pruntime_rpc.proto``; ``scripts/gen-proto``
+generates ``pruntime_rpc_pb2`` (upb classes and type stubs) from it. Poolkeeper's own code
+and tests build and read small frozen dataclasses (``messages``), which are hashable,
+comparable and free of protobuf's mutable containers; this module converts between the
+two at the boundary: ``encode`` builds the generated message and serializes it, ``decode``
+parses with upb and copies the set fields out. Each dataclass field still carries its
+protobuf number and kind (``pb``) for the JSON mode and for the test that checks they
+agree with the generated descriptor.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from operator import attrgetter
+from typing import Any, ClassVar, Literal, Self
+
+from google.protobuf.message import DecodeError, EncodeError
+from google.protobuf.message import Message as _PbMessage
+
+from poolkeeper.pruntime import pruntime_rpc_pb2
 
 Kind = Literal["bool", "int32", "uint32", "uint64", "string", "bytes", "message"]
-
-_VARINT_KINDS = frozenset({"bool", "int32", "uint32", "uint64"})
-_WT_VARINT = 0
-_WT_I64 = 1
-_WT_LEN = 2
-_WT_I32 = 5
-_U64_MASK = (1 << 64) - 1
 
 
 class WireError(ValueError):
@@ -68,178 +68,94 @@ _ZERO: dict[str, Any] = {
 }
 
 
-def encode_varint(value: int, out: bytearray) -> None:
-    """Append ``value`` (taken modulo 2**64, as protobuf does for negatives) as a varint."""
-    value &= _U64_MASK
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """What converting one message class needs, worked out once per class."""
+
+    generated: type[_PbMessage]
+    names: tuple[str, ...]
+    nested: tuple[tuple[str, type[ProtoMessage]], ...]
+    from_pb: Callable[[Any], Any]
 
 
-def decode_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """Read a varint at ``pos``; return (value, next position)."""
-    if pos < len(data) and data[pos] < 0x80:  # most keys and small values: one byte
-        return data[pos], pos + 1
-    result = 0
-    shift = 0
-    end = len(data)
-    while True:
-        if pos >= end:
-            raise WireError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _U64_MASK, pos
-        shift += 7
-        if shift >= 70:
-            raise WireError("varint too long")
+def _plan_for(cls: type[ProtoMessage]) -> _Plan:
+    specs: list[tuple[str, FieldSpec]] = [
+        (f.name, f.metadata["pb"])
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if "pb" in f.metadata
+    ]
+    names = tuple(name for name, _ in specs)
+    nested = tuple((name, spec.message) for name, spec in specs if spec.message is not None)
+    repeated = tuple(name for name, spec in specs if spec.repeated)
+    present = tuple(name for name, spec in specs if spec.optional and spec.message is None)
+    fields = attrgetter(*names) if names else None
+    build: Callable[..., Any] = cls
 
+    def from_pb(message: Any) -> Any:
+        # One C call reads every field; only the few with presence or containers need more.
+        if fields is None:
+            return build()
+        if len(names) == 1 and not (nested or repeated or present):
+            return build(fields(message))
+        values = dict(zip(names, fields(message), strict=True))
+        for name in present:
+            if not message.HasField(name):
+                values[name] = None
+        for name, sub in nested:
+            values[name] = sub.from_pb(values[name]) if message.HasField(name) else None
+        for name in repeated:
+            values[name] = tuple(values[name])
+        return build(**values)
 
-M = TypeVar("M", bound="ProtoMessage")
+    return _Plan(getattr(pruntime_rpc_pb2, cls.__name__), names, nested, from_pb)
 
 
 class ProtoMessage:
-    """Base of the dataclass messages; subclasses must be dataclasses using ``pb``."""
+    """Base of the dataclass messages; subclasses must be dataclasses using ``pb`` and be
+    named as their message in ``proto/pruntime_rpc.proto``."""
 
-    _specs: ClassVar[tuple[tuple[str, FieldSpec], ...]] = ()
-    _by_number: ClassVar[dict[int, tuple[str, FieldSpec]]] = {}
+    _plan: ClassVar[_Plan]
 
     @classmethod
-    def _table(cls) -> tuple[tuple[str, FieldSpec], ...]:
-        if "_specs" not in cls.__dict__:
-            specs = tuple(
-                (f.name, f.metadata["pb"])
-                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                if "pb" in f.metadata
-            )
-            cls._specs = specs
-            cls._by_number = {spec.number: (name, spec) for name, spec in specs}
-        return cls._specs
+    def _conversion(cls) -> _Plan:
+        plan = cls.__dict__.get("_plan")
+        if plan is None:
+            plan = cls._plan = _plan_for(cls)
+        return plan
+
+    def to_pb(self) -> _PbMessage:
+        """The generated protobuf message holding the same values."""
+        plan = self._conversion()
+        values: dict[str, Any] = {}
+        for name in plan.names:
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value
+        for name, _ in plan.nested:
+            if name in values:
+                values[name] = values[name].to_pb()
+        return plan.generated(**values)
+
+    @classmethod
+    def from_pb(cls, message: _PbMessage) -> Self:
+        """Copy a generated message's fields (unset optional ones become ``None``)."""
+        converted: Self = cls._conversion().from_pb(message)
+        return converted
 
     def encode(self) -> bytes:
         """Serialize to the protobuf binary format (fields in number order)."""
-        out = bytearray()
-        for name, spec in sorted(self._table(), key=lambda item: item[1].number):
-            value = getattr(self, name)
-            if spec.repeated:
-                for item in value:
-                    _encode_one(spec, item, out)
-            elif value is None:
-                continue
-            elif spec.optional or spec.kind == "message" or value != _ZERO[spec.kind]:
-                _encode_one(spec, value, out)
-        return bytes(out)
+        try:
+            return self.to_pb().SerializeToString()
+        except (EncodeError, TypeError, ValueError) as exc:
+            raise WireError(f"{type(self).__name__}: {exc}") from exc
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> Self:
         """Parse the protobuf binary format; raise ``WireError`` on malformed input."""
-        cls._table()
-        by_number = cls._by_number
-        values: dict[str, Any] = {}
-        pos = 0
-        end = len(data)
-        while pos < end:
-            key, pos = decode_varint(data, pos)
-            number, wire_type = key >> 3, key & 7
-            if number == 0:
-                raise WireError("field number 0")
-            entry = by_number.get(number)
-            if entry is None:
-                pos = _skip(data, pos, wire_type)
-                continue
-            name, spec = entry
-            value, pos = _decode_one(spec, wire_type, data, pos)
-            if spec.repeated:
-                values.setdefault(name, []).append(value)
-            elif spec.kind == "message" and name in values:
-                values[name] = _merge(values[name], value)
-            else:
-                values[name] = value
-        for name, spec in cls._specs:
-            if spec.repeated and name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
-
-
-def _merge(old: ProtoMessage, new: ProtoMessage) -> ProtoMessage:
-    # protobuf merges repeated occurrences of a singular message field field-by-field
-    changes = {
-        f.name: getattr(new, f.name)
-        for f in dataclasses.fields(new)  # type: ignore[arg-type]
-        if getattr(new, f.name) != f.default and getattr(new, f.name) is not None
-    }
-    return dataclasses.replace(old, **changes)  # type: ignore[type-var]
-
-
-def _encode_one(spec: FieldSpec, value: Any, out: bytearray) -> None:
-    if spec.kind in _VARINT_KINDS:
-        encode_varint(spec.number << 3 | _WT_VARINT, out)
-        encode_varint(int(value), out)
-        return
-    if spec.kind == "string":
-        payload: bytes = value.encode("utf-8")
-    elif spec.kind == "bytes":
-        payload = bytes(value)
-    else:
-        payload = value.encode()
-    encode_varint(spec.number << 3 | _WT_LEN, out)
-    encode_varint(len(payload), out)
-    out += payload
-
-
-def _decode_one(
-    spec: FieldSpec, wire_type: int, data: bytes | memoryview, pos: int
-) -> tuple[Any, int]:
-    if spec.kind in _VARINT_KINDS:
-        if wire_type != _WT_VARINT:
-            raise WireError(f"field {spec.number}: expected varint, got wire type {wire_type}")
-        raw, pos = decode_varint(data, pos)
-        return _VARINT_CONVERT[spec.kind](raw), pos
-    if wire_type != _WT_LEN:
-        raise WireError(f"field {spec.number}: expected length-delimited, got {wire_type}")
-    length, pos = decode_varint(data, pos)
-    end = pos + length
-    if end > len(data):
-        raise WireError(f"field {spec.number}: truncated")
-    chunk = data[pos:end]
-    if spec.kind == "bytes":
-        return bytes(chunk), end
-    if spec.kind == "string":
+        plan = cls._conversion()
         try:
-            return bytes(chunk).decode("utf-8"), end
-        except UnicodeDecodeError as exc:
-            raise WireError(f"field {spec.number}: invalid UTF-8") from exc
-    assert spec.message is not None
-    return spec.message.decode(chunk), end
-
-
-def _to_int32(raw: int) -> int:
-    raw &= 0xFFFFFFFF
-    return raw - (1 << 32) if raw >= 1 << 31 else raw
-
-
-_VARINT_CONVERT: dict[str, Callable[[int], Any]] = {
-    "bool": bool,
-    "int32": _to_int32,
-    "uint32": lambda raw: raw & 0xFFFFFFFF,
-    "uint64": lambda raw: raw,
-}
-
-
-def _skip(data: bytes | memoryview, pos: int, wire_type: int) -> int:
-    if wire_type == _WT_VARINT:
-        return decode_varint(data, pos)[1]
-    if wire_type == _WT_I64:
-        pos += 8
-    elif wire_type == _WT_I32:
-        pos += 4
-    elif wire_type == _WT_LEN:
-        length, pos = decode_varint(data, pos)
-        pos += length
-    else:
-        raise WireError(f"unsupported wire type {wire_type}")
-    if pos > len(data):
-        raise WireError("truncated field")
-    return pos
+            message = plan.generated.FromString(bytes(data))
+        except DecodeError as exc:
+            raise WireError(f"{cls.__name__}: {exc}") from exc
+        decoded: Self = plan.from_pb(message)
+        return decoded

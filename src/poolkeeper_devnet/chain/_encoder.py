@@ -16,7 +16,7 @@ from typing import Any
 
 from scalecodec.utils.ss58 import ss58_decode
 
-from poolkeeper_devnet.chain._codec import encode_compact
+from poolkeeper_devnet.codec import encode_compact
 
 Encoder = Callable[[Any], bytes]
 

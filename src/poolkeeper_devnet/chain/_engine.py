@@ -18,20 +18,6 @@ import nacl.exceptions
 import nacl.signing
 import sr25519
 
-from poolkeeper_devnet.chain._codec import (
-    Era,
-    Header,
-    ScaleError,
-    blake2_256,
-    decode_compact,
-    decode_era,
-    encode_bytes,
-    encode_compact,
-    extrinsics_root,
-    storage_prefix,
-    u32,
-    u64,
-)
 from poolkeeper_devnet.chain._generic_pallets import (
     Balances,
     ParachainInfo,
@@ -51,6 +37,20 @@ from poolkeeper_devnet.chain.pallets.base import (
     DispatchError,
     Pallet,
     TokenError,
+)
+from poolkeeper_devnet.codec import (
+    Era,
+    Header,
+    ScaleError,
+    blake2_256,
+    decode_compact,
+    decode_era,
+    encode_bytes,
+    encode_compact,
+    extrinsics_root,
+    storage_prefix,
+    u32,
+    u64,
 )
 
 log = logging.getLogger("poolkeeper_devnet.chain")
@@ -750,7 +750,7 @@ class Chain:
 
 def _b128c(data: bytes) -> bytes:
     """Twox64Concat of an already-encoded key (System.BlockHash is Twox64Concat)."""
-    from poolkeeper_devnet.chain._codec import twox64
+    from poolkeeper_devnet.codec import twox64
 
     return twox64(data) + data
 

@@ -74,7 +74,7 @@ class System(Pallet):
         if call == "remark_with_event":
             if signer is None:
                 raise BadOrigin()
-            from poolkeeper_devnet.chain._codec import blake2_256, unhex
+            from poolkeeper_devnet.codec import blake2_256, unhex
 
             remark = args.get("remark", "0x")
             data = unhex(remark) if isinstance(remark, str) and remark.startswith("0x") else b""

@@ -19,8 +19,8 @@ import sr25519
 from ruamel.yaml import YAML
 from scalecodec.utils.ss58 import ss58_decode
 
-from poolkeeper_devnet.chain._codec import blake2_256, encode_bytes
 from poolkeeper_devnet.chain.pallets.phala import PALLETS, merge_phala_genesis
+from poolkeeper_devnet.codec import blake2_256, encode_bytes
 
 PHA = 10**12
 PHALA_SECTIONS = tuple(cls.name for cls in PALLETS)

@@ -32,7 +32,6 @@ from poolkeeper_devnet.chain._typereg import (
     Expr,
     Registry,
     VariantDecl,
-    compact,
     enum_of,
     option,
     parse_variants,
@@ -40,6 +39,7 @@ from poolkeeper_devnet.chain._typereg import (
     text,
 )
 from poolkeeper_devnet.chain._types import TYPES
+from poolkeeper_devnet.codec import encode_compact as compact
 
 _COMMON_INDICES: Final[dict[str, int]] = {
     "System": 0,

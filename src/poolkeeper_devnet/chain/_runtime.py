@@ -16,9 +16,9 @@ from scalecodec.base import RuntimeConfigurationObject, ScaleBytes, ScaleDecoder
 from scalecodec.type_registry import load_type_registry_preset
 from scalecodec.types import Tuple
 
-from poolkeeper_devnet.chain._codec import HASHERS, ScaleError, storage_prefix
 from poolkeeper_devnet.chain._encoder import RegistryEncoder, Unsupported
 from poolkeeper_devnet.chain._v14 import parse_v14
+from poolkeeper_devnet.codec import HASHERS, ScaleError, storage_prefix
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 
-from poolkeeper_devnet.chain._codec import blake2_256, encode_bytes
+from poolkeeper_devnet.codec import blake2_256, encode_bytes
 
 HISTORY_BLOCKS = 4096
 """How many recent blocks' undo logs are kept: older states cannot be read."""

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from poolkeeper_devnet.codec import encode_compact as compact
+
 PRIMITIVES = (
     "bool",
     "char",
@@ -43,20 +45,6 @@ _SINT_BYTES = {"i8": 1, "i16": 2, "i32": 4, "i64": 8, "i128": 16, "i256": 32}
 
 
 # ---------------------------------------------------------------------------- SCALE primitives
-
-
-def compact(n: int) -> bytes:
-    """SCALE compact encoding of a non-negative integer."""
-    if n < 0:
-        raise ValueError("compact of a negative number")
-    if n < 1 << 6:
-        return bytes([n << 2])
-    if n < 1 << 14:
-        return ((n << 2) | 1).to_bytes(2, "little")
-    if n < 1 << 30:
-        return ((n << 2) | 2).to_bytes(4, "little")
-    body = n.to_bytes((n.bit_length() + 7) // 8, "little")
-    return bytes([((len(body) - 4) << 2) | 3]) + body
 
 
 def text(s: str) -> bytes:

@@ -9,10 +9,13 @@ mirrors scalecodec's decoded value shape, so both can be used interchangeably.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from poolkeeper_devnet.chain._codec import ScaleError, decode_compact
 from poolkeeper_devnet.chain._typereg import PRIMITIVES as _PRIMITIVES
+from poolkeeper_devnet.codec import Reader, ScaleError
+
+T = TypeVar("T")
 
 _HASHERS = (
     "Blake2_128",
@@ -25,44 +28,22 @@ _HASHERS = (
 )
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.offset = 0
+class _Reader(Reader):
+    """The devnet's ``Reader`` with the metadata parser's zero-argument item callbacks."""
+
+    __slots__ = ()
 
     def byte(self) -> int:
-        if self.offset >= len(self.data):
-            raise ScaleError("metadata: out of data")
-        value = self.data[self.offset]
-        self.offset += 1
-        return value
-
-    def take(self, length: int) -> bytes:
-        end = self.offset + length
-        if end > len(self.data):
-            raise ScaleError("metadata: out of data")
-        chunk = self.data[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def compact(self) -> int:
-        value, self.offset = decode_compact(self.data, self.offset)
-        return value
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def bytes_(self) -> bytes:
-        return self.take(self.compact())
+        return self.u8()
 
     def text(self) -> str:
         return self.bytes_().decode()
 
-    def vec(self, item: Any) -> list[Any]:
-        return [item() for _ in range(self.compact())]
+    def each(self, item: Callable[[], T]) -> list[T]:
+        return self.vec(lambda _: item())
 
-    def option(self, item: Any) -> Any:
-        return item() if self.byte() else None
+    def maybe(self, item: Callable[[], T]) -> T | None:
+        return self.option(lambda _: item())
 
 
 def parse_v14(metadata: bytes) -> dict[str, Any]:
@@ -76,34 +57,34 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
 
     def field() -> dict[str, Any]:
         return {
-            "name": r.option(r.text),
+            "name": r.maybe(r.text),
             "type": r.compact(),
-            "typeName": r.option(r.text),
-            "docs": r.vec(r.text),
+            "typeName": r.maybe(r.text),
+            "docs": r.each(r.text),
         }
 
     def type_def() -> dict[str, Any]:
         kind = r.byte()
         if kind == 0:
-            return {"composite": {"fields": r.vec(field)}}
+            return {"composite": {"fields": r.each(field)}}
         if kind == 1:
 
             def variant() -> dict[str, Any]:
                 return {
                     "name": r.text(),
-                    "fields": r.vec(field),
+                    "fields": r.each(field),
                     "index": r.byte(),
-                    "docs": r.vec(r.text),
+                    "docs": r.each(r.text),
                 }
 
-            return {"variant": {"variants": r.vec(variant)}}
+            return {"variant": {"variants": r.each(variant)}}
         if kind == 2:
             return {"sequence": {"type": r.compact()}}
         if kind == 3:
             length = r.u32()
             return {"array": {"len": length, "type": r.compact()}}
         if kind == 4:
-            return {"tuple": r.vec(r.compact)}
+            return {"tuple": r.each(r.compact)}
         if kind == 5:
             return {"primitive": _PRIMITIVES[r.byte()]}
         if kind == 6:
@@ -113,18 +94,18 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
         raise ScaleError(f"metadata: unknown type kind {kind}")
 
     def param() -> dict[str, Any]:
-        return {"name": r.text(), "type": r.option(r.compact)}
+        return {"name": r.text(), "type": r.maybe(r.compact)}
 
     def portable_type() -> tuple[int, dict[str, Any]]:
         type_id = r.compact()
         return type_id, {
-            "path": r.vec(r.text),
-            "params": r.vec(param),
+            "path": r.each(r.text),
+            "params": r.each(param),
             "def": type_def(),
-            "docs": r.vec(r.text),
+            "docs": r.each(r.text),
         }
 
-    types = dict(r.vec(portable_type))
+    types = dict(r.each(portable_type))
 
     def storage_entry() -> dict[str, Any]:
         name = r.text()
@@ -134,10 +115,10 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
         if kind == 0:
             entry_type = {"Plain": r.compact()}
         else:
-            hashers = r.vec(lambda: _HASHERS[r.byte()])
+            hashers = r.each(lambda: _HASHERS[r.byte()])
             entry_type = {"Map": {"hashers": hashers, "key": r.compact(), "value": r.compact()}}
         default = r.bytes_()
-        docs = r.vec(r.text)
+        docs = r.each(r.text)
         return {
             "name": name,
             "modifier": modifier,
@@ -147,7 +128,7 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
         }
 
     def storage() -> dict[str, Any]:
-        return {"prefix": r.text(), "entries": r.vec(storage_entry)}
+        return {"prefix": r.text(), "entries": r.each(storage_entry)}
 
     def type_ref() -> dict[str, Any]:
         return {"ty": r.compact()}
@@ -157,21 +138,21 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
             "name": r.text(),
             "type": r.compact(),
             "value": "0x" + r.bytes_().hex(),
-            "docs": r.vec(r.text),
+            "docs": r.each(r.text),
         }
 
     def pallet() -> dict[str, Any]:
         return {
             "name": r.text(),
-            "storage": r.option(storage),
-            "calls": r.option(type_ref),
-            "event": r.option(type_ref),
-            "constants": r.vec(constant),
-            "error": r.option(type_ref),
+            "storage": r.maybe(storage),
+            "calls": r.maybe(type_ref),
+            "event": r.maybe(type_ref),
+            "constants": r.each(constant),
+            "error": r.maybe(type_ref),
             "index": r.byte(),
         }
 
-    pallets = r.vec(pallet)
+    pallets = r.each(pallet)
 
     def signed_extension() -> dict[str, Any]:
         return {"identifier": r.text(), "ty": r.compact(), "additional_signed": r.compact()}
@@ -179,6 +160,6 @@ def parse_v14(metadata: bytes) -> dict[str, Any]:
     extrinsic = {
         "ty": r.compact(),
         "version": r.byte(),
-        "signed_extensions": r.vec(signed_extension),
+        "signed_extensions": r.each(signed_extension),
     }
     return {"types": types, "pallets": pallets, "extrinsic": extrinsic}

@@ -31,16 +31,16 @@ from typing import Any
 
 from poolkeeper_devnet.chain import _genesis
 from poolkeeper_devnet.chain._background import BackgroundLoop
-from poolkeeper_devnet.chain._codec import (
+from poolkeeper_devnet.chain._engine import Block, Chain
+from poolkeeper_devnet.chain._runtime import Runtime
+from poolkeeper_devnet.chain.pallets import phala_pallet_classes
+from poolkeeper_devnet.chain.server import DevnetServer, Faults, load_runtime, parse_block_time
+from poolkeeper_devnet.codec import (
     encode_bytes,
     storage_prefix,
     twox64,
     u32,
 )
-from poolkeeper_devnet.chain._engine import Block, Chain
-from poolkeeper_devnet.chain._runtime import Runtime
-from poolkeeper_devnet.chain.pallets import phala_pallet_classes
-from poolkeeper_devnet.chain.server import DevnetServer, Faults, load_runtime, parse_block_time
 
 RELAY_LEAD = 2
 """Relay blocks produced before the parachain's first block."""

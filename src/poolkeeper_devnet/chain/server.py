@@ -27,16 +27,6 @@ from websockets.exceptions import ConnectionClosed
 
 from poolkeeper_devnet.chain import _genesis
 from poolkeeper_devnet.chain._background import BackgroundLoop
-from poolkeeper_devnet.chain._codec import (
-    HASHERS,
-    ScaleError,
-    decode_compact,
-    encode_bytes,
-    encode_compact,
-    hexstr,
-    u32,
-    unhex,
-)
 from poolkeeper_devnet.chain._engine import (
     CALL_WEIGHT,
     Block,
@@ -48,6 +38,16 @@ from poolkeeper_devnet.chain._jsonrpc import JsonRpcError
 from poolkeeper_devnet.chain._runtime import Runtime, UnknownName
 from poolkeeper_devnet.chain._storage import PROOF_REST_TAG, StateTooOld, leaf
 from poolkeeper_devnet.chain.pallets import phala_pallet_classes
+from poolkeeper_devnet.codec import (
+    HASHERS,
+    ScaleError,
+    decode_compact,
+    encode_bytes,
+    encode_compact,
+    hexstr,
+    u32,
+    unhex,
+)
 
 log = logging.getLogger("poolkeeper_devnet.chain")
 
@@ -713,7 +713,7 @@ class DevnetServer:
         return await self.rpc_state_getStorage(c, p)
 
     async def rpc_state_getStorageHash(self, c: _Connection | None, p: list[Any]) -> Any:
-        from poolkeeper_devnet.chain._codec import blake2_256
+        from poolkeeper_devnet.codec import blake2_256
 
         block = self._block_at(p, 1)
         value = self._get(unhex(p[0]), block)
@@ -799,7 +799,7 @@ class DevnetServer:
         if method == "TransactionPaymentApi_query_fee_details":
             length, offset = decode_compact(data, 0)
             xt = self.chain.decode_extrinsic(data[: offset + length], check_signature=False)
-            from poolkeeper_devnet.chain._codec import u128
+            from poolkeeper_devnet.codec import u128
 
             return hexstr(b"\x01" + u128(xt.fee) + u128(0) + u128(0) + u128(xt.tip))
         if method == "Metadata_metadata":

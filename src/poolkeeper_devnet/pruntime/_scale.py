@@ -1,142 +1,55 @@
 """The few SCALE shapes a pRuntime reads and writes, by hand, plus devnet hashing.
 
 A pRuntime decodes headers, justifications, storage changes and chain messages on
-every call; a hand-written reader over ``memoryview`` is simple and fast, and keeps the
-raw slice of each header so its hash is the hash of the bytes the relay sent.
+every call; a hand-written reader over ``memoryview`` (the devnet's one ``Reader``, in
+``devnet.chain._codec``) is simple and fast, and keeps the raw slice of each header so
+its hash is the hash of the bytes the relay sent.
 Layouts are the ones in PROTOCOL.md §1.4 and docs/devnet-wire.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
-import xxhash
+# The devnet's one SCALE helper and its hashers, re-exported for the simulator's modules.
+from poolkeeper_devnet.codec import (
+    Reader,
+    ScaleError,
+    blake2_256,
+    decode_all,
+    storage_prefix,
+    twox64,
+    twox128,
+)
+from poolkeeper_devnet.codec import encode_compact as compact
 
-T = TypeVar("T")
-
-
-class ScaleError(ValueError):
-    """Bytes that do not decode as the expected SCALE type."""
-
-
-def blake2_256(data: bytes) -> bytes:
-    """Substrate's ``blake2_256``."""
-    return hashlib.blake2b(data, digest_size=32).digest()
-
-
-def twox128(data: bytes) -> bytes:
-    """Substrate's ``twox_128`` (storage prefix hasher)."""
-    return xxhash.xxh64_intdigest(data, 0).to_bytes(8, "little") + xxhash.xxh64_intdigest(
-        data, 1
-    ).to_bytes(8, "little")
-
-
-def twox64(data: bytes) -> bytes:
-    """Substrate's ``twox_64`` (the hash part of ``Twox64Concat``)."""
-    return xxhash.xxh64_intdigest(data, 0).to_bytes(8, "little")
-
-
-def storage_prefix(pallet: str, item: str) -> bytes:
-    """The key of a plain storage value (or the prefix of a map)."""
-    return twox128(pallet.encode()) + twox128(item.encode())
-
-
-class Reader:
-    """Sequential SCALE decoder over a byte buffer."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
-        self.data = memoryview(data)
-        self.pos = pos
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise ScaleError(f"unexpected end of input at {self.pos} (wanted {n} bytes)")
-        chunk = bytes(self.data[self.pos : end])
-        self.pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
-    def u128(self) -> int:
-        return int.from_bytes(self.take(16), "little")
-
-    def boolean(self) -> bool:
-        byte = self.u8()
-        if byte > 1:
-            raise ScaleError(f"invalid bool byte {byte}")
-        return byte == 1
-
-    def compact(self) -> int:
-        first = self.u8()
-        mode = first & 3
-        if mode == 0:
-            return first >> 2
-        if mode == 1:
-            return (first | self.u8() << 8) >> 2
-        if mode == 2:
-            rest = self.take(3)
-            return (first | rest[0] << 8 | rest[1] << 16 | rest[2] << 24) >> 2
-        return int.from_bytes(self.take((first >> 2) + 4), "little")
-
-    def bytes_(self) -> bytes:
-        return self.take(self.compact())
-
-    def vec(self, item: Callable[[Reader], T]) -> list[T]:
-        count = self.compact()
-        if count > len(self.data) - self.pos:
-            raise ScaleError(f"vector length {count} exceeds the input")
-        return [item(self) for _ in range(count)]
-
-    def option(self, item: Callable[[Reader], T]) -> T | None:
-        tag = self.u8()
-        if tag == 0:
-            return None
-        if tag == 1:
-            return item(self)
-        raise ScaleError(f"invalid Option tag {tag}")
-
-    def string(self) -> str:
-        try:
-            return self.bytes_().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ScaleError("invalid UTF-8 string") from exc
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise ScaleError(f"{len(self.data) - self.pos} trailing bytes")
-
-
-def decode_all(data: bytes, item: Callable[[Reader], T]) -> T:
-    """Decode ``data`` entirely as one ``item``."""
-    reader = Reader(data)
-    value = item(reader)
-    reader.end()
-    return value
-
-
-def compact(value: int) -> bytes:
-    """SCALE ``Compact<uint>``."""
-    if value < 1 << 6:
-        return bytes([value << 2])
-    if value < 1 << 14:
-        return (value << 2 | 1).to_bytes(2, "little")
-    if value < 1 << 30:
-        return (value << 2 | 2).to_bytes(4, "little")
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "little")
-    return bytes([(len(raw) - 4) << 2 | 3]) + raw
+__all__ = [
+    "Header",
+    "ProofError",
+    "Reader",
+    "ScaleError",
+    "accumulate",
+    "blake2_256",
+    "compact",
+    "decode_all",
+    "enc_bytes",
+    "enc_option",
+    "enc_str",
+    "enc_vec",
+    "encode_header",
+    "leaf",
+    "read_header",
+    "read_proof_pairs",
+    "root_of",
+    "storage_prefix",
+    "twox64",
+    "twox128",
+    "u32",
+    "u64",
+    "u128",
+    "verify_read_proof",
+]
 
 
 def enc_bytes(data: bytes) -> bytes:

@@ -11,8 +11,8 @@ import pytest
 import sr25519
 from substrateinterface import Keypair, SubstrateInterface
 
-from poolkeeper_devnet.chain._codec import blake2_256, encode_bytes, u64
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.codec import blake2_256, encode_bytes, u64
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

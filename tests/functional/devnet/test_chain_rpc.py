@@ -15,9 +15,9 @@ from substrateinterface import SubstrateInterface
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from poolkeeper_devnet.chain._codec import decode_bytes, decode_compact
 from poolkeeper_devnet.chain._storage import state_root_of
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.codec import decode_bytes, decode_compact
 from tests.functional.devnet.conftest import dev_key
 
 

@@ -15,8 +15,8 @@ import pytest
 from substrateinterface import SubstrateInterface
 from websockets.sync.client import ClientConnection, connect
 
-from poolkeeper_devnet.chain._codec import decode_compact
 from poolkeeper_devnet.chain.server import DevnetChain
+from poolkeeper_devnet.codec import decode_compact
 from tests.functional.devnet.conftest import dev_key
 
 PHA = 10**12

@@ -8,12 +8,12 @@ from scalecodec.type_registry import load_type_registry_preset
 
 from poolkeeper_devnet.chain._typereg import (
     Registry,
-    compact,
     enum,
     parse_expr,
     parse_variants,
     struct,
 )
+from poolkeeper_devnet.codec import encode_compact as compact
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Every pRuntime message round-trips, and its bytes are what google.protobuf produces.
 
-The product's hand-written codec and the simulator's descriptor-built classes are
-independent encodings of the same field numbers; equal bytes show they agree.
+The product's dataclasses are converted to and from the classes generated from
+proto/pruntime_rpc.proto; their declared field numbers and kinds must be the
+descriptor's, and a round trip through the generated class must keep every value.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolkeeper.pruntime import messages
+from poolkeeper.pruntime import messages, pruntime_rpc_pb2
 from poolkeeper.pruntime._wire import FieldSpec, ProtoMessage, WireError
 from poolkeeper_devnet.pruntime import _proto
 
@@ -54,6 +56,37 @@ def strategy_for(cls: type[ProtoMessage]) -> st.SearchStrategy[Any]:
 
 def test_every_message_is_covered() -> None:
     assert {cls.__name__ for cls in ALL_MESSAGES} == set(_proto.MESSAGES)
+
+
+_KIND_OF_TYPE = {
+    FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_INT32: "int32",
+    FieldDescriptor.TYPE_UINT32: "uint32",
+    FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_STRING: "string",
+    FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_MESSAGE: "message",
+}
+
+
+@pytest.mark.parametrize("cls", ALL_MESSAGES, ids=lambda c: c.__name__)
+def test_dataclass_fields_are_the_generated_descriptor(cls: type[ProtoMessage]) -> None:
+    descriptor = getattr(pruntime_rpc_pb2, cls.__name__).DESCRIPTOR
+    declared = {
+        field.name: (spec.number, spec.kind, spec.repeated, spec.optional)
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+        for spec in [field.metadata["pb"]]
+    }
+    generated = {
+        field.name: (
+            field.number,
+            _KIND_OF_TYPE[field.type],
+            field.is_repeated,
+            field.has_presence and field.type != FieldDescriptor.TYPE_MESSAGE,
+        )
+        for field in descriptor.fields
+    }
+    assert declared == generated
 
 
 @pytest.mark.parametrize("cls", ALL_MESSAGES, ids=lambda c: c.__name__)

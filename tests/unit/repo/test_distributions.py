@@ -1,7 +1,7 @@
 """The product works without its optional parts, and its wheel keeps them optional.
 
 `pip install poolkeeper` must give a working CLI with neither textual (the `tui` extra)
-nor the devnet (the `poolkeeper-devnet` distribution, which brings protobuf and PyNaCl).
+nor the devnet (the `poolkeeper-devnet` distribution, which brings PyNaCl).
 The development venv has all of them installed, so the commands here run in a child
 interpreter whose import system refuses those packages (a ``sys.meta_path`` finder that
 raises for them): if a core command imports one, it fails here.
@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 SNAPSHOT = ROOT / "examples" / "observed-devnet-fresh.json"
-OPTIONAL = ("textual", "nacl", "google.protobuf", "poolkeeper_devnet", "poolkeeper_tui", "keyring")
+OPTIONAL = ("textual", "nacl", "poolkeeper_devnet", "poolkeeper_tui", "keyring")
 
 # Runs `poolkeeper <argv>` with the named packages unimportable, then reports which of them
 # any code tried to import (the blocker counts its refusals).
@@ -164,10 +164,12 @@ def test_the_product_wheel_keeps_textual_keyring_and_the_devnet_optional(tmp_pat
     requirements, names, points = _wheel_metadata(ROOT, tmp_path)
     core = _names(requirements, None)
     assert {"typer", "substrate-interface", "httpx"} <= core
-    assert not core & {"textual", "keyring", "protobuf", "pynacl", "poolkeeper-devnet", "aetcd"}
+    # protobuf is core: the pRuntime client encodes with the generated pruntime_rpc_pb2
+    assert "protobuf" in core
+    assert not core & {"textual", "keyring", "pynacl", "poolkeeper-devnet", "aetcd"}
     assert _names(requirements, "tui") == {"textual"}
     assert _names(requirements, "keyring") == {"keyring"}
-    assert not [r for r in requirements if r.lower().startswith(("protobuf", "pynacl"))]
+    assert not [r for r in requirements if r.lower().startswith("pynacl")]
     if names:
         assert "poolkeeper/cli.py" in names or "poolkeeper/cli/__init__.py" in names
         assert not [n for n in names if n.startswith("poolkeeper_devnet/")]

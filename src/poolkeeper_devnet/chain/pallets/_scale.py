@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from poolkeeper_devnet.chain.pallets._values import to_bytes, variant
+from poolkeeper_devnet.codec import Reader
+from poolkeeper_devnet.codec import encode_compact as compact
 
 ORIGIN_VARIANTS = {
     "Pallet": 0,
@@ -23,17 +25,6 @@ ORIGIN_VARIANTS = {
     "Cluster": 6,
 }
 _BYTES_ORIGINS = {"Pallet", "MultiLocation"}
-
-
-def compact(n: int) -> bytes:
-    if n < 1 << 6:
-        return bytes([n << 2])
-    if n < 1 << 14:
-        return ((n << 2) | 1).to_bytes(2, "little")
-    if n < 1 << 30:
-        return ((n << 2) | 2).to_bytes(4, "little")
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "little")
-    return bytes([((len(raw) - 4) << 2) | 3]) + raw
 
 
 def u32(n: int) -> bytes:
@@ -57,35 +48,6 @@ def fixed32(value: Any) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"expected 32 bytes, got {len(raw)}")
     return raw
-
-
-class Reader:
-    """Reads SCALE primitives from a byte string, failing on truncation or trailing bytes."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise ValueError("truncated SCALE data")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "little")
-
-    def u64(self) -> int:
-        return int.from_bytes(self.take(8), "little")
-
-    def finish(self) -> None:
-        if self._pos != len(self._data):
-            raise ValueError("trailing bytes after SCALE value")
 
 
 def encode_origin(value: Any) -> bytes:
@@ -159,7 +121,7 @@ def decode_bench_report(payload: bytes) -> tuple[int, int]:
     if reader.u8() != 0:
         raise ValueError("not a BenchReport")
     start_time, iterations = reader.u64(), reader.u64()
-    reader.finish()
+    reader.end()
     return start_time, iterations
 
 
@@ -172,7 +134,7 @@ def decode_heartbeat(payload: bytes) -> tuple[int, int, int]:
     if reader.u8() not in (0, 1):
         raise ValueError("not a heartbeat")
     block, challenge_time, iterations = reader.u32(), reader.u64(), reader.u64()
-    reader.finish()
+    reader.end()
     return block, challenge_time, iterations
 
 

@@ -3,6 +3,9 @@
 The hot paths of the simulator (storage keys, headers, extrinsic envelopes, state root)
 are fixed formats; encoding them by hand keeps block production fast and lets
 everything else (type-driven values) go through scalecodec with the served metadata.
+This is the devnet's one SCALE helper: the compact integer and the sequential
+``Reader`` here are used by the chain simulator, its pallets, its metadata reader and the
+pRuntime simulator alike.
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import xxhash
+
+T = TypeVar("T")
 
 
 def blake2_256(data: bytes) -> bytes:
@@ -72,7 +78,7 @@ def encode_compact(value: int) -> bytes:
     return bytes([((len(raw) - 4) << 2) | 3]) + raw
 
 
-def decode_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
+def decode_compact(data: bytes | memoryview, offset: int = 0) -> tuple[int, int]:
     """(value, offset after it)."""
     if offset >= len(data):
         raise ScaleError("compact: out of data")
@@ -106,6 +112,81 @@ def decode_bytes(data: bytes, offset: int = 0) -> tuple[bytes, int]:
     if end > len(data):
         raise ScaleError("bytes: out of data")
     return data[start:end], end
+
+
+class Reader:
+    """Sequential SCALE decoder over a byte buffer; fails on truncation (``ScaleError``)."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes | memoryview, pos: int = 0) -> None:
+        self.data = memoryview(data)
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise ScaleError(f"unexpected end of input at {self.pos} (wanted {n} bytes)")
+        chunk = bytes(self.data[self.pos : end])
+        self.pos = end
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "little")
+
+    def u64(self) -> int:
+        return int.from_bytes(self.take(8), "little")
+
+    def u128(self) -> int:
+        return int.from_bytes(self.take(16), "little")
+
+    def boolean(self) -> bool:
+        byte = self.u8()
+        if byte > 1:
+            raise ScaleError(f"invalid bool byte {byte}")
+        return byte == 1
+
+    def compact(self) -> int:
+        value, self.pos = decode_compact(self.data, self.pos)
+        return value
+
+    def bytes_(self) -> bytes:
+        return self.take(self.compact())
+
+    def vec(self, item: Callable[[Reader], T]) -> list[T]:
+        count = self.compact()
+        if count > len(self.data) - self.pos:
+            raise ScaleError(f"vector length {count} exceeds the input")
+        return [item(self) for _ in range(count)]
+
+    def option(self, item: Callable[[Reader], T]) -> T | None:
+        tag = self.u8()
+        if tag == 0:
+            return None
+        if tag == 1:
+            return item(self)
+        raise ScaleError(f"invalid Option tag {tag}")
+
+    def string(self) -> str:
+        try:
+            return self.bytes_().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScaleError("invalid UTF-8 string") from exc
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise ScaleError(f"{len(self.data) - self.pos} trailing bytes")
+
+
+def decode_all(data: bytes, item: Callable[[Reader], T]) -> T:
+    """Decode ``data`` entirely as one ``item``."""
+    reader = Reader(data)
+    value = item(reader)
+    reader.end()
+    return value
 
 
 def encode_vec(items: Iterable[bytes]) -> bytes:
