@@ -14,9 +14,9 @@ from pathlib import Path
 from poolkeeper.apply.executor import AuditSink
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import Notifier, PassGate, Reconciler, ReconcilerPorts, RelayPort
 from poolkeeper.model.desired import Desired

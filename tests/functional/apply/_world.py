@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from poolkeeper._cli_devnet import genesis_for
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import ChainState
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.devnet.pruntime import SimulatorThread
 from poolkeeper.inventory import load_inventory

@@ -27,7 +27,7 @@ import pytest
 from poolkeeper._cli_devnet import genesis_for
 from poolkeeper.app import build_ports
 from poolkeeper.apply.journal import Journal, JournalStatus
-from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic

@@ -13,10 +13,10 @@ import pytest
 import websockets
 from substrateinterface import Keypair
 
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain._heads import HeadSignal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, TxStatus
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.errors import ChainUnavailable
 
