@@ -48,8 +48,12 @@ def build_ports(
     url = chain_url or desired.settings.chain.endpoints[0]
     settings = desired.settings
     external_relays = ExternalRelayFactory(settings, url, state_dir, inventory_dir)
-    chain = SubstrateChain(url, wait_for_finalization=settings.chain.wait_for == "finalization")
+    # One socket per endpoint: the adapter's reads, writes and head subscription and the
+    # relays' requests are all pipelined on it.
     rpc = AsyncRpc(url)
+    chain = SubstrateChain(
+        url, wait_for_finalization=settings.chain.wait_for == "finalization", rpc=rpc
+    )
     closers = [rpc.close]
     source: RelaySource
     if settings.chain.relaychain_endpoints:

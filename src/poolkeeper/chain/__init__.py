@@ -26,14 +26,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from poolkeeper.chain._storage import SubstrateChain
+    from poolkeeper.chain._adapter import SubstrateChain
 
 __all__ = ["SubstrateChain"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "SubstrateChain":
-        from poolkeeper.chain._storage import SubstrateChain
+        from poolkeeper.chain._adapter import SubstrateChain
 
         return SubstrateChain
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -103,9 +103,8 @@ async def test_a_node_that_cannot_subscribe_is_polled_and_asked_again_later() ->
 
     async with websockets.serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        signal = HeadSignal(
-            f"ws://127.0.0.1:{port}", finalized=True, poll_seconds=0.2, backoff=(0.5,)
-        )
+        rpc = AsyncRpc(f"ws://127.0.0.1:{port}")
+        signal = HeadSignal(rpc, finalized=True, poll_seconds=0.2, backoff=(0.5,))
         try:
             started = time.monotonic()
             for _ in range(5):
@@ -113,6 +112,7 @@ async def test_a_node_that_cannot_subscribe_is_polled_and_asked_again_later() ->
             elapsed = time.monotonic() - started
         finally:
             await signal.close()
+            await rpc.close()
     assert not signal.subscribed
     assert 0.9 <= elapsed < 5, elapsed  # five polls of 0.2 s
     assert calls and set(calls) == {"chain_subscribeFinalizedHeads"}
