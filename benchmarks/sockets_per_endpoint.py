@@ -30,31 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port_run  # noqa: E402
+from tests._sockets import established_to  # noqa: E402
 
 PHRASE = "bottom drive obey lake curtain smoke basket hold race lonely fit walk"
-
-
-def established_to(pid: int, port: int) -> int:
-    """ESTABLISHED TCP connections of process ``pid`` whose remote port is ``port``."""
-    inodes = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in fd_dir.iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as lines:
-            next(lines)
-            for line in lines:
-                fields = line.split()
-                remote, state, inode = fields[2], fields[3], fields[9]
-                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port and inode in inodes:
-                    count += 1
-    return count
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,6 +20,7 @@ from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, TxStatus
 from poolkeeper.devnet.chain.server import DevnetChain
 from poolkeeper.errors import ChainUnavailable
+from tests._sockets import established_to
 
 PHA = 10**12
 
@@ -117,3 +119,24 @@ async def test_a_node_that_cannot_subscribe_is_polled_and_asked_again_later() ->
     assert 0.9 <= elapsed < 5, elapsed  # five polls of 0.2 s
     assert calls and set(calls) == {"chain_subscribeFinalizedHeads"}
     assert 2 <= len(calls) <= 4, calls  # asked again after each 0.5 s back-off, not every poll
+
+
+async def test_reads_writes_heads_and_relay_requests_share_one_socket(devnet: DevnetChain) -> None:
+    # What ``app.build_ports`` does: one AsyncRpc per endpoint, given to the adapter and
+    # used by the relays; substrate-interface (the codec) must not open one of its own.
+    port = int(devnet.url.rsplit(":", 1)[1])
+    rpc = AsyncRpc(devnet.url)
+    chain = SubstrateChain(devnet.url, rpc=rpc)
+    try:
+        alice, bob = _Signer("//Alice"), _Signer("//Bob")
+        state = await chain.read_state([], [alice.address, bob.address])
+        assert state.accounts[alice.address].free > 0
+        call = CallSpec("Balances", "transfer_keep_alive", {"dest": bob.address, "value": PHA})
+        outcome = await asyncio.wait_for(chain.send(await chain.sign(alice, [call])), 20)
+        assert outcome.status is TxStatus.IN_BLOCK, outcome
+        assert chain._heads is not None and chain._heads.subscribed
+        assert isinstance(await rpc.call("chain_getFinalizedHead", []), str)  # a relay's
+        assert established_to(os.getpid(), port) == 1
+    finally:
+        await chain.close()
+        await rpc.close()
