@@ -113,10 +113,9 @@ class NodeConnection:
             self._drop()
             raise
         except SubstrateRequestException as exc:
-            method = self._bridge.failed_method
+            # ``failed_method`` is None when the library itself refused an answer
+            method = self._bridge.failed_method or ""
             detail = _error_text(exc.args[0] if exc.args else exc)
-            if method is None:
-                raise ChainNodeError(self.url, "", detail) from None
             raise ChainNodeError(self.url, method, detail) from None
 
     def _open(self) -> SubstrateInterface:
