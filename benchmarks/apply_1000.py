@@ -48,7 +48,7 @@ from tests._ports import free_port  # noqa: E402
 
 from poolkeeper.app import build_ports  # noqa: E402
 from poolkeeper.apply.journal import Journal  # noqa: E402
-from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
+from poolkeeper.chain import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
 from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
 from poolkeeper.loop import Reconciler  # noqa: E402

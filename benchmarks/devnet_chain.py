@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from substrateinterface import Keypair, SubstrateInterface  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
+from poolkeeper.chain import SubstrateChain  # noqa: E402
 from poolkeeper_devnet.chain.server import DevnetChain  # noqa: E402
 
 PHA = 10**12

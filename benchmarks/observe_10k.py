@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
+from poolkeeper.chain import SubstrateChain  # noqa: E402
 from poolkeeper.observe.observer import poll_pruntimes  # noqa: E402
 from poolkeeper.observe.pruntime_info import PRuntimeInfoReader  # noqa: E402
 from poolkeeper.pruntime import PRuntimeTransport  # noqa: E402

@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests._ports import free_port  # noqa: E402
 
+from poolkeeper.chain import SubstrateChain  # noqa: E402
 from poolkeeper.chain._rpc import AsyncRpc  # noqa: E402
-from poolkeeper.chain.substrate import SubstrateChain  # noqa: E402
 from poolkeeper.inventory import load_inventory  # noqa: E402
 from poolkeeper.keys import KeyRing, Mnemonic  # noqa: E402
 from poolkeeper.model.observed import SessionState  # noqa: E402

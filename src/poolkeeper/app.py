@@ -25,9 +25,9 @@ from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.apply.statedir import StateDirLock
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import KeysUnusable, SecretError
 from poolkeeper.keys import KeyRing, Mnemonic, install_log_redaction, load_master_secret
 from poolkeeper.loop import Notifier, PassGate, Reconciler, ReconcilerPorts, RelayPort
@@ -62,8 +62,12 @@ def build_ports(
     url = chain_url or desired.settings.chain.endpoints[0]
     settings = desired.settings
     external_relays = ExternalRelayFactory(settings, url, state_dir, inventory_dir)
-    chain = SubstrateChain(url, wait_for_finalization=settings.chain.wait_for == "finalization")
+    # One socket per endpoint: the adapter's reads, writes and head subscription and the
+    # relays' requests are all pipelined on it.
     rpc = AsyncRpc(url)
+    chain = SubstrateChain(
+        url, wait_for_finalization=settings.chain.wait_for == "finalization", rpc=rpc
+    )
     closers = [rpc.close]
     source: RelaySource
     if settings.chain.relaychain_endpoints:

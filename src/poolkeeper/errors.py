@@ -15,6 +15,7 @@ types that cannot print themselves (see ``poolkeeper.keys``).
     │   └── JournalDamaged          the journal is damaged, missing or of another schema
     ├── TemporaryError              worth retrying with backoff (network, RCU in progress, ...)
     │   ├── ChainUnavailable        the node cannot be reached or dropped the connection
+    │   ├── ChainNodeError          the node answered a request with a JSON-RPC error
     │   └── PRuntimeUnavailable     a pRuntime cannot be reached, timed out, or answered 503
     │       └── PRuntimeBusy        "RCU in progress": the pRuntime asks to try again later
     └── PermanentError              retrying the same thing will fail the same way
@@ -74,6 +75,17 @@ class TemporaryError(PoolkeeperError):
 
 class ChainUnavailable(TemporaryError):
     """The Substrate node cannot be reached, or the connection dropped."""
+
+
+class ChainNodeError(TemporaryError):
+    """The node answered a request with a JSON-RPC error (busy, restarting, pruned, ...).
+
+    Names the node and the method; ``reason`` is the node's ``code: message: data``."""
+
+    def __init__(self, url: str, method: str, reason: str) -> None:
+        self.url, self.method, self.reason = url, method, reason
+        where = f"{method} on {url}" if method else url
+        super().__init__(f"chain node error: {where}: {reason}")
 
 
 class PRuntimeUnavailable(TemporaryError):

@@ -137,3 +137,8 @@ class Lines:
     def has(self, fragment: str) -> bool:
         with self._lock:
             return any(fragment in line for line in self._lines)
+
+    def count(self, fragment: str) -> int:
+        """Lines so far holding ``fragment``."""
+        with self._lock:
+            return sum(fragment in line for line in self._lines)

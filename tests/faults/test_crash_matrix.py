@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import pytest
 
 from poolkeeper.apply.journal import Journal
-from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.model.observed import SessionState

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.chain.substrate import dispatch_error_text
+from poolkeeper.chain._events import dispatch_error_text
 from tests.faults._faults import Lines, best_number, calls_in_blocks, rpc, wait_for
 from tests.functional.apply._world import World
 

@@ -23,8 +23,8 @@ import pytest
 
 from poolkeeper.app import build_reconciler
 from poolkeeper.apply.executor import Job
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import CallSpec
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.keys import Mnemonic
 from poolkeeper.plan import PlanPolicy
 from poolkeeper_devnet.chain.server import DevnetChain

@@ -18,8 +18,8 @@ from substrateinterface import Keypair
 
 from poolkeeper.apply.executor import Executor, Job
 from poolkeeper.apply.journal import Journal, JournalStatus
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import CallSpec, Signer
-from poolkeeper.chain.substrate import SubstrateChain
 from tests.peers import ChainPeer
 
 

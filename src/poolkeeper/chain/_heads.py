@@ -1,10 +1,10 @@
-"""New-block signals for the block follower, from a head subscription on a connection of
-its own.
+"""New-block signals for the block follower, from a head subscription.
 
 The follower settles submitted extrinsics by scanning each new block. Polling the head on
 the reads' connection made every inclusion wait out the poll interval, and any long read
-(10,000 workers) in progress on that connection. A subscription on its own socket wakes
-the follower as soon as the node announces a block. When the node cannot subscribe or the
+(10,000 workers) in progress on that connection. A subscription on the pipelined socket
+(shared with the reads: notifications interleave with answers) wakes the follower as soon
+as the node announces a block. When the node cannot subscribe or the
 socket drops, the signal falls back to polling at the given interval, and subscribes again
 after a delay taken from a backoff sequence.
 """
@@ -31,13 +31,13 @@ class HeadSignal:
 
     def __init__(
         self,
-        url: str,
+        rpc: AsyncRpc,
         *,
         finalized: bool,
         poll_seconds: float,
         backoff: Sequence[float] = DEFAULT_RESUBSCRIBE_BACKOFF,
     ) -> None:
-        self._rpc = AsyncRpc(url, timeout_seconds=30.0)
+        self._rpc = rpc
         kind = "FinalizedHeads" if finalized else "NewHeads"
         self._method, self._unsubscribe = f"chain_subscribe{kind}", f"chain_unsubscribe{kind}"
         self._poll = poll_seconds
@@ -79,4 +79,3 @@ class HeadSignal:
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             await subscription.close()
-        await self._rpc.close()

@@ -111,8 +111,11 @@ class AsyncRpc:
             with contextlib.suppress(ChainCallFailed, ChainUnavailable):
                 await self.call(subscription.unsubscribe_method, [subscription.key])
 
-    async def call(self, method: str, params: list[Any] | None = None) -> Any:
-        """Send one request and wait for its result."""
+    async def call(
+        self, method: str, params: list[Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Send one request and wait for its result (``timeout`` seconds, default the
+        client's: callers sharing the socket may wait differently)."""
         conn = await self._connection()
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -125,7 +128,7 @@ class AsyncRpc:
             self._pending.pop(request_id, None)
             raise ChainUnavailable(f"{self.url}: {exc}") from exc
         try:
-            return await asyncio.wait_for(future, self._timeout)
+            return await asyncio.wait_for(future, self._timeout if timeout is None else timeout)
         except TimeoutError as exc:
             self._pending.pop(request_id, None)
             raise ChainUnavailable(f"{self.url}: {method} timed out") from exc

@@ -1,7 +1,7 @@
 """The chain port: the few things poolkeeper asks of a Substrate node.
 
 The observer, executor and relays depend on these Protocols, never on
-substrate-interface; the adapter in ``poolkeeper.chain.substrate`` implements them.
+substrate-interface; the adapter ``poolkeeper.chain.SubstrateChain`` implements them.
 Reads are batched by design: one call returns the state of every pool and worker,
 so the number of round trips does not grow with the number of workers beyond paging.
 """

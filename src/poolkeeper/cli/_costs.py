@@ -10,8 +10,8 @@ batch's ``payment_queryInfo`` fee. Only public keys are needed: no secret is loa
 from __future__ import annotations
 
 from poolkeeper.apply.executor import MAX_BATCH, UnsupportedAction, call_for
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import CallSpec
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.model.actions import Action, Plan
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.ss58 import AddressError, decode_address

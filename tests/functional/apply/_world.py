@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import ChainState
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper_devnet.chain.server import DevnetChain

@@ -26,7 +26,7 @@ import pytest
 
 from poolkeeper.app import build_ports
 from poolkeeper.apply.journal import Journal, JournalStatus
-from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.loop import Reconciler

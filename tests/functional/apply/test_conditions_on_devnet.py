@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from poolkeeper.app import build_reconciler
-from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import Mnemonic
 from tests.functional.apply._world import PHRASE, World

@@ -15,8 +15,8 @@ import pytest
 
 from poolkeeper.apply.executor import Executor, Job
 from poolkeeper.apply.journal import Journal, JournalStatus
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import CallSpec
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.keys import DerivedKey, Mnemonic, derive_keys
 from poolkeeper_devnet.chain.server import DevnetChain
 

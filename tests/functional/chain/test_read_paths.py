@@ -15,9 +15,8 @@ from collections.abc import Iterator
 import pytest
 from substrateinterface import Keypair
 
-from poolkeeper.chain import _fast_decode
+from poolkeeper.chain import SubstrateChain, _fast_decode
 from poolkeeper.chain.ports import ChainState
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper_devnet.chain.server import DevnetChain
 
 SS58 = 30

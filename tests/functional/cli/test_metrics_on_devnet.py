@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from substrateinterface import SubstrateInterface
 
-from poolkeeper.chain.substrate import SubstrateChain
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.keys import KeyRing, Mnemonic
 from poolkeeper.model.observed import SessionState

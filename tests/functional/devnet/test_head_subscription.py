@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,12 +14,13 @@ import pytest
 import websockets
 from substrateinterface import Keypair
 
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain._heads import HeadSignal
 from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec, TxStatus
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.errors import ChainUnavailable
 from poolkeeper_devnet.chain.server import DevnetChain
+from tests._sockets import established_to
 
 PHA = 10**12
 
@@ -103,9 +105,8 @@ async def test_a_node_that_cannot_subscribe_is_polled_and_asked_again_later() ->
 
     async with websockets.serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        signal = HeadSignal(
-            f"ws://127.0.0.1:{port}", finalized=True, poll_seconds=0.2, backoff=(0.5,)
-        )
+        rpc = AsyncRpc(f"ws://127.0.0.1:{port}")
+        signal = HeadSignal(rpc, finalized=True, poll_seconds=0.2, backoff=(0.5,))
         try:
             started = time.monotonic()
             for _ in range(5):
@@ -113,7 +114,29 @@ async def test_a_node_that_cannot_subscribe_is_polled_and_asked_again_later() ->
             elapsed = time.monotonic() - started
         finally:
             await signal.close()
+            await rpc.close()
     assert not signal.subscribed
     assert 0.9 <= elapsed < 5, elapsed  # five polls of 0.2 s
     assert calls and set(calls) == {"chain_subscribeFinalizedHeads"}
     assert 2 <= len(calls) <= 4, calls  # asked again after each 0.5 s back-off, not every poll
+
+
+async def test_reads_writes_heads_and_relay_requests_share_one_socket(devnet: DevnetChain) -> None:
+    # What ``app.build_ports`` does: one AsyncRpc per endpoint, given to the adapter and
+    # used by the relays; substrate-interface (the codec) must not open one of its own.
+    port = int(devnet.url.rsplit(":", 1)[1])
+    rpc = AsyncRpc(devnet.url)
+    chain = SubstrateChain(devnet.url, rpc=rpc)
+    try:
+        alice, bob = _Signer("//Alice"), _Signer("//Bob")
+        state = await chain.read_state([], [alice.address, bob.address])
+        assert state.accounts[alice.address].free > 0
+        call = CallSpec("Balances", "transfer_keep_alive", {"dest": bob.address, "value": PHA})
+        outcome = await asyncio.wait_for(chain.send(await chain.sign(alice, [call])), 20)
+        assert outcome.status is TxStatus.IN_BLOCK, outcome
+        assert chain._heads is not None and chain._heads.subscribed
+        assert isinstance(await rpc.call("chain_getFinalizedHead", []), str)  # a relay's
+        assert established_to(os.getpid(), port) == 1
+    finally:
+        await chain.close()
+        await rpc.close()

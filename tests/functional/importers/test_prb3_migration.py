@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair
 
+from poolkeeper.chain import SubstrateChain
 from poolkeeper.chain.ports import ChainState
-from poolkeeper.chain.substrate import SubstrateChain
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.observed import SessionState
 from poolkeeper.model.ss58 import encode_address

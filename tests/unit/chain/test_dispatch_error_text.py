@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from poolkeeper.chain.substrate import dispatch_error_text
+from poolkeeper.chain._events import dispatch_error_text
 
 
 class _NoMetadata:

@@ -15,8 +15,8 @@ from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 from substrateinterface.storage import StorageKey
 
+from poolkeeper.chain._storage import _READ_ITEMS, W_PHA_ASSET_ID, _hashed_key, _key_spec
 from poolkeeper.chain._storage_values import registry_types
-from poolkeeper.chain.substrate import _READ_ITEMS, W_PHA_ASSET_ID, _hashed_key, _key_spec
 from poolkeeper.model.ss58 import encode_address
 from poolkeeper_devnet.chain._metadata import build_metadata
 
