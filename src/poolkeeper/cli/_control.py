@@ -232,8 +232,26 @@ def render_view(client: ControlClient) -> str:
         + f"loop: {loop.get('state', '?')}, last pass {loop.get('last_pass_at') or '-'}"
         + (f", error: {loop['error']}" if loop.get("error") else "")
         + f"\nplan: {len(plan.get('actions') or [])} action(s), {summary.get('waits', 0)} wait(s),"
-        f" {summary.get('alerts', 0)} alert(s)\n"
+        f" {summary.get('alerts', 0)} alert(s)\n" + (f"{ha_line(view.ha)}\n" if view.ha else "")
     )
+
+
+def ha_line(ha: dict[str, Any]) -> str:
+    """One line on the serving process's HA ownership (``run --ha``)."""
+    since = ha.get("since")
+    when = (
+        datetime.fromtimestamp(float(since), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if since
+        else "-"
+    )
+    role = "owner" if ha.get("owner") else str(ha.get("state", "?"))
+    line = (
+        f"ha: shard {ha.get('shard')} {role} since {when}, "
+        f"lease TTL {ha.get('lease_ttl_seconds', 0)}s, identity {ha.get('identity')}"
+    )
+    if ha.get("last_problem"):
+        line += f", last problem: {ha['last_problem']}"
+    return line
 
 
 def _describe_event(message: dict[str, Any]) -> str | None:

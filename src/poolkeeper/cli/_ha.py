@@ -35,6 +35,8 @@ class HaCli:
     run: Any = None
     rec: Reconciler | None = None
     state_file: Path | None = None
+    publish_to: Callable[[dict[str, Any]], None] | None = None
+    """Also sends each ownership document here (the control API's stream)."""
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _gauges: tuple[Any, Any] | None = field(default=None, init=False)
 
@@ -113,6 +115,8 @@ class HaCli:
         if not self.enabled or self.run is None:
             return
         doc = self.document()
+        if self.publish_to is not None:
+            self.publish_to(doc)
         if self._gauges is not None:
             self._gauges[0].labels(self.shard).set(1 if doc["owner"] else 0)
             self._gauges[1].labels(self.shard).set(doc["lease_ttl_seconds"])

@@ -557,6 +557,8 @@ async def run_loop_async(
     except BaseException:
         await rec.close()
         raise
+    if ha_run.enabled:
+        ha_run.publish_to = control.hub.publish_ha
     watcher = asyncio.create_task(watch())
     log.info(
         "run: %d worker(s), %d pool(s); pass every %.0fs",

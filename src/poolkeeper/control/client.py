@@ -47,6 +47,8 @@ class StatusView:
     loop: dict[str, Any] = field(default_factory=dict)
     secret_loaded: bool | None = None
     accounts: dict[str, str] = field(default_factory=dict)
+    ha: dict[str, Any] | None = None
+    """``run --ha``: the serving process's shard, state and lease TTL (None without HA)."""
 
     def apply(self, message: dict[str, Any]) -> bool:
         """Fold one stream message in; False when it is not a state message (or old)."""
@@ -64,6 +66,7 @@ class StatusView:
             self.loop = dict(message.get("loop") or {})
             self.secret_loaded = message.get("secret_loaded")
             self.accounts = dict(message.get("accounts") or {})
+            self.ha = message.get("ha")
             return True
         if not isinstance(seq, int) or seq <= self.seq:
             return False  # a response, or already part of the snapshot
@@ -87,6 +90,9 @@ class StatusView:
             self.plan = message.get("plan")
             self.plan_seq = seq
             self.inventory_digest = message.get("inventory_digest")
+            return True
+        if kind == "ha":
+            self.ha = message.get("ha")
             return True
         if kind == "event":
             event = message.get("event")

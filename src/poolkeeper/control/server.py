@@ -103,6 +103,8 @@ class StatusHub:
         self.secret_loaded: bool | None = None
         self.accounts: dict[str, str] = {}
         """Account name → address known to the loop (declared or derived: public)."""
+        self.ha: dict[str, Any] | None = None
+        """``run --ha``: this process's shard, its state and lease (None without HA)."""
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
 
     # ---- what a new client gets
@@ -123,6 +125,7 @@ class StatusHub:
             "rows": list(self.rows.values()),
             "plan": self.plan,
             "plan_seq": self.plan_seq,
+            "ha": self.ha,
         }
 
     # ---- publishing
@@ -180,6 +183,13 @@ class StatusHub:
         self._broadcast({"type": "plan", "inventory_digest": inventory_digest, "plan": plan})
         self.plan_seq = self.seq
         return self.seq
+
+    def publish_ha(self, ha: dict[str, Any]) -> None:
+        """This process's HA ownership (``run --ha``), sent when it changes."""
+        if ha == self.ha:
+            return
+        self.ha = dict(ha)
+        self._broadcast({"type": "ha", "ha": dict(ha)})
 
     def publish_event(self, event: str, **fields: Any) -> None:
         """``pass_started``, ``pass_done``, ``action_result``, ``error``, ``reloaded``..."""

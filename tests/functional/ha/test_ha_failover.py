@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 
 from poolkeeper._crash_points import ENV
+from poolkeeper.cli._control import ha_line
+from poolkeeper.control import ControlClient
+from poolkeeper.control.protocol import socket_path
 from poolkeeper.ha.etcd import EtcdBackend
 from poolkeeper.model.observed import SessionState
 from tests._ports import free_port
@@ -154,6 +157,15 @@ def start(
     return Runner(name, inventory, state_dir, log, proc)
 
 
+async def control_ha(state_dir: Path) -> dict[str, Any] | None:
+    """The HA document a front end attached to that run's control API sees."""
+    client = await ControlClient.connect(socket_path(state_dir))
+    try:
+        return client.view.ha
+    finally:
+        await client.close()
+
+
 async def etcd_journal(etcd: EtcdCluster, cluster: str) -> dict[str, str]:
     backend = EtcdBackend([("127.0.0.1", p) for p in etcd.client_ports], timeout=2.0)
     try:
@@ -245,6 +257,10 @@ def test_owner_frozen_past_its_ttl_never_signs_or_relays_again(
     try:
         wait_until(lambda: a.ha().get("owner") is True, 30, "a signs", a)
         wait_until(lambda: a.ha().get("relays_running") == WORKERS, 30, "a relays", a)
+        # Front ends see the ownership through the control API (the TUI's stream too).
+        seen = asyncio.run(control_ha(a.state_dir))
+        assert seen is not None and seen["owner"] is True and seen["shard"] == "all", seen
+        assert ha_line(seen).startswith("ha: shard all owner since "), ha_line(seen)
         b = start(world, etcd, "b", "freeze")
         wait_until(lambda: b.ha().get("state") == "standby", 30, "b is standby", a, b)
         wait_until(a.journal, 60, "a sends extrinsics", a, b)

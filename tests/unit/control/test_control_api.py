@@ -352,3 +352,41 @@ async def test_plans_kept_for_approval_hold_their_actions_only(inventory: Path) 
         assert [a.id for a in kept[-1].actions] == [a.id for a in plan.actions]
     finally:
         await service.close()
+
+
+async def test_ha_ownership_is_in_the_snapshot_and_streamed_when_it_changes(
+    tmp_path: Path,
+) -> None:
+    from poolkeeper.cli._control import ha_line
+
+    hub = StatusHub(info={"server": "test"})
+    owner = {
+        "shard": "a",
+        "identity": "host-1:4242",
+        "state": "active",
+        "owner": True,
+        "since": 1_780_000_000.0,
+        "lease_ttl_seconds": 9.5,
+        "last_problem": None,
+    }
+    hub.publish_ha(owner)
+    server = ControlServer(tmp_path / "control.sock", hub, echo_handler)
+    await server.start()
+    try:
+        client = await ControlClient.connect(tmp_path / "control.sock")
+        assert client.view.ha == owner, "a new client learns ownership from the snapshot"
+        seq = hub.seq
+        hub.publish_ha(dict(owner))
+        assert hub.seq == seq, "an unchanged document is not sent again"
+        fenced = {**owner, "state": "fenced", "owner": False, "lease_ttl_seconds": 0.0}
+        fenced["last_problem"] = "renewal failed: timeout"
+        hub.publish_ha(fenced)
+        message = await next_of(client, "ha")
+        assert message["ha"] == fenced and client.view.ha == fenced
+        await client.close()
+    finally:
+        await server.close()
+    assert ha_line(owner).startswith("ha: shard a owner since 2026-05-28 ")
+    assert "lease TTL 9.5s" in ha_line(owner)
+    assert ha_line(fenced).startswith("ha: shard a fenced since ")
+    assert ha_line(fenced).endswith("last problem: renewal failed: timeout")
