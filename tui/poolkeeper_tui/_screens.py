@@ -23,6 +23,7 @@ from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.phase import phase_of
 from poolkeeper.render import render_text
 from poolkeeper_tui._data import GLYPH_MEANING, Frame, items_by_target, join_worker
+from poolkeeper_tui._widgets import AnsiLines
 
 
 def _fmt(value: object) -> str:
@@ -143,9 +144,11 @@ class PlanScreen(Screen[None]):
         self._plan = plan
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(Text.from_ansi(render_text(self._plan, colour=True)), id="plan-text")
+        yield AnsiLines(render_text(self._plan, colour=True), id="plan-text")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(AnsiLines).focus()
 
 
 def destructive_lines(plan: Plan) -> list[str]:

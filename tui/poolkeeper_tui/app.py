@@ -8,6 +8,7 @@ repaints what changed; nothing is applied unless the user asks and confirms.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -37,8 +39,7 @@ from poolkeeper_tui._data import (
     SnapshotSource,
     StaleInventory,
     account_rows,
-    phase_counts,
-    worker_rows,
+    worker_records,
 )
 from poolkeeper_tui._screens import (
     ConfirmApply,
@@ -47,8 +48,26 @@ from poolkeeper_tui._screens import (
     HelpScreen,
     PlanScreen,
 )
+from poolkeeper_tui._table import (
+    SEVERITY_CRITICAL,
+    SEVERITY_PENDING,
+    SEVERITY_WARN,
+    WorkerRow,
+    matching,
+    sorted_keys,
+)
+from poolkeeper_tui._widgets import BulkTable
 
 SORTABLE = [key for key, _ in WORKER_COLUMNS]
+COLUMN_INDEX = {key: index for index, key in enumerate(SORTABLE)}
+SEVERITY_STYLES = {
+    SEVERITY_CRITICAL: Style(color="red", bold=True),
+    SEVERITY_WARN: Style(color="yellow"),
+    SEVERITY_PENDING: Style(color="cyan"),
+}
+STALE_STYLE = Style(dim=True)
+FULL_COLLECT_EVERY = 20
+"""Frames between two full garbage collections (see ``_settle_heap``)."""
 
 
 class PoolkeeperApp(App[None]):
@@ -69,6 +88,7 @@ class PoolkeeperApp(App[None]):
         Binding("3", "view('log')", "log"),
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
+        Binding("S", "sort_reverse", "reverse", show=False),
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
         Binding("r", "reload", "reload"),
@@ -100,10 +120,17 @@ class PoolkeeperApp(App[None]):
         self.pass_seconds: float | None = None
         """Wall time of the last successful observe-and-plan (RPC and pRuntime latency)."""
         self.filter_text = ""
-        self.sort_index = -1
-        self._rows: dict[str, tuple[str, ...]] = {}
+        self.sort_column: str | None = None
+        """Key of the column the rows are sorted by; None keeps inventory order."""
+        self.sort_reverse = False
+        self._records: dict[str, WorkerRow] = {}
+        self._order: list[str] | None = None
+        """All row keys in sort order (None: not computed for the current rows and sort)."""
+        self._phase_counts: dict[str, int] = {}
+        self._shown_keys: list[str] = []
         self._shown: dict[str, tuple[str, ...]] = {}
         self._account_shown: dict[str, tuple[str, ...]] = {}
+        self._frames_since_collect = 0
         self._busy = False
         self._reload_pending = False
         self._thread = threading.get_ident()
@@ -113,7 +140,7 @@ class PoolkeeperApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         with ContentSwitcher(initial="workers"):
-            yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+            yield BulkTable(id="workers", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="accounts", cursor_type="row")
             yield Log(id="log", highlight=False)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
@@ -141,8 +168,8 @@ class PoolkeeperApp(App[None]):
             self.run_worker(self._watch_inventory(self._watch), group="watch")
 
     @property
-    def workers_table(self) -> DataTable[str]:
-        return self.query_one("#workers", DataTable)
+    def workers_table(self) -> BulkTable:
+        return self.query_one("#workers", BulkTable)
 
     # ---- data
 
@@ -244,32 +271,82 @@ class PoolkeeperApp(App[None]):
         )
         for message in frame.messages:
             self.log_event("  " + message)
-        self._rows = worker_rows(frame)
+        self._records = worker_records(frame)
+        counts: dict[str, int] = {}
+        for key, record in self._records.items():
+            if not key.startswith("worker/"):
+                counts[record.phase] = counts.get(record.phase, 0) + 1
+        self._phase_counts = counts
+        self._order = None
+        table = self.workers_table
+        table.set_widths(table.measure_widths(r.values for r in self._records.values()))
+        table.set_row_styles(
+            {
+                key: (SEVERITY_STYLES.get(r.severity) or Style())
+                + (STALE_STYLE if r.stale else Style())
+                for key, r in self._records.items()
+                if r.severity in SEVERITY_STYLES or r.stale
+            }
+        )
         self._sync_workers()
         self._sync_accounts(account_rows(frame))
         self._paint_summary()
+        self._settle_heap()
 
-    def _matches(self, values: tuple[str, ...]) -> bool:
-        needle = self.filter_text.lower()
-        return not needle or any(needle in v.lower() for v in values)
+    def _settle_heap(self) -> None:
+        """Keep the cyclic garbage collector off the frame just adopted.
+
+        At 10,000 workers a frame is about a million objects; Python's full collections
+        walked all of them during filter keystrokes and sorts (100-250 ms pauses). Frozen
+        objects are still freed by reference counting when the next frame replaces them;
+        only cycles among them wait for the full collection done every
+        ``FULL_COLLECT_EVERY`` frames."""
+        self._frames_since_collect += 1
+        if self._frames_since_collect >= FULL_COLLECT_EVERY:
+            self._frames_since_collect = 0
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()
+
+    def _ordered(self) -> list[str]:
+        """All row keys in the current sort order (computed once per frame and sort)."""
+        if self._order is None:
+            column = self.sort_column
+            if column is None:
+                self._order = list(self._records)
+            else:
+                self._order = sorted_keys(
+                    self._records, column, COLUMN_INDEX[column], reverse=self.sort_reverse
+                )
+        return self._order
 
     def _sync_workers(self) -> None:
-        """Make the table show the visible rows: remove, add, and update only changed cells."""
+        """Show the rows the filter keeps in sort order: one rebuild when the shown keys
+        or their order change, otherwise only the changed cells, patched by key."""
         table = self.workers_table
-        visible = {k: v for k, v in self._rows.items() if self._matches(v)}
-        for key in [k for k in self._shown if k not in visible]:
-            table.remove_row(key)
-            del self._shown[key]
-        for key, values in visible.items():
-            before = self._shown.get(key)
-            if before is None:
-                table.add_row(*values, key=key)
-            elif before != values:
-                for (column, _), old, new in zip(WORKER_COLUMNS, before, values, strict=True):
-                    if old != new:
-                        table.update_cell(key, column, new)
-            self._shown[key] = values
-        self._apply_sort()
+        records = self._records
+        visible = matching([(k, records[k]) for k in self._ordered()], self.filter_text)
+        shown = self._shown
+        if visible == self._shown_keys:
+            changes: list[tuple[str, int, str]] = []
+            for key in visible:
+                new = records[key].values
+                old = shown[key]
+                if old is new or old == new:
+                    continue
+                changes.extend(
+                    (key, i, value)
+                    for i, (was, value) in enumerate(zip(old, new, strict=True))
+                    if was != value
+                )
+                shown[key] = new
+            if changes:
+                table.patch(changes)
+            return
+        values = {key: records[key].values for key in visible}
+        table.replace_rows(visible, values, [c.content_width for c in table.ordered_columns])
+        self._shown_keys = visible
+        self._shown = values
 
     def _sync_accounts(self, rows: dict[str, tuple[str, ...]]) -> None:
         table = self.query_one("#accounts", DataTable)
@@ -285,10 +362,6 @@ class PoolkeeperApp(App[None]):
                     if old != new:
                         table.update_cell(key, column, new)
             self._account_shown[key] = values
-
-    def _apply_sort(self) -> None:
-        if self.sort_index >= 0:
-            self.workers_table.sort(SORTABLE[self.sort_index])
 
     def _paint_summary(self) -> None:
         text = Text()
@@ -315,14 +388,15 @@ class PoolkeeperApp(App[None]):
                 f"\nplan: {len(plan.actions)} action(s), {len(plan.waits)} wait(s), "
                 f"{len(plan.alerts)} alert(s)"
             )
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(phase_counts(frame).items()))
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(self._phase_counts.items()))
             text.append(f" · phases: {counts or 'no workers'}")
         shown = len(self._shown)
-        text.append(f"\nworkers shown: {shown}/{len(self._rows)}")
+        text.append(f"\nworkers shown: {shown}/{len(self._records)}")
         if self.filter_text:
             text.append(f" · filter: {self.filter_text!r}")
-        if self.sort_index >= 0:
-            text.append(f" · sort: {WORKER_COLUMNS[self.sort_index][1].strip() or 'glyph'}")
+        if self.sort_column is not None:
+            label = WORKER_COLUMNS[COLUMN_INDEX[self.sort_column]][1].strip() or "glyph"
+            text.append(f" · sort: {label} {'▼' if self.sort_reverse else '▲'}")
         self.query_one("#summary", Static).update(text)
 
     # ---- actions
@@ -353,8 +427,37 @@ class PoolkeeperApp(App[None]):
         self.workers_table.focus()
 
     def action_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(SORTABLE)
-        self._apply_sort()
+        """``s``: sort by the next column (ascending); after the last one, inventory order."""
+        if self.sort_column is None:
+            self._set_sort(SORTABLE[0], reverse=False)
+        else:
+            index = COLUMN_INDEX[self.sort_column] + 1
+            self._set_sort(SORTABLE[index] if index < len(SORTABLE) else None, reverse=False)
+
+    def action_sort_reverse(self) -> None:
+        """``S``: reverse the current sort (by worker name when none)."""
+        if self.sort_column is None:
+            self._set_sort("name", reverse=True)
+        else:
+            self._set_sort(self.sort_column, reverse=not self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header: ascending, then descending, then inventory order."""
+        if event.data_table.id != "workers":
+            return
+        column = str(event.column_key.value)
+        if column != self.sort_column:
+            self._set_sort(column, reverse=False)
+        elif not self.sort_reverse:
+            self._set_sort(column, reverse=True)
+        else:
+            self._set_sort(None, reverse=False)
+
+    def _set_sort(self, column: str | None, *, reverse: bool) -> None:
+        self.sort_column = column
+        self.sort_reverse = reverse
+        self._order = None
+        self._sync_workers()
         self._paint_summary()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
