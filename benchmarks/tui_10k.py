@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import sys
 import time
@@ -142,6 +143,8 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         assert table.rebuilds == rebuilds, "a status delta patches cells, it rebuilds nothing"
         assert table.get_cell(desired.workers[0].name, "phase") == "Synced"
 
+        with _Timer(figures, "a key bound to nothing (Pilot's own cost)"):
+            await pilot.press("f12")
         # Filter: typing "w-00" cuts 10,000 rows (all "w-0....") to 1,000 on the last key.
         await pilot.press("slash", "w", "-", "0")
         assert table.row_count == workers
@@ -180,8 +183,9 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         await pilot.press("escape")
         counts["table rebuilds (filter/sort changes)"] = table.rebuilds - rebuilds
     counts["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts["load average (1 min) at the end"] = os.getloadavg()[0]
     for name, value in counts.items():
-        print(f"{name:<56} {value:,.0f}")
+        print(f"{name:<56} {value:,.1f}")
     return figures
 
 

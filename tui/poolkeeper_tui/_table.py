@@ -18,6 +18,7 @@ Filter language (tokens separated by spaces, all must hold):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -150,6 +151,7 @@ NUMERIC_COLUMNS = {"behind", "stake", "score"}
 _DIGITS = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def natural_key(text: str) -> tuple[object, ...]:
     """``w-2`` before ``w-10``: digit runs compare as numbers."""
     parts = _DIGITS.split(text.lower())

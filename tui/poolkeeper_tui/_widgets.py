@@ -21,7 +21,7 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -42,6 +42,13 @@ class BulkTable(DataTable[str]):
         """Extra style of a row by key (colour by severity, dim when stale)."""
         self.rebuilds = 0
         """How many times all rows were replaced (tests and the benchmark read it)."""
+        self._cells: dict[str, tuple[tuple[str, ...], RowKey, Row, dict[ColumnKey | str, str]]] = {}
+        """Per row key: the values its cell dict was made from, its key, row and cells
+        (reused while the values are the same object: a filter keystroke rebuilds
+        nothing but the order)."""
+        self._all_cells: dict[RowKey, dict[ColumnKey | str, str]] = {}
+        """``DataTable._data``: the cells of every row ever shown, hidden ones included
+        (only ``rows`` and the row order say what is shown)."""
 
     def cursor_key(self) -> str | None:
         """The key of the row under the cursor, if any."""
@@ -64,16 +71,31 @@ class BulkTable(DataTable[str]):
         The cursor stays on the same row key when it is still shown."""
         keep = self.cursor_key()
         column_keys: list[ColumnKey] = [c.key for c in self.ordered_columns]
-        data: dict[RowKey, dict[ColumnKey | str, str]] = {}
         rows: dict[RowKey, Row] = {}
         locations: dict[RowKey, int] = {}
+        cells = self._cells
+        all_cells = self._all_cells
+        if len(cells) > 2 * len(values) + 1000:
+            cells.clear()
+            all_cells.clear()
         for index, key in enumerate(keys):
-            row_key = RowKey(key)
-            data[row_key] = dict(zip(column_keys, values[key], strict=True))
-            rows[row_key] = Row(row_key, 1)
+            row_values = values[key]
+            cached = cells.get(key)
+            if cached is None or cached[0] is not row_values:
+                row_key = RowKey(key)
+                cached = (
+                    row_values,
+                    row_key,
+                    Row(row_key, 1),
+                    dict(zip(column_keys, row_values, strict=True)),
+                )
+                cells[key] = cached
+                all_cells[row_key] = cached[3]
+            _, row_key, row, _ = cached
+            rows[row_key] = row
             locations[row_key] = index
         self._clear_caches()
-        self._data = data  # type: ignore[assignment]
+        self._data = all_cells  # type: ignore[assignment]
         self.rows = rows
         self._row_locations = TwoWayDict(locations)
         self._new_rows.clear()
@@ -82,8 +104,8 @@ class BulkTable(DataTable[str]):
         self._update_count += 1
         self.rebuilds += 1
         self._require_update_dimensions = True
-        row = locations.get(RowKey(keep), 0) if keep is not None else 0
-        self.cursor_coordinate = Coordinate(row, self.cursor_coordinate.column)
+        cursor = locations.get(RowKey(keep), 0) if keep is not None else 0
+        self.cursor_coordinate = Coordinate(cursor, self.cursor_coordinate.column)
         self.check_idle()
         self.refresh()
 
@@ -111,6 +133,7 @@ class BulkTable(DataTable[str]):
             row = self._data.get(RowKey(key))
             if row is None:
                 continue
+            self._cells.pop(key, None)  # its cell dict no longer matches its values
             column = columns[index]
             row[column.key] = value
             count += 1
@@ -140,6 +163,25 @@ class BulkTable(DataTable[str]):
         self._cell_render_cache.clear()
         self._row_renderable_cache.clear()
         self._line_cache.clear()
+
+    # Every row is one line high: positions are row indexes, with no list of 10,000
+    # offsets or rows rebuilt after each change (DataTable sums row heights).
+
+    @property
+    def _y_offsets(self) -> _UnitOffsets:  # type: ignore[override]
+        return _UnitOffsets(self)
+
+    def _get_row_region(self, row_index: int) -> Region:
+        region = super()._get_row_region(0) if self.row_count else Region(0, 0, 0, 0)
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        return region._replace(y=region.y + row_index)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        region = super()._get_cell_region(Coordinate(0, coordinate.column))
+        return region._replace(y=region.y + coordinate.row)
 
     def _render_cell(  # noqa: PLR0917 (DataTable's signature)
         self,
@@ -249,3 +291,22 @@ class AnsiLines(ScrollView, can_focus=True):
         segments = list(self._text(index).render(self.app.console))
         strip = Strip(segments).apply_style(style)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+
+class _UnitOffsets:
+    """``DataTable._y_offsets`` for rows of height 1: (row key, 0) for line ``y``."""
+
+    def __init__(self, table: BulkTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table.rows)
+
+    def __getitem__(self, y: int) -> tuple[RowKey, int]:
+        key = self._table._row_locations.get_key(y) if y >= 0 else None
+        if key is None:
+            raise IndexError(y)
+        return key, 0
+
+    def clear(self) -> None:
+        return None
