@@ -364,6 +364,10 @@ def phase_counts(frame: Frame) -> dict[str, int]:
     return counts
 
 
+ResultHook = Callable[[str, bool, "str | None"], None]
+"""Called with (action id, ok, error) as each applied action's result is known."""
+
+
 class DataSource(Protocol):
     """Produces frames; may apply the current plan when it is allowed to."""
 
@@ -423,6 +427,8 @@ class LiveSource:
 
         self.progress: Callable[[str], None] | None = None
         """Where the reconciler's progress lines go (the app's event log)."""
+        self.on_result: ResultHook | None = None
+        """Told each applied action's result (the rows show progress)."""
         self.directory = directory
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
@@ -494,6 +500,9 @@ class LiveSource:
             f"{r.action_id}: {'done' if r.ok else 'failed: ' + str(r.error)}"
             for r in result.results
         ]
+        if self.on_result is not None:
+            for r in result.results:
+                self.on_result(r.action_id, r.ok, None if r.ok else str(r.error))
         if result.started_relays:
             messages.append("relays started: " + ", ".join(result.started_relays))
         if not messages:
@@ -593,6 +602,7 @@ class AttachedSource:
         show: Callable[[Frame], None],
         log: Callable[[str], None],
         repaint: Callable[[], None] | None = None,
+        result: ResultHook | None = None,
     ) -> None:
         """Show a frame after every pass the loop streams, until it goes away."""
         client = await self.client()
@@ -607,6 +617,13 @@ class AttachedSource:
             elif event == "action_result":
                 verdict = "done" if message.get("ok") else f"failed: {message.get('error')}"
                 log(f"{message.get('action_id')}: {verdict}")
+                if result is not None:
+                    error = message.get("error")
+                    result(
+                        str(message.get("action_id")),
+                        bool(message.get("ok")),
+                        None if error is None else str(error),
+                    )
             elif event == "error":
                 log(f"loop: pass failed: {message.get('message')}")
             elif event == "reloaded":

@@ -171,9 +171,24 @@ def kind_counts(plan: Plan) -> list[str]:
     ]
 
 
+def money_text(plan: Plan) -> str:
+    """The fees and the stake the plan moves, as the operator confirms it."""
+    fee = plan.fee_total
+    fees = (
+        f"Estimated fees ≈ {format_pha(fee)}"
+        if fee is not None
+        else "Estimated fees: unknown (this plan carries no estimate)"
+    )
+    return (
+        f"{fees}; stake moved: locks {format_pha(plan.stake_locked)}, "
+        f"releases {format_pha(plan.stake_released)}"
+    )
+
+
 class ConfirmApply(ModalScreen[bool]):
-    """Asks before applying: counts per kind and every destructive action, in a box that
-    scrolls; the focus starts on Cancel, so Enter alone never applies."""
+    """Asks before applying: counts per kind, estimated fees, the stake moved and every
+    destructive action, in a box that scrolls; the focus starts on Cancel, so Enter alone
+    never applies."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "apply"),
@@ -200,6 +215,7 @@ class ConfirmApply(ModalScreen[bool]):
         text = Text()
         text.append(f"Apply {len(plan.actions)} action(s)?\n", style="bold")
         text.append("By kind: " + ", ".join(kind_counts(plan)) + "\n")
+        text.append(money_text(plan) + "\n")
         if destructive:
             text.append(f"{len(destructive)} destructive action(s):\n", style="bold red")
             text.append("\n".join(destructive) + "\n")

@@ -28,7 +28,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Stat
 from poolkeeper.control.protocol import connect_socket, socket_path
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.inventory import load_inventory
-from poolkeeper.model.actions import DESTRUCTIVE_KINDS
+from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Action
 from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper_tui._data import (
     ACCOUNT_COLUMNS,
@@ -138,6 +138,9 @@ class PoolkeeperApp(App[None]):
         self._shown: dict[str, tuple[str, ...]] = {}
         self._account_shown: dict[str, tuple[str, ...]] = {}
         self._frames_since_collect = 0
+        self.apply_progress: dict[str, bool | None] = {}
+        """The last apply's actions: None while pending, then whether each succeeded."""
+        self._applying: dict[str, Action] = {}
         self._busy = False
         self._reload_pending = False
         self._thread = threading.get_ident()
@@ -207,7 +210,7 @@ class PoolkeeperApp(App[None]):
             self.show_frame(frame)
 
         try:
-            await source.follow(show, self.log_event, self._paint_summary)
+            await source.follow(show, self.log_event, self._paint_summary, self.record_result)
         except Exception as error:  # a stream this version cannot read: say so, keep running
             self.log_event(f"stopped following the loop: {_describe(error)}")
         self.loop_state = "detached"
@@ -383,6 +386,14 @@ class PoolkeeperApp(App[None]):
             text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
             text.append(" · NO MASTER SECRET: signing actions will fail", style="bold red")
+        if self.apply_progress:
+            results = list(self.apply_progress.values())
+            settled = sum(1 for r in results if r is not None)
+            failed = sum(1 for r in results if r is False)
+            verb = "applying" if self.loop_state == "applying" else "last apply"
+            text.append(f" · {verb}: {settled}/{len(results)} done", style="bold")
+            if failed:
+                text.append(f", {failed} failed", style="bold red")
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
         if self.notice:
@@ -545,6 +556,7 @@ class PoolkeeperApp(App[None]):
                 self.notify("the plan changed (new destructive actions): review it and apply again")
                 return
             self.loop_state = "applying"
+            self._start_progress(approved)
             self._paint_summary()
             apply_approved = getattr(self.source, "apply_approved", None)
             if apply_approved is not None:
@@ -563,6 +575,45 @@ class PoolkeeperApp(App[None]):
         finally:
             self._busy = False
             self._paint_summary()
+
+    def _start_progress(self, approved: Frame) -> None:
+        """Every approved action pending: its row says so until its result arrives."""
+        self._applying = {a.id: a for a in approved.plan.actions}
+        self.apply_progress = dict.fromkeys(self._applying)
+        if getattr(self.source, "on_result", False) is None:
+            self.source.on_result = self.record_result  # type: ignore[attr-defined]
+        self._mark_rows((a, f"applying {a.kind.value}…") for a in self._applying.values())
+
+    def record_result(self, action_id: str, ok: bool, error: str | None) -> None:
+        """One applied action's result: counted in the header, shown on its row."""
+        if threading.get_ident() != self._thread:
+            self.call_from_thread(self.record_result, action_id, ok, error)
+            return
+        action = self._applying.get(action_id)
+        if action is None:
+            return
+        self.apply_progress[action_id] = ok
+        verdict = "done" if ok else f"failed: {error}"
+        self._mark_rows([(action, f"{action.kind.value}: {verdict}")])
+        self._paint_summary()
+
+    def _mark_rows(self, marks: Iterable[tuple[Action, str]]) -> None:
+        """Write a note into the message cell of each action's worker row (until the next
+        frame replaces it)."""
+        message = COLUMN_INDEX["message"]
+        changes: list[tuple[str, int, str]] = []
+        for action, note in marks:
+            if not action.target.startswith("worker/"):
+                continue
+            name = action.target.removeprefix("worker/")
+            key = name if name in self._shown else action.target
+            shown = self._shown.get(key)
+            if shown is not None:
+                changes.append((key, message, note))
+                # What the table shows now: the next frame's message replaces the note.
+                self._shown[key] = (*shown[:message], note, *shown[message + 1 :])
+        if changes:
+            self.workers_table.patch(changes)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
