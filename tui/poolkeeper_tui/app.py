@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -90,6 +91,9 @@ class PoolkeeperApp(App[None]):
     ContentSwitcher > * { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Help and quit first: a narrow terminal cuts the footer from the right.
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
         Binding("1", "view('workers')", "workers"),
         Binding("2", "view('accounts')", "accounts"),
         Binding("3", "view('log')", "log"),
@@ -99,9 +103,7 @@ class PoolkeeperApp(App[None]):
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
         Binding("r", "reload", "reload"),
-        Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
-        Binding("q", "quit", "quit"),
     ]
 
     def __init__(
@@ -155,6 +157,12 @@ class PoolkeeperApp(App[None]):
             yield Log(id="log", highlight=False)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Below 120 columns the footer is compact and drops the palette hint."""
+        footer = self.query_one(Footer)
+        footer.compact = event.size.width < 120
+        footer.show_command_palette = event.size.width >= 120
 
     async def on_mount(self) -> None:
         self._thread = threading.get_ident()
