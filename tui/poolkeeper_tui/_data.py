@@ -385,6 +385,8 @@ class SnapshotSource:
     """A saved observation: static unless a test (or a caller) replaces it."""
 
     can_apply = False
+    static = True
+    """Saved data: the header gives its date rather than its age."""
 
     def __init__(
         self, desired: Desired, observed: Observed, *, policy: PlanPolicy | None = None

@@ -288,9 +288,12 @@ class ConfirmQuit(ModalScreen[bool]):
 
 
 HELP = [
-    ("1 / 2 / 3", "workers / accounts / event log"),
-    ("/", "filter rows (Enter keeps it, Esc clears it)"),
-    ("s", "sort: cycle through the columns"),
+    ("1 / 2 / 3 / 4", "workers / accounts / event log / pools"),
+    ("/", "filter: pool:x phase:x label:k=v drift alert behind>10 text"),
+    ("s / S", "sort by the next column (then off) / reverse"),
+    ("!", "problems only (warnings and worse), on/off"),
+    ("n", "next worker with a warning or worse"),
+    ("j / k / g / G", "down / up / top / bottom"),
     ("Enter", "drill down into the worker under the cursor"),
     ("Esc", "back"),
     ("p", "plan preview"),

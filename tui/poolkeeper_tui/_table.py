@@ -179,3 +179,47 @@ def sorted_keys(rows: dict[str, WorkerRow], column: str, index: int, *, reverse:
                 keyed.append((natural_key(cell), key))
     keyed.sort(key=lambda pair: pair[0], reverse=reverse)  # type: ignore[arg-type, return-value]
     return [key for _, key in keyed] + missing
+
+
+POOL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pool", "pool"),
+    ("workers", "workers"),
+    ("computing", "computing"),
+    ("critical", "critical"),
+    ("warn", "warn"),
+    ("pending", "pending"),
+    ("stale", "stale"),
+    ("behind", "max behind"),
+    ("stake", "stake (PHA)"),
+)
+
+
+def pool_rows(rows: dict[str, WorkerRow]) -> dict[str, tuple[str, ...]]:
+    """One row per pool (``-``: workers in none): how many workers, computing, in
+    trouble, waiting for something, stale; the worst lag and the stake on chain."""
+    tally: dict[str, list[int]] = {}
+    for row in rows.values():
+        t = tally.setdefault(row.pool, [0, 0, 0, 0, 0, 0, -1, 0])
+        t[0] += 1
+        t[1] += row.phase == "Computing"
+        t[2] += row.severity == SEVERITY_CRITICAL
+        t[3] += row.severity == SEVERITY_WARN
+        t[4] += row.severity == SEVERITY_PENDING
+        t[5] += row.stale
+        if row.behind is not None:
+            t[6] = max(t[6], row.behind)
+        t[7] += row.stake or 0
+    return {
+        pool: (
+            pool,
+            str(t[0]),
+            str(t[1]),
+            str(t[2]),
+            str(t[3]),
+            str(t[4]),
+            str(t[5]),
+            "-" if t[6] < 0 else str(t[6]),
+            f"{t[7] / _PHA:,.2f}",
+        )
+        for pool, t in sorted(tally.items(), key=lambda kv: natural_key(kv[0]))
+    }

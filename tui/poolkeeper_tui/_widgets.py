@@ -36,6 +36,13 @@ MAX_COLUMN_WIDTH = 120
 class BulkTable(DataTable[str]):
     """Rows replaced or patched in bulk; an optional style per row (severity, staleness)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "down", show=False),
+        Binding("k", "cursor_up", "up", show=False),
+        Binding("g", "scroll_top", "top", show=False),
+        Binding("G", "scroll_bottom", "bottom", show=False),
+    ]
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.row_styles: dict[str, Style] = {}

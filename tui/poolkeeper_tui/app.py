@@ -51,11 +51,13 @@ from poolkeeper_tui._screens import (
     PlanScreen,
 )
 from poolkeeper_tui._table import (
+    POOL_COLUMNS,
     SEVERITY_CRITICAL,
     SEVERITY_PENDING,
     SEVERITY_WARN,
     WorkerRow,
     matching,
+    pool_rows,
     sorted_keys,
 )
 from poolkeeper_tui._widgets import BulkTable
@@ -97,6 +99,9 @@ class PoolkeeperApp(App[None]):
         Binding("1", "view('workers')", "workers"),
         Binding("2", "view('accounts')", "accounts"),
         Binding("3", "view('log')", "log"),
+        Binding("4", "view('pools')", "pools"),
+        Binding("exclamation_mark", "problems", "problems"),
+        Binding("n", "next_problem", "next alert"),
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
         Binding("S", "sort_reverse", "reverse", show=False),
@@ -129,6 +134,8 @@ class PoolkeeperApp(App[None]):
         self.pass_seconds: float | None = None
         """Wall time of the last successful observe-and-plan (RPC and pRuntime latency)."""
         self.filter_text = ""
+        self.problems_only = False
+        """``!``: only rows with a warning or worse."""
         self.sort_column: str | None = None
         """Key of the column the rows are sorted by; None keeps inventory order."""
         self.sort_reverse = False
@@ -155,6 +162,7 @@ class PoolkeeperApp(App[None]):
             yield BulkTable(id="workers", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="accounts", cursor_type="row")
             yield Log(id="log", highlight=False)
+            yield DataTable(id="pools", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
         yield Footer()
 
@@ -172,6 +180,10 @@ class PoolkeeperApp(App[None]):
         accounts = self.query_one("#accounts", DataTable)
         for key, label in ACCOUNT_COLUMNS:
             accounts.add_column(label, key=key)
+        pools = self.query_one("#pools", DataTable)
+        for key, label in POOL_COLUMNS:
+            pools.add_column(label, key=key)
+        self.set_interval(1.0, self._paint_summary)  # the data age
         workers.focus()
         self._paint_summary()
         if isinstance(self.source, SnapshotSource):
@@ -312,6 +324,7 @@ class PoolkeeperApp(App[None]):
         )
         self._sync_workers()
         self._sync_accounts(account_rows(frame))
+        self._sync_pools()
         self._paint_summary()
 
     def _settle_heap(self) -> None:
@@ -346,7 +359,8 @@ class PoolkeeperApp(App[None]):
         or their order change, otherwise only the changed cells, patched by key."""
         table = self.workers_table
         records = self._records
-        visible = matching([(k, records[k]) for k in self._ordered()], self.filter_text)
+        text = self.filter_text + (" problem" if self.problems_only else "")
+        visible = matching([(k, records[k]) for k in self._ordered()], text)
         shown = self._shown
         if visible == self._shown_keys:
             changes: list[tuple[str, int, str]] = []
@@ -368,6 +382,16 @@ class PoolkeeperApp(App[None]):
         table.replace_rows(visible, values, [c.content_width for c in table.ordered_columns])
         self._shown_keys = visible
         self._shown = values
+
+    def _sync_pools(self) -> None:
+        """The per-pool summary: a few dozen rows, rebuilt whole."""
+        table = self.query_one("#pools", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for key, values in pool_rows(self._records).items():
+            table.add_row(*values, key=key)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
 
     def _sync_accounts(self, rows: dict[str, tuple[str, ...]]) -> None:
         table = self.query_one("#accounts", DataTable)
@@ -402,6 +426,14 @@ class PoolkeeperApp(App[None]):
             text.append(f" · {verb}: {settled}/{len(results)} done", style="bold")
             if failed:
                 text.append(f", {failed} failed", style="bold red")
+        if self.frame is not None:
+            read_at = self.frame.observed.read_at
+            if getattr(self.source, "static", False):  # a saved snapshot: its date
+                text.append(f" · observed {read_at:%Y-%m-%d %H:%M:%S}Z")
+            else:
+                age = (datetime.now(UTC) - read_at).total_seconds()
+                stale = age > 2 * getattr(self.source, "interval", 30.0) + 30
+                text.append(f" · data age {_age(age)}", style="bold red" if stale else "")
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
         if self.notice:
@@ -423,6 +455,8 @@ class PoolkeeperApp(App[None]):
         text.append(f"\nworkers shown: {shown}/{len(self._records)}")
         if self.filter_text:
             text.append(f" · filter: {self.filter_text!r}")
+        if self.problems_only:
+            text.append(" · problems only (!)", style="bold")
         if self.sort_column is not None:
             label = WORKER_COLUMNS[COLUMN_INDEX[self.sort_column]][1].strip() or "glyph"
             text.append(f" · sort: {label} {'▼' if self.sort_reverse else '▲'}")
@@ -433,6 +467,28 @@ class PoolkeeperApp(App[None]):
     def action_view(self, name: str) -> None:
         self.query_one(ContentSwitcher).current = name
         self.query_one(f"#{name}").focus()
+
+    def action_problems(self) -> None:
+        """``!``: show only workers with a warning or worse, or all again."""
+        self.problems_only = not self.problems_only
+        with gc_paused():
+            self._sync_workers()
+        self._paint_summary()
+
+    def action_next_problem(self) -> None:
+        """``n``: move the cursor to the next shown worker with a warning or worse."""
+        self.action_view("workers")
+        table = self.workers_table
+        keys = self._shown_keys
+        if not keys:
+            return
+        start = table.cursor_row
+        for step in range(1, len(keys) + 1):
+            index = (start + step) % len(keys)
+            if self._records[keys[index]].severity >= SEVERITY_WARN:
+                table.move_cursor(row=index)
+                return
+        self.notify("no alert among the workers shown")
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -651,6 +707,14 @@ class PoolkeeperApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(0, int(seconds))} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @contextmanager
