@@ -84,7 +84,8 @@ async def test_attached_tui_shows_the_stream_sends_requests_and_starts_no_relays
         app = build_app([str(inventory)])
         assert isinstance(app.source, AttachedSource)
         async with app.run_test(size=(160, 40)) as pilot:
-            await wait_until(lambda: len(row_keys(app)) == len(desired.workers))
+            await wait_until(lambda: app.frame is not None)
+            assert len(row_keys(app)) == len(desired.workers)
             summary = str(app.query_one("#summary").render())
             assert "attached to `poolkeeper run` (pid" in summary
             assert "loop: attached (" in summary

@@ -50,6 +50,7 @@ WORKER_COLUMNS: tuple[tuple[str, str], ...] = (
 """(column key, header label) of the worker table, in display order."""
 
 GLYPH_MEANING = {
+    "?": "not observed yet",
     "=": "converged",
     "~": "drifting (changes or waits pending)",
     "+": "to create",
@@ -298,6 +299,16 @@ def _severity(
     return SEVERITY_OK
 
 
+def unobserved_records(desired: Desired) -> dict[str, WorkerRow]:
+    """The inventory's workers before any observation (or with the chain down from the
+    start): listed, marked ``?``, rather than an empty table."""
+    rows: dict[str, WorkerRow] = {}
+    for spec, name, pool, labels, _ in _specs(desired):
+        values = ("?", name, "-", "-", pool, "-", "-", "-", "-", spec.endpoint, "not observed yet")
+        rows[name] = WorkerRow(values, pool, "-", labels, stale=True)
+    return rows
+
+
 def worker_rows(frame: Frame) -> dict[str, tuple[str, ...]]:
     """Cell values by row key, in ``WORKER_COLUMNS`` order."""
     return {key: row.values for key, row in worker_records(frame).items()}
@@ -395,6 +406,8 @@ class SnapshotSource:
         self.observed = observed
         self.policy = policy or PlanPolicy()
         self.label = "snapshot"
+        self.directory: Path | None = None
+        """The inventory directory, when known (to open a worker's file in an editor)."""
 
     def replace(self, observed: Observed) -> None:
         """Use another observation from the next refresh on."""
@@ -432,6 +445,8 @@ class LiveSource:
         self.on_result: ResultHook | None = None
         """Told each applied action's result (the rows show progress)."""
         self.directory = directory
+        self.desired = desired
+        """The inventory as loaded at start (rows are listed before the first pass)."""
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
         self.label = label or ("live" + (" (read-only)" if readonly else ""))

@@ -133,6 +133,11 @@ class DrillDownScreen(Screen[None]):
             yield Static(worker_detail(self._frame, self._key), id="detail")
         yield Footer()
 
+    def show(self, frame: Frame) -> None:
+        """A new pass: the detail follows it (the drill-down is live)."""
+        self._frame = frame
+        self.query_one("#detail", Static).update(worker_detail(frame, self._key))
+
 
 class PlanScreen(Screen[None]):
     """The whole plan as ``poolkeeper plan`` prints it."""
@@ -294,7 +299,9 @@ HELP = [
     ("!", "problems only (warnings and worse), on/off"),
     ("n", "next worker with a warning or worse"),
     ("j / k / g / G", "down / up / top / bottom"),
-    ("Enter", "drill down into the worker under the cursor"),
+    ("Enter", "drill down into the worker under the cursor (follows each pass)"),
+    ("c", "copy the address (worker pubkey, account address)"),
+    ("e", "open the worker's inventory file at its line in $EDITOR"),
     ("Esc", "back"),
     ("p", "plan preview"),
     ("a", "apply the plan (asks first; disabled with --readonly)"),

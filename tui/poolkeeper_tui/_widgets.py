@@ -33,8 +33,8 @@ MAX_COLUMN_WIDTH = 120
 """A longer value (an error message) is cut at the column's edge rather than widening it."""
 
 
-class BulkTable(DataTable[str]):
-    """Rows replaced or patched in bulk; an optional style per row (severity, staleness)."""
+class KeyedTable(DataTable[str]):
+    """A ``DataTable`` that also moves with j/k/g/G."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "down", show=False),
@@ -42,6 +42,10 @@ class BulkTable(DataTable[str]):
         Binding("g", "scroll_top", "top", show=False),
         Binding("G", "scroll_bottom", "bottom", show=False),
     ]
+
+
+class BulkTable(KeyedTable):
+    """Rows replaced or patched in bulk; an optional style per row (severity, staleness)."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -21,7 +24,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Static
@@ -30,6 +33,7 @@ from poolkeeper.control.protocol import connect_socket, socket_path
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Action
+from poolkeeper.model.desired import Desired
 from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper_tui._data import (
     ACCOUNT_COLUMNS,
@@ -41,6 +45,8 @@ from poolkeeper_tui._data import (
     SnapshotSource,
     StaleInventory,
     account_rows,
+    join_worker,
+    unobserved_records,
     worker_records,
 )
 from poolkeeper_tui._screens import (
@@ -60,10 +66,11 @@ from poolkeeper_tui._table import (
     pool_rows,
     sorted_keys,
 )
-from poolkeeper_tui._widgets import BulkTable
+from poolkeeper_tui._widgets import BulkTable, KeyedTable
 
 SORTABLE = [key for key, _ in WORKER_COLUMNS]
 COLUMN_INDEX = {key: index for index, key in enumerate(SORTABLE)}
+COLUMN_INDEX_ACCOUNT_ADDRESS = [key for key, _ in ACCOUNT_COLUMNS].index("address")
 SEVERITY_STYLES = {
     SEVERITY_CRITICAL: Style(color="red", bold=True),
     SEVERITY_WARN: Style(color="yellow"),
@@ -102,6 +109,8 @@ class PoolkeeperApp(App[None]):
         Binding("4", "view('pools')", "pools"),
         Binding("exclamation_mark", "problems", "problems"),
         Binding("n", "next_problem", "next alert"),
+        Binding("c", "copy", "copy", show=False),
+        Binding("e", "edit", "edit", show=False),
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
         Binding("S", "sort_reverse", "reverse", show=False),
@@ -160,9 +169,9 @@ class PoolkeeperApp(App[None]):
         yield Static(id="summary")
         with ContentSwitcher(initial="workers"):
             yield BulkTable(id="workers", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="accounts", cursor_type="row")
+            yield KeyedTable(id="accounts", cursor_type="row")
             yield Log(id="log", highlight=False)
-            yield DataTable(id="pools", cursor_type="row", zebra_stripes=True)
+            yield KeyedTable(id="pools", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
         yield Footer()
 
@@ -185,6 +194,10 @@ class PoolkeeperApp(App[None]):
             pools.add_column(label, key=key)
         self.set_interval(1.0, self._paint_summary)  # the data age
         workers.focus()
+        desired = getattr(self.source, "desired", None)
+        if isinstance(desired, Desired) and self.frame is None:
+            self._records = unobserved_records(desired)
+            self._adopt_records()
         self._paint_summary()
         if isinstance(self.source, SnapshotSource):
             await self._load()
@@ -307,6 +320,15 @@ class PoolkeeperApp(App[None]):
         for message in frame.messages:
             self.log_event("  " + message)
         self._records = worker_records(frame)
+        self._adopt_records()
+        self._sync_accounts(account_rows(frame))
+        self._sync_pools()
+        self._paint_summary()
+        if isinstance(self.screen, DrillDownScreen):
+            self.screen.show(frame)  # the drill-down follows the passes
+
+    def _adopt_records(self) -> None:
+        """Show ``_records``: phase counts, column widths, row styles, rows."""
         counts: dict[str, int] = {}
         for key, record in self._records.items():
             if not key.startswith("worker/"):
@@ -323,9 +345,6 @@ class PoolkeeperApp(App[None]):
             }
         )
         self._sync_workers()
-        self._sync_accounts(account_rows(frame))
-        self._sync_pools()
-        self._paint_summary()
 
     def _settle_heap(self) -> None:
         """Keep the cyclic garbage collector off the frame just adopted.
@@ -489,6 +508,61 @@ class PoolkeeperApp(App[None]):
                 table.move_cursor(row=index)
                 return
         self.notify("no alert among the workers shown")
+
+    def _selected_worker(self) -> str | None:
+        key = self.workers_table.cursor_key()
+        return key if key in self._records else None
+
+    def action_copy(self) -> None:
+        """``c``: copy the address under the cursor (an account's, or a worker's pubkey)."""
+        value: str | None = None
+        if self.query_one(ContentSwitcher).current == "accounts":
+            table = self.query_one("#accounts", DataTable)
+            if table.row_count:
+                value = str(table.get_row_at(table.cursor_row)[COLUMN_INDEX_ACCOUNT_ADDRESS])
+                value = None if value.startswith("(") else value
+        else:
+            name = self._selected_worker()
+            frame = self.frame
+            spec = frame.desired.workers_by_name.get(name or "") if frame else None
+            if spec is not None and frame is not None:
+                prt, _ = join_worker(spec, frame.observed)
+                info = prt.info if prt else None
+                value = spec.pubkey or (info.public_key if info else None)
+        if not value:
+            self.notify("no address known for this row", severity="warning")
+            return
+        self.copy_to_clipboard(value)
+        self.notify(f"copied {value}")
+
+    def action_edit(self) -> None:
+        """``e``: open the file declaring the worker under the cursor in ``$EDITOR``, at
+        its line."""
+        name = self._selected_worker()
+        frame = self.frame
+        desired = frame.desired if frame else getattr(self.source, "desired", None)
+        spec = desired.workers_by_name.get(name or "") if isinstance(desired, Desired) else None
+        directory = getattr(self.source, "directory", None)
+        if spec is None or spec.source is None or directory is None:
+            self.notify("no inventory file known for this row", severity="warning")
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self.notify(f"set $EDITOR to open {spec.source} (from {directory})", severity="warning")
+            return
+        path = Path(directory) / spec.source.file
+        command = [*shlex.split(editor), f"+{spec.source.line}", str(path)]
+        try:
+            with self.suspend():
+                self.run_editor(command)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand over to an editor", severity="warning")
+        except OSError as error:
+            self.notify(f"cannot start {editor}: {error}", severity="error")
+
+    def run_editor(self, command: list[str]) -> None:
+        """Run the editor in the foreground (tests replace it)."""
+        subprocess.run(command, check=False)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -773,9 +847,9 @@ def build_app(argv: list[str]) -> PoolkeeperApp:
     args = _parse(argv)
     desired = load_inventory(args.directory)
     if args.observed is not None:
-        return PoolkeeperApp(
-            SnapshotSource(desired, load_snapshot(args.observed)), readonly=args.readonly
-        )
+        snapshot = SnapshotSource(desired, load_snapshot(args.observed))
+        snapshot.directory = args.directory
+        return PoolkeeperApp(snapshot, readonly=args.readonly)
     state_dir = state_dir_of(desired, args.directory)
     sock = socket_path(state_dir)
     served = _served(sock)
