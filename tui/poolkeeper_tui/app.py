@@ -403,7 +403,10 @@ class PoolkeeperApp(App[None]):
         self._shown = values
 
     def _sync_pools(self) -> None:
-        """The per-pool summary: a few dozen rows, rebuilt whole."""
+        """The per-pool summary: a few dozen rows, rebuilt whole, only while it is the
+        view shown (measuring its cells on every pass cost more than the worker patch)."""
+        if self.query_one(ContentSwitcher).current != "pools":
+            return
         table = self.query_one("#pools", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -485,6 +488,8 @@ class PoolkeeperApp(App[None]):
 
     def action_view(self, name: str) -> None:
         self.query_one(ContentSwitcher).current = name
+        if name == "pools":
+            self._sync_pools()
         self.query_one(f"#{name}").focus()
 
     def action_problems(self) -> None:
