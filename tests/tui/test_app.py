@@ -284,3 +284,23 @@ async def test_a_failed_pass_is_logged_and_the_app_keeps_running(
         assert app.loop_state == "error"
         assert log_lines(app)[-1].endswith("pass failed: ValueError: chain went away")
         assert "no observation yet" in str(app.query_one("#summary").render())
+
+
+async def test_plan_screen_pages_and_jumps(desired: Desired, observed: Observed) -> None:
+    app = PoolkeeperApp(SnapshotSource(desired, observed), readonly=True)
+    async with app.run_test(size=(120, 20)) as pilot:
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause()
+        lines = app.screen.query_one("#plan-text")
+        assert lines.scroll_offset.y == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert lines.scroll_offset.y > 0
+        await pilot.press("G")
+        await pilot.pause()
+        assert lines.scroll_offset.y == lines.max_scroll_y > 0
+        assert "Plan: 13 to add" in svg_text(app.export_screenshot())
+        await pilot.press("g")
+        await pilot.pause()
+        assert lines.scroll_offset.y == 0

@@ -20,7 +20,7 @@ from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.inventory import load_inventory
-from poolkeeper.model.actions import Action, Alert, Drift, Plan, Severity, Symbol, Wait
+from poolkeeper.model.actions import SYMBOL_OF, Action, Alert, Drift, Plan, Severity, Wait
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import Desired, WorkerSpec
 from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeObservation
@@ -116,14 +116,17 @@ def glyph_of(items: WorkerItems | None) -> str:
         return "="
     if items.alerts:
         return "!"
-    symbols = {a.symbol for a in items.actions}
-    if Symbol.REMOVE in symbols:
+    symbols = {_SYMBOL[a.kind] for a in items.actions}  # kinds are str: a C-level hash
+    if "-" in symbols:
         return "-"
-    if Symbol.CREATE in symbols:
+    if "+" in symbols:
         return "+"
     if symbols or items.waits or items.drift:
         return "~"
     return "="
+
+
+_SYMBOL: dict[str, str] = {kind.value: symbol.value for kind, symbol in SYMBOL_OF.items()}
 
 
 def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) -> str:
@@ -135,7 +138,7 @@ def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) ->
         return items.alerts[0].message
     if items.actions:
         first = items.actions[0]
-        return f"{first.kind.value}: {first.reason}"
+        return first.kind + ": " + first.reason  # a StrEnum concatenates as its value
     if items.waits:
         return f"waiting for {items.waits[0].awaiting}: {items.waits[0].reason}"
     if items.drift:

@@ -280,6 +280,19 @@ class AnsiLines(ScrollView, can_focus=True):
         width = max((len(_ANSI.sub("", line)) for line in self.lines), default=0)
         self.virtual_size = Size(width, len(self.lines))
 
+    # Without animation: an animated page scroll renders every intermediate position.
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_scroll_end(self) -> None:
+        self.scroll_end(animate=False)
+
     def plain(self, index: int) -> str:
         """Line ``index`` without colour (tests read it)."""
         return self._text(index).plain
