@@ -26,6 +26,7 @@ from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Static
 
@@ -222,7 +223,11 @@ class PoolkeeperApp(App[None]):
             self.call_from_thread(self.log_event, message)
             return
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        self.query_one("#log", Log).write_line(f"{stamp} {message}")
+        try:
+            log = self.query_one("#log", Log)
+        except NoMatches:  # shutting down: the widgets are gone
+            return
+        log.write_line(f"{stamp} {message}")
 
     async def _follow(self, source: AttachedSource) -> None:
         """Attached: the snapshot, then a frame per pass the loop streams."""
@@ -482,7 +487,11 @@ class PoolkeeperApp(App[None]):
         if self.sort_column is not None:
             label = WORKER_COLUMNS[COLUMN_INDEX[self.sort_column]][1].strip() or "glyph"
             text.append(f" · sort: {label} {'▼' if self.sort_reverse else '▲'}")
-        self.query_one("#summary", Static).update(text)
+        try:
+            summary = self.query_one("#summary", Static)
+        except NoMatches:  # shutting down (the once-a-second repaint may still fire)
+            return
+        summary.update(text)
 
     # ---- actions
 
