@@ -45,3 +45,18 @@ async def test_80x24_keeps_the_essentials(desired: Desired, observed: Observed) 
         footer = lines[-1]
         assert "help" in footer and "quit" in footer
         assert footer.index("quit") < 40, "help and quit come first"
+
+
+async def test_help_scrolls_at_80x24(desired: Desired, observed: Observed) -> None:
+    app = PoolkeeperApp(SnapshotSource(desired, observed), readonly=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = svg_text(app.export_screenshot())
+        assert "workers / accounts / event log / pools" in text
+        box = app.screen.query_one("VerticalScroll")
+        assert box.max_scroll_y > 0, "taller than 24 lines: it scrolls"
+        box.scroll_end(animate=False)
+        await pilot.pause()
+        assert "not observed yet" in svg_text(app.export_screenshot())

@@ -320,8 +320,9 @@ class HelpScreen(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
-        width: 70; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    HelpScreen > VerticalScroll {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
     }
     """
 
@@ -334,5 +335,5 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("", "")
         for glyph, meaning in GLYPH_MEANING.items():
             table.add_row(glyph, meaning)
-        with Vertical():
+        with VerticalScroll():  # at 80×24 the list is taller than the screen
             yield Static(table, id="help-text")
