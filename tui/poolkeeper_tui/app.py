@@ -726,6 +726,8 @@ class PoolkeeperApp(App[None]):
             self.log_event(f"apply failed: {_describe(error)}")
         finally:
             self._busy = False
+            # Results the loop reports later belong to its own passes, not this apply.
+            self._applying = {}
             self._paint_summary()
 
     def _start_progress(self, approved: Frame) -> None:
