@@ -1,13 +1,15 @@
-"""The TUI with 10,000 workers: initial table build, then 1,000 changed rows updated by key.
+"""The TUI with 10,000 workers, driven by Textual's Pilot: build, a status delta, filter
+keystrokes, sorting, the plan screen and peak RSS (the targets of docs/benchmarks.md).
 
 Builds a 10,000-worker inventory (50 pools) and a fresh snapshot (every pRuntime
 uninitialized), runs the app headless (``App.run_test``) and times:
 
 - plan: ``plan_for`` inside the snapshot source (the product's cost, not the TUI's);
 - build: turning the frame into 10,000 table rows (``show_frame``: rows + add_row);
-- update: a second observation where 1,000 pRuntimes became synced, applied by key
-  (``update_cell`` on the changed cells only; no row is added or removed);
-- paint: the first screen refresh after each (``pilot.pause``).
+- status update: a second observation where 1,000 pRuntimes became synced, patched by key
+  (the changed cells only; no rebuild), until painted;
+- filter keystrokes (``w-0`` -> ``w-00``: 10,000 -> 1,000 rows, and back), a field filter;
+- sorts (names descending, stake as numbers, off) and the plan screen, each until painted.
 
     .venv/bin/python benchmarks/tui_10k.py [--workers 10000] [--changed 1000]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import sys
 import time
@@ -24,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tui")]
+
+from textual.widgets import Input  # noqa: E402
 
 from poolkeeper.model.desired import Desired  # noqa: E402
 from poolkeeper.model.observed import (  # noqa: E402
@@ -34,6 +39,7 @@ from poolkeeper.model.observed import (  # noqa: E402
 )
 from poolkeeper.model.ss58 import encode_address  # noqa: E402
 from poolkeeper_tui._data import SnapshotSource  # noqa: E402
+from poolkeeper_tui._screens import PlanScreen  # noqa: E402
 from poolkeeper_tui.app import PoolkeeperApp  # noqa: E402
 
 POOLS = 50
@@ -119,8 +125,7 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         assert table.row_count == workers, table.row_count
         frame = await source.refresh()
         # Initial build alone: a fresh app state, the same frame.
-        table.clear()
-        app._shown.clear()
+        app._shown_keys = []
         with _Timer(figures, f"build {workers} rows (show_frame)"):
             app.show_frame(frame)
         with _Timer(figures, "paint after build"):
@@ -129,25 +134,58 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         source.replace(with_synced(observed, desired, changed))
         with _Timer(figures, "plan_for of the changed world"):
             frame = await source.refresh()
-        calls = 0
-        real_update = table.update_cell
-
-        def counting_update(*args: object, **kw: object) -> None:
-            nonlocal calls
-            calls += 1
-            real_update(*args, **kw)  # type: ignore[arg-type]
-
-        table.update_cell = counting_update  # type: ignore[method-assign]
+        rebuilds = table.rebuilds
         keys_before = set(table.rows)
-        with _Timer(figures, f"update {changed} changed rows by key"):
+        with _Timer(figures, f"status update: {changed} rows change (show_frame + paint)"):
             app.show_frame(frame)
-        with _Timer(figures, "paint after update"):
             await pilot.pause()
         assert set(table.rows) == keys_before and table.row_count == workers
-        counts["update_cell calls"] = calls
+        assert table.rebuilds == rebuilds, "a status delta patches cells, it rebuilds nothing"
+        assert table.get_cell(desired.workers[0].name, "phase") == "Synced"
+
+        with _Timer(figures, "a key bound to nothing (Pilot's own cost)"):
+            await pilot.press("f12")
+        # Filter: typing "w-00" cuts 10,000 rows (all "w-0....") to 1,000 on the last key.
+        await pilot.press("slash", "w", "-", "0")
+        assert table.row_count == workers
+        with _Timer(figures, f"filter keystroke: {workers} -> {workers // 10} rows"):
+            await pilot.press("0")
+        assert table.row_count == workers // 10, table.row_count
+        with _Timer(figures, f"filter keystroke: {workers // 10} -> {workers} rows"):
+            await pilot.press("backspace")
+        assert table.row_count == workers
+        with _Timer(figures, "field filter `pool:pool-07 behind<5` typed at once"):
+            app.query_one("#filter", Input).value = "pool:pool-07 behind<5"
+            await pilot.pause()
+        counts["rows kept by `pool:pool-07 behind<5`"] = table.row_count
+        await pilot.press("escape")
+        assert table.row_count == workers
+
+        with _Timer(figures, f"sort {workers} rows by worker name, descending (S)"):
+            await pilot.press("S")
+        assert app.sort_column == "name" and app.sort_reverse
+        app._set_sort("relay", reverse=False)
+        await pilot.pause()
+        with _Timer(figures, f"sort {workers} rows by stake (numeric, s)"):
+            await pilot.press("s")
+        assert app.sort_column == "stake"
+        with _Timer(figures, "sort off (inventory order)"):
+            app._set_sort(None, reverse=False)
+            await pilot.pause()
+
+        with _Timer(figures, f"plan screen ({len(frame.plan.actions):,} actions) open + paint"):
+            await pilot.press("p")
+            await pilot.pause()
+        assert isinstance(app.screen, PlanScreen)
+        with _Timer(figures, "plan screen: page down + paint"):
+            await pilot.press("pagedown")
+            await pilot.pause()
+        await pilot.press("escape")
+        counts["table rebuilds (filter/sort changes)"] = table.rebuilds - rebuilds
     counts["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts["load average (1 min) at the end"] = os.getloadavg()[0]
     for name, value in counts.items():
-        print(f"{name:<40} {value:,.0f}")
+        print(f"{name:<56} {value:,.1f}")
     return figures
 
 
@@ -156,10 +194,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=1_000)
     args = parser.parse_args()
-    print(f"{'step':<40} {'wall':>9} {'CPU':>9}")
+    print(f"{'step':<56} {'wall':>9} {'CPU':>9}")
     figures = asyncio.run(measure(args.workers, args.changed))
     for name, (wall, cpu) in figures.items():
-        print(f"{name:<40} {wall * 1000:6.0f} ms {cpu * 1000:6.0f} ms")
+        print(f"{name:<56} {wall * 1000:6.0f} ms {cpu * 1000:6.0f} ms")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ async def test_table_shows_the_inventory_workers(desired: Desired, observed: Obs
         assert table.get_cell("rack-a-01", "glyph") == "+"
         assert table.get_cell("rack-a-02", "pool") == "pool-a"
         assert table.get_cell("rack-b-04", "pool") == "-"
-        assert table.get_cell("rack-a-01", "blocks") == "0/10"
+        assert table.get_cell("rack-a-01", "behind") == "-", "uninitialized: nothing to be behind"
         summary = str(app.query_one("#summary").render())
         assert "finalized #10" in summary
         assert "Uninitialized 8" in summary
@@ -84,9 +84,10 @@ async def test_sort_cycles_columns(desired: Desired, observed: Observed) -> None
         await pilot.press("s", "s")  # glyph, then name
         await pilot.pause()
         assert row_keys(app) == sorted(w.name for w in desired.workers)
-        await pilot.press("s")  # pool: rack-b-04 has none ("-" sorts first)
+        await pilot.press("s", "s", "s")  # phase, behind, pool: rack-b-04 has none
         await pilot.pause()
-        assert row_keys(app)[0] == "rack-b-04"
+        assert app.sort_column == "pool"
+        assert row_keys(app)[-1] == "rack-b-04", "rows without a value go last"
 
 
 async def test_enter_opens_the_drill_down_and_escape_returns(
@@ -105,7 +106,8 @@ async def test_enter_opens_the_drill_down_and_escape_returns(
         assert "start_relay" in text
         await pilot.press("escape")
         await pilot.pause()
-        assert not isinstance(app.screen, DrillDownScreen)
+        screen: object = app.screen
+        assert not isinstance(screen, DrillDownScreen)
         assert app.focused is app.workers_table
 
 
@@ -198,17 +200,19 @@ async def test_a_refresh_updates_only_the_changed_cells_by_key(
         table = app.workers_table
         keys_before = row_keys(app)
         untouched_before = [table.get_row(k) for k in keys_before if k != "rack-a-01"]
-        calls: list[tuple[Any, ...]] = []
-        real_update = table.update_cell
+        calls: list[tuple[str, int, str]] = []
+        real_patch = table.patch
 
-        def spy_update(row: Any, column: Any, value: Any, **kw: Any) -> None:
-            calls.append((str(row.value if hasattr(row, "value") else row), str(column), value))
-            real_update(row, column, value, **kw)
+        def spy_patch(changes: Any) -> int:
+            changes = list(changes)
+            calls.extend(changes)
+            return real_patch(changes)
 
         def forbidden(*_: Any, **__: Any) -> None:
             raise AssertionError("rows must be updated by key, not rebuilt")
 
-        monkeypatch.setattr(table, "update_cell", spy_update)
+        monkeypatch.setattr(table, "patch", spy_patch)
+        monkeypatch.setattr(table, "replace_rows", forbidden)
         monkeypatch.setattr(table, "clear", forbidden)
         monkeypatch.setattr(table, "add_row", forbidden)
         monkeypatch.setattr(table, "remove_row", forbidden)
@@ -230,7 +234,7 @@ async def test_a_refresh_updates_only_the_changed_cells_by_key(
         assert calls, "the changed worker's cells were updated"
         assert {row for row, _, _ in calls} == {"rack-a-01"}
         assert table.get_cell("rack-a-01", "phase") == "Synced"
-        assert table.get_cell("rack-a-01", "blocks") == "10/10"
+        assert table.get_cell("rack-a-01", "behind") == "0"
         assert [table.get_row(k) for k in keys_before if k != "rack-a-01"] == untouched_before
 
 
@@ -280,3 +284,23 @@ async def test_a_failed_pass_is_logged_and_the_app_keeps_running(
         assert app.loop_state == "error"
         assert log_lines(app)[-1].endswith("pass failed: ValueError: chain went away")
         assert "no observation yet" in str(app.query_one("#summary").render())
+
+
+async def test_plan_screen_pages_and_jumps(desired: Desired, observed: Observed) -> None:
+    app = PoolkeeperApp(SnapshotSource(desired, observed), readonly=True)
+    async with app.run_test(size=(120, 20)) as pilot:
+        await pilot.pause()
+        await pilot.press("p")
+        await pilot.pause()
+        lines = app.screen.query_one("#plan-text")
+        assert lines.scroll_offset.y == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert lines.scroll_offset.y > 0
+        await pilot.press("G")
+        await pilot.pause()
+        assert lines.scroll_offset.y == lines.max_scroll_y > 0
+        assert "Plan: 13 to add" in svg_text(app.export_screenshot())
+        await pilot.press("g")
+        await pilot.pause()
+        assert lines.scroll_offset.y == 0

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from poolkeeper.apply.executor import ActionResult
 from poolkeeper.cli._control import ControlService
 from poolkeeper.inventory import load_inventory
-from poolkeeper.model.actions import Action, ActionKind
+from poolkeeper.loop import PassResult
+from poolkeeper.model.actions import Action, ActionKind, Plan
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.observe.snapshot import load_snapshot
@@ -54,12 +56,27 @@ async def wait_until(check: Any, seconds: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
+class ApplyingFake(FakeReconciler):
+    """A fake loop whose apply passes report a result per approved action (the last fails)."""
+
+    async def reconcile_once(
+        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
+    ) -> PassResult:
+        result = await super().reconcile_once(policy, execute=execute, only=only)
+        if only is not None:
+            ids = [a.id for a in only.actions]
+            result.results = [ActionResult(i, True) for i in ids[:-1]] + [
+                ActionResult(ids[-1], False, "no master secret: owner cannot sign")
+            ]
+        return result
+
+
 async def test_attached_tui_shows_the_stream_sends_requests_and_starts_no_relays(
     inventory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forbid_the_loop(monkeypatch)
     desired = load_inventory(inventory)
-    fake = FakeReconciler(desired, load_snapshot(SNAPSHOT))
+    fake = ApplyingFake(desired, load_snapshot(SNAPSHOT))
     service = ControlService(fake, PlanPolicy(), inventory)  # type: ignore[arg-type]
     await service.start()
     try:
@@ -67,7 +84,8 @@ async def test_attached_tui_shows_the_stream_sends_requests_and_starts_no_relays
         app = build_app([str(inventory)])
         assert isinstance(app.source, AttachedSource)
         async with app.run_test(size=(160, 40)) as pilot:
-            await wait_until(lambda: len(row_keys(app)) == len(desired.workers))
+            await wait_until(lambda: app.frame is not None)
+            assert len(row_keys(app)) == len(desired.workers)
             summary = str(app.query_one("#summary").render())
             assert "attached to `poolkeeper run` (pid" in summary
             assert "loop: attached (" in summary
@@ -98,6 +116,13 @@ async def test_attached_tui_shows_the_stream_sends_requests_and_starts_no_relays
                 for a in app.frame.plan.actions  # type: ignore[union-attr]
             ]
             assert fake.passes[-1] == (False, None), "observed again after the apply"
+            total = len(applied[0].actions)
+            await wait_until(
+                lambda: (
+                    f"last apply: {total}/{total} done, 1 failed"
+                    in str(app.query_one("#summary").render())
+                )
+            )
     finally:
         await service.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -19,28 +20,37 @@ from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.inventory import load_inventory
-from poolkeeper.model.actions import Action, Alert, Drift, Plan, Severity, Symbol, Wait
+from poolkeeper.model.actions import SYMBOL_OF, Action, Alert, Drift, Plan, Severity, Wait
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.desired import Desired, WorkerSpec
-from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeInfo, PRuntimeObservation
+from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeObservation
 from poolkeeper.model.phase import phase_of
 from poolkeeper.plan import PlanPolicy, plan_for
+from poolkeeper_tui._table import (
+    SEVERITY_CRITICAL,
+    SEVERITY_OK,
+    SEVERITY_PENDING,
+    SEVERITY_WARN,
+    WorkerRow,
+)
 
 WORKER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("glyph", " "),
     ("name", "worker"),
-    ("pool", "pool"),
-    ("endpoint", "endpoint"),
     ("phase", "phase"),
+    ("behind", "behind"),
+    ("pool", "pool"),
     ("session", "chain state"),
-    ("blocks", "pRuntime/final"),
+    ("relay", "relay"),
     ("stake", "stake"),
     ("score", "score"),
+    ("endpoint", "endpoint"),
     ("message", "last message"),
 )
 """(column key, header label) of the worker table, in display order."""
 
 GLYPH_MEANING = {
+    "?": "not observed yet",
     "=": "converged",
     "~": "drifting (changes or waits pending)",
     "+": "to create",
@@ -74,8 +84,20 @@ class WorkerItems:
     drift: list[Drift] = field(default_factory=list)
 
 
+_GROUPED: list[tuple[Plan, dict[str, WorkerItems]]] = []
+"""The last plan grouped (rows and accounts of one frame group it once)."""
+
+
 def items_by_target(plan: Plan) -> dict[str, WorkerItems]:
     """The plan's actions, waits, alerts and drift grouped by target (``worker/<name>``...)."""
+    if _GROUPED and _GROUPED[0][0] is plan:
+        return _GROUPED[0][1]
+    grouped = _group(plan)
+    _GROUPED[:] = [(plan, grouped)]
+    return grouped
+
+
+def _group(plan: Plan) -> dict[str, WorkerItems]:
     grouped: dict[str, WorkerItems] = {}
     for action in plan.actions:
         grouped.setdefault(action.target, WorkerItems()).actions.append(action)
@@ -94,14 +116,17 @@ def glyph_of(items: WorkerItems | None) -> str:
         return "="
     if items.alerts:
         return "!"
-    symbols = {a.symbol for a in items.actions}
-    if Symbol.REMOVE in symbols:
+    symbols = {_SYMBOL[a.kind] for a in items.actions}  # kinds are str: a C-level hash
+    if "-" in symbols:
         return "-"
-    if Symbol.CREATE in symbols:
+    if "+" in symbols:
         return "+"
     if symbols or items.waits or items.drift:
         return "~"
     return "="
+
+
+_SYMBOL: dict[str, str] = {kind.value: symbol.value for kind, symbol in SYMBOL_OF.items()}
 
 
 def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) -> str:
@@ -113,7 +138,7 @@ def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) ->
         return items.alerts[0].message
     if items.actions:
         first = items.actions[0]
-        return f"{first.kind.value}: {first.reason}"
+        return first.kind + ": " + first.reason  # a StrEnum concatenates as its value
     if items.waits:
         return f"waiting for {items.waits[0].awaiting}: {items.waits[0].reason}"
     if items.drift:
@@ -135,53 +160,161 @@ def _dash(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def worker_rows(frame: Frame) -> dict[str, tuple[str, ...]]:
-    """Row values by row key (the worker name), in ``WORKER_COLUMNS`` order.
+STALE_SECONDS = 120.0
+"""A pRuntime read this much older than the pass is shown dimmed (its numbers are old)."""
+
+
+def worker_records(frame: Frame) -> dict[str, WorkerRow]:
+    """Rows by row key (the worker name): cells in ``WORKER_COLUMNS`` order, plus the
+    typed values the filters and sorting use.
 
     Workers the plan wants to remove that are not in the inventory (pruning) get a row
     keyed by their plan target, so a ``-`` is visible.
     """
     grouped = items_by_target(frame.plan)
-    head = frame.observed.head
-    rows: dict[str, tuple[str, ...]] = {}
-    for spec in frame.desired.workers:
-        prt, chain = join_worker(spec, frame.observed)
+    observed = frame.observed
+    head = observed.head
+    finalized = head.finalized_number
+    pruntimes = observed.pruntimes
+    chain_workers = observed.chain_workers
+    relays = observed.relays
+    stale_before = observed.read_at - timedelta(seconds=STALE_SECONDS)
+    rows: dict[str, WorkerRow] = {}
+    for spec, name, pool, labels, pubkey in _specs(frame.desired):
+        prt = pruntimes.get(spec.endpoint)
         info = prt.info if prt else None
-        items = grouped.get(f"worker/{spec.name}")
-        rows[spec.name] = (
-            glyph_of(items),
-            spec.name,
-            spec.pool or "-",
+        key = pubkey or (
+            info.public_key.lower().removeprefix("0x") if info and info.public_key else ""
+        )
+        chain = chain_workers.get(key) if key else None
+        items = grouped.get("worker/" + name)
+        phase: str = phase_of(prt, chain, head)  # a StrEnum: its own value, no lookup
+        behind = max(0, finalized - info.blocknum) if info and info.initialized else None
+        if chain is not None:
+            stake = chain.stake
+            score = chain.initial_score
+            session: str = chain.session_state or "-"
+        else:
+            stake = None
+            score = info.score if info and info.score else None
+            session = "-"
+        if items is None and (prt is None or not prt.error):
+            glyph, message = "=", ""
+            severity = SEVERITY_CRITICAL if phase in _DOWN else SEVERITY_OK
+        else:
+            glyph = glyph_of(items)
+            message = _last_message(prt, items)
+            severity = _severity(glyph, items, prt, phase)
+        relay: str | None = relays.get(name)
+        values = (
+            glyph,
+            name,
+            phase,
+            "-" if behind is None else str(behind),
+            pool,
+            session,
+            relay or "-",
+            "-" if stake is None else format_pha(stake),
+            "-" if score is None else str(score),
             spec.endpoint,
-            phase_of(prt, chain, head).value,
-            chain.session_state.value if chain and chain.session_state else "-",
-            f"{info.blocknum if info else '-'}/{head.finalized_number}",
-            format_pha(chain.stake) if chain and chain.stake is not None else "-",
-            _dash(chain.initial_score) if chain else _score(info),
-            _last_message(prt, items),
+            message,
+        )
+        rows[name] = WorkerRow(
+            values,
+            pool,
+            phase,
+            labels,
+            glyph == "!",
+            glyph != "=",
+            behind,
+            stake,
+            score,
+            severity,
+            prt is None or (prt.read_at is not None and prt.read_at < stale_before),
         )
     for target, items in grouped.items():
         kind, _, name = target.partition("/")
         if kind != "worker" or name in frame.desired.workers_by_name:
             continue
-        pool = next((a.pool for a in items.actions if a.pool), None)
-        rows[target] = (
-            glyph_of(items),
+        pool = next((a.pool for a in items.actions if a.pool), None) or "-"
+        glyph = glyph_of(items)
+        values = (
+            glyph,
             name[:16],
-            pool or "-",
+            "-",
+            "-",
+            pool,
+            "-",
+            "-",
+            "-",
+            "-",
             "(not in inventory)",
-            "-",
-            "-",
-            "-",
-            "-",
-            "-",
             _last_message(None, items),
+        )
+        rows[target] = WorkerRow(
+            values,
+            pool=pool,
+            alert=glyph == "!",
+            drift=glyph != "=",
+            severity=_severity(glyph, items, None, "-"),
         )
     return rows
 
 
-def _score(info: PRuntimeInfo | None) -> str:
-    return str(info.score) if info and info.score else "-"
+_DOWN = frozenset({"Unresponsive", "Unreachable"})
+_SPECS: list[
+    tuple[Desired, list[tuple[WorkerSpec, str, str, tuple[tuple[str, str], ...], str]]]
+] = []
+
+
+def _specs(
+    desired: Desired,
+) -> list[tuple[WorkerSpec, str, str, tuple[tuple[str, str], ...], str]]:
+    """Per worker of the inventory: spec, name, pool, labels, pubkey (lower, no 0x);
+    computed once per inventory, not per pass."""
+    if _SPECS and _SPECS[0][0] is desired:
+        return _SPECS[0][1]
+    specs = [
+        (
+            spec,
+            spec.name,
+            spec.pool or "-",
+            tuple(spec.labels.items()),
+            (spec.pubkey or "").lower().removeprefix("0x"),
+        )
+        for spec in desired.workers
+    ]
+    _SPECS[:] = [(desired, specs)]
+    return specs
+
+
+def _severity(
+    glyph: str, items: WorkerItems | None, prt: PRuntimeObservation | None, phase: str
+) -> int:
+    if items is not None and any(a.severity is Severity.CRITICAL for a in items.alerts):
+        return SEVERITY_CRITICAL
+    if phase in _DOWN or (prt is not None and prt.error):
+        return SEVERITY_CRITICAL
+    if glyph == "!":
+        return SEVERITY_WARN
+    if glyph != "=":
+        return SEVERITY_PENDING
+    return SEVERITY_OK
+
+
+def unobserved_records(desired: Desired) -> dict[str, WorkerRow]:
+    """The inventory's workers before any observation (or with the chain down from the
+    start): listed, marked ``?``, rather than an empty table."""
+    rows: dict[str, WorkerRow] = {}
+    for spec, name, pool, labels, _ in _specs(desired):
+        values = ("?", name, "-", "-", pool, "-", "-", "-", "-", spec.endpoint, "not observed yet")
+        rows[name] = WorkerRow(values, pool, "-", labels, stale=True)
+    return rows
+
+
+def worker_rows(frame: Frame) -> dict[str, tuple[str, ...]]:
+    """Cell values by row key, in ``WORKER_COLUMNS`` order."""
+    return {key: row.values for key, row in worker_records(frame).items()}
 
 
 ACCOUNT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -245,6 +378,10 @@ def phase_counts(frame: Frame) -> dict[str, int]:
     return counts
 
 
+ResultHook = Callable[[str, bool, "str | None"], None]
+"""Called with (action id, ok, error) as each applied action's result is known."""
+
+
 class DataSource(Protocol):
     """Produces frames; may apply the current plan when it is allowed to."""
 
@@ -262,6 +399,8 @@ class SnapshotSource:
     """A saved observation: static unless a test (or a caller) replaces it."""
 
     can_apply = False
+    static = True
+    """Saved data: the header gives its date rather than its age."""
 
     def __init__(
         self, desired: Desired, observed: Observed, *, policy: PlanPolicy | None = None
@@ -270,6 +409,8 @@ class SnapshotSource:
         self.observed = observed
         self.policy = policy or PlanPolicy()
         self.label = "snapshot"
+        self.directory: Path | None = None
+        """The inventory directory, when known (to open a worker's file in an editor)."""
 
     def replace(self, observed: Observed) -> None:
         """Use another observation from the next refresh on."""
@@ -304,7 +445,11 @@ class LiveSource:
 
         self.progress: Callable[[str], None] | None = None
         """Where the reconciler's progress lines go (the app's event log)."""
+        self.on_result: ResultHook | None = None
+        """Told each applied action's result (the rows show progress)."""
         self.directory = directory
+        self.desired = desired
+        """The inventory as loaded at start (rows are listed before the first pass)."""
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
         self.label = label or ("live" + (" (read-only)" if readonly else ""))
@@ -375,6 +520,9 @@ class LiveSource:
             f"{r.action_id}: {'done' if r.ok else 'failed: ' + str(r.error)}"
             for r in result.results
         ]
+        if self.on_result is not None:
+            for r in result.results:
+                self.on_result(r.action_id, r.ok, None if r.ok else str(r.error))
         if result.started_relays:
             messages.append("relays started: " + ", ".join(result.started_relays))
         if not messages:
@@ -474,6 +622,7 @@ class AttachedSource:
         show: Callable[[Frame], None],
         log: Callable[[str], None],
         repaint: Callable[[], None] | None = None,
+        result: ResultHook | None = None,
     ) -> None:
         """Show a frame after every pass the loop streams, until it goes away."""
         client = await self.client()
@@ -488,6 +637,13 @@ class AttachedSource:
             elif event == "action_result":
                 verdict = "done" if message.get("ok") else f"failed: {message.get('error')}"
                 log(f"{message.get('action_id')}: {verdict}")
+                if result is not None:
+                    error = message.get("error")
+                    result(
+                        str(message.get("action_id")),
+                        bool(message.get("ok")),
+                        None if error is None else str(error),
+                    )
             elif event == "error":
                 log(f"loop: pass failed: {message.get('message')}")
             elif event == "reloaded":

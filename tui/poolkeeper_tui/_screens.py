@@ -23,6 +23,7 @@ from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.phase import phase_of
 from poolkeeper.render import render_text
 from poolkeeper_tui._data import GLYPH_MEANING, Frame, items_by_target, join_worker
+from poolkeeper_tui._widgets import AnsiLines
 
 
 def _fmt(value: object) -> str:
@@ -132,6 +133,11 @@ class DrillDownScreen(Screen[None]):
             yield Static(worker_detail(self._frame, self._key), id="detail")
         yield Footer()
 
+    def show(self, frame: Frame) -> None:
+        """A new pass: the detail follows it (the drill-down is live)."""
+        self._frame = frame
+        self.query_one("#detail", Static).update(worker_detail(frame, self._key))
+
 
 class PlanScreen(Screen[None]):
     """The whole plan as ``poolkeeper plan`` prints it."""
@@ -143,9 +149,11 @@ class PlanScreen(Screen[None]):
         self._plan = plan
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(Text.from_ansi(render_text(self._plan, colour=True)), id="plan-text")
+        yield AnsiLines(render_text(self._plan, colour=True), id="plan-text")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(AnsiLines).focus()
 
 
 def destructive_lines(plan: Plan) -> list[str]:
@@ -168,9 +176,24 @@ def kind_counts(plan: Plan) -> list[str]:
     ]
 
 
+def money_text(plan: Plan) -> str:
+    """The fees and the stake the plan moves, as the operator confirms it."""
+    fee = plan.fee_total
+    fees = (
+        f"Estimated fees ≈ {format_pha(fee)}"
+        if fee is not None
+        else "Estimated fees: unknown (this plan carries no estimate)"
+    )
+    return (
+        f"{fees}; stake moved: locks {format_pha(plan.stake_locked)}, "
+        f"releases {format_pha(plan.stake_released)}"
+    )
+
+
 class ConfirmApply(ModalScreen[bool]):
-    """Asks before applying: counts per kind and every destructive action, in a box that
-    scrolls; the focus starts on Cancel, so Enter alone never applies."""
+    """Asks before applying: counts per kind, estimated fees, the stake moved and every
+    destructive action, in a box that scrolls; the focus starts on Cancel, so Enter alone
+    never applies."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "apply"),
@@ -197,6 +220,7 @@ class ConfirmApply(ModalScreen[bool]):
         text = Text()
         text.append(f"Apply {len(plan.actions)} action(s)?\n", style="bold")
         text.append("By kind: " + ", ".join(kind_counts(plan)) + "\n")
+        text.append(money_text(plan) + "\n")
         if destructive:
             text.append(f"{len(destructive)} destructive action(s):\n", style="bold red")
             text.append("\n".join(destructive) + "\n")
@@ -269,10 +293,15 @@ class ConfirmQuit(ModalScreen[bool]):
 
 
 HELP = [
-    ("1 / 2 / 3", "workers / accounts / event log"),
-    ("/", "filter rows (Enter keeps it, Esc clears it)"),
-    ("s", "sort: cycle through the columns"),
-    ("Enter", "drill down into the worker under the cursor"),
+    ("1 / 2 / 3 / 4", "workers / accounts / event log / pools"),
+    ("/", "filter: pool:x phase:x label:k=v drift alert behind>10 text"),
+    ("s / S", "sort by the next column (then off) / reverse"),
+    ("!", "problems only (warnings and worse), on/off"),
+    ("n", "next worker with a warning or worse"),
+    ("j / k / g / G", "down / up / top / bottom"),
+    ("Enter", "drill down into the worker under the cursor (follows each pass)"),
+    ("c", "copy the address (worker pubkey, account address)"),
+    ("e", "open the worker's inventory file at its line in $EDITOR"),
     ("Esc", "back"),
     ("p", "plan preview"),
     ("a", "apply the plan (asks first; disabled with --readonly)"),
@@ -291,8 +320,9 @@ class HelpScreen(ModalScreen[None]):
     ]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
-        width: 70; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+    HelpScreen > VerticalScroll {
+        width: 76; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $primary; background: $surface; padding: 0 1;
     }
     """
 
@@ -305,5 +335,5 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("", "")
         for glyph, meaning in GLYPH_MEANING.items():
             table.add_row(glyph, meaning)
-        with Vertical():
+        with VerticalScroll():  # at 80×24 the list is taller than the screen
             yield Static(table, id="help-text")

@@ -8,24 +8,33 @@ repaints what changed; nothing is applied unless the user asks and confirms.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
+import shlex
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
-from textual.app import App, ComposeResult, SystemCommand
+from textual import events
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Log, Static
 
 from poolkeeper.control.protocol import connect_socket, socket_path
 from poolkeeper.errors import InventoryError, PoolkeeperError
 from poolkeeper.inventory import load_inventory
-from poolkeeper.model.actions import DESTRUCTIVE_KINDS
+from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Action
+from poolkeeper.model.desired import Desired
 from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper_tui._data import (
     ACCOUNT_COLUMNS,
@@ -37,8 +46,9 @@ from poolkeeper_tui._data import (
     SnapshotSource,
     StaleInventory,
     account_rows,
-    phase_counts,
-    worker_rows,
+    join_worker,
+    unobserved_records,
+    worker_records,
 )
 from poolkeeper_tui._screens import (
     ConfirmApply,
@@ -47,8 +57,35 @@ from poolkeeper_tui._screens import (
     HelpScreen,
     PlanScreen,
 )
+from poolkeeper_tui._table import (
+    POOL_COLUMNS,
+    SEVERITY_CRITICAL,
+    SEVERITY_PENDING,
+    SEVERITY_WARN,
+    WorkerRow,
+    matching,
+    pool_rows,
+    sorted_keys,
+)
+from poolkeeper_tui._widgets import BulkTable, KeyedTable
 
 SORTABLE = [key for key, _ in WORKER_COLUMNS]
+COLUMN_INDEX = {key: index for index, key in enumerate(SORTABLE)}
+COLUMN_INDEX_ACCOUNT_ADDRESS = [key for key, _ in ACCOUNT_COLUMNS].index("address")
+SEVERITY_STYLES = {
+    SEVERITY_CRITICAL: Style(color="red", bold=True),
+    SEVERITY_WARN: Style(color="yellow"),
+    SEVERITY_PENDING: Style(color="cyan"),
+}
+STALE_STYLE = Style(dim=True)
+ROW_STYLES = {
+    (severity, stale): (SEVERITY_STYLES.get(severity) or Style())
+    + (STALE_STYLE if stale else Style())
+    for severity in range(SEVERITY_CRITICAL + 1)
+    for stale in (False, True)
+}
+FULL_COLLECT_EVERY = 20
+"""Frames between two full garbage collections (see ``_settle_heap``)."""
 
 
 class PoolkeeperApp(App[None]):
@@ -64,17 +101,24 @@ class PoolkeeperApp(App[None]):
     ContentSwitcher > * { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Help and quit first: a narrow terminal cuts the footer from the right.
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
         Binding("1", "view('workers')", "workers"),
         Binding("2", "view('accounts')", "accounts"),
         Binding("3", "view('log')", "log"),
+        Binding("4", "view('pools')", "pools"),
+        Binding("exclamation_mark", "problems", "problems"),
+        Binding("n", "next_problem", "next alert"),
+        Binding("c", "copy", "copy", show=False),
+        Binding("e", "edit", "edit", show=False),
         Binding("slash", "filter", "filter"),
         Binding("s", "sort", "sort"),
+        Binding("S", "sort_reverse", "reverse", show=False),
         Binding("p", "plan", "plan"),
         Binding("a", "apply", "apply"),
         Binding("r", "reload", "reload"),
-        Binding("question_mark", "help", "help"),
         Binding("escape", "clear_filter", "clear filter", show=False),
-        Binding("q", "quit", "quit"),
     ]
 
     def __init__(
@@ -100,10 +144,22 @@ class PoolkeeperApp(App[None]):
         self.pass_seconds: float | None = None
         """Wall time of the last successful observe-and-plan (RPC and pRuntime latency)."""
         self.filter_text = ""
-        self.sort_index = -1
-        self._rows: dict[str, tuple[str, ...]] = {}
+        self.problems_only = False
+        """``!``: only rows with a warning or worse."""
+        self.sort_column: str | None = None
+        """Key of the column the rows are sorted by; None keeps inventory order."""
+        self.sort_reverse = False
+        self._records: dict[str, WorkerRow] = {}
+        self._order: list[str] | None = None
+        """All row keys in sort order (None: not computed for the current rows and sort)."""
+        self._phase_counts: dict[str, int] = {}
+        self._shown_keys: list[str] = []
         self._shown: dict[str, tuple[str, ...]] = {}
         self._account_shown: dict[str, tuple[str, ...]] = {}
+        self._frames_since_collect = 0
+        self.apply_progress: dict[str, bool | None] = {}
+        """The last apply's actions: None while pending, then whether each succeeded."""
+        self._applying: dict[str, Action] = {}
         self._busy = False
         self._reload_pending = False
         self._thread = threading.get_ident()
@@ -113,11 +169,18 @@ class PoolkeeperApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         with ContentSwitcher(initial="workers"):
-            yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
-            yield DataTable(id="accounts", cursor_type="row")
+            yield BulkTable(id="workers", cursor_type="row", zebra_stripes=True)
+            yield KeyedTable(id="accounts", cursor_type="row")
             yield Log(id="log", highlight=False)
+            yield KeyedTable(id="pools", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Below 120 columns the footer is compact and drops the palette hint."""
+        footer = self.query_one(Footer)
+        footer.compact = event.size.width < 120
+        footer.show_command_palette = event.size.width >= 120
 
     async def on_mount(self) -> None:
         self._thread = threading.get_ident()
@@ -127,7 +190,15 @@ class PoolkeeperApp(App[None]):
         accounts = self.query_one("#accounts", DataTable)
         for key, label in ACCOUNT_COLUMNS:
             accounts.add_column(label, key=key)
+        pools = self.query_one("#pools", DataTable)
+        for key, label in POOL_COLUMNS:
+            pools.add_column(label, key=key)
+        self.set_interval(1.0, self._paint_summary)  # the data age
         workers.focus()
+        desired = getattr(self.source, "desired", None)
+        if isinstance(desired, Desired) and self.frame is None:
+            self._records = unobserved_records(desired)
+            self._adopt_records()
         self._paint_summary()
         if isinstance(self.source, SnapshotSource):
             await self._load()
@@ -141,8 +212,8 @@ class PoolkeeperApp(App[None]):
             self.run_worker(self._watch_inventory(self._watch), group="watch")
 
     @property
-    def workers_table(self) -> DataTable[str]:
-        return self.query_one("#workers", DataTable)
+    def workers_table(self) -> BulkTable:
+        return self.query_one("#workers", BulkTable)
 
     # ---- data
 
@@ -152,7 +223,11 @@ class PoolkeeperApp(App[None]):
             self.call_from_thread(self.log_event, message)
             return
         stamp = datetime.now(UTC).strftime("%H:%M:%S")
-        self.query_one("#log", Log).write_line(f"{stamp} {message}")
+        try:
+            log = self.query_one("#log", Log)
+        except NoMatches:  # shutting down: the widgets are gone
+            return
+        log.write_line(f"{stamp} {message}")
 
     async def _follow(self, source: AttachedSource) -> None:
         """Attached: the snapshot, then a frame per pass the loop streams."""
@@ -173,7 +248,7 @@ class PoolkeeperApp(App[None]):
             self.show_frame(frame)
 
         try:
-            await source.follow(show, self.log_event, self._paint_summary)
+            await source.follow(show, self.log_event, self._paint_summary, self.record_result)
         except Exception as error:  # a stream this version cannot read: say so, keep running
             self.log_event(f"stopped following the loop: {_describe(error)}")
         self.loop_state = "detached"
@@ -236,6 +311,11 @@ class PoolkeeperApp(App[None]):
 
     def show_frame(self, frame: Frame) -> None:
         """Adopt a new frame: update rows by key, log the pass."""
+        with gc_paused():
+            self._show_frame(frame)
+        self._settle_heap()
+
+    def _show_frame(self, frame: Frame) -> None:
         self.frame = frame
         plan = frame.plan
         self.log_event(
@@ -244,32 +324,101 @@ class PoolkeeperApp(App[None]):
         )
         for message in frame.messages:
             self.log_event("  " + message)
-        self._rows = worker_rows(frame)
-        self._sync_workers()
+        self._records = worker_records(frame)
+        self._adopt_records()
         self._sync_accounts(account_rows(frame))
+        self._sync_pools()
         self._paint_summary()
+        if isinstance(self.screen, DrillDownScreen):
+            self.screen.show(frame)  # the drill-down follows the passes
 
-    def _matches(self, values: tuple[str, ...]) -> bool:
-        needle = self.filter_text.lower()
-        return not needle or any(needle in v.lower() for v in values)
+    def _adopt_records(self) -> None:
+        """Show ``_records``: phase counts, column widths, row styles, rows."""
+        counts: dict[str, int] = {}
+        for key, record in self._records.items():
+            if not key.startswith("worker/"):
+                counts[record.phase] = counts.get(record.phase, 0) + 1
+        self._phase_counts = counts
+        self._order = None
+        table = self.workers_table
+        table.set_widths(table.measure_widths(r.values for r in self._records.values()))
+        table.set_row_styles(
+            {
+                key: ROW_STYLES[r.severity, r.stale]
+                for key, r in self._records.items()
+                if r.severity in SEVERITY_STYLES or r.stale
+            }
+        )
+        self._sync_workers()
+
+    def _settle_heap(self) -> None:
+        """Keep the cyclic garbage collector off the frame just adopted.
+
+        At 10,000 workers a frame is about a million objects; Python's full collections
+        walked all of them during filter keystrokes and sorts (100-250 ms pauses). Frozen
+        objects are still freed by reference counting when the next frame replaces them;
+        only cycles among them wait for the full collection done every
+        ``FULL_COLLECT_EVERY`` frames."""
+        self._frames_since_collect += 1
+        if self._frames_since_collect >= FULL_COLLECT_EVERY:
+            self._frames_since_collect = 0
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()
+
+    def _ordered(self) -> list[str]:
+        """All row keys in the current sort order (computed once per frame and sort)."""
+        if self._order is None:
+            column = self.sort_column
+            if column is None:
+                self._order = list(self._records)
+            else:
+                self._order = sorted_keys(
+                    self._records, column, COLUMN_INDEX[column], reverse=self.sort_reverse
+                )
+        return self._order
 
     def _sync_workers(self) -> None:
-        """Make the table show the visible rows: remove, add, and update only changed cells."""
+        """Show the rows the filter keeps in sort order: one rebuild when the shown keys
+        or their order change, otherwise only the changed cells, patched by key."""
         table = self.workers_table
-        visible = {k: v for k, v in self._rows.items() if self._matches(v)}
-        for key in [k for k in self._shown if k not in visible]:
-            table.remove_row(key)
-            del self._shown[key]
-        for key, values in visible.items():
-            before = self._shown.get(key)
-            if before is None:
-                table.add_row(*values, key=key)
-            elif before != values:
-                for (column, _), old, new in zip(WORKER_COLUMNS, before, values, strict=True):
-                    if old != new:
-                        table.update_cell(key, column, new)
-            self._shown[key] = values
-        self._apply_sort()
+        records = self._records
+        text = self.filter_text + (" problem" if self.problems_only else "")
+        visible = matching([(k, records[k]) for k in self._ordered()], text)
+        shown = self._shown
+        if visible == self._shown_keys:
+            changes: list[tuple[str, int, str]] = []
+            for key in visible:
+                new = records[key].values
+                old = shown[key]
+                if old is new or old == new:
+                    continue
+                changes.extend(
+                    (key, i, value)
+                    for i, (was, value) in enumerate(zip(old, new, strict=True))
+                    if was != value
+                )
+                shown[key] = new
+            if changes:
+                table.patch(changes)
+            return
+        values = {key: records[key].values for key in visible}
+        table.replace_rows(visible, values, [c.content_width for c in table.ordered_columns])
+        self._shown_keys = visible
+        self._shown = values
+
+    def _sync_pools(self) -> None:
+        """The per-pool summary: a few dozen rows, rebuilt whole, only while it is the
+        view shown (measuring its cells on every pass cost more than the worker patch)."""
+        if self.query_one(ContentSwitcher).current != "pools":
+            return
+        table = self.query_one("#pools", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for key, values in pool_rows(self._records).items():
+            table.add_row(*values, key=key)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
 
     def _sync_accounts(self, rows: dict[str, tuple[str, ...]]) -> None:
         table = self.query_one("#accounts", DataTable)
@@ -286,10 +435,6 @@ class PoolkeeperApp(App[None]):
                         table.update_cell(key, column, new)
             self._account_shown[key] = values
 
-    def _apply_sort(self) -> None:
-        if self.sort_index >= 0:
-            self.workers_table.sort(SORTABLE[self.sort_index])
-
     def _paint_summary(self) -> None:
         text = Text()
         text.append(f"poolkeeper · {self.source.label}", style="bold")
@@ -300,6 +445,22 @@ class PoolkeeperApp(App[None]):
             text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
             text.append(" · NO MASTER SECRET: signing actions will fail", style="bold red")
+        if self.apply_progress:
+            results = list(self.apply_progress.values())
+            settled = sum(1 for r in results if r is not None)
+            failed = sum(1 for r in results if r is False)
+            verb = "applying" if self.loop_state == "applying" else "last apply"
+            text.append(f" · {verb}: {settled}/{len(results)} done", style="bold")
+            if failed:
+                text.append(f", {failed} failed", style="bold red")
+        if self.frame is not None:
+            read_at = self.frame.observed.read_at
+            if getattr(self.source, "static", False):  # a saved snapshot: its date
+                text.append(f" · observed {read_at:%Y-%m-%d %H:%M:%S}Z")
+            else:
+                age = (datetime.now(UTC) - read_at).total_seconds()
+                stale = age > 2 * getattr(self.source, "interval", 30.0) + 30
+                text.append(f" · data age {_age(age)}", style="bold red" if stale else "")
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
         if self.notice:
@@ -315,21 +476,107 @@ class PoolkeeperApp(App[None]):
                 f"\nplan: {len(plan.actions)} action(s), {len(plan.waits)} wait(s), "
                 f"{len(plan.alerts)} alert(s)"
             )
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(phase_counts(frame).items()))
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(self._phase_counts.items()))
             text.append(f" · phases: {counts or 'no workers'}")
         shown = len(self._shown)
-        text.append(f"\nworkers shown: {shown}/{len(self._rows)}")
+        text.append(f"\nworkers shown: {shown}/{len(self._records)}")
         if self.filter_text:
             text.append(f" · filter: {self.filter_text!r}")
-        if self.sort_index >= 0:
-            text.append(f" · sort: {WORKER_COLUMNS[self.sort_index][1].strip() or 'glyph'}")
-        self.query_one("#summary", Static).update(text)
+        if self.problems_only:
+            text.append(" · problems only (!)", style="bold")
+        if self.sort_column is not None:
+            label = WORKER_COLUMNS[COLUMN_INDEX[self.sort_column]][1].strip() or "glyph"
+            text.append(f" · sort: {label} {'▼' if self.sort_reverse else '▲'}")
+        try:
+            summary = self.query_one("#summary", Static)
+        except NoMatches:  # shutting down (the once-a-second repaint may still fire)
+            return
+        summary.update(text)
 
     # ---- actions
 
     def action_view(self, name: str) -> None:
         self.query_one(ContentSwitcher).current = name
+        if name == "pools":
+            self._sync_pools()
         self.query_one(f"#{name}").focus()
+
+    def action_problems(self) -> None:
+        """``!``: show only workers with a warning or worse, or all again."""
+        self.problems_only = not self.problems_only
+        with gc_paused():
+            self._sync_workers()
+        self._paint_summary()
+
+    def action_next_problem(self) -> None:
+        """``n``: move the cursor to the next shown worker with a warning or worse."""
+        self.action_view("workers")
+        table = self.workers_table
+        keys = self._shown_keys
+        if not keys:
+            return
+        start = table.cursor_row
+        for step in range(1, len(keys) + 1):
+            index = (start + step) % len(keys)
+            if self._records[keys[index]].severity >= SEVERITY_WARN:
+                table.move_cursor(row=index)
+                return
+        self.notify("no alert among the workers shown")
+
+    def _selected_worker(self) -> str | None:
+        key = self.workers_table.cursor_key()
+        return key if key in self._records else None
+
+    def action_copy(self) -> None:
+        """``c``: copy the address under the cursor (an account's, or a worker's pubkey)."""
+        value: str | None = None
+        if self.query_one(ContentSwitcher).current == "accounts":
+            table = self.query_one("#accounts", DataTable)
+            if table.row_count:
+                value = str(table.get_row_at(table.cursor_row)[COLUMN_INDEX_ACCOUNT_ADDRESS])
+                value = None if value.startswith("(") else value
+        else:
+            name = self._selected_worker()
+            frame = self.frame
+            spec = frame.desired.workers_by_name.get(name or "") if frame else None
+            if spec is not None and frame is not None:
+                prt, _ = join_worker(spec, frame.observed)
+                info = prt.info if prt else None
+                value = spec.pubkey or (info.public_key if info else None)
+        if not value:
+            self.notify("no address known for this row", severity="warning")
+            return
+        self.copy_to_clipboard(value)
+        self.notify(f"copied {value}")
+
+    def action_edit(self) -> None:
+        """``e``: open the file declaring the worker under the cursor in ``$EDITOR``, at
+        its line."""
+        name = self._selected_worker()
+        frame = self.frame
+        desired = frame.desired if frame else getattr(self.source, "desired", None)
+        spec = desired.workers_by_name.get(name or "") if isinstance(desired, Desired) else None
+        directory = getattr(self.source, "directory", None)
+        if spec is None or spec.source is None or directory is None:
+            self.notify("no inventory file known for this row", severity="warning")
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            self.notify(f"set $EDITOR to open {spec.source} (from {directory})", severity="warning")
+            return
+        path = Path(directory) / spec.source.file
+        command = [*shlex.split(editor), f"+{spec.source.line}", str(path)]
+        try:
+            with self.suspend():
+                self.run_editor(command)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand over to an editor", severity="warning")
+        except OSError as error:
+            self.notify(f"cannot start {editor}: {error}", severity="error")
+
+    def run_editor(self, command: list[str]) -> None:
+        """Run the editor in the foreground (tests replace it)."""
+        subprocess.run(command, check=False)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -338,7 +585,8 @@ class PoolkeeperApp(App[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        self._sync_workers()
+        with gc_paused():
+            self._sync_workers()
         self._paint_summary()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -353,8 +601,38 @@ class PoolkeeperApp(App[None]):
         self.workers_table.focus()
 
     def action_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(SORTABLE)
-        self._apply_sort()
+        """``s``: sort by the next column (ascending); after the last one, inventory order."""
+        if self.sort_column is None:
+            self._set_sort(SORTABLE[0], reverse=False)
+        else:
+            index = COLUMN_INDEX[self.sort_column] + 1
+            self._set_sort(SORTABLE[index] if index < len(SORTABLE) else None, reverse=False)
+
+    def action_sort_reverse(self) -> None:
+        """``S``: reverse the current sort (by worker name when none)."""
+        if self.sort_column is None:
+            self._set_sort("name", reverse=True)
+        else:
+            self._set_sort(self.sort_column, reverse=not self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header: ascending, then descending, then inventory order."""
+        if event.data_table.id != "workers":
+            return
+        column = str(event.column_key.value)
+        if column != self.sort_column:
+            self._set_sort(column, reverse=False)
+        elif not self.sort_reverse:
+            self._set_sort(column, reverse=True)
+        else:
+            self._set_sort(None, reverse=False)
+
+    def _set_sort(self, column: str | None, *, reverse: bool) -> None:
+        self.sort_column = column
+        self.sort_reverse = reverse
+        self._order = None
+        with gc_paused():
+            self._sync_workers()
         self._paint_summary()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -430,6 +708,7 @@ class PoolkeeperApp(App[None]):
                 self.notify("the plan changed (new destructive actions): review it and apply again")
                 return
             self.loop_state = "applying"
+            self._start_progress(approved)
             self._paint_summary()
             apply_approved = getattr(self.source, "apply_approved", None)
             if apply_approved is not None:
@@ -447,7 +726,48 @@ class PoolkeeperApp(App[None]):
             self.log_event(f"apply failed: {_describe(error)}")
         finally:
             self._busy = False
+            # Results the loop reports later belong to its own passes, not this apply.
+            self._applying = {}
             self._paint_summary()
+
+    def _start_progress(self, approved: Frame) -> None:
+        """Every approved action pending: its row says so until its result arrives."""
+        self._applying = {a.id: a for a in approved.plan.actions}
+        self.apply_progress = dict.fromkeys(self._applying)
+        if getattr(self.source, "on_result", False) is None:
+            self.source.on_result = self.record_result  # type: ignore[attr-defined]
+        self._mark_rows((a, f"applying {a.kind.value}…") for a in self._applying.values())
+
+    def record_result(self, action_id: str, ok: bool, error: str | None) -> None:
+        """One applied action's result: counted in the header, shown on its row."""
+        if threading.get_ident() != self._thread:
+            self.call_from_thread(self.record_result, action_id, ok, error)
+            return
+        action = self._applying.get(action_id)
+        if action is None:
+            return
+        self.apply_progress[action_id] = ok
+        verdict = "done" if ok else f"failed: {error}"
+        self._mark_rows([(action, f"{action.kind.value}: {verdict}")])
+        self._paint_summary()
+
+    def _mark_rows(self, marks: Iterable[tuple[Action, str]]) -> None:
+        """Write a note into the message cell of each action's worker row (until the next
+        frame replaces it)."""
+        message = COLUMN_INDEX["message"]
+        changes: list[tuple[str, int, str]] = []
+        for action, note in marks:
+            if not action.target.startswith("worker/"):
+                continue
+            name = action.target.removeprefix("worker/")
+            key = name if name in self._shown else action.target
+            shown = self._shown.get(key)
+            if shown is not None:
+                changes.append((key, message, note))
+                # What the table shows now: the next frame's message replaces the note.
+                self._shown[key] = (*shown[:message], note, *shown[message + 1 :])
+        if changes:
+            self.workers_table.patch(changes)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -477,6 +797,29 @@ class PoolkeeperApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(0, int(seconds))} s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a frame or a filter is applied: these allocate
+    tens of thousands of short tuples, and each full collection walks every object of
+    the frames (hundreds of milliseconds at 10,000 workers). Reference counting still
+    frees everything; collections resume right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _describe(error: Exception) -> str:
@@ -520,9 +863,9 @@ def build_app(argv: list[str]) -> PoolkeeperApp:
     args = _parse(argv)
     desired = load_inventory(args.directory)
     if args.observed is not None:
-        return PoolkeeperApp(
-            SnapshotSource(desired, load_snapshot(args.observed)), readonly=args.readonly
-        )
+        snapshot = SnapshotSource(desired, load_snapshot(args.observed))
+        snapshot.directory = args.directory
+        return PoolkeeperApp(snapshot, readonly=args.readonly)
     state_dir = state_dir_of(desired, args.directory)
     sock = socket_path(state_dir)
     served = _served(sock)

@@ -69,7 +69,7 @@ async def _tui_attached(workdir: Path, expected: dict[str, dict[str, Any]]) -> l
     assert isinstance(app.source, AttachedSource)
     async with app.run_test(size=(160, 40)) as pilot:
         table = app.workers_table
-        await wait_until(lambda: table.row_count == len(expected), 60)
+        await wait_until(lambda: app.frame is not None and table.row_count == len(expected), 60)
         for name, row in expected.items():
             assert table.get_cell(name, "phase") == row["phase"], name
         await pilot.press("r")
