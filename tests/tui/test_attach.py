@@ -294,6 +294,42 @@ async def test_the_header_says_when_no_master_secret_is_loaded(
         assert "NO MASTER SECRET" in str(app.query_one("#summary").render())
 
 
+async def test_the_header_shows_the_attached_runs_ha_ownership(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_the_loop(monkeypatch)
+    desired = load_inventory(inventory)
+    fake = ApplyingFake(desired, load_snapshot(SNAPSHOT))
+    service = ControlService(fake, PlanPolicy(), inventory)  # type: ignore[arg-type]
+    owner = {
+        "shard": "a",
+        "identity": "host-1:4242",
+        "state": "active",
+        "owner": True,
+        "since": 1_780_000_000.0,
+        "lease_ttl_seconds": 9.5,
+        "last_problem": None,
+    }
+    service.hub.publish_ha(owner)
+    await service.start()
+    try:
+        service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+        app = build_app([str(inventory)])
+        async with app.run_test(size=(160, 40)):
+            await wait_until(lambda: app.frame is not None)
+
+            def header() -> str:
+                return str(app.query_one("#summary").render())
+
+            await wait_until(lambda: "HA shard a: owner since 20:26:40Z, lease 9.5s" in header())
+            lost = {**owner, "state": "fenced", "owner": False, "lease_ttl_seconds": 0.0}
+            lost["last_problem"] = "renewal failed: timeout"
+            service.hub.publish_ha(lost)
+            await wait_until(lambda: "HA shard a: LEASE LOST (renewal failed: timeout)" in header())
+    finally:
+        await service.close()
+
+
 class DigestFake(StandaloneFake):
     """Frames carry the digest of the inventory they were planned from."""
 

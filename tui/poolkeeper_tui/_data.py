@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
@@ -570,6 +570,10 @@ class AttachedSource:
             self.label = f"attached to `poolkeeper run` (pid {pid})"
             self.secret_loaded = self._client.view.secret_loaded
         return self._client
+
+    def ha(self) -> dict[str, Any] | None:
+        """The attached run's HA ownership (``run --ha``), as its control API streams it."""
+        return self._client.view.ha if self._client is not None else None
 
     def _frame(self, messages: tuple[str, ...] = ()) -> Frame | None:
         from poolkeeper.render import plan_from_document

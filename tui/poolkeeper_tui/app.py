@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -445,6 +445,9 @@ class PoolkeeperApp(App[None]):
             text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
             text.append(" · NO MASTER SECRET: signing actions will fail", style="bold red")
+        ha = self.source.ha() if isinstance(self.source, AttachedSource) else None
+        if ha:
+            text.append(*_ha_text(ha))
         if self.apply_progress:
             results = list(self.apply_progress.values())
             settled = sum(1 for r in results if r is not None)
@@ -905,3 +908,17 @@ def run_tui(argv: list[str]) -> int:
         return 1
     app.run()
     return 0
+
+
+def _ha_text(ha: dict[str, Any]) -> tuple[str, str]:
+    """The header's HA part: which shard this run owns (or not), since when, lease TTL."""
+    shard = ha.get("shard", "?")
+    if ha.get("owner"):
+        since = ha.get("since")
+        when = f" since {datetime.fromtimestamp(float(since), UTC):%H:%M:%S}Z" if since else ""
+        ttl = ha.get("lease_ttl_seconds")
+        return f" · HA shard {shard}: owner{when}, lease {ttl}s", "bold green"
+    if ha.get("state") == "fenced":
+        problem = ha.get("last_problem") or "lease lost"
+        return f" · HA shard {shard}: LEASE LOST ({problem}): not signing", "bold red"
+    return f" · HA shard {shard}: {ha.get('state', '?')} (another process signs)", "yellow"
