@@ -10,15 +10,18 @@ from typing import Any
 
 
 class Hook:
-    """A local webhook receiver collecting the POSTed JSON bodies."""
+    """A local webhook receiver collecting the POSTed bodies, as sent and parsed."""
 
     def __init__(self) -> None:
+        self.bodies: list[str] = []
         self.posts: list[dict[str, Any]] = []
-        posts = self.posts
+        bodies, posts = self.bodies, self.posts
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                bodies.append(body)
+                posts.append(json.loads(body))
                 self.send_response(204)
                 self.end_headers()
 

@@ -23,15 +23,14 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from substrateinterface import Keypair
 
 from tests._ports import free_port_run
+from tests.functional._webhook import Hook
 
 pytestmark = pytest.mark.slow
 
@@ -127,25 +126,6 @@ async def tui_screens(inventory: Path) -> list[str]:
             await pilot.pause()
             screens.append(svg_text(app.export_screenshot()))
     return screens
-
-
-class Hook:
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
 
 @pytest.fixture
