@@ -342,7 +342,8 @@ def run(
     """The reconcile loop: observe, plan and act every loop.interval_seconds and whenever
     the inventory changes, with relays running, until SIGINT/SIGTERM (exit 0). A failed
     pass is logged and retried with backoff; it never ends the loop. Logs go to stderr."""
-    from poolkeeper.cli._live import run_async, run_loop_async
+    from poolkeeper.cli._live import run_async
+    from poolkeeper.cli._run import run_loop_async
     from poolkeeper.plan import PlanPolicy
 
     setup_logging(log_format, verbose, quiet)
