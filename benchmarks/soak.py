@@ -16,7 +16,10 @@ Printed: every sample (elapsed, RSS MB, passes logged), then the RSS at 5 minute
 end, the growth after the first 5 minutes, and the maximum; and the CPU each process
 (``run``, chain simulator, pRuntime simulator) used after the first 5 minutes, as a share of
 one core and per block (blocks counted from the chain's best block number, read from its
-JSON-RPC ``chain_getHeader`` at 5 minutes and at the end).
+JSON-RPC ``chain_getHeader`` at 5 minutes and at the end). ``run`` logs where its RSS sits
+(``POOLKEEPER_MEMSTATS``, ``poolkeeper._memtrace``: pymalloc arenas, glibc malloc, relay
+caches) to ``memstats.log`` in the work dir; its first line after 5 minutes and its last
+are printed too.
 
     .venv/bin/python benchmarks/soak.py [--workers 1000] [--minutes 30] [--block-time 3s]
         [--sample 10] [--keep DIR]
@@ -223,10 +226,15 @@ def main() -> None:
         )
         wait_until(lambda: listening(chain_port) and listening(pruntime_port), 300, "devnet")
         run_log = work / "run.jsonl"
+        memstats = work / "memstats.log"
         run = spawn(
             ["-m", "poolkeeper", "run", str(inventory), "--log-format", "json"],
             run_log,
-            env,
+            {
+                "POOLKEEPER_MEMSTATS": str(memstats),
+                "POOLKEEPER_MEMSTATS_SECONDS": str(args.sample),
+                **env,
+            },
         )
         processes.append(run)
         print(
@@ -284,6 +292,11 @@ def main() -> None:
                 per_block = f", {used / blocks:.2f} s per block" if blocks else ""
                 share = used / window * 100
                 print(f"  cpu {name}: {used:.0f} s = {share:.0f} % of one core{per_block}")
+        if memstats.exists():
+            lines = memstats.read_text().splitlines()
+            warm = [line for line in lines if float(line.split()[0]) >= WARM_UP_SECONDS]
+            for line in warm[:1] + warm[-1:]:
+                print(f"  memstats at {line}")
         print(
             f"max rss {peak:.1f} MB in the samples, high-water mark (VmHWM) {high_water:.1f} MB,"
             f" over {samples[-1][0] / 60:.1f} min; load average {os.getloadavg()[0]:.1f}"
