@@ -49,7 +49,7 @@ def _byte_lru_bytes() -> int:
     """Bytes charged in every ``ByteLru`` alive (the relay source caches)."""
     from poolkeeper.chain._lru import ByteLru
 
-    return sum(o.bytes for o in gc.get_objects() if isinstance(o, ByteLru))
+    return sum(cache.bytes for cache in list(ByteLru.alive))
 
 
 class _MallInfo2(ctypes.Structure):

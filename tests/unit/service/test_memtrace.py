@@ -46,3 +46,19 @@ def test_pymalloc_figures_follow_small_objects_kept() -> None:
 
 def test_stats_off_without_the_variable() -> None:
     assert start_stats_from_env({}) is None
+
+
+def test_the_cache_probe_sees_caches_frozen_by_gc_freeze() -> None:
+    """The chain client calls ``gc.freeze()`` after loading metadata: the relay source's
+    caches then sit in the permanent generation, where ``gc.get_objects`` does not look
+    (every soak's dump line read ``byte_lru_mb=0.0``)."""
+    import gc
+
+    cache = ByteLru(1 << 20)
+    gc.freeze()
+    try:
+        before = _byte_lru_bytes()
+        cache.put(("block", 1), b"x" * 5000)
+        assert _byte_lru_bytes() - before == cache.bytes > 5000
+    finally:
+        gc.unfreeze()
