@@ -13,7 +13,13 @@ workers, carry benchmark reports and heartbeats, the pools add them and start co
 (``/proc/<pid>/status`` VmRSS) is sampled every ``--sample`` seconds.
 
 Printed: every sample (elapsed, RSS MB, passes logged), then the RSS at 5 minutes, at the
-end, the growth after the first 5 minutes, and the maximum.
+end, the growth after the first 5 minutes, and the maximum; and the CPU each process
+(``run``, chain simulator, pRuntime simulator) used after the first 5 minutes, as a share of
+one core and per block (blocks counted from the chain's best block number, read from its
+JSON-RPC ``chain_getHeader`` at 5 minutes and at the end). ``run`` logs where its RSS sits
+(``POOLKEEPER_MEMSTATS``, ``poolkeeper._memtrace``: pymalloc arenas, glibc malloc, relay
+caches) to ``memstats.log`` in the work dir; its first line after 5 minutes and its last
+are printed too.
 
     .venv/bin/python benchmarks/soak.py [--workers 1000] [--minutes 30] [--block-time 3s]
         [--sample 10] [--keep DIR]
@@ -59,6 +65,25 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (``/proc/<pid>/stat``), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def best_block(port: int) -> int | None:
+    """The chain's best block number over its WebSocket JSON-RPC, or None if unreadable."""
+    try:
+        from websockets.sync.client import connect
+
+        with connect(f"ws://127.0.0.1:{port}", open_timeout=10) as ws:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "chain_getHeader"}))
+            reply = json.loads(ws.recv(timeout=10))
+        return int(reply["result"]["number"], 16)
+    except Exception:  # a figure we can do without
+        return None
 
 
 def write_inventory(directory: Path, workers: int, chain_url: str, pruntime_port: int) -> None:
@@ -201,10 +226,15 @@ def main() -> None:
         )
         wait_until(lambda: listening(chain_port) and listening(pruntime_port), 300, "devnet")
         run_log = work / "run.jsonl"
+        memstats = work / "memstats.log"
         run = spawn(
             ["-m", "poolkeeper", "run", str(inventory), "--log-format", "json"],
             run_log,
-            env,
+            {
+                "POOLKEEPER_MEMSTATS": str(memstats),
+                "POOLKEEPER_MEMSTATS_SECONDS": str(args.sample),
+                **env,
+            },
         )
         processes.append(run)
         print(
@@ -214,18 +244,23 @@ def main() -> None:
         )
         started = time.monotonic()
         samples: list[tuple[float, float]] = []
+        names = ("run", "chain simulator", "pRuntime simulator")
+        pids = (run.pid, processes[0].pid, processes[1].pid)
+        cpu_at_warm: tuple[float, ...] | None = None
+        block_at_warm: int | None = None
         while (elapsed := time.monotonic() - started) < args.minutes * 60:
             if run.poll() is not None:
                 raise SystemExit(f"run exited with {run.returncode}; see {run_log}")
             rss = rss_mb(run.pid)
             samples.append((elapsed, rss))
+            if cpu_at_warm is None and elapsed >= WARM_UP_SECONDS:
+                cpu_at_warm = (elapsed, *(cpu_seconds(pid) for pid in pids))
+                block_at_warm = best_block(chain_port)
             print(f"{elapsed:7.0f}s  rss {rss:7.1f} MB  {last_pass(run_log)}", flush=True)
             time.sleep(args.sample)
         high_water = rss_mb(run.pid, "VmHWM")
-        run.send_signal(signal.SIGTERM)
-        code = run.wait(120)
-        events = count_events(run_log, ("pass.done", "action.done", "pass.error", "pass.timeout"))
-        print(f"run exited with {code}; events logged: {events}; last pass: {last_pass(run_log)}")
+        cpu_at_end = (time.monotonic() - started, *(cpu_seconds(pid) for pid in pids))
+        block_at_end = best_block(chain_port)
         after = [rss for t, rss in samples if t >= WARM_UP_SECONDS]
         peak = max(rss for _, rss in samples)
         if after:
@@ -237,9 +272,43 @@ def main() -> None:
             )
         else:
             print("shorter than 5 minutes: no growth figure")
+        if cpu_at_warm is not None:
+            window = cpu_at_end[0] - cpu_at_warm[0]
+            blocks = (
+                block_at_end - block_at_warm
+                if block_at_end is not None and block_at_warm is not None
+                else None
+            )
+            print(
+                f"after the first 5 min: {window:.0f} s, "
+                + (f"{blocks} blocks" if blocks else "blocks not read")
+            )
+            for name, before, after_cpu in zip(names, cpu_at_warm[1:], cpu_at_end[1:], strict=True):
+                used = after_cpu - before
+                per_block = f", {used / blocks:.2f} s per block" if blocks else ""
+                share = used / window * 100
+                print(f"  cpu {name}: {used:.0f} s = {share:.0f} % of one core{per_block}")
+        if memstats.exists():
+            lines = memstats.read_text().splitlines()
+            warm = [line for line in lines if float(line.split()[0]) >= WARM_UP_SECONDS]
+            for line in warm[:1] + warm[-1:]:
+                print(f"  memstats at {line}")
         print(
             f"max rss {peak:.1f} MB in the samples, high-water mark (VmHWM) {high_water:.1f} MB,"
             f" over {samples[-1][0] / 60:.1f} min; load average {os.getloadavg()[0]:.1f}"
+        )
+        # The figures first: a ``run`` slow to stop (10,000 workers took 135 s on a loaded
+        # machine) must not lose them.
+        stopping = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        try:
+            code: int | str = run.wait(300)
+        except subprocess.TimeoutExpired:
+            code = "nothing (still running after 300 s)"
+        events = count_events(run_log, ("pass.done", "action.done", "pass.error", "pass.timeout"))
+        print(
+            f"run exited with {code} {time.monotonic() - stopping:.0f} s after SIGTERM;"
+            f" events logged: {events}; last pass: {last_pass(run_log)}"
         )
     finally:
         for process in processes:

@@ -7,12 +7,21 @@ starts tracemalloc and a daemon thread dumps a snapshot to ``<prefix>-<n>.snap``
 ``<prefix>.log`` (elapsed seconds, traced MB now and at its peak since the last dump, RSS
 MB, live objects, bytes held by the relay source caches). Compare two dumps
 with ``benchmarks/memdiff.py``. Off (and free) unless the variable is set.
+
+``POOLKEEPER_MEMSTATS=<file>`` (without tracemalloc, so it costs nothing worth measuring)
+appends every ``POOLKEEPER_MEMSTATS_SECONDS`` (default 30) where the RSS sits: pymalloc's
+arenas (Python's small objects; an arena returns to the OS only when wholly empty) and
+the bytes in use in them, glibc malloc's heap taken from the OS and in use (larger
+objects, C libraries), and the relay source caches. RSS growth with flat "in use" figures
+is allocator fragmentation; growing "in use" is objects kept.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -21,6 +30,8 @@ from pathlib import Path
 
 ENV_PREFIX = "POOLKEEPER_TRACEMALLOC"
 ENV_SECONDS = "POOLKEEPER_TRACEMALLOC_SECONDS"
+ENV_STATS = "POOLKEEPER_MEMSTATS"
+ENV_STATS_SECONDS = "POOLKEEPER_MEMSTATS_SECONDS"
 FRAMES = 12
 
 
@@ -38,7 +49,115 @@ def _byte_lru_bytes() -> int:
     """Bytes charged in every ``ByteLru`` alive (the relay source caches)."""
     from poolkeeper.chain._lru import ByteLru
 
-    return sum(o.bytes for o in gc.get_objects() if isinstance(o, ByteLru))
+    return sum(cache.bytes for cache in list(ByteLru.alive))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _pymalloc_mb() -> tuple[float, float] | None:
+    """(MB of pymalloc arenas allocated, MB in allocated blocks), from CPython's own
+    ``_PyObject_DebugMallocStats`` written to a scratch file; None where unavailable."""
+    try:
+        libc = ctypes.CDLL(None)
+        stats = ctypes.pythonapi._PyObject_DebugMallocStats
+    except (OSError, AttributeError):
+        return None
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    stats.argtypes = [ctypes.c_void_p]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "stats")
+        handle = libc.fopen(path.encode(), b"w")
+        if not handle:
+            return None
+        try:
+            stats(handle)
+        finally:
+            libc.fclose(handle)
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    arenas = used = None
+    arena_size = 1 << 20  # CPython >= 3.10 on 64-bit, unless the stats say otherwise
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        name, number = name.strip(), value.strip().replace(",", "")
+        if name == "# arenas allocated current" and number.isdigit():
+            arenas = int(number)
+        elif name == "# bytes in allocated blocks" and number.isdigit():
+            used = int(number)
+        elif name.endswith("bytes/arena") and "*" in name:
+            arena_size = int(name.split("*")[1].split("bytes/arena")[0])
+    if arenas is None or used is None:
+        return None
+    return arenas * arena_size / 1e6, used / 1e6
+
+
+def _malloc_mb() -> tuple[float, float, float] | None:
+    """glibc malloc: (MB taken from the OS, MB in use, MB free in its heaps), every arena
+    and mmapped chunk included (``mallinfo2``); None without glibc."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (
+        (info.arena + info.hblkhd) / 1e6,
+        (info.uordblks + info.hblkhd) / 1e6,
+        info.fordblks / 1e6,
+    )
+
+
+def memory_line(elapsed: float) -> str:
+    """One line of where the RSS sits (``POOLKEEPER_MEMSTATS``)."""
+    parts = [f"{elapsed:.0f} rss_mb={_rss_mb():.1f}"]
+    pymalloc = _pymalloc_mb()
+    if pymalloc is not None:
+        parts.append(f"pymalloc_arenas_mb={pymalloc[0]:.1f} pymalloc_used_mb={pymalloc[1]:.1f}")
+    malloc = _malloc_mb()
+    if malloc is not None:
+        parts.append(
+            f"malloc_os_mb={malloc[0]:.1f} malloc_used_mb={malloc[1]:.1f}"
+            f" malloc_free_mb={malloc[2]:.1f}"
+        )
+    parts.append(f"byte_lru_mb={_byte_lru_bytes() / 1e6:.1f}")
+    return " ".join(parts) + "\n"
+
+
+def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
+    """Start the allocator figures thread when ``POOLKEEPER_MEMSTATS`` is set."""
+    path = environ.get(ENV_STATS)
+    if not path:
+        return None
+    seconds = float(environ.get(ENV_STATS_SECONDS, "30"))
+    started = time.monotonic()
+
+    def log_forever() -> None:
+        while True:
+            time.sleep(seconds)
+            line = memory_line(time.monotonic() - started)
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+
+    thread = threading.Thread(target=log_forever, name="memstats", daemon=True)
+    thread.start()
+    return thread
 
 
 def start_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
@@ -74,4 +193,5 @@ def start_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
 
 
 def start() -> threading.Thread | None:
+    start_stats_from_env(os.environ)
     return start_from_env(os.environ)

@@ -10,9 +10,10 @@ least recently used until the total fits.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 _ENTRY_OVERHEAD = 120
 """Bytes charged per entry on top of its value (key tuple, dict slot, bookkeeping)."""
@@ -48,6 +49,10 @@ class ByteLru:
     A single value larger than the whole budget is not kept at all (it would evict
     everything else and then itself)."""
 
+    alive: ClassVar[weakref.WeakSet[ByteLru]] = weakref.WeakSet()
+    """Every instance, for the memory diagnosis (``gc.get_objects`` misses the ones
+    ``gc.freeze`` moved to the permanent generation, as the chain client does)."""
+
     def __init__(self, max_bytes: int, *, sizeof: Callable[[Any], int] = estimate_size) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
@@ -57,6 +62,7 @@ class ByteLru:
         self.bytes = 0
         """Bytes currently charged."""
         self.evictions = 0
+        ByteLru.alive.add(self)
 
     def __len__(self) -> int:
         return len(self._entries)

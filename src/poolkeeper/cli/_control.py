@@ -36,6 +36,10 @@ from poolkeeper.render import plan_document
 
 PLANS_KEPT = 16
 """Plans an ``apply`` may name by ``plan_seq`` (older ones: plan again)."""
+PLAN_BYTES_KEPT = 16 << 20
+"""What the kept plans may weigh together (their actions as JSON); the newest is always
+kept. As objects, a plan of 10,000 actions held ~14 MB and 16 of them ~225 MB, filling up
+over the first 16 passes; as JSON it is ~3.6 MB (docs/benchmarks.md, "Soak")."""
 
 
 def result_document(result: ActionResult) -> dict[str, Any]:
@@ -57,7 +61,9 @@ class ControlService:
         self.directory = directory
         self.loaded_digest = inventory_digest(directory)
         """Digest of the inventory files the loop has loaded (plans are made from it)."""
-        self._plans: OrderedDict[int, Plan] = OrderedDict()
+        self._plans: OrderedDict[int, bytes] = OrderedDict()
+        """``plan_seq`` → the plan's actions as JSON (decoded again only to approve)."""
+        self._plan_bytes = 0
         self.hub = StatusHub(
             info={
                 "server": "poolkeeper run",
@@ -97,11 +103,7 @@ class ControlService:
             observed.model_dump(mode="json"), status_rows(self.rec.desired, observed)
         )
         seq = self.hub.publish_plan(plan_document(result.plan), self.loaded_digest)
-        # Approving needs the actions only: the waits of 1,000 syncing workers were ~1 MB
-        # a plan, 16 MB kept (docs/benchmarks.md, "Soak").
-        self._plans[seq] = result.plan.model_copy(update={"waits": (), "alerts": (), "drift": ()})
-        while len(self._plans) > PLANS_KEPT:
-            self._plans.popitem(last=False)
+        self._keep_plan(seq, result.plan)
         for r in result.results:
             self.hub.publish_event("action_result", **result_document(r))
         self.hub.publish_event(
@@ -113,6 +115,24 @@ class ControlService:
             started_relays=result.started_relays,
         )
         return seq
+
+    def _keep_plan(self, seq: int, plan: Plan) -> None:
+        # Approving needs the actions only: the waits of 1,000 syncing workers were ~1 MB
+        # a plan (docs/benchmarks.md, "Soak"). Kept as JSON, bounded by bytes.
+        kept = plan.model_copy(update={"waits": (), "alerts": (), "drift": ()})
+        data = kept.model_dump_json().encode()
+        self._plans[seq] = data
+        self._plan_bytes += len(data)
+        while len(self._plans) > 1 and (
+            len(self._plans) > PLANS_KEPT or self._plan_bytes > PLAN_BYTES_KEPT
+        ):
+            _, dropped = self._plans.popitem(last=False)
+            self._plan_bytes -= len(dropped)
+
+    def kept_plan(self, seq: int) -> Plan | None:
+        """The plan published as ``seq`` (its actions), while it is kept."""
+        data = self._plans.get(seq)
+        return None if data is None else Plan.model_validate_json(data)
 
     def pass_failed(self, error: Exception, delay: float) -> None:
         self.hub.publish_event("error", message=redact(str(error)), retry_in=round(delay, 1))
@@ -169,7 +189,7 @@ class ControlService:
             raise RequestRefused(
                 "the inventory changed on disk since the plan was made: reload and plan again"
             )
-        plan = self._plans.get(request.plan_seq or -1)
+        plan = self.kept_plan(request.plan_seq or -1)
         if plan is None:
             raise RequestRefused(f"plan {request.plan_seq} is no longer known: plan again")
         by_id = {a.id: a for a in plan.actions}

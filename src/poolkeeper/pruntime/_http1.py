@@ -120,8 +120,14 @@ def _parse_chunked(
         pos += size + 2
 
 
-_MAX_TARGETS = 100_000
-"""Parsed request targets kept (one per pRuntime method URL)."""
+_MAX_HOST_BYTES = 1 << 20
+"""Bytes the parsed hosts may hold (``_host``); past it they are parsed afresh.
+
+Kept per ``host:port``, not per URL: one entry per pRuntime method URL (the first
+request line of each) was ~470 bytes an entry, 28 MB at 10,000 workers and six methods,
+filling up over hours as workers went through their phases (docs/benchmarks.md, "Soak")."""
+_HOST_ENTRY_BYTES = 200
+"""Charged per parsed host on top of its ``host:port`` (dict slot, tuple, strings)."""
 
 
 class Http1Pool:
@@ -134,9 +140,11 @@ class Http1Pool:
     def __init__(self, *, timeout: float, user_agent: str = "poolkeeper") -> None:
         self._timeout = timeout
         self._user_agent = user_agent
+        self._agent_line = f"user-agent: {user_agent}\r\n"
         self._idle: defaultdict[tuple[str, int], list[_Exchange]] = defaultdict(list)
         self._busy: set[_Exchange] = set()
-        self._targets: dict[str, tuple[tuple[str, int], bytes]] = {}
+        self._hosts: dict[str, tuple[str, int]] = {}
+        self._host_bytes = 0
 
     async def post(
         self, url: str, body: bytes, content_type: str | None = None
@@ -150,22 +158,32 @@ class Http1Pool:
             return await self._exchange(key, request)
 
     def _target(self, url: str) -> tuple[tuple[str, int], bytes]:
-        """``(host, port)`` and the request's first lines, parsed once per URL."""
-        known = self._targets.get(url)
+        """``(host, port)`` and the request's first lines; the host parsed once per
+        ``host:port`` (within ``_MAX_HOST_BYTES``), the lines built per request."""
+        if not url.startswith("http://"):
+            raise ValueError(f"Http1Pool serves plain http:// URLs, not {url!r}")
+        netloc, slash, path = url[7:].partition("/")
+        if "?" in netloc or "#" in netloc:  # no path, a query or fragment right away
+            end = min(i for i in (netloc.find("?"), netloc.find("#")) if i >= 0)
+            netloc, path = netloc[:end], netloc[end:] + slash + path
+        if "#" in path:
+            path = path.partition("#")[0]
+        start = f"POST /{path} HTTP/1.1\r\nhost: {netloc}\r\n{self._agent_line}".encode("latin-1")
+        return self._host(url, netloc), start
+
+    def _host(self, url: str, netloc: str) -> tuple[str, int]:
+        known = self._hosts.get(netloc)
         if known is not None:
             return known
         parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname is None:
+        if parts.hostname is None:
             raise ValueError(f"Http1Pool serves plain http:// URLs, not {url!r}")
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        start = (
-            f"POST {target} HTTP/1.1\r\nhost: {parts.netloc}\r\nuser-agent: {self._user_agent}\r\n"
-        ).encode("latin-1")
-        if len(self._targets) >= _MAX_TARGETS:
-            self._targets.clear()
-        known = self._targets[url] = ((parts.hostname, parts.port or 80), start)
+        size = len(netloc) + _HOST_ENTRY_BYTES
+        if self._host_bytes + size > _MAX_HOST_BYTES:
+            self._hosts.clear()
+            self._host_bytes = 0
+        known = self._hosts[netloc] = (parts.hostname, parts.port or 80)
+        self._host_bytes += size
         return known
 
     async def _exchange(self, key: tuple[str, int], request: bytes) -> tuple[int, bytes]:

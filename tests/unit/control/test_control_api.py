@@ -346,9 +346,10 @@ async def test_plans_kept_for_approval_hold_their_actions_only(inventory: Path) 
                 }
             )
             service.publish_pass(PassResult(result.observed, plan))
-        kept = list(service._plans.values())
+        kept = [service.kept_plan(seq) for seq in service._plans]
         assert len(kept) == PLANS_KEPT
-        assert all(not p.waits and not p.alerts and not p.drift for p in kept)
+        assert all(p is not None and not p.waits and not p.alerts and not p.drift for p in kept)
+        assert kept[-1] is not None
         assert [a.id for a in kept[-1].actions] == [a.id for a in plan.actions]
     finally:
         await service.close()
@@ -390,3 +391,58 @@ async def test_ha_ownership_is_in_the_snapshot_and_streamed_when_it_changes(
     assert "lease TTL 9.5s" in ha_line(owner)
     assert ha_line(fenced).startswith("ha: shard a fenced since ")
     assert ha_line(fenced).endswith("last problem: renewal failed: timeout")
+
+
+async def test_plans_kept_for_approval_are_bounded_by_bytes(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """16 kept plans of 10,000 actions held ~225 MB as objects: what the kept plans hold
+    stays within ``PLAN_BYTES_KEPT``, counted in memory, and the newest stays approvable."""
+    import gc
+    import tracemalloc
+
+    import poolkeeper.cli._control as control
+    from poolkeeper.loop import PassResult
+    from poolkeeper.model.actions import Action, ActionKind, Plan
+
+    budget = 1 << 20
+    monkeypatch.setattr(control, "PLAN_BYTES_KEPT", budget)
+    service, fake = await service_for(inventory)
+    try:
+        result = await fake.reconcile_once(PlanPolicy())
+
+        def plan_of(n: int) -> Plan:
+            # Every pass plans afresh: its actions are new objects, as in ``run``.
+            actions = tuple(
+                Action(
+                    id=f"add_worker:worker/w{n}-{i}",
+                    kind=ActionKind.ADD_WORKER,
+                    target=f"worker/w{n}-{i}",
+                    reason="declared in pool p but not in it on chain",
+                    pool="p",
+                    pid=7,
+                    worker=f"w{n}-{i}",
+                    pubkey=f"{i:064x}",
+                    signer="operator",
+                )
+                for i in range(1000)
+            )
+            return result.plan.model_copy(update={"actions": actions})
+
+        gc.collect()
+        tracemalloc.start()
+        try:
+            for n in range(control.PLANS_KEPT):
+                service.publish_pass(PassResult(result.observed, plan_of(n)))
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        # 16 plans of 1,000 actions held ~23 MB as objects; now the kept plans stay within
+        # the budget (the rest: the hub's document of the newest plan).
+        assert held < 3 * budget
+        assert sum(len(d) for d in service._plans.values()) <= budget
+        newest = service.kept_plan(next(reversed(service._plans)))
+        assert newest is not None and newest.actions == plan_of(control.PLANS_KEPT - 1).actions
+    finally:
+        await service.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -114,3 +115,51 @@ async def test_refused_and_timeout(pool: Http1Pool) -> None:
 async def test_only_plain_http(pool: Http1Pool) -> None:
     with pytest.raises(ValueError):
         await pool.post("https://127.0.0.1:1/", b"")
+
+
+def test_request_lines_as_urlsplit_reads_them() -> None:
+    pool = Http1Pool(timeout=1.0, user_agent="ua")
+    for url, target, netloc in [
+        (
+            "http://10.0.0.5:8000/prpc/PhactoryAPI.GetInfo",
+            "/prpc/PhactoryAPI.GetInfo",
+            "10.0.0.5:8000",
+        ),
+        ("http://h:1/prpc/PhactoryAPI.GetInfo?json", "/prpc/PhactoryAPI.GetInfo?json", "h:1"),
+        ("http://h:1?x=1", "/?x=1", "h:1"),
+        ("http://h", "/", "h"),
+        ("http://h:2/a#frag", "/a", "h:2"),
+        ("http://[::1]:8000/w/3/prpc/X", "/w/3/prpc/X", "[::1]:8000"),
+    ]:
+        key, start = pool._target(url)
+        parts = urlsplit(url)
+        assert key == (parts.hostname, parts.port or 80)
+        assert start == f"POST {target} HTTP/1.1\r\nhost: {netloc}\r\nuser-agent: ua\r\n".encode()
+    with pytest.raises(ValueError):
+        pool._target("https://h/x")
+
+
+def test_parsed_targets_stay_within_their_byte_bound() -> None:
+    """One entry per pRuntime method URL was ~470 bytes: 28 MB at 10,000 workers and six
+    methods, filling up as workers went through their phases. What the pool keeps of the
+    URLs it saw stays within ``_MAX_HOST_BYTES``, on one host or on many."""
+    import gc
+    import tracemalloc
+
+    from poolkeeper.pruntime._http1 import _MAX_HOST_BYTES
+
+    pool = Http1Pool(timeout=1.0)
+    methods = ("GetInfo", "SyncHeader", "DispatchBlocks", "GetEgressMessages", "InitRuntime")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(6_000):
+            for method in methods:
+                pool._target(f"http://127.0.0.1:8000/w/{i}/prpc/PhactoryAPI.{method}")
+        for i in range(20_000):
+            pool._target(f"http://10.{i // 250}.{i % 250}.1:8000/prpc/PhactoryAPI.GetInfo")
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * _MAX_HOST_BYTES

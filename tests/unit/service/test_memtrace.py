@@ -3,7 +3,13 @@ the relay source caches counts what they hold."""
 
 from __future__ import annotations
 
-from poolkeeper._memtrace import _byte_lru_bytes, start_from_env
+from poolkeeper._memtrace import (
+    _byte_lru_bytes,
+    _pymalloc_mb,
+    memory_line,
+    start_from_env,
+    start_stats_from_env,
+)
 from poolkeeper.chain._lru import ByteLru
 
 
@@ -17,3 +23,42 @@ def test_the_cache_probe_counts_bytes_held() -> None:
     cache = ByteLru(1 << 20)
     cache.put(("block", 1), b"x" * 5000)
     assert _byte_lru_bytes() - before == cache.bytes > 5000
+
+
+def test_memory_line_splits_rss_into_allocators() -> None:
+    line = memory_line(12.0)
+    fields = dict(part.split("=") for part in line.split()[1:])
+    assert line.startswith("12 ") and line.endswith("\n")
+    assert float(fields["rss_mb"]) > 0
+    # CPython with pymalloc and glibc (the project's Linux targets): both decomposed.
+    assert 0 < float(fields["pymalloc_used_mb"]) <= float(fields["pymalloc_arenas_mb"])
+    assert 0 < float(fields["malloc_used_mb"]) <= float(fields["malloc_os_mb"])
+
+
+def test_pymalloc_figures_follow_small_objects_kept() -> None:
+    before = _pymalloc_mb()
+    kept = [(i, i + 1) for i in range(200_000)]  # ~16 MB of small tuples and ints
+    after = _pymalloc_mb()
+    assert before is not None and after is not None
+    assert after[1] - before[1] > 8
+    del kept
+
+
+def test_stats_off_without_the_variable() -> None:
+    assert start_stats_from_env({}) is None
+
+
+def test_the_cache_probe_sees_caches_frozen_by_gc_freeze() -> None:
+    """The chain client calls ``gc.freeze()`` after loading metadata: the relay source's
+    caches then sit in the permanent generation, where ``gc.get_objects`` does not look
+    (every soak's dump line read ``byte_lru_mb=0.0``)."""
+    import gc
+
+    cache = ByteLru(1 << 20)
+    gc.freeze()
+    try:
+        before = _byte_lru_bytes()
+        cache.put(("block", 1), b"x" * 5000)
+        assert _byte_lru_bytes() - before == cache.bytes > 5000
+    finally:
+        gc.unfreeze()
