@@ -129,7 +129,10 @@ class NodeConnection:
         self._ss58_format = int(fmt)
         # The decoded metadata is some 100,000 long-lived objects; left to the cyclic
         # collector, every full collection walks them all again (about 40 % of the CPU
-        # of reading 10,000 workers). Nothing in it is garbage.
+        # of reading 10,000 workers). Nothing in it is garbage; what is garbage now (a
+        # dropped connection's codec, after a reconnect) is collected first, or frozen
+        # objects would never be freed.
+        gc.collect()
         gc.freeze()
         return substrate
 
