@@ -47,9 +47,9 @@ def _rss_mb() -> float:
 
 def _byte_lru_bytes() -> int:
     """Bytes charged in every ``ByteLru`` alive (the relay source caches)."""
-    from poolkeeper.chain._lru import ByteLru
+    from poolkeeper.chain import cache_bytes
 
-    return sum(cache.bytes for cache in list(ByteLru.alive))
+    return cache_bytes()
 
 
 class _MallInfo2(ctypes.Structure):

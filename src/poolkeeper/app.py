@@ -25,8 +25,7 @@ from poolkeeper.apply.fee_history import FeeHistory
 from poolkeeper.apply.journal import Journal
 from poolkeeper.apply.pool_settings import PoolSettingsMemory
 from poolkeeper.apply.statedir import StateDirLock
-from poolkeeper.chain import SubstrateChain
-from poolkeeper.chain._rpc import AsyncRpc
+from poolkeeper.chain import AsyncRpc, SubstrateChain
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import KeysUnusable, SecretError
 from poolkeeper.keys import KeyRing, Mnemonic, install_log_redaction, load_master_secret

@@ -2,7 +2,10 @@
 
 Only this package speaks to a Substrate node; everything above sees plain model values.
 The public surface is small, in the style of httpx: ``SubstrateChain`` (the adapter, which
-implements ``ChainReader`` and ``ChainWriter``) and the ports module. Everything else in
+implements ``ChainReader`` and ``ChainWriter``), ``AsyncRpc`` (the pipelined JSON-RPC
+connection one endpoint's chain adapter, head follower and relays share: the composition
+root builds one per endpoint), ``cache_bytes`` (what the relay caches hold, for the memory
+diagnosis) and the ports module. Everything else in
 the package is private (``_``-prefixed) and may change without notice.
 
 What the adapter raises (all from ``poolkeeper.errors``; callers catch the branch they can
@@ -25,10 +28,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from poolkeeper.chain._lru import cache_bytes
+
 if TYPE_CHECKING:
     from poolkeeper.chain._adapter import SubstrateChain
+    from poolkeeper.chain._rpc import AsyncRpc
 
-__all__ = ["SubstrateChain"]
+__all__ = ["AsyncRpc", "SubstrateChain", "cache_bytes"]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,4 +42,8 @@ def __getattr__(name: str) -> Any:
         from poolkeeper.chain._adapter import SubstrateChain
 
         return SubstrateChain
+    if name == "AsyncRpc":
+        from poolkeeper.chain._rpc import AsyncRpc
+
+        return AsyncRpc
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

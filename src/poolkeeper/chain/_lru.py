@@ -95,3 +95,8 @@ class ByteLru:
             return None
         self.bytes -= entry[1]
         return entry[0]
+
+
+def cache_bytes() -> int:
+    """Bytes charged in every ``ByteLru`` alive (the relay source's caches)."""
+    return sum(cache.bytes for cache in list(ByteLru.alive))

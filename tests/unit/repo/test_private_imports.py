@@ -19,17 +19,6 @@ ROOT = Path(__file__).resolve().parents[3]
 SOURCES = (ROOT / "src", ROOT / "tui")
 FIRST_PARTY = ("poolkeeper", "poolkeeper_tui", "poolkeeper_devnet")
 
-ALLOWED: dict[tuple[str, str], str] = {
-    ("poolkeeper.app", "poolkeeper.chain._rpc.AsyncRpc"): (
-        "the composition root builds the pipelined RPC connections the relays and the "
-        "follower share; chain/ names no public constructor for them yet"
-    ),
-    ("poolkeeper._memtrace", "poolkeeper.chain._lru.ByteLru"): (
-        "an opt-in memory diagnostic counts the bytes of the relay caches by their type"
-    ),
-}
-"""(importing module, imported name) -> why this one crossing is accepted."""
-
 
 def module_name(root: Path, path: Path) -> tuple[str, ...]:
     parts = path.relative_to(root).with_suffix("").parts
@@ -79,25 +68,12 @@ def all_crossings() -> list[str]:
             me = module_name(root, path)
             source = path.read_text(encoding="utf-8")
             for line, name in crossings(source, me, path.name == "__init__.py"):
-                if (".".join(me), name) not in ALLOWED:
-                    problems.append(f"{path.relative_to(ROOT)}:{line}: {'.'.join(me)} -> {name}")
+                problems.append(f"{path.relative_to(ROOT)}:{line}: {'.'.join(me)} -> {name}")
     return problems
 
 
 def test_no_module_imports_a_private_module_of_another_package() -> None:
     assert all_crossings() == []
-
-
-def test_every_allowed_crossing_still_exists() -> None:
-    """An exception whose import is gone must leave the list (it stays tiny)."""
-    seen = set()
-    for root in SOURCES:
-        for path in sorted(root.rglob("*.py")):
-            me = module_name(root, path)
-            source = path.read_text(encoding="utf-8")
-            for _, name in crossings(source, me, path.name == "__init__.py"):
-                seen.add((".".join(me), name))
-    assert set(ALLOWED) <= seen
 
 
 @pytest.mark.parametrize(
