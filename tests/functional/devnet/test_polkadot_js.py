@@ -108,7 +108,12 @@ def test_transfer_and_batch_sent_with_defaults_reach_finalized(
     seen: dict[str, Any], substrate: SubstrateInterface
 ) -> None:
     for sent in (seen["transfer"], seen["batch"]):
-        assert sent["statuses"] == ["Ready", "InBlock", "Finalized"]
+        # polkadot.js maps each watch status to a result through rxjs switchMap after
+        # fetching the block's events: a Finalized that arrives while InBlock's events are
+        # still being fetched supersedes it (submittable/createClass.js), which a loaded
+        # machine makes happen at 0.5 s blocks. That the devnet sends inBlock on the wire is
+        # held by test_chain_methods and test_node_subscriptions.
+        assert sent["statuses"] in (["Ready", "InBlock", "Finalized"], ["Ready", "Finalized"])
         assert sent["events"][-1] == "system.ExtrinsicSuccess"
         assert substrate.get_block_number(sent["block"]) is not None
     assert "balances.Transfer" in seen["transfer"]["events"]
