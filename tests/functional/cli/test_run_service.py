@@ -60,6 +60,10 @@ class StallingProxy:
     def down(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            # close() alone leaves the thread blocked in accept() holding the socket, which
+            # then keeps accepting: the node would not be down at all. shutdown() wakes it.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         self._drop_all()
 
