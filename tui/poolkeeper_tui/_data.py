@@ -22,6 +22,7 @@ from poolkeeper.errors import PoolkeeperError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import SYMBOL_OF, Action, Alert, Drift, Plan, Severity, Wait
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.conditions import Conditions
 from poolkeeper.model.desired import Desired, WorkerSpec
 from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeObservation
 from poolkeeper.model.phase import phase_of
@@ -72,6 +73,9 @@ class Frame:
     """Digest of the inventory files the plan was made from (an apply names it)."""
     plan_seq: int | None = None
     """The plan's number in an attached loop's stream (an apply names it)."""
+    conditions: Conditions | None = None
+    """The loop's conditions after this pass (None: the source gives none; the
+    drill-down then derives its worker's)."""
 
 
 @dataclass
@@ -411,6 +415,8 @@ class SnapshotSource:
         self.label = "snapshot"
         self.directory: Path | None = None
         """The inventory directory, when known (to open a worker's file in an editor)."""
+        self.state_dir: Path | None = None
+        """The state directory, when known (the drill-down reads the audit log there)."""
 
     def replace(self, observed: Observed) -> None:
         """Use another observation from the next refresh on."""
@@ -450,6 +456,9 @@ class LiveSource:
         self.directory = directory
         self.desired = desired
         """The inventory as loaded at start (rows are listed before the first pass)."""
+        from poolkeeper.app import state_dir_of
+
+        self.state_dir: Path | None = state_dir_of(desired, directory)
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
         self.label = label or ("live" + (" (read-only)" if readonly else ""))
@@ -497,6 +506,7 @@ class LiveSource:
             result.observed,
             result.plan,
             inventory_digest=self.loaded_digest,
+            conditions=result.conditions,
         )
 
     async def apply(self) -> Frame:
@@ -535,6 +545,7 @@ class LiveSource:
             after.plan,
             tuple(messages),
             inventory_digest=self.loaded_digest,
+            conditions=after.conditions,
         )
 
     async def close(self) -> None:
@@ -556,6 +567,8 @@ class AttachedSource:
         self.desired = desired
         """The local copy of the inventory (rows are keyed by its workers)."""
         self.directory: Path | None = None
+        self.state_dir: Path | None = socket.parent
+        """The run's state directory (its control socket lives there)."""
         self.can_apply = not readonly
         self.label = "attached to `poolkeeper run`"
         self.secret_loaded: bool | None = None

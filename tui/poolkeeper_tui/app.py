@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -50,6 +51,7 @@ from poolkeeper_tui._data import (
     unobserved_records,
     worker_records,
 )
+from poolkeeper_tui._detail import ConditionHistory, WorkerFiles, live_detail
 from poolkeeper_tui._screens import (
     ConfirmApply,
     ConfirmQuit,
@@ -163,6 +165,9 @@ class PoolkeeperApp(App[None]):
         self._busy = False
         self._reload_pending = False
         self._thread = threading.get_ident()
+        self.condition_history = ConditionHistory()
+        """Conditions and their transitions seen across passes (the drill-down)."""
+        self.worker_files = WorkerFiles(getattr(source, "state_dir", None))
 
     # ---- layout
 
@@ -324,6 +329,8 @@ class PoolkeeperApp(App[None]):
         )
         for message in frame.messages:
             self.log_event("  " + message)
+        if frame.conditions is not None:
+            self.condition_history.note(frame.conditions)
         self._records = worker_records(frame)
         self._adopt_records()
         self._sync_accounts(account_rows(frame))
@@ -643,7 +650,11 @@ class PoolkeeperApp(App[None]):
             return
         key = event.row_key.value
         if key is not None:
-            self.push_screen(DrillDownScreen(self.frame, key))
+            self.push_screen(DrillDownScreen(self.frame, key, self._live_detail))
+
+    def _live_detail(self, frame: Frame, key: str) -> RenderableType:
+        """The drill-down's live part for a row key (a worker name)."""
+        return live_detail(frame, key, self.condition_history, self.worker_files)
 
     def action_plan(self) -> None:
         if self.frame is not None:
