@@ -78,7 +78,7 @@ class Frame:
     drill-down then derives its worker's)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkerItems:
     """The plan's lines about one worker."""
 
@@ -103,14 +103,27 @@ def items_by_target(plan: Plan) -> dict[str, WorkerItems]:
 
 def _group(plan: Plan) -> dict[str, WorkerItems]:
     grouped: dict[str, WorkerItems] = {}
+    get = grouped.get
     for action in plan.actions:
-        grouped.setdefault(action.target, WorkerItems()).actions.append(action)
+        items = get(action.target)
+        if items is None:
+            items = grouped[action.target] = WorkerItems([], [], [], [])
+        items.actions.append(action)
     for wait in plan.waits:
-        grouped.setdefault(wait.target, WorkerItems()).waits.append(wait)
+        items = get(wait.target)
+        if items is None:
+            items = grouped[wait.target] = WorkerItems([], [], [], [])
+        items.waits.append(wait)
     for alert in plan.alerts:
-        grouped.setdefault(alert.target, WorkerItems()).alerts.append(alert)
+        items = get(alert.target)
+        if items is None:
+            items = grouped[alert.target] = WorkerItems([], [], [], [])
+        items.alerts.append(alert)
     for drift in plan.drift:
-        grouped.setdefault(drift.target, WorkerItems()).drift.append(drift)
+        items = get(drift.target)
+        if items is None:
+            items = grouped[drift.target] = WorkerItems([], [], [], [])
+        items.drift.append(drift)
     return grouped
 
 
@@ -120,7 +133,11 @@ def glyph_of(items: WorkerItems | None) -> str:
         return "="
     if items.alerts:
         return "!"
-    symbols = {_SYMBOL[a.kind] for a in items.actions}  # kinds are str: a C-level hash
+    actions = items.actions
+    if len(actions) == 1:  # the common case: no set to build
+        symbol = _SYMBOL[actions[0].kind]
+        return symbol if symbol in "+-" else "~"
+    symbols = {_SYMBOL[a.kind] for a in actions}  # kinds are str: a C-level hash
     if "-" in symbols:
         return "-"
     if "+" in symbols:
@@ -168,12 +185,32 @@ STALE_SECONDS = 120.0
 """A pRuntime read this much older than the pass is shown dimmed (its numbers are old)."""
 
 
-def worker_records(frame: Frame) -> dict[str, WorkerRow]:
+class RowCache:
+    """Each worker's row with what it was built from, between frames.
+
+    A pass rebuilds only the rows whose inputs changed: their pRuntime observation or
+    chain record (compared by identity: the observation keeps unchanged entries as the
+    same objects, as a snapshot's ``model_copy`` and the loop's folded stream do), their
+    relay, their plan lines' glyph and message, their staleness, or (for initialized
+    pRuntimes) the finalized head. Keeping the other rows as the same objects also lets
+    the table's diff skip them by identity."""
+
+    def __init__(self) -> None:
+        self.desired: Desired | None = None
+        self.finalized: int | None = None
+        self.entries: dict[str, tuple[object, ...]] = {}
+        self.changed: list[str] | None = None
+        """Row keys rebuilt by the last ``worker_records`` (None: all of them, e.g. a new
+        inventory or no previous frame)."""
+
+
+def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, WorkerRow]:
     """Rows by row key (the worker name): cells in ``WORKER_COLUMNS`` order, plus the
     typed values the filters and sorting use.
 
     Workers the plan wants to remove that are not in the inventory (pruning) get a row
-    keyed by their plan target, so a ``-`` is visible.
+    keyed by their plan target, so a ``-`` is visible. With ``cache``, rows whose inputs
+    did not change since the previous call are reused (``cache.changed`` lists the rest).
     """
     grouped = items_by_target(frame.plan)
     observed = frame.observed
@@ -184,6 +221,11 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
     relays = observed.relays
     stale_before = observed.read_at - timedelta(seconds=STALE_SECONDS)
     rows: dict[str, WorkerRow] = {}
+    reuse = cache is not None and cache.desired is frame.desired
+    previous = cache.entries if cache is not None and reuse else {}
+    same_head = reuse and cache is not None and cache.finalized == finalized
+    entries: dict[str, tuple[object, ...]] = {}
+    changed: list[str] = []
     for spec, name, pool, labels, pubkey in _specs(frame.desired):
         prt = pruntimes.get(spec.endpoint)
         info = prt.info if prt else None
@@ -192,6 +234,29 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
         )
         chain = chain_workers.get(key) if key else None
         items = grouped.get("worker/" + name)
+        relay: str | None = relays.get(name)
+        stale = prt is None or (prt.read_at is not None and prt.read_at < stale_before)
+        if items is None and (prt is None or not prt.error):
+            glyph, message = "=", ""
+        else:
+            glyph = glyph_of(items)
+            message = _last_message(prt, items)
+        old = previous.get(name)
+        if (
+            old is not None
+            and old[0] is prt
+            and old[1] is chain
+            and old[2] == relay
+            and old[3] == glyph
+            and old[4] == message
+            and old[5] == stale
+            and (same_head or info is None or not info.initialized)
+            and (glyph != "!" or old[6] == _critical(items))
+        ):
+            entries[name] = old
+            rows[name] = old[7]  # type: ignore[assignment]
+            continue
+        changed.append(name)
         phase: str = phase_of(prt, chain, head)  # a StrEnum: its own value, no lookup
         behind = max(0, finalized - info.blocknum) if info and info.initialized else None
         if chain is not None:
@@ -202,14 +267,10 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             stake = None
             score = info.score if info and info.score else None
             session = "-"
-        if items is None and (prt is None or not prt.error):
-            glyph, message = "=", ""
+        if glyph == "=" and message == "":
             severity = SEVERITY_CRITICAL if phase in _DOWN else SEVERITY_OK
         else:
-            glyph = glyph_of(items)
-            message = _last_message(prt, items)
             severity = _severity(glyph, items, prt, phase)
-        relay: str | None = relays.get(name)
         values = (
             glyph,
             name,
@@ -223,7 +284,7 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             spec.endpoint,
             message,
         )
-        rows[name] = WorkerRow(
+        row = rows[name] = WorkerRow(
             values,
             pool,
             phase,
@@ -234,8 +295,16 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             stake,
             score,
             severity,
-            prt is None or (prt.read_at is not None and prt.read_at < stale_before),
+            stale,
         )
+        if cache is not None:
+            critical = _critical(items) if glyph == "!" else False
+            entries[name] = (prt, chain, relay, glyph, message, stale, critical, row)
+    if cache is not None:
+        cache.desired = frame.desired
+        cache.finalized = finalized
+        cache.entries = entries
+        cache.changed = changed if reuse else None
     for target, items in grouped.items():
         kind, _, name = target.partition("/")
         if kind != "worker" or name in frame.desired.workers_by_name:
@@ -255,6 +324,8 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             "(not in inventory)",
             _last_message(None, items),
         )
+        if cache is not None and cache.changed is not None:
+            cache.changed.append(target)
         rows[target] = WorkerRow(
             values,
             pool=pool,
@@ -290,6 +361,10 @@ def _specs(
     ]
     _SPECS[:] = [(desired, specs)]
     return specs
+
+
+def _critical(items: WorkerItems | None) -> bool:
+    return items is not None and any(a.severity is Severity.CRITICAL for a in items.alerts)
 
 
 def _severity(

@@ -44,6 +44,7 @@ from poolkeeper_tui._data import (
     DataSource,
     Frame,
     LiveSource,
+    RowCache,
     SnapshotSource,
     StaleInventory,
     account_rows,
@@ -168,6 +169,8 @@ class PoolkeeperApp(App[None]):
         self.condition_history = ConditionHistory()
         """Conditions and their transitions seen across passes (the drill-down)."""
         self.worker_files = WorkerFiles(getattr(source, "state_dir", None))
+        self._row_cache = RowCache()
+        """The rows of the last frame with what they were built from (see ``RowCache``)."""
 
     # ---- layout
 
@@ -331,8 +334,13 @@ class PoolkeeperApp(App[None]):
             self.log_event("  " + message)
         if frame.conditions is not None:
             self.condition_history.note(frame.conditions)
-        self._records = worker_records(frame)
-        self._adopt_records()
+        before = self._records
+        self._records = worker_records(frame, self._row_cache)
+        changed = self._row_cache.changed
+        if changed is not None and len(before) == len(self._records):
+            self._adopt_changes(before, changed)
+        else:
+            self._adopt_records()
         self._sync_accounts(account_rows(frame))
         self._sync_pools()
         self._paint_summary()
@@ -357,6 +365,41 @@ class PoolkeeperApp(App[None]):
             }
         )
         self._sync_workers()
+
+    def _adopt_changes(self, before: dict[str, WorkerRow], changed: list[str]) -> None:
+        """Show ``_records`` when only the ``changed`` rows were rebuilt (the same keys as
+        ``before``): counts, widths, styles and cells of those rows only. Columns then
+        only widen; a rebuild of all rows (new inventory) fits them again."""
+        records = self._records
+        if any(key not in before for key in changed):
+            self._adopt_records()
+            return
+        counts = self._phase_counts
+        styles: dict[str, Style] | None = None
+        table = self.workers_table
+        for key in changed:
+            old, new = before[key], records[key]
+            if not key.startswith("worker/") and old.phase != new.phase:
+                counts[old.phase] -= 1
+                counts[new.phase] = counts.get(new.phase, 0) + 1
+                if not counts[old.phase]:
+                    del counts[old.phase]
+            if (old.severity, old.stale) != (new.severity, new.stale):
+                styles = dict(table.row_styles) if styles is None else styles
+                if new.severity in SEVERITY_STYLES or new.stale:
+                    styles[key] = ROW_STYLES[new.severity, new.stale]
+                else:
+                    styles.pop(key, None)
+        if changed:
+            wider = table.measure_widths(records[k].values for k in changed)
+            current = [c.content_width for c in table.ordered_columns]
+            if any(w > c for w, c in zip(wider, current, strict=False)):
+                table.set_widths([max(w, c) for w, c in zip(wider, current, strict=False)])
+        if styles is not None:
+            table.set_row_styles(styles)
+        if self.sort_column is not None:
+            self._order = None  # sorted by values that may have changed
+        self._sync_workers(changed)
 
     def _settle_heap(self) -> None:
         """Keep the cyclic garbage collector off the frame just adopted.
@@ -385,17 +428,26 @@ class PoolkeeperApp(App[None]):
                 )
         return self._order
 
-    def _sync_workers(self) -> None:
+    def _sync_workers(self, changed: list[str] | None = None) -> None:
         """Show the rows the filter keeps in sort order: one rebuild when the shown keys
-        or their order change, otherwise only the changed cells, patched by key."""
+        or their order change, otherwise only the changed cells, patched by key (of the
+        ``changed`` rows only, when the caller knows which)."""
         table = self.workers_table
         records = self._records
         text = self.filter_text + (" problem" if self.problems_only else "")
-        visible = matching([(k, records[k]) for k in self._ordered()], text)
+        if (
+            changed is not None
+            and not text
+            and self.sort_column is None
+            and len(self._shown_keys) == len(records)
+        ):
+            visible = self._shown_keys  # all rows, inventory order: the same keys
+        else:
+            visible = matching([(k, records[k]) for k in self._ordered()], text)
         shown = self._shown
         if visible == self._shown_keys:
             changes: list[tuple[str, int, str]] = []
-            for key in visible:
+            for key in visible if changed is None else [k for k in changed if k in shown]:
                 new = records[key].values
                 old = shown[key]
                 if old is new or old == new:
