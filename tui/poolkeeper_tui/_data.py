@@ -538,6 +538,8 @@ class LiveSource:
         self.can_apply = not readonly
         self.label = label or ("live" + (" (read-only)" if readonly else ""))
         self.interval = desired.settings.loop.interval_seconds
+        self.pass_timeout = desired.settings.loop.pass_timeout_seconds
+        """A pass is cancelled past this (``settings.loop.pass_timeout_seconds``)."""
         self._digest = inventory_digest
         self.loaded_digest = inventory_digest(directory)
         # need_keys=False: a missing master secret only matters when applying, and the
@@ -575,7 +577,9 @@ class LiveSource:
             self.progress(message)
 
     async def refresh(self) -> Frame:
-        result = await self._reconciler.reconcile_once(self.policy, execute=False)
+        # The loop's pass deadline: a hung chain or pRuntime read ends as an error
+        # naming where it hung, never as "observing" forever.
+        result = await self._reconciler.reconcile_within_deadline(self.policy, execute=False)
         return Frame(
             self._reconciler.desired,
             result.observed,
@@ -598,7 +602,7 @@ class LiveSource:
                 "the inventory changed on disk since this plan was made: "
                 "press r to reload, review the plan, then apply"
             )
-        result = await self._reconciler.reconcile_once(
+        result = await self._reconciler.reconcile_within_deadline(
             self.policy, execute=True, only=approved.plan if approved else None
         )
         messages = [
@@ -646,6 +650,8 @@ class AttachedSource:
         """The run's state directory (its control socket lives there)."""
         self.can_apply = not readonly
         self.label = "attached to `poolkeeper run`"
+        self.interval = desired.settings.loop.interval_seconds
+        """The loop's pass interval (older data is shown stale)."""
         self.secret_loaded: bool | None = None
         self.progress: Callable[[str], None] | None = None
         self._client: ControlClient | None = None

@@ -87,6 +87,8 @@ ROW_STYLES = {
     for severity in range(SEVERITY_CRITICAL + 1)
     for stale in (False, True)
 }
+_RUNNING = frozenset({"observing", "reloading", "checking plan", "applying"})
+"""Loop states of a pass under way (the header counts its seconds)."""
 FULL_COLLECT_EVERY = 20
 """Frames between two full garbage collections (see ``_settle_heap``)."""
 
@@ -170,6 +172,11 @@ class PoolkeeperApp(App[None]):
         """Conditions and their transitions seen across passes (the drill-down)."""
         self.worker_files = WorkerFiles(getattr(source, "state_dir", None))
         self._row_cache = RowCache()
+        self.last_error: str | None = None
+        """Why the last pass failed (shown in the header until a pass succeeds)."""
+        self._pass_started: float | None = None
+        self.data_stale = False
+        """The frame shown is older than the passes should make it: every row dimmed."""
         """The rows of the last frame with what they were built from (see ``RowCache``)."""
 
     # ---- layout
@@ -272,8 +279,8 @@ class PoolkeeperApp(App[None]):
 
     async def _load(self, *, reload: bool = False) -> None:
         self.loop_state = "reloading" if reload else "observing"
+        started = self._pass_started = time.monotonic()
         self._paint_summary()
-        started = time.monotonic()
         try:
             if reload and hasattr(self.source, "reload"):
                 frame = await self.source.reload()
@@ -288,12 +295,21 @@ class PoolkeeperApp(App[None]):
             self.notify("the inventory is invalid (log: 3)", severity="error")
         except Exception as error:  # any failed pass is shown and the next one retried
             self.loop_state = "error"
-            self.log_event(f"pass failed: {_describe(error)}")
+            self._pass_failed(_describe(error))
         else:
             self.loop_state = "idle"
+            self.last_error = None
             self.pass_seconds = time.monotonic() - started
             self.show_frame(frame)
+        self._pass_started = None
         self._paint_summary()
+
+    def _pass_failed(self, description: str) -> None:
+        """Log the failure; the header keeps it until a pass succeeds; notify once."""
+        self.log_event(f"pass failed: {description}")
+        if self.last_error is None:
+            self.notify(f"pass failed: {description}", severity="error", timeout=10)
+        self.last_error = description
 
     def action_refresh(self, reload: bool = False) -> None:
         if self._busy:
@@ -337,7 +353,8 @@ class PoolkeeperApp(App[None]):
         before = self._records
         self._records = worker_records(frame, self._row_cache)
         changed = self._row_cache.changed
-        if changed is not None and len(before) == len(self._records):
+        was_stale, self.data_stale = self.data_stale, self._is_old(frame)
+        if changed is not None and len(before) == len(self._records) and not was_stale:
             self._adopt_changes(before, changed)
         else:
             self._adopt_records()
@@ -357,21 +374,33 @@ class PoolkeeperApp(App[None]):
         self._order = None
         table = self.workers_table
         table.set_widths(table.measure_widths(r.values for r in self._records.values()))
-        table.set_row_styles(
+        self._restyle()
+        self._sync_workers()
+
+    def _restyle(self) -> None:
+        """Every row's style: its severity, dimmed when its data (or the frame) is old."""
+        old = self.data_stale
+        self.workers_table.set_row_styles(
             {
-                key: ROW_STYLES[r.severity, r.stale]
+                key: ROW_STYLES[r.severity, r.stale or old]
                 for key, r in self._records.items()
-                if r.severity in SEVERITY_STYLES or r.stale
+                if r.severity in SEVERITY_STYLES or r.stale or old
             }
         )
-        self._sync_workers()
+
+    def _is_old(self, frame: Frame | None) -> bool:
+        """Whether ``frame`` is older than two intervals (plus 30 s): passes are failing."""
+        if frame is None or getattr(self.source, "static", False):
+            return False
+        age = (datetime.now(UTC) - frame.observed.read_at).total_seconds()
+        return age > 2 * getattr(self.source, "interval", 30.0) + 30
 
     def _adopt_changes(self, before: dict[str, WorkerRow], changed: list[str]) -> None:
         """Show ``_records`` when only the ``changed`` rows were rebuilt (the same keys as
         ``before``): counts, widths, styles and cells of those rows only. Columns then
         only widen; a rebuild of all rows (new inventory) fits them again."""
         records = self._records
-        if any(key not in before for key in changed):
+        if self.data_stale or any(key not in before for key in changed):
             self._adopt_records()
             return
         counts = self._phase_counts
@@ -499,7 +528,12 @@ class PoolkeeperApp(App[None]):
         text.append(f"poolkeeper · {self.source.label}", style="bold")
         if self.readonly:
             text.append(" · READ-ONLY", style="bold yellow")
-        text.append(f" · loop: {self.loop_state}")
+        text.append(f" · loop: {self.loop_state}", style="bold red" if self.last_error else "")
+        if self._pass_started is not None and self.loop_state in _RUNNING:
+            elapsed = time.monotonic() - self._pass_started
+            deadline = getattr(self.source, "pass_timeout", None)
+            limit = f" of {deadline:g} s deadline" if deadline else ""
+            text.append(f" ({int(elapsed)} s{limit})")
         if isinstance(self.source, AttachedSource) and self.loop_state == "attached":
             text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
@@ -521,12 +555,19 @@ class PoolkeeperApp(App[None]):
                 text.append(f" · observed {read_at:%Y-%m-%d %H:%M:%S}Z")
             else:
                 age = (datetime.now(UTC) - read_at).total_seconds()
-                stale = age > 2 * getattr(self.source, "interval", 30.0) + 30
+                stale = self._is_old(self.frame)
                 text.append(f" · data age {_age(age)}", style="bold red" if stale else "")
+                if stale != self.data_stale:  # passes stopped succeeding (or resumed)
+                    self.data_stale = stale
+                    self._restyle()
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
         if self.notice:
             text.append(f"\n{self.notice}", style="yellow")
+        if self.last_error:
+            text.append(f"\nlast pass failed: {self.last_error}", style="bold red")
+            if self.data_stale:
+                text.append(" · rows dimmed: their data is old", style="red")
         frame = self.frame
         if frame is None:
             text.append("\nno observation yet (the event log, 3, says why)")
@@ -754,6 +795,7 @@ class PoolkeeperApp(App[None]):
             self.notify("a pass is running; try again in a moment")
             return
         self._busy = True
+        self._pass_started = time.monotonic()
         try:
             self.loop_state = "checking plan"
             self._paint_summary()
@@ -794,6 +836,7 @@ class PoolkeeperApp(App[None]):
             self._busy = False
             # Results the loop reports later belong to its own passes, not this apply.
             self._applying = {}
+            self._pass_started = None
             self._paint_summary()
 
     def _start_progress(self, approved: Frame) -> None:
