@@ -34,7 +34,7 @@ RELAY_TAIL_BYTES = 16_384
 """How much of the end of a relay's log is read (never the whole file)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transition:
     """A condition as first seen with this status, reason and message."""
 
