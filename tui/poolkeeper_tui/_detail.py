@@ -53,6 +53,8 @@ class ConditionHistory:
         self._per_worker = per_worker
         self._last: dict[str, tuple[Condition, ...]] = {}
         self._changes: dict[str, deque[Transition]] = {}
+        self._first: dict[str, tuple[Condition, ...]] = {}
+        """The conditions of each worker when first seen (its first transitions)."""
         self._derived: dict[str, Conditions] = {}
         """Per worker, conditions derived here (sources that give none), kept so the
         next derivation keeps their transition times."""
@@ -67,14 +69,13 @@ class ConditionHistory:
             if now is None:
                 continue
             before = last.get(name)
-            if (
-                before is not None
-                and len(before) == len(now)
-                and all(a is b for a, b in zip(before, now, strict=True))
-            ):
-                continue  # the loop keeps unchanged conditions as the same objects
+            if before is None:  # first sight: kept as is, made transitions only if asked
+                last[name] = self._first[name] = now
+                continue
+            if before == now:  # unchanged conditions are the same objects: a C-level compare
+                continue
             last[name] = now
-            seen = {c.type: c for c in before or ()}
+            seen = {c.type: c for c in before}
             for condition in now:
                 old = seen.get(condition.type)
                 if old is not None and (
@@ -87,16 +88,7 @@ class ConditionHistory:
                 changes = self._changes.get(name)
                 if changes is None:
                     changes = self._changes[name] = deque(maxlen=self._per_worker)
-                changes.append(
-                    Transition(
-                        condition.type,
-                        condition.status.value,
-                        condition.reason.value,
-                        condition.message,
-                        condition.last_transition,
-                        condition.severity,
-                    )
-                )
+                changes.append(_transition(condition))
 
     def derive(self, frame: Frame, name: str, now: datetime) -> None:
         """Derive (and note) ``name``'s conditions from the frame, for sources that give
@@ -113,8 +105,21 @@ class ConditionHistory:
         return self._last.get(name, ())
 
     def transitions(self, name: str) -> list[Transition]:
-        """Oldest first."""
-        return list(self._changes.get(name, ()))
+        """Oldest first: the conditions first seen, then each change (the last
+        ``per_worker`` changes)."""
+        first = [_transition(c) for c in self._first.get(name, ())]
+        return first + list(self._changes.get(name, ()))
+
+
+def _transition(condition: Condition) -> Transition:
+    return Transition(
+        condition.type,
+        condition.status.value,
+        condition.reason.value,
+        condition.message,
+        condition.last_transition,
+        condition.severity,
+    )
 
 
 class _Cached:
