@@ -38,7 +38,7 @@ from poolkeeper.model.observed import (  # noqa: E402
     PRuntimeObservation,
 )
 from poolkeeper.model.ss58 import encode_address  # noqa: E402
-from poolkeeper_tui._data import SnapshotSource  # noqa: E402
+from poolkeeper_tui._data import RowCache, SnapshotSource  # noqa: E402
 from poolkeeper_tui._screens import PlanScreen  # noqa: E402
 from poolkeeper_tui.app import PoolkeeperApp  # noqa: E402
 
@@ -123,9 +123,10 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         startup.__exit__()
         table = app.workers_table
         assert table.row_count == workers, table.row_count
-        frame = await source.refresh()
+        frame = first = await source.refresh()
         # Initial build alone: a fresh app state, the same frame.
         app._shown_keys = []
+        app._row_cache = RowCache()
         with _Timer(figures, f"build {workers} rows (show_frame)"):
             app.show_frame(frame)
         with _Timer(figures, "paint after build"):
@@ -137,11 +138,24 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
         rebuilds = table.rebuilds
         keys_before = set(table.rows)
         with _Timer(figures, f"status update: {changed} rows change (show_frame + paint)"):
-            app.show_frame(frame)
+            with _Timer(figures, "  of which show_frame (row records, diff, patch)"):
+                app.show_frame(frame)
             await pilot.pause()
+        counts["row records rebuilt by the status update"] = len(app._row_cache.changed or ())
         assert set(table.rows) == keys_before and table.row_count == workers
         assert table.rebuilds == rebuilds, "a status delta patches cells, it rebuilds nothing"
         assert table.get_cell(desired.workers[0].name, "phase") == "Synced"
+        # The same kind of update the way it was done before the row cache: every
+        # worker's record rebuilt (a fresh cache), here back to the first observation.
+        app._row_cache = RowCache()
+        with _Timer(figures, f"the same, {changed} rows back, all records rebuilt (before)"):
+            with _Timer(figures, "  of which show_frame (all 10,000 records rebuilt)"):
+                app.show_frame(first)
+            await pilot.pause()
+        assert table.get_cell(desired.workers[0].name, "phase") == "Uninitialized"
+        assert table.rebuilds == rebuilds
+        app.show_frame(frame)  # the synced world again, for the steps below
+        await pilot.pause()
 
         with _Timer(figures, "a key bound to nothing (Pilot's own cost)"):
             await pilot.press("f12")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from poolkeeper._loop_runner import run_passes
+from poolkeeper._loop_runner import bounded, describe_error, run_passes
 from poolkeeper.apply.collector import TxCollector
 from poolkeeper.apply.executor import ActionResult, AuditSink, Executor, Job
 from poolkeeper.apply.fee_history import FeeHistory
@@ -371,6 +371,27 @@ class Reconciler:
             if self.on_pass_start is not None:
                 self.on_pass_start(execute)
             return await self._reconcile_once(policy, execute=execute, only=only)
+
+    async def reconcile_within_deadline(
+        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
+    ) -> PassResult:
+        """``reconcile_once`` with the deadline of ``run_forever``'s passes
+        (``settings.loop.pass_timeout_seconds``), for front ends that drive passes
+        themselves (the standalone TUI): past it the pass is cancelled and
+        ``PassDeadlineExceeded`` names where it hung. A failed pass turns LoopHealthy
+        False (``conditions``), as in ``run_forever``."""
+        settings = self.desired.settings.loop
+        try:
+            return await bounded(
+                lambda: self.reconcile_once(policy, execute=execute, only=only),
+                timeout=settings.pass_timeout_seconds,
+                settle_seconds=settings.pass_timeout_seconds,
+                stop=asyncio.Event(),  # never set: only the deadline ends it
+                shutdown_grace=0.0,
+            )
+        except Exception as exc:
+            self.note_pass_failed(describe_error(exc))
+            raise
 
     async def _reconcile_once(
         self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None

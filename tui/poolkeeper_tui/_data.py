@@ -22,6 +22,7 @@ from poolkeeper.errors import PoolkeeperError
 from poolkeeper.inventory import load_inventory
 from poolkeeper.model.actions import SYMBOL_OF, Action, Alert, Drift, Plan, Severity, Wait
 from poolkeeper.model.amounts import format_pha
+from poolkeeper.model.conditions import Conditions
 from poolkeeper.model.desired import Desired, WorkerSpec
 from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeObservation
 from poolkeeper.model.phase import phase_of
@@ -72,9 +73,12 @@ class Frame:
     """Digest of the inventory files the plan was made from (an apply names it)."""
     plan_seq: int | None = None
     """The plan's number in an attached loop's stream (an apply names it)."""
+    conditions: Conditions | None = None
+    """The loop's conditions after this pass (None: the source gives none; the
+    drill-down then derives its worker's)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkerItems:
     """The plan's lines about one worker."""
 
@@ -97,16 +101,48 @@ def items_by_target(plan: Plan) -> dict[str, WorkerItems]:
     return grouped
 
 
-def _group(plan: Plan) -> dict[str, WorkerItems]:
+def _group(plan: Plan, prefix: str = "") -> dict[str, WorkerItems]:
+    """By target (only targets starting with ``prefix``)."""
     grouped: dict[str, WorkerItems] = {}
+    if prefix:
+        lines = (plan.actions, plan.waits, plan.alerts, plan.drift)
+        wanted = {x.target for group in lines for x in group if x.target.startswith(prefix)}
+        for target in wanted:
+            grouped[target] = WorkerItems([], [], [], [])
+        for action in plan.actions:
+            if action.target in wanted:
+                grouped[action.target].actions.append(action)
+        for wait in plan.waits:
+            if wait.target in wanted:
+                grouped[wait.target].waits.append(wait)
+        for alert in plan.alerts:
+            if alert.target in wanted:
+                grouped[alert.target].alerts.append(alert)
+        for drift in plan.drift:
+            if drift.target in wanted:
+                grouped[drift.target].drift.append(drift)
+        return grouped
+    get = grouped.get
     for action in plan.actions:
-        grouped.setdefault(action.target, WorkerItems()).actions.append(action)
+        items = get(action.target)
+        if items is None:
+            items = grouped[action.target] = WorkerItems([], [], [], [])
+        items.actions.append(action)
     for wait in plan.waits:
-        grouped.setdefault(wait.target, WorkerItems()).waits.append(wait)
+        items = get(wait.target)
+        if items is None:
+            items = grouped[wait.target] = WorkerItems([], [], [], [])
+        items.waits.append(wait)
     for alert in plan.alerts:
-        grouped.setdefault(alert.target, WorkerItems()).alerts.append(alert)
+        items = get(alert.target)
+        if items is None:
+            items = grouped[alert.target] = WorkerItems([], [], [], [])
+        items.alerts.append(alert)
     for drift in plan.drift:
-        grouped.setdefault(drift.target, WorkerItems()).drift.append(drift)
+        items = get(drift.target)
+        if items is None:
+            items = grouped[drift.target] = WorkerItems([], [], [], [])
+        items.drift.append(drift)
     return grouped
 
 
@@ -116,7 +152,11 @@ def glyph_of(items: WorkerItems | None) -> str:
         return "="
     if items.alerts:
         return "!"
-    symbols = {_SYMBOL[a.kind] for a in items.actions}  # kinds are str: a C-level hash
+    actions = items.actions
+    if len(actions) == 1:  # the common case: no set to build
+        symbol = _SYMBOL[actions[0].kind]
+        return symbol if symbol in "+-" else "~"
+    symbols = {_SYMBOL[a.kind] for a in actions}  # kinds are str: a C-level hash
     if "-" in symbols:
         return "-"
     if "+" in symbols:
@@ -146,6 +186,60 @@ def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) ->
     return ""
 
 
+_RANK = {"-": 3, "+": 2}
+_MARKS: list[tuple[Plan, dict[str, tuple[str, str, bool]]]] = []
+
+
+def row_marks(plan: Plan) -> dict[str, tuple[str, str, bool]]:
+    """Per target: its row's glyph (as ``glyph_of``), message (as ``_last_message``
+    without a pRuntime) and whether it has a critical alert. One pass over the plan's
+    lines with no per-target objects (a status update of 10,000 workers does this once);
+    computed once per plan."""
+    if _MARKS and _MARKS[0][0] is plan:
+        return _MARKS[0][1]
+    # target -> [alert message, critical, action rank, action message, wait msg, drift msg]
+    acc: dict[str, list[Any]] = {}
+    get = acc.get
+    for action in plan.actions:
+        entry = get(action.target)
+        rank = _RANK.get(_SYMBOL[action.kind], 1)
+        if entry is None:
+            acc[action.target] = [None, False, rank, action.kind + ": " + action.reason, None, None]
+        elif entry[3] is None:
+            entry[2], entry[3] = rank, action.kind + ": " + action.reason
+        elif rank > entry[2]:
+            entry[2] = rank
+    for wait in plan.waits:
+        entry = get(wait.target)
+        if entry is None:
+            entry = acc[wait.target] = [None, False, 0, None, None, None]
+        if entry[4] is None:
+            entry[4] = f"waiting for {wait.awaiting}: {wait.reason}"
+    for alert in plan.alerts:
+        entry = get(alert.target)
+        if entry is None:
+            entry = acc[alert.target] = [None, False, 0, None, None, None]
+        if entry[0] is None:
+            entry[0] = alert.message
+        if alert.severity is Severity.CRITICAL:
+            entry[1] = True
+    for drift in plan.drift:
+        entry = get(drift.target)
+        if entry is None:
+            entry = acc[drift.target] = [None, False, 0, None, None, None]
+        if entry[5] is None:
+            entry[5] = drift.message
+    marks: dict[str, tuple[str, str, bool]] = {}
+    for target, (alert, critical, rank, action, wait, drift) in acc.items():
+        if alert is not None:
+            marks[target] = ("!", alert, critical)
+            continue
+        glyph = "-" if rank == 3 else "+" if rank == 2 else "~"
+        marks[target] = (glyph, action or wait or drift or "", critical)
+    _MARKS[:] = [(plan, marks)]
+    return marks
+
+
 def join_worker(
     spec: WorkerSpec, observed: Observed
 ) -> tuple[PRuntimeObservation | None, ChainWorker | None]:
@@ -164,14 +258,34 @@ STALE_SECONDS = 120.0
 """A pRuntime read this much older than the pass is shown dimmed (its numbers are old)."""
 
 
-def worker_records(frame: Frame) -> dict[str, WorkerRow]:
+class RowCache:
+    """Each worker's row with what it was built from, between frames.
+
+    A pass rebuilds only the rows whose inputs changed: their pRuntime observation or
+    chain record (compared by identity: the observation keeps unchanged entries as the
+    same objects, as a snapshot's ``model_copy`` and the loop's folded stream do), their
+    relay, their plan lines' glyph and message, their staleness, or (for initialized
+    pRuntimes) the finalized head. Keeping the other rows as the same objects also lets
+    the table's diff skip them by identity."""
+
+    def __init__(self) -> None:
+        self.desired: Desired | None = None
+        self.finalized: int | None = None
+        self.entries: dict[str, tuple[object, ...]] = {}
+        self.changed: list[str] | None = None
+        """Row keys rebuilt by the last ``worker_records`` (None: all of them, e.g. a new
+        inventory or no previous frame)."""
+
+
+def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, WorkerRow]:
     """Rows by row key (the worker name): cells in ``WORKER_COLUMNS`` order, plus the
     typed values the filters and sorting use.
 
     Workers the plan wants to remove that are not in the inventory (pruning) get a row
-    keyed by their plan target, so a ``-`` is visible.
+    keyed by their plan target, so a ``-`` is visible. With ``cache``, rows whose inputs
+    did not change since the previous call are reused (``cache.changed`` lists the rest).
     """
-    grouped = items_by_target(frame.plan)
+    marks = row_marks(frame.plan)
     observed = frame.observed
     head = observed.head
     finalized = head.finalized_number
@@ -180,14 +294,40 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
     relays = observed.relays
     stale_before = observed.read_at - timedelta(seconds=STALE_SECONDS)
     rows: dict[str, WorkerRow] = {}
-    for spec, name, pool, labels, pubkey in _specs(frame.desired):
-        prt = pruntimes.get(spec.endpoint)
+    reuse = cache is not None and cache.desired is frame.desired
+    previous = cache.entries if cache is not None and reuse else {}
+    same_head = reuse and cache is not None and cache.finalized == finalized
+    entries: dict[str, tuple[object, ...]] = {}
+    changed: list[str] = []
+    for spec, name, pool, labels, pubkey, endpoint, target in _specs(frame.desired):
+        prt = pruntimes.get(endpoint)
         info = prt.info if prt else None
         key = pubkey or (
             info.public_key.lower().removeprefix("0x") if info and info.public_key else ""
         )
         chain = chain_workers.get(key) if key else None
-        items = grouped.get("worker/" + name)
+        mark = marks.get(target)
+        relay: str | None = relays.get(name)
+        stale = prt is None or (prt.read_at is not None and prt.read_at < stale_before)
+        glyph, message, critical = _UNMARKED if mark is None else mark
+        if prt is not None and prt.error:
+            message = f"error: {prt.error}"
+        old = previous.get(name)
+        if (
+            old is not None
+            and old[0] is prt
+            and old[1] is chain
+            and old[2] == relay
+            and old[3] == glyph
+            and old[4] == message
+            and old[5] == stale
+            and (same_head or info is None or not info.initialized)
+            and old[6] == critical
+        ):
+            entries[name] = old
+            rows[name] = old[7]  # type: ignore[assignment]
+            continue
+        changed.append(name)
         phase: str = phase_of(prt, chain, head)  # a StrEnum: its own value, no lookup
         behind = max(0, finalized - info.blocknum) if info and info.initialized else None
         if chain is not None:
@@ -198,14 +338,10 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             stake = None
             score = info.score if info and info.score else None
             session = "-"
-        if items is None and (prt is None or not prt.error):
-            glyph, message = "=", ""
+        if glyph == "=" and message == "":
             severity = SEVERITY_CRITICAL if phase in _DOWN else SEVERITY_OK
         else:
-            glyph = glyph_of(items)
-            message = _last_message(prt, items)
-            severity = _severity(glyph, items, prt, phase)
-        relay: str | None = relays.get(name)
+            severity = _severity(glyph, critical, prt, phase)
         values = (
             glyph,
             name,
@@ -219,7 +355,7 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             spec.endpoint,
             message,
         )
-        rows[name] = WorkerRow(
+        row = rows[name] = WorkerRow(
             values,
             pool,
             phase,
@@ -230,14 +366,22 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             stake,
             score,
             severity,
-            prt is None or (prt.read_at is not None and prt.read_at < stale_before),
+            stale,
         )
-    for target, items in grouped.items():
+        if cache is not None:
+            entries[name] = (prt, chain, relay, glyph, message, stale, critical, row)
+    if cache is not None:
+        cache.desired = frame.desired
+        cache.finalized = finalized
+        cache.entries = entries
+        cache.changed = changed if reuse else None
+    inventory = frame.desired.workers_by_name
+    for target, (glyph, message, critical) in marks.items():
         kind, _, name = target.partition("/")
-        if kind != "worker" or name in frame.desired.workers_by_name:
+        if kind != "worker" or name in inventory:
             continue
+        items = items_by_target(frame.plan)[target]  # pruning: rare, the plan grouped once
         pool = next((a.pool for a in items.actions if a.pool), None) or "-"
-        glyph = glyph_of(items)
         values = (
             glyph,
             name[:16],
@@ -249,27 +393,29 @@ def worker_records(frame: Frame) -> dict[str, WorkerRow]:
             "-",
             "-",
             "(not in inventory)",
-            _last_message(None, items),
+            message,
         )
+        if cache is not None and cache.changed is not None:
+            cache.changed.append(target)
         rows[target] = WorkerRow(
             values,
             pool=pool,
             alert=glyph == "!",
             drift=glyph != "=",
-            severity=_severity(glyph, items, None, "-"),
+            severity=_severity(glyph, critical, None, "-"),
         )
     return rows
 
 
 _DOWN = frozenset({"Unresponsive", "Unreachable"})
-_SPECS: list[
-    tuple[Desired, list[tuple[WorkerSpec, str, str, tuple[tuple[str, str], ...], str]]]
-] = []
+_Spec = tuple[WorkerSpec, str, str, tuple[tuple[str, str], ...], str, str, str]
+"""spec, name, pool, labels, pubkey (lower, no 0x), endpoint, plan target."""
+_SPECS: list[tuple[Desired, list[_Spec]]] = []
 
 
 def _specs(
     desired: Desired,
-) -> list[tuple[WorkerSpec, str, str, tuple[tuple[str, str], ...], str]]:
+) -> list[_Spec]:
     """Per worker of the inventory: spec, name, pool, labels, pubkey (lower, no 0x);
     computed once per inventory, not per pass."""
     if _SPECS and _SPECS[0][0] is desired:
@@ -281,6 +427,8 @@ def _specs(
             spec.pool or "-",
             tuple(spec.labels.items()),
             (spec.pubkey or "").lower().removeprefix("0x"),
+            spec.endpoint,
+            "worker/" + spec.name,
         )
         for spec in desired.workers
     ]
@@ -288,10 +436,11 @@ def _specs(
     return specs
 
 
-def _severity(
-    glyph: str, items: WorkerItems | None, prt: PRuntimeObservation | None, phase: str
-) -> int:
-    if items is not None and any(a.severity is Severity.CRITICAL for a in items.alerts):
+_UNMARKED = ("=", "", False)
+
+
+def _severity(glyph: str, critical: bool, prt: PRuntimeObservation | None, phase: str) -> int:
+    if critical:
         return SEVERITY_CRITICAL
     if phase in _DOWN or (prt is not None and prt.error):
         return SEVERITY_CRITICAL
@@ -306,7 +455,7 @@ def unobserved_records(desired: Desired) -> dict[str, WorkerRow]:
     """The inventory's workers before any observation (or with the chain down from the
     start): listed, marked ``?``, rather than an empty table."""
     rows: dict[str, WorkerRow] = {}
-    for spec, name, pool, labels, _ in _specs(desired):
+    for spec, name, pool, labels, *_ in _specs(desired):
         values = ("?", name, "-", "-", pool, "-", "-", "-", "-", spec.endpoint, "not observed yet")
         rows[name] = WorkerRow(values, pool, "-", labels, stale=True)
     return rows
@@ -331,7 +480,7 @@ ACCOUNT_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def account_rows(frame: Frame) -> dict[str, tuple[str, ...]]:
     """Balances against thresholds, by account name."""
-    grouped = items_by_target(frame.plan)
+    grouped = _group(frame.plan, "account/")
     settings = frame.desired.settings
     rows: dict[str, tuple[str, ...]] = {}
     for account in frame.desired.accounts:
@@ -411,6 +560,8 @@ class SnapshotSource:
         self.label = "snapshot"
         self.directory: Path | None = None
         """The inventory directory, when known (to open a worker's file in an editor)."""
+        self.state_dir: Path | None = None
+        """The state directory, when known (the drill-down reads the audit log there)."""
 
     def replace(self, observed: Observed) -> None:
         """Use another observation from the next refresh on."""
@@ -450,10 +601,15 @@ class LiveSource:
         self.directory = directory
         self.desired = desired
         """The inventory as loaded at start (rows are listed before the first pass)."""
+        from poolkeeper.app import state_dir_of
+
+        self.state_dir: Path | None = state_dir_of(desired, directory)
         self.policy = policy or PlanPolicy()
         self.can_apply = not readonly
         self.label = label or ("live" + (" (read-only)" if readonly else ""))
         self.interval = desired.settings.loop.interval_seconds
+        self.pass_timeout = desired.settings.loop.pass_timeout_seconds
+        """A pass is cancelled past this (``settings.loop.pass_timeout_seconds``)."""
         self._digest = inventory_digest
         self.loaded_digest = inventory_digest(directory)
         # need_keys=False: a missing master secret only matters when applying, and the
@@ -491,12 +647,15 @@ class LiveSource:
             self.progress(message)
 
     async def refresh(self) -> Frame:
-        result = await self._reconciler.reconcile_once(self.policy, execute=False)
+        # The loop's pass deadline: a hung chain or pRuntime read ends as an error
+        # naming where it hung, never as "observing" forever.
+        result = await self._reconciler.reconcile_within_deadline(self.policy, execute=False)
         return Frame(
             self._reconciler.desired,
             result.observed,
             result.plan,
             inventory_digest=self.loaded_digest,
+            conditions=result.conditions,
         )
 
     async def apply(self) -> Frame:
@@ -513,7 +672,7 @@ class LiveSource:
                 "the inventory changed on disk since this plan was made: "
                 "press r to reload, review the plan, then apply"
             )
-        result = await self._reconciler.reconcile_once(
+        result = await self._reconciler.reconcile_within_deadline(
             self.policy, execute=True, only=approved.plan if approved else None
         )
         messages = [
@@ -535,6 +694,7 @@ class LiveSource:
             after.plan,
             tuple(messages),
             inventory_digest=self.loaded_digest,
+            conditions=after.conditions,
         )
 
     async def close(self) -> None:
@@ -556,8 +716,12 @@ class AttachedSource:
         self.desired = desired
         """The local copy of the inventory (rows are keyed by its workers)."""
         self.directory: Path | None = None
+        self.state_dir: Path | None = socket.parent
+        """The run's state directory (its control socket lives there)."""
         self.can_apply = not readonly
         self.label = "attached to `poolkeeper run`"
+        self.interval = desired.settings.loop.interval_seconds
+        """The loop's pass interval (older data is shown stale)."""
         self.secret_loaded: bool | None = None
         self.progress: Callable[[str], None] | None = None
         self._client: ControlClient | None = None

@@ -8,8 +8,10 @@ new destructive steps in the meantime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -123,20 +125,36 @@ class DrillDownScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "back")]
 
-    def __init__(self, frame: Frame, key: str) -> None:
+    def __init__(
+        self,
+        frame: Frame,
+        key: str,
+        live: Callable[[Frame, str], RenderableType] | None = None,
+    ) -> None:
         super().__init__()
         self._frame = frame
         self._key = key
+        self._live = live
+        """Conditions and their history, extrinsics, relay output (the app keeps them)."""
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(worker_detail(self._frame, self._key), id="detail")
+            yield Static(self._live_part(self._frame), id="live")
         yield Footer()
+
+    def _live_part(self, frame: Frame) -> RenderableType:
+        return self._live(frame, self._key) if self._live is not None else ""
 
     def show(self, frame: Frame) -> None:
         """A new pass: the detail follows it (the drill-down is live)."""
         self._frame = frame
         self.query_one("#detail", Static).update(worker_detail(frame, self._key))
+        self.query_one("#live", Static).update(self._live_part(frame))
 
 
 class PlanScreen(Screen[None]):

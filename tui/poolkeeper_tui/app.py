@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -43,6 +44,7 @@ from poolkeeper_tui._data import (
     DataSource,
     Frame,
     LiveSource,
+    RowCache,
     SnapshotSource,
     StaleInventory,
     account_rows,
@@ -50,6 +52,7 @@ from poolkeeper_tui._data import (
     unobserved_records,
     worker_records,
 )
+from poolkeeper_tui._detail import ConditionHistory, WorkerFiles, live_detail
 from poolkeeper_tui._screens import (
     ConfirmApply,
     ConfirmQuit,
@@ -84,6 +87,8 @@ ROW_STYLES = {
     for severity in range(SEVERITY_CRITICAL + 1)
     for stale in (False, True)
 }
+_RUNNING = frozenset({"observing", "reloading", "checking plan", "applying"})
+"""Loop states of a pass under way (the header counts its seconds)."""
 FULL_COLLECT_EVERY = 20
 """Frames between two full garbage collections (see ``_settle_heap``)."""
 
@@ -163,6 +168,16 @@ class PoolkeeperApp(App[None]):
         self._busy = False
         self._reload_pending = False
         self._thread = threading.get_ident()
+        self.condition_history = ConditionHistory()
+        """Conditions and their transitions seen across passes (the drill-down)."""
+        self.worker_files = WorkerFiles(getattr(source, "state_dir", None))
+        self._row_cache = RowCache()
+        self.last_error: str | None = None
+        """Why the last pass failed (shown in the header until a pass succeeds)."""
+        self._pass_started: float | None = None
+        self.data_stale = False
+        """The frame shown is older than the passes should make it: every row dimmed."""
+        """The rows of the last frame with what they were built from (see ``RowCache``)."""
 
     # ---- layout
 
@@ -264,8 +279,8 @@ class PoolkeeperApp(App[None]):
 
     async def _load(self, *, reload: bool = False) -> None:
         self.loop_state = "reloading" if reload else "observing"
+        started = self._pass_started = time.monotonic()
         self._paint_summary()
-        started = time.monotonic()
         try:
             if reload and hasattr(self.source, "reload"):
                 frame = await self.source.reload()
@@ -280,12 +295,21 @@ class PoolkeeperApp(App[None]):
             self.notify("the inventory is invalid (log: 3)", severity="error")
         except Exception as error:  # any failed pass is shown and the next one retried
             self.loop_state = "error"
-            self.log_event(f"pass failed: {_describe(error)}")
+            self._pass_failed(_describe(error))
         else:
             self.loop_state = "idle"
+            self.last_error = None
             self.pass_seconds = time.monotonic() - started
             self.show_frame(frame)
+        self._pass_started = None
         self._paint_summary()
+
+    def _pass_failed(self, description: str) -> None:
+        """Log the failure; the header keeps it until a pass succeeds; notify once."""
+        self.log_event(f"pass failed: {description}")
+        if self.last_error is None:
+            self.notify(f"pass failed: {description}", severity="error", timeout=10)
+        self.last_error = description
 
     def action_refresh(self, reload: bool = False) -> None:
         if self._busy:
@@ -324,8 +348,16 @@ class PoolkeeperApp(App[None]):
         )
         for message in frame.messages:
             self.log_event("  " + message)
-        self._records = worker_records(frame)
-        self._adopt_records()
+        if frame.conditions is not None:
+            self.condition_history.note(frame.conditions)
+        before = self._records
+        self._records = worker_records(frame, self._row_cache)
+        changed = self._row_cache.changed
+        was_stale, self.data_stale = self.data_stale, self._is_old(frame)
+        if changed is not None and len(before) == len(self._records) and not was_stale:
+            self._adopt_changes(before, changed)
+        else:
+            self._adopt_records()
         self._sync_accounts(account_rows(frame))
         self._sync_pools()
         self._paint_summary()
@@ -342,14 +374,61 @@ class PoolkeeperApp(App[None]):
         self._order = None
         table = self.workers_table
         table.set_widths(table.measure_widths(r.values for r in self._records.values()))
-        table.set_row_styles(
+        self._restyle()
+        self._sync_workers()
+
+    def _restyle(self) -> None:
+        """Every row's style: its severity, dimmed when its data (or the frame) is old."""
+        old = self.data_stale
+        self.workers_table.set_row_styles(
             {
-                key: ROW_STYLES[r.severity, r.stale]
+                key: ROW_STYLES[r.severity, r.stale or old]
                 for key, r in self._records.items()
-                if r.severity in SEVERITY_STYLES or r.stale
+                if r.severity in SEVERITY_STYLES or r.stale or old
             }
         )
-        self._sync_workers()
+
+    def _is_old(self, frame: Frame | None) -> bool:
+        """Whether ``frame`` is older than two intervals (plus 30 s): passes are failing."""
+        if frame is None or getattr(self.source, "static", False):
+            return False
+        age = (datetime.now(UTC) - frame.observed.read_at).total_seconds()
+        return age > 2 * getattr(self.source, "interval", 30.0) + 30
+
+    def _adopt_changes(self, before: dict[str, WorkerRow], changed: list[str]) -> None:
+        """Show ``_records`` when only the ``changed`` rows were rebuilt (the same keys as
+        ``before``): counts, widths, styles and cells of those rows only. Columns then
+        only widen; a rebuild of all rows (new inventory) fits them again."""
+        records = self._records
+        if self.data_stale or any(key not in before for key in changed):
+            self._adopt_records()
+            return
+        counts = self._phase_counts
+        styles: dict[str, Style] | None = None
+        table = self.workers_table
+        for key in changed:
+            old, new = before[key], records[key]
+            if not key.startswith("worker/") and old.phase != new.phase:
+                counts[old.phase] -= 1
+                counts[new.phase] = counts.get(new.phase, 0) + 1
+                if not counts[old.phase]:
+                    del counts[old.phase]
+            if (old.severity, old.stale) != (new.severity, new.stale):
+                styles = dict(table.row_styles) if styles is None else styles
+                if new.severity in SEVERITY_STYLES or new.stale:
+                    styles[key] = ROW_STYLES[new.severity, new.stale]
+                else:
+                    styles.pop(key, None)
+        if changed:
+            wider = table.measure_widths(records[k].values for k in changed)
+            current = [c.content_width for c in table.ordered_columns]
+            if any(w > c for w, c in zip(wider, current, strict=False)):
+                table.set_widths([max(w, c) for w, c in zip(wider, current, strict=False)])
+        if styles is not None:
+            table.set_row_styles(styles)
+        if self.sort_column is not None:
+            self._order = None  # sorted by values that may have changed
+        self._sync_workers(changed)
 
     def _settle_heap(self) -> None:
         """Keep the cyclic garbage collector off the frame just adopted.
@@ -378,17 +457,26 @@ class PoolkeeperApp(App[None]):
                 )
         return self._order
 
-    def _sync_workers(self) -> None:
+    def _sync_workers(self, changed: list[str] | None = None) -> None:
         """Show the rows the filter keeps in sort order: one rebuild when the shown keys
-        or their order change, otherwise only the changed cells, patched by key."""
+        or their order change, otherwise only the changed cells, patched by key (of the
+        ``changed`` rows only, when the caller knows which)."""
         table = self.workers_table
         records = self._records
         text = self.filter_text + (" problem" if self.problems_only else "")
-        visible = matching([(k, records[k]) for k in self._ordered()], text)
+        if (
+            changed is not None
+            and not text
+            and self.sort_column is None
+            and len(self._shown_keys) == len(records)
+        ):
+            visible = self._shown_keys  # all rows, inventory order: the same keys
+        else:
+            visible = matching([(k, records[k]) for k in self._ordered()], text)
         shown = self._shown
         if visible == self._shown_keys:
             changes: list[tuple[str, int, str]] = []
-            for key in visible:
+            for key in visible if changed is None else [k for k in changed if k in shown]:
                 new = records[key].values
                 old = shown[key]
                 if old is new or old == new:
@@ -440,7 +528,12 @@ class PoolkeeperApp(App[None]):
         text.append(f"poolkeeper · {self.source.label}", style="bold")
         if self.readonly:
             text.append(" · READ-ONLY", style="bold yellow")
-        text.append(f" · loop: {self.loop_state}")
+        text.append(f" · loop: {self.loop_state}", style="bold red" if self.last_error else "")
+        if self._pass_started is not None and self.loop_state in _RUNNING:
+            elapsed = time.monotonic() - self._pass_started
+            deadline = getattr(self.source, "pass_timeout", None)
+            limit = f" of {deadline:g} s deadline" if deadline else ""
+            text.append(f" ({int(elapsed)} s{limit})")
         if isinstance(self.source, AttachedSource) and self.loop_state == "attached":
             text.append(f" ({self.source.loop_state() or '?'})")
         if getattr(self.source, "secret_loaded", None) is False:
@@ -462,12 +555,19 @@ class PoolkeeperApp(App[None]):
                 text.append(f" · observed {read_at:%Y-%m-%d %H:%M:%S}Z")
             else:
                 age = (datetime.now(UTC) - read_at).total_seconds()
-                stale = age > 2 * getattr(self.source, "interval", 30.0) + 30
+                stale = self._is_old(self.frame)
                 text.append(f" · data age {_age(age)}", style="bold red" if stale else "")
+                if stale != self.data_stale:  # passes stopped succeeding (or resumed)
+                    self.data_stale = stale
+                    self._restyle()
         if self.pass_seconds is not None and not isinstance(self.source, SnapshotSource):
             text.append(f" · last pass {self.pass_seconds:.1f} s")
         if self.notice:
             text.append(f"\n{self.notice}", style="yellow")
+        if self.last_error:
+            text.append(f"\nlast pass failed: {self.last_error}", style="bold red")
+            if self.data_stale:
+                text.append(" · rows dimmed: their data is old", style="red")
         frame = self.frame
         if frame is None:
             text.append("\nno observation yet (the event log, 3, says why)")
@@ -643,7 +743,11 @@ class PoolkeeperApp(App[None]):
             return
         key = event.row_key.value
         if key is not None:
-            self.push_screen(DrillDownScreen(self.frame, key))
+            self.push_screen(DrillDownScreen(self.frame, key, self._live_detail))
+
+    def _live_detail(self, frame: Frame, key: str) -> RenderableType:
+        """The drill-down's live part for a row key (a worker name)."""
+        return live_detail(frame, key, self.condition_history, self.worker_files)
 
     def action_plan(self) -> None:
         if self.frame is not None:
@@ -691,6 +795,7 @@ class PoolkeeperApp(App[None]):
             self.notify("a pass is running; try again in a moment")
             return
         self._busy = True
+        self._pass_started = time.monotonic()
         try:
             self.loop_state = "checking plan"
             self._paint_summary()
@@ -731,6 +836,7 @@ class PoolkeeperApp(App[None]):
             self._busy = False
             # Results the loop reports later belong to its own passes, not this apply.
             self._applying = {}
+            self._pass_started = None
             self._paint_summary()
 
     def _start_progress(self, approved: Frame) -> None:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from poolkeeper.model.amounts import format_pha
+
 AUDIT_FILE = "audit.jsonl"
 AUDIT_FORMAT_VERSION = 1
 
@@ -152,3 +154,54 @@ def select(
             if not any(isinstance(c, dict) and c.get("worker") == worker for c in calls):
                 continue
         yield entry
+
+
+def read_selected(
+    path: Path,
+    *,
+    since: datetime | None = None,
+    worker: str | None = None,
+    last: int | None = None,
+) -> AuditRead:
+    """The entries of the log at ``path`` at or after ``since`` that touched ``worker``
+    (the last ``last`` of them when given), oldest first; a log not written yet is empty.
+    ``poolkeeper history`` and the TUI's drill-down read the log through this."""
+    if not path.exists():
+        return AuditRead([], [])
+    read = read_audit(path)
+    entries = list(select(read.entries, since=since, worker=worker))
+    if last is not None:
+        entries = entries[-last:] if last > 0 else []
+    return AuditRead(entries, read.warnings)
+
+
+def render_history(entries: list[dict[str, Any]], worker: str | None = None) -> str:
+    """One block per extrinsic; with ``worker``, only that worker's calls are listed."""
+    if not entries:
+        return "No extrinsics recorded.\n"
+    out: list[str] = []
+    for e in entries:
+        signer = e.get("signer") or {}
+        block = e.get("block") or {}
+        fee = e.get("fee")
+        fee_text = "-"
+        if isinstance(fee, dict) and fee.get("plancks") is not None:
+            fee_text = format_pha(int(fee["plancks"])) + (
+                " (estimated)" if fee.get("estimated") else ""
+            )
+        where = f"#{block['number']}" if block.get("number") is not None else "no block"
+        name = signer.get("name") or signer.get("address")
+        out.append(
+            f"{e.get('ts', '?')}  {e.get('status', '?')}  {where}  {e.get('hash', '?')}\n"
+            f"  signer {name} ({signer.get('address')}) nonce {e.get('nonce')}  fee {fee_text}"
+        )
+        calls = [c for c in e.get("calls") or [] if isinstance(c, dict)]
+        shown = [c for c in calls if worker is None or c.get("worker") == worker]
+        for c in shown:
+            verdict = "ok" if c.get("ok") else f"FAILED: {c.get('error')}"
+            out.append(f"  - {c.get('call') or '?'}  {c.get('action')}  {verdict}")
+        if len(shown) < len(calls):
+            out.append(f"  (and {len(calls) - len(shown)} call(s) for other workers)")
+        if e.get("error"):
+            out.append(f"  error: {e['error']}")
+    return "\n".join(out) + "\n"

@@ -326,6 +326,11 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+def relay_log_path(state_dir: Path, worker: str) -> Path:
+    """Where an external relay's output for ``worker`` is appended (the TUI shows its tail)."""
+    return state_dir / "relays" / f"{worker}.log"
+
+
 @dataclass
 class ExternalRelayFactory:
     """Builds each worker's ``ExternalRelayOptions`` from the inventory (per pass)."""
@@ -356,7 +361,7 @@ class ExternalRelayFactory:
         }
         if operator is not None:
             values["operator"] = operator
-        log_path = relays / f"{worker.name}.log"
+        log_path = relay_log_path(self.state_dir, worker.name)
         backoff = self.settings.relay.external_backoff_seconds or (1.0,)
         key, problem = self._relay_key()
         try:

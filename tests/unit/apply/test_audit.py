@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from poolkeeper.apply.audit import AuditCall, AuditEntry, AuditLog, read_audit, select
-from poolkeeper.cli._history import parse_since, render_history
+from poolkeeper.apply.audit import (
+    AuditCall,
+    AuditEntry,
+    AuditLog,
+    read_audit,
+    read_selected,
+    render_history,
+    select,
+)
+from poolkeeper.cli._history import parse_since
 
 
 def entry(n: int, worker: str, ts: datetime, *, fee_estimated: bool = False) -> AuditEntry:
@@ -119,3 +127,16 @@ def test_render_history_names_calls_results_and_estimated_fees() -> None:
     assert "PhalaStakePoolv2.start_computing  start_computing:worker/w3  ok" in text
     assert "FAILED: Balances.InsufficientBalance" in text
     assert render_history([]) == "No extrinsics recorded.\n"
+
+
+def test_read_selected_keeps_the_latest_entries_of_a_worker(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    assert read_selected(path, worker="w1").entries == [], "no log yet: nothing, no error"
+    log = AuditLog(path)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(5):
+        log.record(entry(n, "w1" if n % 2 == 0 else "w2", t0 + timedelta(minutes=n)))
+    read = read_selected(path, worker="w1", last=2)
+    assert [e["nonce"] for e in read.entries] == [2, 4]
+    assert [e["nonce"] for e in read_selected(path, worker="w2").entries] == [1, 3]
+    assert read_selected(path, worker="w1", last=0).entries == []
