@@ -21,8 +21,13 @@ from poolkeeper_devnet.codec import (
     storage_prefix,
     twox64,
     twox128,
+    u32,
+    u64,
+    u128,
 )
+from poolkeeper_devnet.codec import encode_bytes as enc_bytes
 from poolkeeper_devnet.codec import encode_compact as compact
+from poolkeeper_devnet.codec import encode_vec as enc_vec
 
 __all__ = [
     "Header",
@@ -52,17 +57,6 @@ __all__ = [
 ]
 
 
-def enc_bytes(data: bytes) -> bytes:
-    """SCALE ``Vec<u8>``."""
-    return compact(len(data)) + data
-
-
-def enc_vec(items: Iterable[bytes]) -> bytes:
-    """SCALE ``Vec<T>`` from already-encoded items."""
-    parts = list(items)
-    return compact(len(parts)) + b"".join(parts)
-
-
 def enc_option(encoded: bytes | None) -> bytes:
     """SCALE ``Option<T>`` from an already-encoded value."""
     return b"\x00" if encoded is None else b"\x01" + encoded
@@ -71,18 +65,6 @@ def enc_option(encoded: bytes | None) -> bytes:
 def enc_str(text: str) -> bytes:
     """SCALE ``String``."""
     return enc_bytes(text.encode("utf-8"))
-
-
-def u32(value: int) -> bytes:
-    return value.to_bytes(4, "little")
-
-
-def u64(value: int) -> bytes:
-    return value.to_bytes(8, "little")
-
-
-def u128(value: int) -> bytes:
-    return value.to_bytes(16, "little")
 
 
 # --- headers ---------------------------------------------------------------------
