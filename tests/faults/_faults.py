@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from poolkeeper._crash_points import ENV
 from poolkeeper_devnet.chain.server import DevnetChain
-from tests.functional.apply._world import World, _flatten, _hex
+from tests.functional.apply._world import PHRASE, REPO, World, _flatten, _hex
 
 
 def rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
@@ -94,6 +96,23 @@ def start_apply(
     return subprocess.Popen(
         world.command("apply", str(world.inventory), "--auto-approve", "--wait", str(wait)),
         env=world.env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def start_run(directory: Path) -> subprocess.Popen[str]:
+    """``poolkeeper run DIRECTORY`` as the operator starts it: the master secret from the
+    environment, output (stdout and stderr together) for ``Lines`` to read."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "poolkeeper", "run", str(directory)],
+        env={
+            "POOLKEEPER_MNEMONIC": PHRASE,
+            "PYTHONPATH": str(REPO / "src"),
+            "NO_COLOR": "1",
+            "PATH": "/usr/bin:/bin",
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -12,8 +12,6 @@ next pass must succeed.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +19,8 @@ import pytest
 
 from poolkeeper.keys import Mnemonic, derive_keys
 from poolkeeper_devnet.chain.server import DevnetChain
-from tests.faults._faults import Lines, rpc, wait_for
-from tests.functional.apply._world import PHRASE, REPO
+from tests.faults._faults import Lines, rpc, start_run, wait_for
+from tests.functional.apply._world import PHRASE
 
 KEYS = derive_keys(Mnemonic(PHRASE), ["funding"], 30)
 FUNDING = KEYS["funding"].address
@@ -63,18 +61,7 @@ def test_a_node_error_during_observe_is_one_line_and_the_loop_goes_on(
     directory = tmp_path / "inventory"
     directory.mkdir()
     (directory / "inventory.yaml").write_text(inventory(devnet.url, tmp_path / "state"), "utf-8")
-    loop = subprocess.Popen(
-        [sys.executable, "-m", "poolkeeper", "run", str(directory)],
-        env={
-            "POOLKEEPER_MNEMONIC": PHRASE,
-            "PYTHONPATH": str(REPO / "src"),
-            "NO_COLOR": "1",
-            "PATH": "/usr/bin:/bin",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    loop = start_run(directory)
     lines = Lines(loop)
     try:
         wait_for(lambda: lines.has("action(s) planned"), 90, "a first pass")

@@ -55,6 +55,21 @@ _Network = Annotated[
     str, typer.Option("--network", metavar="NETWORK", help="khala, phala or devnet.")
 ]
 
+_Disabled = Annotated[
+    str,
+    typer.Option(
+        "--disabled",
+        metavar="STATE",
+        help="State of PRB's disabled workers: sync_only or removed.",
+    ),
+]
+
+
+def _disabled_as(disabled: str) -> DisabledAs:
+    if disabled not in ("sync_only", "removed"):
+        raise fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
+    return "removed" if disabled == "removed" else "sync_only"
+
 
 def _settings(network: str, chain: list[str] | None) -> dict[str, Any]:
     settings: dict[str, Any] = {"network": network}
@@ -76,21 +91,12 @@ def import_prb3(
     ],
     *,
     into: _Into,
-    disabled: Annotated[
-        str,
-        typer.Option(
-            "--disabled",
-            metavar="STATE",
-            help="State of PRB's disabled workers: sync_only or removed.",
-        ),
-    ] = "sync_only",
+    disabled: _Disabled = "sync_only",
     network: _Network = "khala",
     chain: _Chain = None,
 ) -> None:
     """Import PRB v3 pools, workers and pool operators (secrets are never written)."""
-    if disabled not in ("sync_only", "removed"):
-        raise fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
-    state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
+    state = _disabled_as(disabled)
     try:
         draft = read_prb3(files, disabled=state, settings=_settings(network, chain))
     except ImportFailed as error:
@@ -111,21 +117,12 @@ def import_prb2(
             help="A pool operator's address (repeatable).",
         ),
     ] = None,
-    disabled: Annotated[
-        str,
-        typer.Option(
-            "--disabled",
-            metavar="STATE",
-            help="State of PRB's disabled workers: sync_only or removed.",
-        ),
-    ] = "sync_only",
+    disabled: _Disabled = "sync_only",
     network: _Network = "khala",
     chain: _Chain = None,
 ) -> None:
     """Import PRB v2 pools and workers from local.db (operator keys are never read)."""
-    if disabled not in ("sync_only", "removed"):
-        raise fail(f"error: --disabled must be sync_only or removed, got {disabled!r}")
-    state: DisabledAs = "removed" if disabled == "removed" else "sync_only"
+    state = _disabled_as(disabled)
     try:
         operators = parse_operators(operator or [])
         draft = read_prb2(
