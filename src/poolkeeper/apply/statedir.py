@@ -7,7 +7,10 @@ every command that signs or drives a pRuntime holds an exclusive OS lock on
 dies, however it dies), and a second one is refused at once with who holds it.
 
 The lock file also records the holder (pid, host, command, start time) so the refusal
-can name it; the record is informative only, the ``flock`` is the truth. The state dir
+can name it; the record is informative only, the ``flock`` is the truth. The holder writes
+its record just after its ``flock`` succeeds, so a refusal in that instant would read an
+empty record, or the record a killed holder left behind: the refused side waits a short
+while for a record that names a live holder before it answers. The state dir
 holds the journal (signed extrinsics, top-up history) and relay logs: it is kept 0700.
 """
 
@@ -18,6 +21,7 @@ import json
 import os
 import socket
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +31,7 @@ from typing import ClassVar
 from poolkeeper.errors import StateDirBusy, StateDirError
 
 LOCK_NAME = "lock"
+RECORD_SETTLE_SECONDS = 2.0
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -107,7 +112,7 @@ class StateDirLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            holder = _read_settled_holder(fd)
             os.close(fd)
             raise StateDirBusy(state_dir, holder) from None
         except OSError as error:
@@ -121,8 +126,8 @@ class StateDirLock:
         )
         record = json.dumps(holder.__dict__, sort_keys=True).encode() + b"\n"
         os.fchmod(fd, FILE_MODE)
-        os.ftruncate(fd, 0)
         os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
         os.fsync(fd)
         lock = cls(state_dir, fd, holder)
         cls._held[key] = lock
@@ -139,7 +144,7 @@ class StateDirLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                return _read_holder(fd)
+                return _read_settled_holder(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
         finally:
@@ -155,6 +160,34 @@ class StateDirLock:
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing the descriptor releases the flock
+
+
+def _read_settled_holder(fd: int) -> LockHolder:
+    """The holder's record once it names a live holder, or what is there after a short wait.
+
+    Only called while another process holds the ``flock``, so an empty record, or one
+    naming a process of this host that no longer exists, is one the holder is about to
+    replace."""
+    deadline = time.monotonic() + RECORD_SETTLE_SECONDS
+    while True:
+        holder = _read_holder(fd)
+        if _names_a_live_holder(holder) or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.01)
+
+
+def _names_a_live_holder(holder: LockHolder) -> bool:
+    if holder.pid is None or not holder.since:
+        return False
+    if holder.host != socket.gethostname():
+        return True  # a shared file system: the record cannot be checked from here
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_holder(fd: int) -> LockHolder:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,41 @@ def test_the_state_dir_is_made_0700_and_a_wider_one_narrowed(tmp_path: Path) -> 
         assert lock.path.stat().st_mode & 0o777 == 0o600
     finally:
         lock.release()
+
+
+def write_record(state_dir: Path, pid: int, since: str) -> None:
+    record = {"pid": pid, "host": socket.gethostname(), "command": "apply", "since": since}
+    (state_dir / "lock").write_text(json.dumps(record) + "\n")
+
+
+@pytest.mark.parametrize("left_behind", ["empty", "a killed holder's record"])
+def test_a_refusal_in_the_instant_before_the_holder_writes_its_record_still_names_it(
+    tmp_path: Path, left_behind: str
+) -> None:
+    """The holder writes its record just after its flock: the refused side waits for it."""
+    state = tmp_path / "state"
+    ensure_state_dir(state)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if left_behind == "empty":
+        (state / "lock").write_text("")
+    else:
+        write_record(state, int(dead.stdout), "2026-01-01T00:00:00Z")
+    fd = os.open(state / "lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, record not yet written
+        writer = threading.Timer(0.3, write_record, (state, os.getpid(), "2026-12-06T07:00:00Z"))
+        writer.start()
+        with pytest.raises(StateDirBusy) as caught:
+            StateDirLock.acquire(state, "apply")
+        writer.join()
+        assert str(caught.value) == (
+            f"another poolkeeper (pid {os.getpid()} on {socket.gethostname()}, `apply`, "
+            f"since 2026-12-06T07:00:00Z) holds {state}"
+        )
+    finally:
+        os.close(fd)
