@@ -35,7 +35,7 @@ GRANDPA_AUTHORITIES_KEY = "0x" + b":grandpa_authorities".hex()
 CHANGES_CHUNK = 64
 """Storage changes are fetched for aligned windows of this many blocks."""
 MAX_HEADERS_PER_SYNC = 1000
-DEFAULT_CACHE_BYTES = 64 << 20
+DEFAULT_CACHE_BYTES = 16 << 20
 """What one source may keep of chain data (headers, hashes, encoded requests, changes)."""
 _HEAD_POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)
 _MISSING = object()
