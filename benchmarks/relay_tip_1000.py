@@ -11,7 +11,7 @@ the chain (its ``Timestamp.Now``, set when the devnet starts producing it) to th
 three processes over the measured blocks show the split between product and simulators.
 
     .venv/bin/python benchmarks/relay_tip_1000.py [--workers 1000] [--blocks 20] [--block-time 3s]
-        [--compare --rounds 2]
+        [--compare --rounds 2] [--loop asyncio|uvloop]
 
 ``--compare`` alternates, in one run against the same devnet, the relay as it was
 before issue 15 (``info_seconds=0``: ``GetInfo`` every round) and as it is now, so the
@@ -255,6 +255,12 @@ def main() -> None:
     parser.add_argument("--tip-timeout", type=float, default=600.0)
     parser.add_argument("--rounds", type=int, default=1, help="measurements per mode")
     parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop of this process (the product's relays); simulators unchanged",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="alternate the relay before issue 15 (GetInfo every round) and now, same run",
@@ -279,7 +285,13 @@ def main() -> None:
                 f"{args.workers} pRuntimes, blocks every {args.block_time}, relays idle "
                 f"{args.idle} s at the tip"
             )
-            asyncio.run(run(f"ws://127.0.0.1:{port}", endpoints, args, [chain.pid, sim.pid]))
+            main_coro = run(f"ws://127.0.0.1:{port}", endpoints, args, [chain.pid, sim.pid])
+            if args.loop == "uvloop":
+                import uvloop
+
+                uvloop.run(main_coro)
+            else:
+                asyncio.run(main_coro)
         finally:
             for process in (chain, sim):
                 process.terminate()
