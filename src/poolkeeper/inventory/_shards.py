@@ -1,6 +1,7 @@
 """Checks of ``settings.shards``: every pool named exists, no pool is in two shards, and
 no signing account (a pool's signer, a shard's relay signer) belongs to two shards —
-each signer's nonces must have exactly one writer, whichever process owns its shard."""
+each signer's nonces must have exactly one writer, whichever process owns its shard.
+Also the one static check of ``settings.ha.tls`` (a client certificate needs its key)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def shard_problems(
     workers: list[WorkerSpec],
     accounts: list[AccountSpec],
 ) -> Iterable[Problem]:
+    yield from _ha_tls_problems(entry, settings)
     shards = settings.shards
     if not shards:
         return
@@ -77,3 +79,16 @@ def shard_problems(
                     f"relay_signer, e.g. one of {relay_accounts}): relays of two shards "
                     "must not share one signer",
                 )
+
+
+def _ha_tls_problems(entry: Entry[Settings], settings: Settings) -> Iterable[Problem]:
+    """A client certificate and its key go together (etcd's client-cert auth needs both)."""
+    tls = settings.ha.tls if settings.ha else None
+    if tls is None or bool(tls.cert) == bool(tls.key):
+        return
+    given, missing = ("cert", "key") if tls.cert else ("key", "cert")
+    yield entry.field(
+        ("ha", "tls", given),
+        f"a client {'certificate' if given == 'cert' else 'key'} needs its "
+        f"{'key' if missing == 'key' else 'certificate'}: set settings.ha.tls.{missing} too",
+    )

@@ -237,11 +237,28 @@ class MetricsSettings(_Frozen):
     """``HOST:PORT`` (``[::1]:9100`` for IPv6); none: no metrics endpoint."""
 
 
+class HaTlsSettings(_Frozen):
+    """TLS to etcd (``--ha etcds://…``): paths of PEM files, relative to the inventory
+    directory. Names files only; the key file must be mode 0600."""
+
+    ca: str | None = None
+    """The CA that signed etcd's server certificate (default: the system's roots)."""
+    cert: str | None = None
+    """This client's certificate, for etcd's ``--client-cert-auth`` (with ``key``)."""
+    key: str | None = None
+    """This client's private key (a 0600 file)."""
+    server_name: str | None = None
+    """The name to check etcd's certificate against, when the endpoints are addresses
+    its certificate does not name."""
+
+
 class HaSettings(_Frozen):
     """Active/standby through an etcd lease (``run --ha`` overrides ``endpoints``)."""
 
     endpoints: tuple[str, ...] = ()
     """``HOST:PORT`` of the etcd members."""
+    tls: HaTlsSettings | None = None
+    """Speak TLS to etcd (given: ``--ha`` must be ``etcds://``)."""
     cluster: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
     """Names this fleet's keys in etcd (``/poolkeeper/<cluster>/…``)."""
     ttl_seconds: float = Field(default=10.0, ge=1)
