@@ -199,7 +199,8 @@ class EtcdBackend:
                 return await asyncio.wait_for(fn(client), self._timeout)
             except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, TimeoutError) as exc:
                 host, port = self._endpoints[self._current]
-                text, tls_fault = explain(str(exc), host, self._tls)
+                name = self._tls.server_name if self._tls and self._tls.server_name else host
+                text, tls_fault = explain(str(exc), name, self._tls)
                 tls_faults += tls_fault
                 errors.append(f"{host}:{port}: {text if tls_fault else type(exc).__name__}")
                 if not tls_fault and text:

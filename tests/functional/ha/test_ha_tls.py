@@ -188,7 +188,10 @@ def test_tls_misconfigurations_end_run_with_a_clear_message(
     plain = etcd.url.replace("etcds://", "etcd://")
     out = run_refused(world, etcd, "plain", tls_settings(tls.ca, cert, key), plain)
     assert "is plaintext but settings.ha.tls is set" in out and "use etcds://" in out, out
-    print(f"five refusals in {time.monotonic() - started:.1f}s")
+    named = tls_settings(tls.ca, cert, key)[:-1] + ", server_name: wrong.example}"
+    out = run_refused(world, etcd, "server-name", named)
+    assert "etcd's certificate does not name wrong.example" in out, out
+    print(f"six refusals in {time.monotonic() - started:.1f}s")
     # status --ha with the wrong CA: the same words in its HA section, exit 0.
     inventory = world.root / "wrong-ca" / "inventory"
     shown = world.cli("status", str(inventory), "--json", "--ha", etcd.url, timeout=60)
