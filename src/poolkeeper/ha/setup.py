@@ -17,7 +17,7 @@ from poolkeeper.ha.gate import HaGate
 from poolkeeper.ha.journal import BackendThread, MirroredJournal
 from poolkeeper.ha.tls import TlsMaterial, load_tls
 from poolkeeper.model.desired import AccountRole, Desired
-from poolkeeper.model.shards import pools_of_shard
+from poolkeeper.model.shards import pools_of_shard, top_up_shards
 
 ALL = "all"
 """The shard name when ``settings.shards`` declares none: every pool."""
@@ -50,7 +50,9 @@ def shard_name(desired: Desired, wanted: Sequence[str]) -> str:
 
 
 def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
-    """Only the pools (and their workers) of ``shards``, and only their own relay signer;
+    """Only the pools (and their workers) of ``shards``, only their own relay signer, and
+    top-ups only of the accounts these shards keep (``top_up_shards``: another shard's
+    process tops up the others; two processes planning one top-up would both send it);
     unchanged when none is named."""
     if not shards:
         return desired
@@ -66,6 +68,15 @@ def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
         accounts = tuple(
             a for a in accounts if a.role is not AccountRole.RELAY_SIGNER or a.name in relay_signers
         )
+    keeper = top_up_shards(
+        desired.settings.shards, desired.pools, desired.workers, desired.accounts
+    )
+    accounts = tuple(
+        a.model_copy(update={"top_up": None})
+        if a.top_up is not None and keeper.get(a.name) not in shards
+        else a
+        for a in accounts
+    )
     return desired.model_copy(
         update={
             "pools": tuple(p for p in desired.pools if p.name in pools),

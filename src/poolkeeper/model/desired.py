@@ -9,10 +9,11 @@ addresses only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -339,6 +340,14 @@ class Desired(_Frozen):
     @cached_property
     def accounts_by_name(self) -> dict[str, AccountSpec]:
         return {a.name: a for a in self.accounts}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose ``*_by_name`` maps are computed afresh (pydantic copies the cached
+        values along: a copy with fewer workers or changed accounts kept the old maps)."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in ("pools_by_name", "workers_by_name", "accounts_by_name"):
+            copied.__dict__.pop(name, None)
+        return copied
 
     def stake_of(self, worker: WorkerSpec) -> int | None:
         """The stake a worker should compute with: its own, else its pool's default."""
