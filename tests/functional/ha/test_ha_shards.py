@@ -26,11 +26,19 @@ if etcd_binary() is None:
 
 ACCOUNTS = """\
 accounts:
-  - {name: owner, role: owner, derivation: owner}
+  - {name: owner-a, role: owner, derivation: owner//a}
+  - {name: owner-b, role: owner, derivation: owner//b}
   - {name: operator-a, role: operator, derivation: operator//pool-a}
   - {name: operator-b, role: operator, derivation: operator//pool-b}
   - {name: relay-a, role: relay_signer, derivation: relay//a}
   - {name: relay-b, role: relay_signer, derivation: relay//b}
+"""
+# Each shard its own owner: an owner whose key poolkeeper holds signs pool creation and
+# settings, and a signer belongs to one shard.
+POOLS = """\
+pools:
+  - {name: pool-a, pid: 0, owner: owner-a, operator: operator-a, default_stake: 1000 PHA}
+  - {name: pool-b, pid: 1, owner: owner-b, operator: operator-b, default_stake: 1000 PHA}
 """
 SHARDS = """\
   shards:
@@ -41,7 +49,7 @@ SHARDS = """\
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3, accounts=ACCOUNTS)
+    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3, accounts=ACCOUNTS, pools=POOLS)
     settings = w.inventory / "settings.yaml"
     settings.write_text(settings.read_text() + SHARDS)
     try:
@@ -85,12 +93,14 @@ def test_two_shards_on_two_processes_each_sign_only_their_own(
 
 TOPPED_UP = """\
 accounts:
-  - {name: owner, role: owner, derivation: owner}
-  - {name: funder, role: funding, derivation: funder}
+  - {name: owner-a, role: owner, derivation: owner//a}
+  - {name: owner-b, role: owner, derivation: owner//b}
+  - {name: funder-a, role: funding, derivation: funder//a}
+  - {name: funder-b, role: funding, derivation: funder//b}
   - {name: operator-a, role: operator, derivation: operator//pool-a,
-     top_up: {from: funder, to: 3000 PHA, max_per_day: 10000 PHA}}
+     top_up: {from: funder-a, to: 3000 PHA, max_per_day: 10000 PHA}}
   - {name: operator-b, role: operator, derivation: operator//pool-b,
-     top_up: {from: funder, to: 3000 PHA, max_per_day: 10000 PHA}}
+     top_up: {from: funder-b, to: 3000 PHA, max_per_day: 10000 PHA}}
   - {name: relay-a, role: relay_signer, derivation: relay//a}
   - {name: relay-b, role: relay_signer, derivation: relay//b}
 """
@@ -132,7 +142,7 @@ def top_ups(runner: Runner) -> set[str]:
 
 @pytest.fixture
 def topped_world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3, accounts=TOPPED_UP)
+    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3, accounts=TOPPED_UP, pools=POOLS)
     settings = w.inventory / "settings.yaml"
     settings.write_text(settings.read_text() + SHARDS)
     try:
