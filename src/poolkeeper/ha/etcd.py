@@ -191,7 +191,7 @@ class EtcdBackend:
         return self._client
 
     async def _call(self, what: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        errors: list[str] = []
+        errors: dict[str, list[str]] = {}  # what went wrong -> where (said once)
         tls_faults = 0
         for _ in range(len(self._endpoints)):
             try:
@@ -202,13 +202,15 @@ class EtcdBackend:
                 name = self._tls.server_name if self._tls and self._tls.server_name else host
                 text, tls_fault = explain(str(exc), name, self._tls)
                 tls_faults += tls_fault
-                errors.append(f"{host}:{port}: {text if tls_fault else type(exc).__name__}")
-                if not tls_fault and text:
-                    errors[-1] += f" {text}"
+                said = text if tls_fault else f"{type(exc).__name__} {text}".strip()
+                errors.setdefault(said, []).append(f"{host}:{port}")
                 await self._drop()
                 self._current = (self._current + 1) % len(self._endpoints)
         error = EtcdTlsError if tls_faults == len(self._endpoints) else LeaseBackendError
-        raise error(f"etcd {what} failed: " + "; ".join(errors))
+        raise error(
+            f"etcd {what} failed: "
+            + "; ".join(f"{', '.join(where)}: {said}" for said, where in errors.items())
+        )
 
     async def _drop(self) -> None:
         client, self._client = self._client, None
