@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster
 from tests.functional.ha.test_ha_failover import Runner, converged, start, wait_until
-from tests.functional.ha.test_ha_shards import ACCOUNTS, SHARDS
+from tests.functional.ha.test_ha_shards import ACCOUNTS, POOLS, SHARDS
 
 
 def counts(world: World) -> tuple[int, dict[str, int]]:
@@ -58,7 +58,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        world = World(root / "world", 4, block_time=0.3, cool_down=3, accounts=ACCOUNTS)
+        world = World(
+            root / "world", 4, block_time=0.3, cool_down=3, accounts=ACCOUNTS, pools=POOLS
+        )
         settings = world.inventory / "settings.yaml"
         settings.write_text(settings.read_text() + SHARDS)
         (root / "etcd").mkdir()

@@ -328,8 +328,8 @@ def run(
         typer.Option(
             "--ha",
             metavar="ETCD",
-            help="etcd://HOST:PORT[,HOST:PORT]: sign and relay only while owning the shard "
-            "(docs/ha.md).",
+            help="etcd://HOST:PORT[,HOST:PORT] (etcds:// for TLS, settings.ha.tls): sign and "
+            "relay only while owning the shard (docs/ha.md).",
         ),
     ] = None,
     shard: Annotated[
@@ -380,7 +380,7 @@ def status(
         typer.Option(
             "--ha",
             metavar="ETCD",
-            help="etcd://HOST:PORT[,HOST:PORT]: also show who owns which shard.",
+            help="etcd://HOST:PORT[,HOST:PORT] (etcds:// for TLS): also show who owns which shard.",
         ),
     ] = None,
 ) -> None:
@@ -417,7 +417,7 @@ def status(
     from poolkeeper.app import state_dir_of
     from poolkeeper.cli._ha import ha_status, render_ha_status
 
-    ha_section = ha_status(desired, ha, state_dir_of(desired, directory))
+    ha_section = ha_status(desired, ha, state_dir_of(desired, directory), directory)
     if ha_section is not None:
         document["ha"] = ha_section
     if as_json:

@@ -30,7 +30,8 @@ class HaCli:
 
     shards: tuple[str, ...] = ()
     enabled: bool = False
-    endpoints: tuple[tuple[str, int], ...] = ()
+    target: Any = None
+    """Where etcd is and how to speak to it (``poolkeeper.ha.setup.EtcdTarget``)."""
     shard: str = ""
     run: Any = None
     rec: Reconciler | None = None
@@ -52,7 +53,7 @@ class HaCli:
             self.state_file = state_dir / "ha.json"
             self.run = build(
                 desired,
-                endpoints=self.endpoints,
+                target=self.target,
                 shard=self.shard,
                 state_dir=state_dir,
                 log=lambda m: typer.echo(m, err=m.startswith("ALERT")),
@@ -161,26 +162,53 @@ def ha_builder(
     desired: Desired,
     flag: str | None,
     shards: Sequence[str],
+    directory: Path,
 ) -> tuple[HaCli, Callable[[Path], tuple[Journal, PassGate]] | None]:
-    """The HA side of ``run`` and the journal/gate builder to pass to the reconciler."""
+    """The HA side of ``run`` and the journal/gate builder to pass to the reconciler.
+    Exits 1 on a configuration fault: a bad ``--ha``, an unreadable ``settings.ha.tls``
+    file, or etcd refusing the TLS handshake on every endpoint (an unreachable etcd is
+    not one: the process starts as a standby and keeps trying)."""
     cli = HaCli(shards=tuple(shards))
     wanted = bool(flag) or bool(desired.settings.ha and desired.settings.ha.endpoints)
     if not wanted:
         return cli, None
     try:
-        from poolkeeper.ha.setup import endpoints_of, shard_name
+        from poolkeeper.ha.setup import shard_name, target_of
 
-        cli.endpoints = endpoints_of(desired, flag)
+        cli.target = target_of(desired, flag, directory)
         cli.shard = shard_name(desired, shards)
     except ImportError:
         raise fail("error: --ha needs the `ha` extra: pip install 'poolkeeper[ha]'") from None
     except ValueError as error:
         raise fail(f"error: {error}") from None
+    if cli.target.tls is not None:
+        _refuse_tls_faults(cli.target)
     cli.enabled = True
     return cli, cli.build(desired)
 
 
-def ha_status(desired: Desired, flag: str | None, state_dir: Path) -> dict[str, Any] | None:
+def _refuse_tls_faults(target: Any) -> None:
+    """One read from etcd before starting: a TLS handshake every endpoint refuses (wrong
+    CA, missing or refused client certificate, no TLS there) ends ``run`` with the reason;
+    anything else (etcd down) is left to the agent, which keeps trying as a standby."""
+    from poolkeeper.ha.etcd import EtcdTlsError
+    from poolkeeper.ha.journal import BackendThread
+    from poolkeeper.ha.ports import LeaseBackendError
+
+    probe = BackendThread(lambda: target.backend(2.0), 2.0 * len(target.endpoints) + 1)
+    try:
+        probe.run(probe.backend.read("/poolkeeper/"))
+    except EtcdTlsError as error:
+        raise fail(f"error: {error}") from None
+    except LeaseBackendError:
+        pass
+    finally:
+        probe.close()
+
+
+def ha_status(
+    desired: Desired, flag: str | None, state_dir: Path, directory: Path
+) -> dict[str, Any] | None:
     """``status``'s HA section: every shard's owner from etcd (with ``--ha``), and what the
     ``run`` sharing this state dir last wrote about itself (``ha.json``), if anything."""
     section: dict[str, Any] = {}
@@ -190,15 +218,14 @@ def ha_status(desired: Desired, flag: str | None, state_dir: Path) -> dict[str, 
             section["this_state_dir"] = json.loads(local.read_text())
     if flag:
         try:
-            from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
             from poolkeeper.ha.ports import LeaseBackendError
-            from poolkeeper.ha.setup import ALL
+            from poolkeeper.ha.setup import ALL, target_of
             from poolkeeper.ha.status import ownership
         except ImportError:
             section["error"] = "--ha needs the `ha` extra: pip install 'poolkeeper[ha]'"
             return section
         try:
-            endpoints = parse_endpoints(flag)
+            target = target_of(desired, flag, directory)
         except ValueError as error:
             section["error"] = str(error)
             return section
@@ -206,7 +233,7 @@ def ha_status(desired: Desired, flag: str | None, state_dir: Path) -> dict[str, 
         cluster = desired.settings.ha.cluster if desired.settings.ha else "default"
 
         async def read() -> list[dict[str, Any]]:
-            backend = EtcdBackend(endpoints, timeout=2.0)
+            backend = target.backend(2.0)
             try:
                 return await ownership(backend, cluster, shards)
             finally:

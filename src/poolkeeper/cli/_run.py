@@ -74,7 +74,7 @@ async def run_loop_async(
 
     log = logging.getLogger("poolkeeper.run")
     desired = load_desired(directory)
-    ha_run, build_ha = ha_builder(desired, ha, shards)
+    ha_run, build_ha = ha_builder(desired, ha, shards, directory)
     restrict = ha_run.restrict
     desired = restrict(desired)
     metrics, metrics_server = start_metrics(metrics_addr or desired.settings.metrics.listen)

@@ -1,29 +1,52 @@
 """The etcd adapter of ``LeaseBackend`` (aetcd, asyncio, v3 gRPC API; works against
 etcd 3.4 and later). Several endpoints may be given: a request that fails on one is
-retried on the next, so losing one member of a 3-member cluster is not an outage."""
+retried on the next, so losing one member of a 3-member cluster is not an outage.
+
+TLS (``etcds://``): aetcd 1.0's client only opens plaintext channels. ``_TlsClient``
+wraps its ``connect`` so the channel aetcd opens is a ``grpc.aio.secure_channel`` with
+this backend's credentials (handed over through a context variable, so other clients
+and other threads are untouched), without copying aetcd's connection code."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+# gRPC's C core logs handshake failures to stderr on its own; the errors raised here
+# carry the same facts in words. GRPC_VERBOSITY=ERROR (set by the operator) shows them.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
 import aetcd
+import aetcd.rpc
 import grpc
 
 from poolkeeper.ha.ports import LeaseBackendError
+from poolkeeper.ha.tls import TlsMaterial
 
 T = TypeVar("T")
 
+PLAIN = "etcd://"
+TLS = "etcds://"
 
-def parse_endpoints(spec: str) -> tuple[tuple[str, int], ...]:
-    """``etcd://HOST:PORT[,HOST:PORT…]`` → ((host, port), …); ValueError naming the fault."""
-    if not spec.startswith("etcd://"):
-        raise ValueError(f"--ha {spec!r}: expected etcd://HOST:PORT[,HOST:PORT…]")
+
+def parse_ha_url(spec: str) -> tuple[tuple[tuple[str, int], ...], bool]:
+    """``etcd[s]://HOST:PORT[,HOST:PORT…]`` → (((host, port), …), whether TLS);
+    ValueError naming the fault."""
+    if spec.startswith(TLS):
+        tls, rest = True, spec.removeprefix(TLS)
+    elif spec.startswith(PLAIN):
+        tls, rest = False, spec.removeprefix(PLAIN)
+    else:
+        raise ValueError(
+            f"--ha {spec!r}: expected etcd://HOST:PORT[,HOST:PORT…] (or etcds:// for TLS)"
+        )
     found: list[tuple[str, int]] = []
-    for part in spec.removeprefix("etcd://").split(","):
+    for part in rest.split(","):
         parsed = urlsplit(f"//{part.strip()}")
         try:
             port = parsed.port
@@ -32,38 +55,162 @@ def parse_endpoints(spec: str) -> tuple[tuple[str, int], ...]:
         if not parsed.hostname or port is None:
             raise ValueError(f"--ha {spec!r}: {part!r} is not HOST:PORT")
         found.append((parsed.hostname, port))
-    return tuple(found)
+    return tuple(found), tls
+
+
+def parse_endpoints(spec: str) -> tuple[tuple[str, int], ...]:
+    """The endpoints of ``etcd[s]://HOST:PORT[,…]``; ValueError naming the fault."""
+    return parse_ha_url(spec)[0]
+
+
+class EtcdTlsError(LeaseBackendError):
+    """Every endpoint refused the TLS handshake (a configuration fault: wrong CA, no or
+    refused client certificate, a plaintext etcd), not an outage."""
+
+
+_credentials: ContextVar[grpc.ChannelCredentials | None] = ContextVar(
+    "poolkeeper_etcd_credentials", default=None
+)
+
+
+def _install_channel_hook() -> None:
+    """Let aetcd's ``rpc.insecure_channel`` open a secure channel while a ``_TlsClient``
+    connects (and only then: without credentials it is the original function)."""
+    plain = aetcd.rpc.insecure_channel
+    if getattr(plain, "_poolkeeper_hook", False):
+        return
+
+    def channel(target: str, options: Any = None, *args: Any, **kwargs: Any) -> Any:
+        credentials = _credentials.get()
+        if credentials is None:
+            return plain(target, options, *args, **kwargs)
+        return grpc.aio.secure_channel(target, credentials, options, *args, **kwargs)
+
+    channel._poolkeeper_hook = True  # type: ignore[attr-defined]
+    aetcd.rpc.insecure_channel = channel
+
+
+_install_channel_hook()
+
+
+class _TlsClient(aetcd.Client):  # type: ignore[misc]
+    """An aetcd client whose channel is TLS with ``credentials``."""
+
+    def __init__(self, *, credentials: grpc.ChannelCredentials, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._poolkeeper_credentials = credentials
+
+    async def connect(self) -> None:
+        token = _credentials.set(self._poolkeeper_credentials)
+        try:
+            await super().connect()
+        finally:
+            _credentials.reset(token)
+
+
+def credentials_of(tls: TlsMaterial) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+    )
+
+
+def explain(detail: str, host: str, tls: TlsMaterial | None) -> tuple[str, bool]:
+    """gRPC's words for a failed connection in an operator's words, and whether it is a
+    TLS configuration fault (retrying will not help)."""
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        why = detail.split("CERTIFICATE_VERIFY_FAILED:", 1)[-1].split(":", maxsplit=1)[0].strip()
+        trusted = (
+            f"the CA of settings.ha.tls.ca ({tls.ca_path})"
+            if tls is not None and tls.ca_path
+            else "the system's CA certificates (set settings.ha.tls.ca)"
+        )
+        return (
+            f"TLS handshake failed: etcd's certificate is not signed by {trusted}"
+            + (f" ({why})" if why else ""),
+            True,
+        )
+    if "Hostname Verification" in detail or "Peer name" in detail:
+        return (
+            f"TLS handshake failed: etcd's certificate does not name {host} (use a name it "
+            f"holds in --ha, or settings.ha.tls.server_name)",
+            True,
+        )
+    if any(s in detail for s in ("TSI_DATA_CORRUPTED", "BAD_CERTIFICATE", "CERTIFICATE_REQ")):
+        return (
+            "TLS handshake failed: etcd refused this client (with --client-cert-auth it needs "
+            "settings.ha.tls.cert and key, signed by the CA of its --trusted-ca-file)",
+            True,
+        )
+    if tls is not None and ("Handshake read failed" in detail or "WRONG_VERSION" in detail):
+        return (
+            "TLS handshake failed: no TLS server answered (a plaintext etcd? then use etcd://)",
+            True,
+        )
+    if tls is None and "Socket closed" in detail:
+        return f"{detail} (if etcd serves TLS, use etcds:// and settings.ha.tls)", False
+    return detail, False
 
 
 class EtcdBackend:
-    """``LeaseBackend`` over etcd; ``timeout`` bounds each request."""
+    """``LeaseBackend`` over etcd; ``timeout`` bounds each request; ``tls``: TLS with that
+    material (None: plaintext)."""
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]], *, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[tuple[str, int]],
+        *,
+        timeout: float = 1.0,
+        tls: TlsMaterial | None = None,
+    ) -> None:
         self._endpoints = list(endpoints)
         self._timeout = timeout
+        self._tls = tls
+        self._credentials = credentials_of(tls) if tls is not None else None
         self._current = 0
         self._client: aetcd.Client | None = None
 
     async def _connected(self) -> aetcd.Client:
         if self._client is None:
             host, port = self._endpoints[self._current]
-            client = aetcd.Client(host=host, port=port, timeout=self._timeout)
+            client: aetcd.Client
+            if self._credentials is None:
+                client = aetcd.Client(host=host, port=port, timeout=self._timeout)
+            else:
+                options = {}
+                if self._tls is not None and self._tls.server_name:
+                    options["grpc.ssl_target_name_override"] = self._tls.server_name
+                client = _TlsClient(
+                    credentials=self._credentials,
+                    host=host,
+                    port=port,
+                    timeout=self._timeout,
+                    options=options,
+                )
             await asyncio.wait_for(client.connect(), self._timeout)
             self._client = client
         return self._client
 
     async def _call(self, what: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
-        errors: list[str] = []
+        errors: dict[str, list[str]] = {}  # what went wrong -> where (said once)
+        tls_faults = 0
         for _ in range(len(self._endpoints)):
             try:
                 client = await self._connected()
                 return await asyncio.wait_for(fn(client), self._timeout)
             except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, TimeoutError) as exc:
                 host, port = self._endpoints[self._current]
-                errors.append(f"{host}:{port}: {type(exc).__name__} {exc}".strip())
+                name = self._tls.server_name if self._tls and self._tls.server_name else host
+                text, tls_fault = explain(str(exc), name, self._tls)
+                tls_faults += tls_fault
+                said = text if tls_fault else f"{type(exc).__name__} {text}".strip()
+                errors.setdefault(said, []).append(f"{host}:{port}")
                 await self._drop()
                 self._current = (self._current + 1) % len(self._endpoints)
-        raise LeaseBackendError(f"etcd {what} failed: " + "; ".join(errors))
+        error = EtcdTlsError if tls_faults == len(self._endpoints) else LeaseBackendError
+        raise error(
+            f"etcd {what} failed: "
+            + "; ".join(f"{', '.join(where)}: {said}" for said, where in errors.items())
+        )
 
     async def _drop(self) -> None:
         client, self._client = self._client, None

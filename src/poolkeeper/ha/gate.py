@@ -1,7 +1,8 @@
 """The reconciler's ``PassGate`` under HA: a pass may sign and relay only while the
 shard's fence says so, and the first pass after winning the shard first loads the
 previous owner's unsettled extrinsics from etcd and recovers them (same bytes, or proven
-dropped) so none of their actions is planned again."""
+dropped) so none of their actions is planned again; from then on the daily top-up cap
+counts what the chain shows was sent today, not only this process's journal."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class HaGate:
             return False
         lease = self.agent.fence.lease
         if self._recovered_lease != lease:
+            # Top-ups another owner sent before this win count against today's cap.
+            self.journal.note_won(self.agent.fence.since_wall or self.agent.wall())
             try:
                 adopted = self.journal.adopt_remote()
             except LeaseBackendError as exc:

@@ -87,7 +87,27 @@ class MirroredJournal(Journal):
     """The local journal, each unsettled extrinsic mirrored into etcd first.
 
     ``may_write`` is asked before every record: a fenced process records nothing, so it
-    sends nothing (the executor records before it sends)."""
+    sends nothing (the executor records before it sends).
+
+    ``created_at`` (since when this journal saw every top-up, for the daily cap) is the
+    later of the file's creation and the moment this process last won the shard: before
+    that another process may have sent top-ups, so the ledger reads the day's transfers
+    from the chain instead of trusting this journal alone."""
+
+    _complete_since: float = 0.0
+    _file_created_at: float = 0.0
+
+    @property
+    def created_at(self) -> float:
+        return max(self._file_created_at, self._complete_since)
+
+    @created_at.setter
+    def created_at(self, value: float) -> None:
+        self._file_created_at = value
+
+    def note_won(self, wall: float) -> None:
+        """This process owns the shard since ``wall`` (Unix seconds)."""
+        self._complete_since = wall
 
     def __init__(
         self,

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolkeeper.ha.agent import ShardAgent
-from poolkeeper.ha.etcd import EtcdBackend, parse_endpoints
+from poolkeeper.ha.etcd import EtcdBackend, parse_ha_url
 from poolkeeper.ha.fence import Fence
 from poolkeeper.ha.gate import HaGate
 from poolkeeper.ha.journal import BackendThread, MirroredJournal
+from poolkeeper.ha.tls import TlsMaterial, load_tls
 from poolkeeper.model.desired import AccountRole, Desired
-from poolkeeper.model.shards import pools_of_shard
+from poolkeeper.model.shards import pools_of_shard, top_up_shards
 
 ALL = "all"
 """The shard name when ``settings.shards`` declares none: every pool."""
@@ -49,7 +50,9 @@ def shard_name(desired: Desired, wanted: Sequence[str]) -> str:
 
 
 def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
-    """Only the pools (and their workers) of ``shards``, and only their own relay signer;
+    """Only the pools (and their workers) of ``shards``, only their own relay signer, and
+    top-ups only of the accounts these shards keep (``top_up_shards``: another shard's
+    process tops up the others; two processes planning one top-up would both send it);
     unchanged when none is named."""
     if not shards:
         return desired
@@ -65,6 +68,15 @@ def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
         accounts = tuple(
             a for a in accounts if a.role is not AccountRole.RELAY_SIGNER or a.name in relay_signers
         )
+    keeper = top_up_shards(
+        desired.settings.shards, desired.pools, desired.workers, desired.accounts
+    )
+    accounts = tuple(
+        a.model_copy(update={"top_up": None})
+        if a.top_up is not None and keeper.get(a.name) not in shards
+        else a
+        for a in accounts
+    )
     return desired.model_copy(
         update={
             "pools": tuple(p for p in desired.pools if p.name in pools),
@@ -74,20 +86,48 @@ def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
     )
 
 
-def endpoints_of(desired: Desired, flag: str | None) -> tuple[tuple[str, int], ...]:
-    """``--ha`` wins over ``settings.ha.endpoints``; ValueError when neither parses."""
-    if flag:
-        return parse_endpoints(flag)
+@dataclass(frozen=True)
+class EtcdTarget:
+    """Where etcd is and how to speak to it (``tls`` None: plaintext)."""
+
+    endpoints: tuple[tuple[str, int], ...]
+    tls: TlsMaterial | None = None
+
+    def backend(self, timeout: float) -> EtcdBackend:
+        return EtcdBackend(self.endpoints, timeout=timeout, tls=self.tls)
+
+
+def target_of(desired: Desired, flag: str | None, base_dir: Path) -> EtcdTarget:
+    """``--ha`` wins over ``settings.ha.endpoints``; TLS with ``etcds://`` or, for the
+    settings' endpoints, with ``settings.ha.tls``, its files read and checked now (relative
+    to ``base_dir``, the inventory directory). ValueError naming the flag or setting."""
     ha = desired.settings.ha
-    if ha is None or not ha.endpoints:
-        raise ValueError("HA needs --ha etcd://HOST:PORT[,…] or settings.ha.endpoints")
-    return parse_endpoints("etcd://" + ",".join(ha.endpoints))
+    tls_settings = ha.tls if ha else None
+    where = str(desired.settings.source) if desired.settings.source else ""
+    if flag:
+        endpoints, tls = parse_ha_url(flag)
+        if tls_settings is not None and not tls:
+            raise ValueError(
+                f"--ha {flag!r} is plaintext but settings.ha.tls is set"
+                + (f" ({where})" if where else "")
+                + ": use etcds://"
+            )
+    else:
+        if ha is None or not ha.endpoints:
+            raise ValueError(
+                "HA needs --ha etcd://HOST:PORT[,…] (etcds:// for TLS) or settings.ha.endpoints"
+            )
+        endpoints, _ = parse_ha_url("etcd://" + ",".join(ha.endpoints))
+        tls = tls_settings is not None
+    if not tls:
+        return EtcdTarget(endpoints)
+    return EtcdTarget(endpoints, load_tls(tls_settings, base_dir, where))
 
 
 def build(
     desired: Desired,
     *,
-    endpoints: Sequence[tuple[str, int]],
+    target: EtcdTarget,
     shard: str,
     state_dir: Path,
     log: Callable[[str], None],
@@ -102,7 +142,7 @@ def build(
     timeout = max(0.2, ttl / 6)
     fence = Fence(ttl_seconds=ttl, lock_delay_seconds=delay)
     agent = ShardAgent(
-        backend=EtcdBackend(endpoints, timeout=timeout),
+        backend=target.backend(timeout),
         cluster=cluster,
         shard=shard,
         identity=f"{socket.gethostname()}:{os.getpid()}",
@@ -110,7 +150,7 @@ def build(
         log=log,
         on_fenced=on_fenced,
     )
-    remote = BackendThread(lambda: EtcdBackend(endpoints, timeout=timeout), timeout * 2)
+    remote = BackendThread(lambda: target.backend(timeout), timeout * 2)
     journal = MirroredJournal(
         state_dir / "journal.sqlite",
         remote=remote,

@@ -9,10 +9,11 @@ addresses only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -237,11 +238,28 @@ class MetricsSettings(_Frozen):
     """``HOST:PORT`` (``[::1]:9100`` for IPv6); none: no metrics endpoint."""
 
 
+class HaTlsSettings(_Frozen):
+    """TLS to etcd (``--ha etcds://…``): paths of PEM files, relative to the inventory
+    directory. Names files only; the key file must be mode 0600."""
+
+    ca: str | None = None
+    """The CA that signed etcd's server certificate (default: the system's roots)."""
+    cert: str | None = None
+    """This client's certificate, for etcd's ``--client-cert-auth`` (with ``key``)."""
+    key: str | None = None
+    """This client's private key (a 0600 file)."""
+    server_name: str | None = None
+    """The name to check etcd's certificate against, when the endpoints are addresses
+    its certificate does not name."""
+
+
 class HaSettings(_Frozen):
     """Active/standby through an etcd lease (``run --ha`` overrides ``endpoints``)."""
 
     endpoints: tuple[str, ...] = ()
     """``HOST:PORT`` of the etcd members."""
+    tls: HaTlsSettings | None = None
+    """Speak TLS to etcd (given: ``--ha`` must be ``etcds://``)."""
     cluster: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
     """Names this fleet's keys in etcd (``/poolkeeper/<cluster>/…``)."""
     ttl_seconds: float = Field(default=10.0, ge=1)
@@ -322,6 +340,14 @@ class Desired(_Frozen):
     @cached_property
     def accounts_by_name(self) -> dict[str, AccountSpec]:
         return {a.name: a for a in self.accounts}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose ``*_by_name`` maps are computed afresh (pydantic copies the cached
+        values along: a copy with fewer workers or changed accounts kept the old maps)."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in ("pools_by_name", "workers_by_name", "accounts_by_name"):
+            copied.__dict__.pop(name, None)
+        return copied
 
     def stake_of(self, worker: WorkerSpec) -> int | None:
         """The stake a worker should compute with: its own, else its pool's default."""

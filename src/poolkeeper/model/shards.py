@@ -1,12 +1,13 @@
 """Which pools, workers and signers belong to a shard (``settings.shards``): one rule
 shared by the inventory check (a signer in two shards is an error) and by ``run
---shard`` (a process takes only its shards' pools)."""
+--shard`` (a process takes only its shards' pools, and tops up only its shards'
+accounts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from poolkeeper.model.desired import PoolSpec, ShardSpec, WorkerSpec
+from poolkeeper.model.desired import AccountSpec, PoolSpec, ShardSpec, WorkerSpec
 
 
 def pools_of_shard(
@@ -29,3 +30,27 @@ def pools_of_shard(
 def signers_of_pools(pools: Sequence[PoolSpec], names: Sequence[str]) -> set[str]:
     """Accounts that sign for these pools (their operator, or owner)."""
     return {p.signer for p in pools if p.name in names}
+
+
+def top_up_shards(
+    shards: Sequence[ShardSpec],
+    pools: Sequence[PoolSpec],
+    workers: Sequence[WorkerSpec],
+    accounts: Sequence[AccountSpec],
+) -> dict[str, str]:
+    """The one shard that keeps each topped-up account's balance, by account name, so
+    exactly one process plans its top-ups: the first shard (in ``settings.shards`` order)
+    whose pools it owns or signs for, or whose relay signer it is; for an account no
+    shard uses (a funding account topped up from another), the first shard."""
+    if not shards:
+        return {}
+    users: dict[str, str] = {}
+    for shard in shards:
+        names = pools_of_shard(shard, pools, workers)
+        for pool in pools:
+            if pool.name in names:
+                users.setdefault(pool.owner, shard.name)
+                users.setdefault(pool.signer, shard.name)
+        if shard.relay_signer:
+            users.setdefault(shard.relay_signer, shard.name)
+    return {a.name: users.get(a.name, shards[0].name) for a in accounts if a.top_up is not None}

@@ -88,9 +88,11 @@ class World:
         runtime: str = "khala",
         accounts: str = ACCOUNTS,
         phala: dict[str, Any] | None = None,
+        pools: str = POOLS,
     ) -> None:
         self.root = root
         self.accounts_yaml = accounts
+        self.pools_yaml = pools
         self.inventory = root / "inventory"
         self.inventory.mkdir(parents=True)
         self.state_dir = root / "state"
@@ -120,7 +122,7 @@ class World:
 
     def _write_static(self, chain_url: str) -> None:
         (self.inventory / "accounts.yaml").write_text(self.accounts_yaml, encoding="utf-8")
-        (self.inventory / "pools.yaml").write_text(POOLS, encoding="utf-8")
+        (self.inventory / "pools.yaml").write_text(self.pools_yaml, encoding="utf-8")
         (self.inventory / "settings.yaml").write_text(
             settings(chain_url, self.state_dir), encoding="utf-8"
         )

@@ -1,4 +1,5 @@
-"""A 3-member etcd cluster on loopback ports for the HA tests (Debian's etcd-server)."""
+"""A 3-member etcd cluster on loopback ports for the HA tests (Debian's etcd-server),
+optionally serving its clients over TLS with client-certificate auth."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests._ports import free_port_run
+from tests.functional.ha._tls import TlsFiles
 
 
 def etcd_binary() -> str | None:
@@ -17,9 +19,24 @@ def etcd_binary() -> str | None:
 class EtcdCluster:
     """Three ``etcd`` processes with their data in ``root``; ``url`` for ``run --ha``."""
 
-    def __init__(self, root: Path, members: int = 3) -> None:
+    def __init__(self, root: Path, members: int = 3, tls: TlsFiles | None = None) -> None:
         binary = etcd_binary()
         assert binary is not None
+        self.tls = tls
+        scheme = "https" if tls else "http"
+        tls_args = (
+            [
+                "--cert-file",
+                str(tls.server_cert),
+                "--key-file",
+                str(tls.server_key),
+                "--trusted-ca-file",
+                str(tls.ca),
+                "--client-cert-auth",
+            ]
+            if tls
+            else []
+        )
         ports = [free_port_run(2) for _ in range(members)]
         self.client_ports = [p[0] for p in ports]
         names = [f"m{i}" for i in range(members)]
@@ -38,9 +55,9 @@ class EtcdCluster:
                         "--data-dir",
                         str(root / name),
                         "--listen-client-urls",
-                        f"http://127.0.0.1:{client}",
+                        f"{scheme}://127.0.0.1:{client}",
                         "--advertise-client-urls",
-                        f"http://127.0.0.1:{client}",
+                        f"{scheme}://127.0.0.1:{client}",
                         "--listen-peer-urls",
                         f"http://127.0.0.1:{peer}",
                         "--initial-advertise-peer-urls",
@@ -55,12 +72,15 @@ class EtcdCluster:
                         "100",
                         "--election-timeout",
                         "1000",
+                        *tls_args,
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-        self.url = "etcd://" + ",".join(f"127.0.0.1:{p}" for p in self.client_ports)
+        self.url = ("etcds://" if tls else "etcd://") + ",".join(
+            f"127.0.0.1:{p}" for p in self.client_ports
+        )
         try:
             self._wait_healthy(root)
         except BaseException:
@@ -68,13 +88,22 @@ class EtcdCluster:
             raise
 
     def _wait_healthy(self, root: Path) -> None:
+        import ssl
         import urllib.request
 
+        context = None
+        scheme = "http"
+        if self.tls is not None:
+            scheme = "https"
+            context = ssl.create_default_context(cafile=str(self.tls.ca))
+            context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.client_ports[0]}/health", timeout=1
+                    f"{scheme}://127.0.0.1:{self.client_ports[0]}/health",
+                    timeout=1,
+                    context=context,
                 ) as reply:
                     if b'"true"' in reply.read():
                         return

@@ -130,6 +130,7 @@ def start(
     cluster: str,
     *extra: str,
     webhook: str | None = None,
+    ha_extra: str = "",
     **env: str,
 ) -> Runner:
     root = world.root / name
@@ -142,7 +143,8 @@ def start(
         "pruntime_timeout_seconds: 5", f"pruntime_timeout_seconds: {LOCK_DELAY:g}"
     )
     settings += (
-        f"  loop: {{interval_seconds: 1}}\n  ha: {{cluster: {cluster}, ttl_seconds: {TTL:g}}}\n"
+        f"  loop: {{interval_seconds: 1}}\n"
+        f"  ha: {{cluster: {cluster}, ttl_seconds: {TTL:g}{ha_extra}}}\n"
     )
     if webhook is not None:
         settings += f"  alerts: {{webhook_url: '{webhook}', debounce_seconds: 0}}\n"

@@ -74,3 +74,28 @@ def test_mirror_then_adopt_by_the_next_owner(tmp_path: Path) -> None:
         second.close()
     finally:
         remote.close()
+
+
+def test_the_journal_is_complete_only_since_the_shard_was_won(tmp_path: Path) -> None:
+    """The daily top-up cap trusts the journal alone only for a day it saw whole: under HA
+    that is from the moment this process won the shard, not from the file's creation."""
+    etcd = FakeEtcd(Clock())
+    remote = BackendThread(lambda: etcd, 2.0)
+    try:
+        journal = MirroredJournal(
+            tmp_path / "j.sqlite",
+            remote=remote,
+            owner_key=OWNER,
+            owner_value=lambda: "one",
+            journal_prefix=PREFIX,
+            may_write=lambda: True,
+        )
+        created = journal.created_at
+        assert created > 0
+        journal.note_won(created + 3600)
+        assert journal.created_at == created + 3600
+        journal.note_won(created - 3600)  # won before the file existed: the file counts
+        assert journal.created_at == created
+        journal.close()
+    finally:
+        remote.close()

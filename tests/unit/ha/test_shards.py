@@ -77,3 +77,52 @@ def test_lease_condition_lost_is_critical_and_keeps_its_transition_time() -> Non
     assert again.process[0].last_transition == t0 + timedelta(seconds=5)
     standby = with_ha_lease(again, t0 + timedelta(seconds=20), "east", "standby", "")
     assert standby.process[0].reason is Reason.STANDBY and standby.process[0].severity is None
+
+
+def topped_up() -> Desired:
+    """Pools a (east) and b (west) share an owner; each operator and the shared owner are
+    topped up from one funding account that no shard uses."""
+    from poolkeeper.model.desired import TopUpPolicy
+
+    policy = TopUpPolicy.model_validate({"from": "funder", "to": 10, "max_per_day": 100})
+    base = desired()
+    return base.model_copy(
+        update={
+            "pools": (
+                PoolSpec(name="a", owner="owner", operator="op-a"),
+                PoolSpec(name="b", owner="owner", operator="op-b"),
+            ),
+            "accounts": (
+                AccountSpec(name="owner", role="owner", top_up=policy),
+                AccountSpec(name="op-a", role="operator", top_up=policy),
+                AccountSpec(name="op-b", role="operator", top_up=policy),
+                AccountSpec(name="funder", role="funding", top_up=policy),
+                AccountSpec(name="relay-east", role="relay_signer", top_up=policy),
+                AccountSpec(name="relay-west", role="relay_signer", top_up=policy),
+            ),
+        }
+    )
+
+
+def test_each_account_is_topped_up_by_exactly_one_shard() -> None:
+    full = topped_up()
+    _ = full.accounts_by_name  # a cached map must not survive into the restricted copy
+    kept: dict[str, list[str]] = {}
+    for shard in ("east", "west"):
+        part = restrict(full, [shard])
+        for account in part.accounts:
+            if account.top_up is not None:
+                kept.setdefault(account.name, []).append(shard)
+        assert part.accounts_by_name == {a.name: a for a in part.accounts}
+        assert set(part.workers_by_name) == {w.name for w in part.workers}
+    # The shared owner and the funder (used by no shard) go to the first shard.
+    assert kept == {
+        "owner": ["east"],
+        "op-a": ["east"],
+        "funder": ["east"],
+        "relay-east": ["east"],
+        "op-b": ["west"],
+        "relay-west": ["west"],
+    }
+    both = restrict(full, ["east", "west"])
+    assert all(a.top_up is not None for a in both.accounts)

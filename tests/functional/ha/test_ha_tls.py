@@ -1,0 +1,203 @@
+"""``run --ha etcds://…`` against a real etcd serving TLS with client-certificate auth
+(certificates made in the test) and the devnet: the owner's lease key is in etcd, its
+journal records go through TLS, a standby takes over when the owner is killed mid-apply
+with no call executed twice on chain; and every TLS misconfiguration an operator can make
+(wrong CA, no client certificate, a readable key, a missing file, plaintext URL with TLS
+settings) ends ``run`` at once with a message naming it, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "cryptography", reason="the TLS tests make their certificates with 'cryptography'"
+)
+
+from poolkeeper._crash_points import ENV
+from poolkeeper.ha.etcd import EtcdBackend
+from poolkeeper.ha.tls import load_tls
+from poolkeeper.model.desired import HaTlsSettings
+from tests.functional.apply._world import World
+from tests.functional.ha._etcd import EtcdCluster, etcd_binary
+from tests.functional.ha._tls import TlsFiles, make_tls_files
+from tests.functional.ha.test_ha_failover import (
+    LOCK_DELAY,
+    TTL,
+    Runner,
+    converged,
+    start,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+if etcd_binary() is None:
+    pytest.skip(
+        "etcd not installed (Debian: apt-get install etcd-server; scripts/setup does it)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory, tls: TlsFiles) -> Iterator[EtcdCluster]:
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd-tls"), tls=tls)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path / "world", 4, block_time=0.3, cool_down=3)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def tls_settings(ca: Path | None, cert: Path | None = None, key: Path | None = None) -> str:
+    """``settings.ha``'s ``tls`` member, to append inside its flow mapping."""
+    fields = [f"{n}: '{p}'" for n, p in (("ca", ca), ("cert", cert), ("key", key)) if p]
+    return ", tls: {" + ", ".join(fields) + "}"
+
+
+def client(etcd: EtcdCluster, tls: TlsFiles) -> EtcdBackend:
+    material = load_tls(
+        HaTlsSettings(ca=str(tls.ca), cert=str(tls.client_cert), key=str(tls.client_key)),
+        Path("/"),
+        "",
+    )
+    return EtcdBackend([("127.0.0.1", p) for p in etcd.client_ports], timeout=2.0, tls=material)
+
+
+async def read_key(etcd: EtcdCluster, tls: TlsFiles, key: str) -> tuple[str, int, int] | None:
+    """The key's value, its lease and the lease's remaining TTL, read over TLS."""
+    backend = client(etcd, tls)
+    try:
+        found = await backend.read(key)
+        if found is None:
+            return None
+        return found[0], found[1], await backend.lease_ttl(found[1])
+    finally:
+        await backend.close()
+
+
+def test_tls_owner_killed_mid_apply_standby_takes_over_without_duplicates(
+    world: World, etcd: EtcdCluster, tls: TlsFiles
+) -> None:
+    ha = tls_settings(tls.ca, tls.client_cert, tls.client_key)
+    a = start(world, etcd, "a", "tls", ha_extra=ha, **{ENV: "after_submit:2"})
+    b: Runner | None = None
+    try:
+        wait_until(lambda: a.ha().get("state") in ("waiting", "active"), 30, "a owns", a)
+        # The lease key is in etcd, attached to a live lease, read with the TLS client.
+        found = asyncio.run(read_key(etcd, tls, "/poolkeeper/tls/shards/all/owner"))
+        assert found is not None, a.output()[-3000:]
+        value, lease, ttl = found
+        assert json.loads(value)["identity"] == a.ha()["identity"], value
+        assert lease != 0 and 0 < ttl <= TTL, (lease, ttl)
+        b = start(world, etcd, "b", "tls", ha_extra=ha)
+        wait_until(lambda: b.ha().get("state") == "standby", 30, "b is standby", a, b)
+        died = wait_until(lambda: a.proc.poll() is not None, 90, "a killed mid-apply", a, b)
+        assert a.proc.returncode == -signal.SIGKILL, a.output()[-3000:]
+        in_flight = [h for h, s in a.by_hash().items() if s == "prepared"]
+        assert in_flight, "nothing was in flight"
+        active = wait_until(lambda: b.ha().get("owner") is True, 30, "b takes over", a, b)
+        print(f"failover over TLS (SIGKILL -> standby signing): {active - died:.2f}s")
+        assert active - died <= TTL + LOCK_DELAY + 1.5, active - died
+        wait_until(lambda: converged(world), 120, "convergence", b)
+        # a's in-flight records reached b through etcd over TLS and were resolved.
+        assert "HA: took over" in b.output(), b.output()[-3000:]
+        settled_by_b = b.by_hash()
+        assert all(settled_by_b.get(h) not in (None, "prepared") for h in in_flight)
+        calls = world.stake_pool_calls()
+        assert calls, "nothing reached the chain"
+        twice = [c for c, n in calls.items() if n > 1]
+        assert not twice, twice
+        print(f"pool and registry calls on chain: {sum(calls.values())}, none twice")
+        shown = world.cli("status", str(b.inventory), "--json", "--ha", etcd.url, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        (row,) = json.loads(shown.stdout)["ha"]["shards"]
+        assert row["owner"] == b.ha()["identity"], row
+        for runner in (a, b):
+            assert "BEGIN" not in runner.output() and "PRIVATE" not in runner.output()
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()
+
+
+def run_refused(world: World, etcd: EtcdCluster, name: str, ha: str, url: str = "") -> str:
+    """``run --ha URL`` (default: the cluster's) with these TLS settings, which must exit 1
+    by itself, before any pass; its output."""
+    saved = etcd.url
+    etcd.url = url or saved
+    try:
+        runner = start(world, etcd, name, "tls-bad", ha_extra=ha)
+    finally:
+        etcd.url = saved
+    try:
+        code = runner.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        runner.stop()
+        raise AssertionError(f"{name}: run kept running\n{runner.output()[-3000:]}") from None
+    out = runner.output()
+    assert code == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert not (runner.state_dir / "ha.json").exists()
+    return out
+
+
+def test_tls_misconfigurations_end_run_with_a_clear_message(
+    world: World, etcd: EtcdCluster, tls: TlsFiles, tmp_path: Path
+) -> None:
+    cert, key = tls.client_cert, tls.client_key
+    started = time.monotonic()
+    out = run_refused(world, etcd, "wrong-ca", tls_settings(tls.wrong_ca, cert, key))
+    assert (
+        "TLS handshake failed: etcd's certificate is not signed by the CA of "
+        f"settings.ha.tls.ca ({tls.wrong_ca})" in out
+    ), out
+    # Every endpoint named, the reason they share said once.
+    assert all(f"127.0.0.1:{p}" in out for p in etcd.client_ports), out
+    assert out.count("TLS handshake failed") == 1, out
+    out = run_refused(world, etcd, "no-client-cert", tls_settings(tls.ca))
+    assert "TLS handshake failed: etcd refused this client" in out, out
+    loose = tmp_path / "loose-key.pem"
+    loose.write_bytes(key.read_bytes())
+    loose.chmod(0o644)
+    out = run_refused(world, etcd, "loose-key", tls_settings(tls.ca, cert, loose))
+    assert "settings.ha.tls.key (settings.yaml:" in out, out
+    assert f"{loose} has mode 0644" in out and f"chmod 600 {loose}" in out, out
+    assert "PRIVATE" not in out
+    missing = tmp_path / "nowhere.pem"
+    out = run_refused(world, etcd, "missing-ca", tls_settings(missing, cert, key))
+    assert "settings.ha.tls.ca (settings.yaml:" in out and f"{missing} does not exist" in out
+    plain = etcd.url.replace("etcds://", "etcd://")
+    out = run_refused(world, etcd, "plain", tls_settings(tls.ca, cert, key), plain)
+    assert "is plaintext but settings.ha.tls is set" in out and "use etcds://" in out, out
+    named = tls_settings(tls.ca, cert, key)[:-1] + ", server_name: wrong.example}"
+    out = run_refused(world, etcd, "server-name", named)
+    assert "etcd's certificate does not name wrong.example" in out, out
+    print(f"six refusals in {time.monotonic() - started:.1f}s")
+    # status --ha with the wrong CA: the same words in its HA section, exit 0.
+    inventory = world.root / "wrong-ca" / "inventory"
+    shown = world.cli("status", str(inventory), "--json", "--ha", etcd.url, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "Traceback" not in shown.stderr
+    error = json.loads(shown.stdout)["ha"]["error"]
+    assert "etcd's certificate is not signed by the CA of settings.ha.tls.ca" in error, error
