@@ -39,7 +39,7 @@ from poolkeeper.observe.sync_rates import SyncRateMemory
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelayFactory
 from poolkeeper.relay.supervisor import RelaySupervisor
-from poolkeeper.relay.worker import Submit
+from poolkeeper.relay.worker import AT_TIP_WAKE_SECONDS, Submit
 
 
 def build_ports(
@@ -48,7 +48,7 @@ def build_ports(
     mnemonic: Mnemonic | None,
     state_dir: Path,
     chain_url: str | None = None,
-    relay_idle_seconds: float = 1.0,
+    relay_idle_seconds: float = AT_TIP_WAKE_SECONDS,
     notifier: Notifier | None = None,
     inventory_dir: Path | None = None,
     audit: AuditSink | None = None,
@@ -123,7 +123,7 @@ def build_reconciler(
     mnemonic: Mnemonic | None,
     state_dir: Path,
     chain_url: str | None = None,
-    relay_idle_seconds: float = 1.0,
+    relay_idle_seconds: float = AT_TIP_WAKE_SECONDS,
     progress: Callable[[str], None] | None = None,
     notifier: Notifier | None = None,
     inventory_dir: Path | None = None,

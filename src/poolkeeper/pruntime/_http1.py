@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import cast
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
@@ -32,8 +33,9 @@ class _Exchange(asyncio.Protocol):
         self.got_bytes = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not an ``asyncio.Transport`` subclass); idempotent:
+        # the pool calls it too, see ``_exchange``.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -200,7 +202,9 @@ class Http1Pool:
                 # the server closed an idle keep-alive connection: try a fresh one
                 break
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Exchange, key[0], key[1])
+        transport, connection = await loop.create_connection(_Exchange, key[0], key[1])
+        # uvloop may return before it has called ``connection_made``.
+        connection.connection_made(transport)
         return await self._send(key, connection, request)
 
     async def _send(

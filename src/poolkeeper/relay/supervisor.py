@@ -21,7 +21,13 @@ from poolkeeper.model.observed import Observed, RelayStatus
 from poolkeeper.model.phase import is_synced
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelay, ExternalRelayOptions
-from poolkeeper.relay.worker import RelayCondition, RelayOptions, Submit, WorkerRelay
+from poolkeeper.relay.worker import (
+    AT_TIP_WAKE_SECONDS,
+    RelayCondition,
+    RelayOptions,
+    Submit,
+    WorkerRelay,
+)
 
 AnyRelayOptions = RelayOptions | ExternalRelayOptions
 """In-process relay options, or how to run an external relay process."""
@@ -44,7 +50,7 @@ class RelaySupervisor:
         transport: PRuntimeTransport,
         submit_for: Callable[[str], Submit | None],
         *,
-        idle_seconds: float = 1.0,
+        idle_seconds: float = AT_TIP_WAKE_SECONDS,
         in_flight: Callable[[str], bool] | None = None,
     ) -> None:
         self.source = source

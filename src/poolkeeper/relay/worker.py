@@ -43,6 +43,10 @@ from poolkeeper.errors import PoolkeeperError
 from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeClient
 from poolkeeper.pruntime.messages import CombinedHeadersToSync
 
+AT_TIP_WAKE_SECONDS = 30.0
+"""At the tip a relay waits for the next finalized block, or at most this long."""
+UNREACHABLE_NODE_RETRY_SECONDS = 1.0
+"""How soon a relay at the tip asks again when the node did not answer."""
 STALL_ROUNDS = 5
 """Rounds without counter progress while behind before a pRuntime counts as stalled."""
 REGISTER_RETRY_BLOCKS = 20
@@ -418,10 +422,12 @@ class WorkerRelay:
 
     async def _wait_at_tip(self, stop: asyncio.Event, idle_seconds: float) -> None:
         """At the tip the next round is due when a new block is finalized; at the latest
-        after ``idle_seconds`` (egress and registration retries)."""
+        after ``idle_seconds``, a safety net only: egress checks, registration retries and
+        the slow ``GetInfo`` timer are all decided per block, so waking without a new
+        block finds nothing to do and costs CPU at every relay."""
         await _wait_for_block_or_stop(self.source, self.status.headernum, stop, idle_seconds)
 
-    async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
+    async def run(self, stop: asyncio.Event, *, idle_seconds: float = AT_TIP_WAKE_SECONDS) -> None:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
         backoff = Backoff(self.options.backoff)
         while not stop.is_set():
@@ -476,7 +482,8 @@ async def _wait_for_block_or_stop(
         for task in (new_block, stopping):
             task.cancel()
         if new_block.done() and not new_block.cancelled() and new_block.exception():
-            await _sleep_or_stop(stop, seconds)  # the node is unreachable: poll slowly
+            # the node is unreachable: poll slowly, but not as slowly as the safety net
+            await _sleep_or_stop(stop, min(seconds, UNREACHABLE_NODE_RETRY_SECONDS))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
