@@ -6,7 +6,6 @@ everything here builds a ``Reconciler`` and renders what it returns.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import sys
@@ -17,6 +16,7 @@ from typing import Any
 import typer
 
 from poolkeeper import app
+from poolkeeper._eventloop import run as run_on_event_loop
 from poolkeeper.app import inventory_digest
 from poolkeeper.apply.executor import ActionResult, AuditSink
 from poolkeeper.apply.journal import Journal
@@ -435,7 +435,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return run_on_event_loop(coro)
 
 
 def _verdict(result: ActionResult) -> str:

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from poolkeeper._eventloop import run as run_on_event_loop
 from poolkeeper.cli._common import InventoryDir, LogFormatOption, QuietOption, VerboseOption
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.logs import LogFormatChoice, configure_logging, level_for
@@ -95,4 +96,4 @@ def relay_command(
 ) -> None:
     """Run only the relays of the inventory's workers until Ctrl-C."""
     configure_logging("json" if log_format == "json" else "text", level_for(verbose, quiet))
-    raise typer.Exit(asyncio.run(relay_only_async(directory, interval)))
+    raise typer.Exit(run_on_event_loop(relay_only_async(directory, interval)))
