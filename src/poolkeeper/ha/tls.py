@@ -7,10 +7,10 @@ file contains."""
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from poolkeeper.keys.guarded_file import GuardedFileRefused, read_guarded_file
 from poolkeeper.model.desired import HaTlsSettings
 
 _MAX_PEM_BYTES = 1 << 20
@@ -38,52 +38,40 @@ def _resolve(path: str, base_dir: Path) -> Path:
     return resolved if resolved.is_absolute() else base_dir / resolved
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    return "not a regular file"
-
-
 def read_pem(where: Path, setting: str, *, private: bool) -> bytes:
     """The PEM file ``where`` named by ``setting`` (e.g. ``settings.ha.tls.key (…)``);
     ``private``: refused unless only its owner may read it."""
     name = f"{setting}: {where}"
     try:
-        # O_NONBLOCK: opening a FIFO must not hang; the type check below refuses it.
-        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise TlsConfigError(f"{name} does not exist") from None
-    except PermissionError:
-        raise TlsConfigError(f"{name} cannot be read (permission denied)") from None
-    except OSError as exc:
-        raise TlsConfigError(f"{name} cannot be opened: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise TlsConfigError(f"{name} is {_kind(info.st_mode)}, not a PEM file")
-        mode = stat.S_IMODE(info.st_mode)
-        if private and mode & 0o077:
-            raise TlsConfigError(
-                f"{name} has mode {mode:04o}: a private key must be readable by its owner "
-                f"only; refusing to use it (run: chmod 600 {where})"
-            )
-        if info.st_size > _MAX_PEM_BYTES:
-            raise TlsConfigError(f"{name} is {info.st_size} bytes: not a PEM file")
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    except OSError as exc:
-        raise TlsConfigError(f"{name} cannot be read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+        data = read_guarded_file(where, owner_only=private, max_bytes=_MAX_PEM_BYTES)
+    except GuardedFileRefused as refused:
+        raise TlsConfigError(_pem_refusal(name, where, refused)) from None
     marker = b"PRIVATE KEY-----" if private else b"-----BEGIN CERTIFICATE-----"
     if marker not in data:
         wanted = "a PEM private key" if private else "PEM certificate(s)"
         raise TlsConfigError(f"{name} does not hold {wanted}")
     return data
+
+
+def _pem_refusal(name: str, where: Path, refused: GuardedFileRefused) -> str:
+    match refused.kind:
+        case "missing":
+            return f"{name} does not exist"
+        case "denied":
+            return f"{name} cannot be read (permission denied)"
+        case "unopenable":
+            return f"{name} cannot be opened: {refused.detail}"
+        case "not_regular":
+            return f"{name} is {refused.detail}, not a PEM file"
+        case "too_open":
+            return (
+                f"{name} has mode {refused.mode:04o}: a private key must be readable by its "
+                f"owner only; refusing to use it (run: chmod 600 {where})"
+            )
+        case "too_large":
+            return f"{name} is {refused.size} bytes: not a PEM file"
+        case "unreadable":
+            return f"{name} cannot be read: {refused.detail}"
 
 
 def load_tls(settings: HaTlsSettings | None, base_dir: Path, where: str) -> TlsMaterial:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from poolkeeper.errors import SecretError
 from poolkeeper.keys._redact import register_secret
 from poolkeeper.keys._secret import Mnemonic, Secret
+from poolkeeper.keys.guarded_file import GuardedFileRefused, read_guarded_file
 from poolkeeper.model.desired import KeySource, RelayKeySource, SecretSettings
 
 KEYRING_USERNAME = "mnemonic"
@@ -53,44 +53,42 @@ def secret_from_file(path: str | os.PathLike[str]) -> Mnemonic:
 
 def _secret_file_text(where: Path) -> str:
     try:
-        # O_NONBLOCK: opening a FIFO must not hang; the type check below refuses it.
-        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise SecretError(f"secret file {where} does not exist") from None
-    except PermissionError:
-        raise SecretError(f"secret file {where} cannot be read (permission denied)") from None
-    except OSError as exc:
-        raise SecretError(f"secret file {where} cannot be opened: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SecretError(
-                f"secret file {where} is not a regular file ({_file_kind(info.st_mode)}); "
-                f"put the mnemonic in a regular file with mode 0600"
-            )
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            raise SecretError(
-                f"secret file {where} has mode {mode:04o}, which lets "
-                f"{_who(mode)} access it; refusing to use it "
-                f"(run: chmod 600 {where})"
-            )
-        if info.st_size > _MAX_SECRET_FILE_BYTES:
-            raise SecretError(
-                f"secret file {where} is {info.st_size} bytes; a mnemonic is far smaller "
-                f"(is this the right file?)"
-            )
-        chunks = []
-        while chunk := os.read(fd, _MAX_SECRET_FILE_BYTES + 1):
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-    finally:
-        os.close(fd)
+        raw = read_guarded_file(where, owner_only=True, max_bytes=_MAX_SECRET_FILE_BYTES)
+    except GuardedFileRefused as refused:
+        raise SecretError(_secret_file_refusal(where, refused)) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SecretError(f"secret file {where} is not UTF-8 text") from None
     return text
+
+
+def _secret_file_refusal(where: Path, refused: GuardedFileRefused) -> str:
+    name = f"secret file {where}"
+    match refused.kind:
+        case "missing":
+            return f"{name} does not exist"
+        case "denied":
+            return f"{name} cannot be read (permission denied)"
+        case "unopenable":
+            return f"{name} cannot be opened: {refused.detail}"
+        case "not_regular":
+            return (
+                f"{name} is not a regular file ({refused.detail}); "
+                f"put the mnemonic in a regular file with mode 0600"
+            )
+        case "too_open":
+            return (
+                f"{name} has mode {refused.mode:04o}, which lets {refused.detail} access it; "
+                f"refusing to use it (run: chmod 600 {where})"
+            )
+        case "too_large":
+            return (
+                f"{name} is {refused.size} bytes; a mnemonic is far smaller "
+                f"(is this the right file?)"
+            )
+        case "unreadable":
+            return f"{name} cannot be read: {refused.detail}"
 
 
 def load_relay_key(
@@ -143,27 +141,6 @@ def load_account_key(
         raise SecretError(f"{origin} holds no key (it should hold the account's SURI or seed)")
     register_secret(text)
     return Secret(text), origin
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def _who(mode: int) -> str:
-    parts = []
-    if mode & 0o070:
-        parts.append("its group")
-    if mode & 0o007:
-        parts.append("every user")
-    return " and ".join(parts)
 
 
 def secret_from_keyring(service: str) -> Mnemonic:
