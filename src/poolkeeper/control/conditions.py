@@ -1,0 +1,122 @@
+"""Per-worker conditions on the control stream, both ways, at the cost of what changed.
+
+An attached front end needs the loop's conditions (what is wrong by name, and since
+when): deriving them again on its side would restart every transition time at the
+moment it attached. The rows of the stream carry them as ``status --json`` does
+(``conditions``: type → status, reason, message, last_transition, severity). With
+10,000 workers a pass, both ends work per worker whose conditions changed only: the
+loop keeps unchanged conditions as the same objects (``derive_conditions``), so the
+server reuses their documents (the hub then finds the row unchanged and sends nothing),
+and the client's view keeps unchanged rows as the same dicts, so it reuses what it parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from poolkeeper.model.conditions import (
+    Condition,
+    Conditions,
+    ConditionStatus,
+    Reason,
+    condition_document,
+)
+
+Document = dict[str, dict[str, Any]]
+"""One worker's conditions on the wire: by type, ``condition_document`` of each."""
+
+
+class ConditionDocuments:
+    """The loop's side: each worker's conditions as a document, built again only when
+    its conditions changed (unchanged ones are the same ``Condition`` objects)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[tuple[Condition, ...], Document]] = {}
+
+    def documents(self, conditions: Conditions) -> dict[str, Document]:
+        """By worker name; the same dict objects as last time for unchanged workers."""
+        kept = self._kept
+        fresh: dict[str, tuple[tuple[Condition, ...], Document]] = {}
+        out: dict[str, Document] = {}
+        for name, now in conditions.workers.items():
+            before = kept.get(name)
+            # Unchanged conditions are the same objects: the tuple compare is by identity.
+            if before is not None and before[0] == now:
+                fresh[name] = before
+                out[name] = before[1]
+                continue
+            document = {c.type: condition_document(c) for c in now}
+            fresh[name] = (now, document)
+            out[name] = document
+        self._kept = fresh
+        return out
+
+
+class ConditionReader:
+    """The client's side: the rows' ``conditions`` as ``Conditions``, each worker's
+    parsed again only when its row's document is a new object (the view replaces the
+    rows a delta names, and keeps the others)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[object, tuple[Condition, ...]]] = {}
+        self.changed: list[str] = []
+        """Workers whose conditions were parsed again by the last ``read``."""
+
+    def read(self, rows: Mapping[str, Mapping[str, Any]]) -> Conditions | None:
+        """The workers' conditions; None when no row carries any (a loop from before
+        conditions were streamed: the front end derives its own then)."""
+        kept = self._kept
+        fresh: dict[str, tuple[object, tuple[Condition, ...]]] = {}
+        workers: dict[str, tuple[Condition, ...]] = {}
+        changed: list[str] = []
+        for name, row in rows.items():
+            document = row.get("conditions")
+            if not document or not isinstance(document, dict):
+                continue
+            before = kept.get(name)
+            if before is not None and before[0] is document:
+                fresh[name] = before
+                workers[name] = before[1]
+                continue
+            parsed = tuple(_condition(t, d) for t, d in document.items() if isinstance(d, dict))
+            fresh[name] = (document, parsed)
+            workers[name] = parsed
+            changed.append(name)
+        self._kept = fresh
+        self.changed = changed
+        if not workers:
+            return None
+        return Conditions.model_construct(workers=workers)
+
+
+def _condition(type_: str, document: Mapping[str, Any]) -> Condition:
+    """One condition from its document. A status or reason this version does not name
+    (a newer loop's) is kept as its text rather than dropped."""
+    status: Any = document.get("status")
+    reason: Any = document.get("reason")
+    when = document.get("last_transition")
+    return Condition.model_construct(
+        type=type_,
+        status=_known(ConditionStatus, status),
+        reason=_known(Reason, reason),
+        message=str(document.get("message") or ""),
+        last_transition=_moment(when),
+        severity=document.get("severity"),
+    )
+
+
+def _moment(value: Any) -> datetime:
+    """An ISO 8601 time; ``datetime.min`` when missing or not one (shown, not fatal)."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else datetime.min
+    except ValueError:
+        return datetime.min
+
+
+def _known(kind: type[ConditionStatus] | type[Reason], value: Any) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        return str(value)
