@@ -3,12 +3,18 @@ a rebuild of all of them."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from typing import Any
+
 from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired
-from poolkeeper.model.observed import Observed, PRuntimeInfo
+from poolkeeper.model.observed import ChainHead, Observed, PRuntimeInfo, PRuntimeObservation
+from poolkeeper.model.ss58 import encode_address
 from poolkeeper_tui._data import Frame, RowCache, SnapshotSource, worker_records
 from poolkeeper_tui.app import PoolkeeperApp
 
+from .conftest import svg_text
 from .test_app import row_keys
 
 
@@ -59,3 +65,80 @@ async def test_the_table_after_an_incremental_update_matches_a_fresh_one(
         assert table.row_styles["rack-b-03"].color is not None
         assert table.row_styles["rack-b-03"].color.name == "red"
         assert app._phase_counts.get("Synced") == 1
+
+
+def many_workers(count: int) -> tuple[Desired, Observed]:
+    """``count`` workers, every pRuntime uninitialized (more rows than a screen)."""
+    owner = encode_address(bytes([1]) * 32)
+    desired = Desired.model_validate(
+        {
+            "settings": {"network": "devnet"},
+            "accounts": [{"name": "owner", "role": "owner", "address": owner}],
+            "pools": [{"name": "pool-a", "pid": 0, "owner": "owner", "default_stake": 1}],
+            "workers": [
+                {"name": f"w-{i:02d}", "endpoint": f"http://127.0.0.1:{9000 + i}", "pool": "pool-a"}
+                for i in range(count)
+            ],
+        }
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    observed = Observed(
+        read_at=now,
+        head=ChainHead(best_number=1002, finalized_number=1000),
+        pruntimes={
+            w.endpoint: PRuntimeObservation(
+                endpoint=w.endpoint, info=PRuntimeInfo(initialized=False), read_at=now
+            )
+            for w in desired.workers
+        },
+    )
+    return desired, observed
+
+
+def screen_rows(app: PoolkeeperApp) -> dict[str, str]:
+    """Each worker row on screen (as painted), by worker name."""
+    text = svg_text(app.export_screenshot())
+    return {m.group(1): line for line in text.splitlines() if (m := re.search(r"(w-\d\d)", line))}
+
+
+async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> None:
+    desired, observed = many_workers(60)
+    source = SnapshotSource(desired, observed)
+    app = PoolkeeperApp(source, readonly=True)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        table = app.workers_table
+        await pilot.press("G")  # row w-59 rendered (and cached), then back to the top
+        await pilot.pause()
+        await pilot.press("g")
+        await pilot.pause()
+        assert "Uninitialized" in screen_rows(app)["w-01"]
+        rendered: list[int] = []
+        render_cell = table._render_cell
+
+        def counting(row: int, column: int, *args: Any, **kwargs: Any) -> Any:
+            rendered.append(row)
+            return render_cell(row, column, *args, **kwargs)
+
+        table._render_cell = counting  # type: ignore[method-assign]
+        pruntimes = dict(observed.pruntimes)
+        for name in ("w-01", "w-03", "w-59"):  # two on screen, one below it
+            endpoint = desired.workers_by_name[name].endpoint
+            pruntimes[endpoint] = PRuntimeObservation(
+                endpoint=endpoint,
+                info=PRuntimeInfo(initialized=True, blocknum=1000, headernum=1000),
+                read_at=observed.read_at,
+            )
+        source.replace(observed.model_copy(update={"pruntimes": pruntimes}))
+        app.action_refresh()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app._row_cache.changed == ["w-01", "w-03", "w-59"]
+        assert set(rendered) == {1, 3}, "only the changed rows on screen were rendered again"
+        shown = screen_rows(app)
+        assert "Synced" in shown["w-01"] and "Synced" in shown["w-03"]
+        assert "Uninitialized" in shown["w-02"] and "Uninitialized" in shown["w-04"]
+        await pilot.press("G")  # w-59 was rendered before the update: not from the cache
+        await pilot.pause()
+        assert "Synced" in screen_rows(app)["w-59"]
+        assert "Uninitialized" in screen_rows(app)["w-58"]

@@ -140,6 +140,7 @@ class BulkTable(KeyedTable):
         columns = self.ordered_columns
         count = 0
         widened = False
+        keys: set[str] = set()
         for key, index, value in changes:
             row = self._data.get(RowKey(key))
             if row is None:
@@ -148,23 +149,65 @@ class BulkTable(KeyedTable):
             column = columns[index]
             row[column.key] = value
             count += 1
+            keys.add(key)
             width = min(len(value), MAX_COLUMN_WIDTH)
             if width > column.content_width:
                 column.content_width = width
                 widened = True
         if count:
-            self._forget_rendering()
-            if widened:
+            if widened:  # every row's layout changes
+                self._forget_rendering()
                 self._require_update_dimensions = True
                 self.check_idle()
-            self.refresh()
+                self.refresh()
+            else:
+                self._repaint_rows(keys)
         return count
 
-    def set_row_styles(self, styles: dict[str, Style]) -> None:
+    def set_row_styles(
+        self, styles: dict[str, Style], changed: Iterable[str] | None = None
+    ) -> None:
+        """Each row's extra style; ``changed``: the only rows whose style changed (their
+        rendering alone is dropped), None: any row's may have."""
         if styles != self.row_styles:
             self.row_styles = styles
-            self._forget_rendering()
+            if changed is None:
+                self._forget_rendering()
+                self.refresh()
+            else:
+                self._repaint_rows(set(changed))
+
+    def _repaint_rows(self, keys: set[str]) -> None:
+        """Drop the rendering of these rows only (shown or not: a row scrolled to later
+        must not come from a cache) and repaint those on screen. A status delta of 1,000
+        rows of 10,000 repaints the few on screen, not the whole window.
+
+        The caches hold what was rendered (a few hundred entries for a screenful), so
+        this costs their size and the screen's height, not the number of rows changed."""
+        get_key = self._row_locations.get_key
+        # (Textual's LRUCache is not iterable: its keys() is the way to its keys.)
+
+        def changed(index: int) -> bool:
+            key = get_key(index)
+            return key is not None and key.value in keys
+
+        for cache in (self._row_render_cache, self._cell_render_cache):
+            for cache_key in [k for k in cache.keys() if k[0].value in keys]:  # noqa: SIM118
+                cache.discard(cache_key)
+        renderables = self._row_renderable_cache
+        for cache_key in [k for k in renderables.keys() if changed(k[1])]:  # noqa: SIM118
+            renderables.discard(cache_key)
+        header = self.header_height if self.show_header else 0
+        lines = self._line_cache
+        for cache_key in [k for k in lines.keys() if changed(k[0] - header)]:  # noqa: SIM118
+            lines.discard(cache_key)
+        top = self.scroll_offset.y
+        shown = [i for i in range(top, min(top + self.size.height, self.row_count)) if changed(i)]
+        if len(shown) > self.size.height // 2:
             self.refresh()
+        else:
+            for index in shown:
+                self.refresh_row(index)
 
     def _forget_rendering(self) -> None:
         """Drop rendered cells and lines but keep the row order's caches (rows and their

@@ -358,7 +358,7 @@ class PoolkeeperApp(App[None]):
             self._adopt_changes(before, changed)
         else:
             self._adopt_records()
-        self._sync_accounts(account_rows(frame))
+        self._sync_accounts()
         self._sync_pools()
         self._paint_summary()
         if isinstance(self.screen, DrillDownScreen):
@@ -405,6 +405,7 @@ class PoolkeeperApp(App[None]):
             return
         counts = self._phase_counts
         styles: dict[str, Style] | None = None
+        restyled: list[str] = []
         table = self.workers_table
         for key in changed:
             old, new = before[key], records[key]
@@ -415,6 +416,7 @@ class PoolkeeperApp(App[None]):
                     del counts[old.phase]
             if (old.severity, old.stale) != (new.severity, new.stale):
                 styles = dict(table.row_styles) if styles is None else styles
+                restyled.append(key)
                 if new.severity in SEVERITY_STYLES or new.stale:
                     styles[key] = ROW_STYLES[new.severity, new.stale]
                 else:
@@ -425,7 +427,7 @@ class PoolkeeperApp(App[None]):
             if any(w > c for w, c in zip(wider, current, strict=False)):
                 table.set_widths([max(w, c) for w, c in zip(wider, current, strict=False)])
         if styles is not None:
-            table.set_row_styles(styles)
+            table.set_row_styles(styles, restyled)
         if self.sort_column is not None:
             self._order = None  # sorted by values that may have changed
         self._sync_workers(changed)
@@ -508,7 +510,12 @@ class PoolkeeperApp(App[None]):
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 
-    def _sync_accounts(self, rows: dict[str, tuple[str, ...]]) -> None:
+    def _sync_accounts(self) -> None:
+        """The accounts' rows, only while their view is shown (grouping a plan of 10,000
+        workers' lines by account took ~4 ms of every status update)."""
+        if self.frame is None or self.query_one(ContentSwitcher).current != "accounts":
+            return
+        rows = account_rows(self.frame)
         table = self.query_one("#accounts", DataTable)
         for key in [k for k in self._account_shown if k not in rows]:
             table.remove_row(key)
@@ -602,6 +609,8 @@ class PoolkeeperApp(App[None]):
         self.query_one(ContentSwitcher).current = name
         if name == "pools":
             self._sync_pools()
+        elif name == "accounts":
+            self._sync_accounts()
         self.query_one(f"#{name}").focus()
 
     def action_problems(self) -> None:
