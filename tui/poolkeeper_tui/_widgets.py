@@ -11,7 +11,7 @@ internal fields (Textual 8); ``tests/tui`` covers what it depends on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from rich.cells import set_cell_size
@@ -20,6 +20,7 @@ from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
@@ -185,22 +186,16 @@ class BulkTable(KeyedTable):
         The caches hold what was rendered (a few hundred entries for a screenful), so
         this costs their size and the screen's height, not the number of rows changed."""
         get_key = self._row_locations.get_key
-        # (Textual's LRUCache is not iterable: its keys() is the way to its keys.)
 
         def changed(index: int) -> bool:
             key = get_key(index)
             return key is not None and key.value in keys
 
-        for cache in (self._row_render_cache, self._cell_render_cache):
-            for cache_key in [k for k in cache.keys() if k[0].value in keys]:  # noqa: SIM118
-                cache.discard(cache_key)
-        renderables = self._row_renderable_cache
-        for cache_key in [k for k in renderables.keys() if changed(k[1])]:  # noqa: SIM118
-            renderables.discard(cache_key)
         header = self.header_height if self.show_header else 0
-        lines = self._line_cache
-        for cache_key in [k for k in lines.keys() if changed(k[0] - header)]:  # noqa: SIM118
-            lines.discard(cache_key)
+        _discard(self._row_render_cache, lambda k: k[0].value in keys)
+        _discard(self._cell_render_cache, lambda k: k[0].value in keys)
+        _discard(self._row_renderable_cache, lambda k: changed(k[1]))
+        _discard(self._line_cache, lambda k: changed(k[0] - header))
         top = self.scroll_offset.y
         shown = [i for i in range(top, min(top + self.size.height, self.row_count)) if changed(i)]
         if len(shown) > self.size.height // 2:
@@ -358,6 +353,12 @@ class AnsiLines(ScrollView, can_focus=True):
         segments = list(self._text(index).render(self.app.console))
         strip = Strip(segments).apply_style(style)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+
+def _discard(cache: LRUCache[Any, Any], stale: Callable[[Any], bool]) -> None:
+    """Drop the entries whose key is ``stale`` (an ``LRUCache`` is not iterable itself)."""
+    for key in [k for k in cache.keys() if stale(k)]:  # noqa: SIM118
+        cache.discard(key)
 
 
 class _UnitOffsets:
