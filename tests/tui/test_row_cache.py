@@ -12,6 +12,7 @@ from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import ChainHead, Observed, PRuntimeInfo, PRuntimeObservation
 from poolkeeper.model.ss58 import encode_address
 from poolkeeper_tui._data import Frame, RowCache, SnapshotSource, worker_records
+from poolkeeper_tui._widgets import EventLog
 from poolkeeper_tui.app import PoolkeeperApp
 
 from .conftest import svg_text
@@ -105,7 +106,7 @@ async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> Non
     desired, observed = many_workers(60)
     source = SnapshotSource(desired, observed)
     app = PoolkeeperApp(source, readonly=True)
-    async with app.run_test(size=(120, 24)) as pilot:
+    async with app.run_test(size=(160, 24)) as pilot:
         await pilot.pause()
         table = app.workers_table
         await pilot.press("G")  # row w-59 rendered (and cached), then back to the top
@@ -113,6 +114,8 @@ async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> Non
         await pilot.press("g")
         await pilot.pause()
         assert "Uninitialized" in screen_rows(app)["w-01"]
+        app._paint_summary()  # as the once-a-second repaint does: the header's size known
+        await pilot.pause()
         rendered: list[int] = []
         render_cell = table._render_cell
 
@@ -121,6 +124,14 @@ async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> Non
             return render_cell(row, column, *args, **kwargs)
 
         table._render_cell = counting  # type: ignore[method-assign]
+        layouts: list[object] = []
+        refresh_layout = app.screen._refresh_layout
+
+        def laid_out(*args: Any, **kwargs: Any) -> None:
+            layouts.append(args)
+            refresh_layout(*args, **kwargs)
+
+        app.screen._refresh_layout = laid_out  # type: ignore[method-assign]
         pruntimes = dict(observed.pruntimes)
         for name in ("w-01", "w-03", "w-59"):  # two on screen, one below it
             endpoint = desired.workers_by_name[name].endpoint
@@ -135,6 +146,7 @@ async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> Non
         await pilot.pause()
         assert app._row_cache.changed == ["w-01", "w-03", "w-59"]
         assert set(rendered) == {1, 3}, "only the changed rows on screen were rendered again"
+        assert layouts == [], "no layout pass (the header and the hidden log kept their size)"
         shown = screen_rows(app)
         assert "Synced" in shown["w-01"] and "Synced" in shown["w-03"]
         assert "Uninitialized" in shown["w-02"] and "Uninitialized" in shown["w-04"]
@@ -142,3 +154,22 @@ async def test_a_status_update_repaints_only_the_changed_rows_on_screen() -> Non
         await pilot.pause()
         assert "Synced" in screen_rows(app)["w-59"]
         assert "Uninitialized" in screen_rows(app)["w-58"]
+
+
+async def test_the_event_log_written_while_hidden_shows_every_line() -> None:
+    desired, observed = many_workers(3)
+    source = SnapshotSource(desired, observed)
+    app = PoolkeeperApp(source, readonly=True)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        for _ in range(2):
+            app.action_refresh()
+            await app.workers.wait_for_complete()
+        await pilot.pause()
+        log = app.query_one("#log", EventLog)
+        assert not log.display and log._held, "hidden: the lines wait"
+        await pilot.press("3")
+        await pilot.pause()
+        assert not log._held
+        text = svg_text(app.export_screenshot())
+        assert text.count("pass at #1002: 3 action(s)") == 3, text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
@@ -25,7 +25,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Log
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -296,6 +296,39 @@ class BulkTable(KeyedTable):
         key = self._row_locations.get_key(row_index)
         extra = self.row_styles.get(key.value) if key is not None and key.value else None
         return style + extra if extra is not None else style
+
+
+class EventLog(Log):
+    """The event log; the lines written while it is hidden wait until it is shown.
+
+    Writing a line sets the log's ``virtual_size``, which lays the whole screen out again:
+    with the workers view shown, every status update (one line a pass) re-arranged and
+    repainted everything instead of the few rows that changed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._held: list[str] = []
+
+    def write_line(self, line: str, scroll_end: bool | None = None) -> Self:
+        if not self.display:
+            self._held.append(line)
+            return self
+        return super().write_line(line, scroll_end)
+
+    @property
+    def lines(self) -> Sequence[str]:
+        """Every line written, the held ones included."""
+        self.flush()
+        return super().lines
+
+    def flush(self) -> None:
+        """Write the held lines (the log is being shown, or read)."""
+        if self._held:
+            held, self._held = self._held, []
+            self.write_lines(held)
+
+    def on_show(self) -> None:
+        self.flush()
 
 
 class AnsiLines(ScrollView, can_focus=True):

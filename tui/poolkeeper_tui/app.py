@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
@@ -70,7 +71,7 @@ from poolkeeper_tui._table import (
     pool_rows,
     sorted_keys,
 )
-from poolkeeper_tui._widgets import BulkTable, KeyedTable
+from poolkeeper_tui._widgets import BulkTable, EventLog, KeyedTable
 
 SORTABLE = [key for key, _ in WORKER_COLUMNS]
 COLUMN_INDEX = {key: index for index, key in enumerate(SORTABLE)}
@@ -176,6 +177,8 @@ class PoolkeeperApp(App[None]):
         """Why the last pass failed (shown in the header until a pass succeeds)."""
         self._pass_started: float | None = None
         self.data_stale = False
+        self._summary_shape: tuple[int, int] | None = None
+        """(line count, width) of the header when all its lines fit (see _paint_summary)."""
         """The frame shown is older than the passes should make it: every row dimmed."""
         """The rows of the last frame with what they were built from (see ``RowCache``)."""
 
@@ -186,7 +189,7 @@ class PoolkeeperApp(App[None]):
         with ContentSwitcher(initial="workers"):
             yield BulkTable(id="workers", cursor_type="row", zebra_stripes=True)
             yield KeyedTable(id="accounts", cursor_type="row")
-            yield Log(id="log", highlight=False)
+            yield EventLog(id="log", highlight=False)
             yield KeyedTable(id="pools", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter (any column; Enter keeps, Esc clears)", id="filter")
         yield Footer()
@@ -601,7 +604,13 @@ class PoolkeeperApp(App[None]):
             summary = self.query_one("#summary", Static)
         except NoMatches:  # shutting down (the once-a-second repaint may still fire)
             return
-        summary.update(text)
+        # Its height is its line count while every line fits: then no layout pass (which
+        # re-arranged and repainted the whole screen on every status update).
+        width = summary.content_region.width
+        fits = width > 0 and all(cell_len(line) <= width for line in text.plain.split("\n"))
+        shape = (text.plain.count("\n"), width) if fits else None
+        summary.update(text, layout=shape is None or shape != self._summary_shape)
+        self._summary_shape = shape
 
     # ---- actions
 
@@ -611,6 +620,8 @@ class PoolkeeperApp(App[None]):
             self._sync_pools()
         elif name == "accounts":
             self._sync_accounts()
+        elif name == "log":
+            self.query_one("#log", EventLog).flush()
         self.query_one(f"#{name}").focus()
 
     def action_problems(self) -> None:
