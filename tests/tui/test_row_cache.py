@@ -4,14 +4,14 @@ a rebuild of all of them."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import ChainHead, Observed, PRuntimeInfo, PRuntimeObservation
 from poolkeeper.model.ss58 import encode_address
-from poolkeeper_tui._data import Frame, RowCache, SnapshotSource, worker_records
+from poolkeeper_tui._data import STALE_SECONDS, Frame, RowCache, SnapshotSource, worker_records
 from poolkeeper_tui._widgets import EventLog
 from poolkeeper_tui.app import PoolkeeperApp
 
@@ -173,3 +173,38 @@ async def test_the_event_log_written_while_hidden_shows_every_line() -> None:
         assert not log._held
         text = svg_text(app.export_screenshot())
         assert text.count("pass at #1002: 3 action(s)") == 3, text
+
+
+async def test_time_and_the_head_alone_rebuild_the_rows_they_change() -> None:
+    """The same pRuntime observations (the same objects) in a later pass: a row turns
+    stale when its reading gets too old, and an initialized worker's `behind` follows
+    the finalized head."""
+    desired, observed = many_workers(3)
+    endpoint = desired.workers_by_name["w-01"].endpoint
+    synced = PRuntimeObservation(
+        endpoint=endpoint,
+        info=PRuntimeInfo(initialized=True, blocknum=990, headernum=990),
+        read_at=observed.read_at,
+    )
+    observed = observed.model_copy(update={"pruntimes": {**observed.pruntimes, endpoint: synced}})
+    source = SnapshotSource(desired, observed)
+    cache = RowCache()
+    first = worker_records(await source.refresh(), cache)
+    assert first["w-01"].values[3] == "10" and not first["w-00"].stale
+    later = observed.model_copy(
+        update={
+            "read_at": observed.read_at + timedelta(seconds=STALE_SECONDS + 1),
+            "head": ChainHead(best_number=1003, finalized_number=1001),
+        }
+    )
+    source.replace(later)
+    second = worker_records(await source.refresh(), cache)
+    assert sorted(cache.changed or ()) == ["w-00", "w-01", "w-02"]
+    assert all(r.stale for r in second.values())
+    assert second["w-01"].values[3] == "11"
+    source.replace(
+        later.model_copy(update={"head": ChainHead(best_number=1004, finalized_number=1002)})
+    )
+    third = worker_records(await source.refresh(), cache)
+    assert cache.changed == ["w-01"], "only the initialized worker's row follows the head"
+    assert third["w-01"].values[3] == "12" and third["w-00"] is second["w-00"]

@@ -193,6 +193,10 @@ def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) ->
 
 
 _RANK = {"-": 3, "+": 2}
+_KIND_RANK: dict[str, int] = {
+    kind.value: _RANK.get(symbol.value, 1) for kind, symbol in SYMBOL_OF.items()
+}
+"""Per action kind: 3 removes, 2 creates, 1 another change (the glyph's precedence)."""
 _MARKS: list[tuple[Plan, dict[str, tuple[str, str, bool]]]] = []
 
 
@@ -203,24 +207,26 @@ def row_marks(plan: Plan) -> dict[str, tuple[str, str, bool]]:
     computed once per plan."""
     if _MARKS and _MARKS[0][0] is plan:
         return _MARKS[0][1]
-    # target -> [alert message, critical, action rank, action message, wait msg, drift msg]
+    # target -> [alert message, critical, action rank, first action, first wait, drift msg];
+    # messages are made once per target at the end (not per line: most are not shown).
     acc: dict[str, list[Any]] = {}
     get = acc.get
+    rank_of = _KIND_RANK
     for action in plan.actions:
         entry = get(action.target)
-        rank = _RANK.get(_SYMBOL[action.kind], 1)
         if entry is None:
-            acc[action.target] = [None, False, rank, action.kind + ": " + action.reason, None, None]
+            acc[action.target] = [None, False, rank_of[action.kind], action, None, None]
         elif entry[3] is None:
-            entry[2], entry[3] = rank, action.kind + ": " + action.reason
-        elif rank > entry[2]:
-            entry[2] = rank
+            entry[2], entry[3] = rank_of[action.kind], action
+        else:
+            rank = rank_of[action.kind]
+            entry[2] = max(entry[2], rank)
     for wait in plan.waits:
         entry = get(wait.target)
         if entry is None:
-            entry = acc[wait.target] = [None, False, 0, None, None, None]
-        if entry[4] is None:
-            entry[4] = f"waiting for {wait.awaiting}: {wait.reason}"
+            acc[wait.target] = [None, False, 0, None, wait, None]
+        elif entry[4] is None:
+            entry[4] = wait
     for alert in plan.alerts:
         entry = get(alert.target)
         if entry is None:
@@ -241,7 +247,13 @@ def row_marks(plan: Plan) -> dict[str, tuple[str, str, bool]]:
             marks[target] = ("!", alert, critical)
             continue
         glyph = "-" if rank == 3 else "+" if rank == 2 else "~"
-        marks[target] = (glyph, action or wait or drift or "", critical)
+        if action is not None:
+            message = action.kind + ": " + action.reason  # a StrEnum concatenates as its value
+        elif wait is not None:
+            message = f"waiting for {wait.awaiting}: {wait.reason}"
+        else:
+            message = drift or ""
+        marks[target] = (glyph, message, critical)
     _MARKS[:] = [(plan, marks)]
     return marks
 
@@ -305,34 +317,43 @@ def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, Wor
     same_head = reuse and cache is not None and cache.finalized == finalized
     entries: dict[str, tuple[object, ...]] = {}
     changed: list[str] = []
+    pruntime_of = pruntimes.get
+    chain_of = chain_workers.get
+    mark_of = marks.get
+    relay_of = relays.get
+    previous_of = previous.get
     for spec, name, pool, labels, pubkey, endpoint, target in _specs(frame.desired):
-        prt = pruntimes.get(endpoint)
+        prt = pruntime_of(endpoint)
+        mark = mark_of(target)
+        relay: str | None = relay_of(name)
+        old = previous_of(name)
+        if old is not None and old[0] is prt:
+            # The same pRuntime observation: the same public key and error; only the
+            # chain record, plan lines, relay, staleness and head can change the row.
+            key = old[1]
+            chain = chain_of(key) if key else None  # type: ignore[call-overload]
+            if (
+                chain is old[2]
+                and mark == old[3]
+                and relay == old[4]
+                and (same_head or not old[5])
+                and (
+                    prt is None
+                    or (prt.read_at is not None and prt.read_at < stale_before) == old[6]
+                )
+            ):
+                entries[name] = old
+                rows[name] = old[7]  # type: ignore[assignment]
+                continue
         info = prt.info if prt else None
         key = pubkey or (
             info.public_key.lower().removeprefix("0x") if info and info.public_key else ""
         )
-        chain = chain_workers.get(key) if key else None
-        mark = marks.get(target)
-        relay: str | None = relays.get(name)
+        chain = chain_of(key) if key else None
         stale = prt is None or (prt.read_at is not None and prt.read_at < stale_before)
         glyph, message, critical = _UNMARKED if mark is None else mark
         if prt is not None and prt.error:
             message = f"error: {prt.error}"
-        old = previous.get(name)
-        if (
-            old is not None
-            and old[0] is prt
-            and old[1] is chain
-            and old[2] == relay
-            and old[3] == glyph
-            and old[4] == message
-            and old[5] == stale
-            and (same_head or info is None or not info.initialized)
-            and old[6] == critical
-        ):
-            entries[name] = old
-            rows[name] = old[7]  # type: ignore[assignment]
-            continue
         changed.append(name)
         phase: str = phase_of(prt, chain, head)  # a StrEnum: its own value, no lookup
         behind = max(0, finalized - info.blocknum) if info and info.initialized else None
@@ -375,7 +396,8 @@ def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, Wor
             stale,
         )
         if cache is not None:
-            entries[name] = (prt, chain, relay, glyph, message, stale, critical, row)
+            initialized = info is not None and info.initialized
+            entries[name] = (prt, key, chain, mark, relay, initialized, stale, row)
     if cache is not None:
         cache.desired = frame.desired
         cache.finalized = finalized
