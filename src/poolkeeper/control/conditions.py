@@ -30,39 +30,56 @@ Document = dict[str, dict[str, Any]]
 
 class ConditionDocuments:
     """The loop's side: each worker's conditions as a document, built again only when
-    its conditions changed (unchanged ones are the same ``Condition`` objects)."""
+    its conditions changed (unchanged ones are the same ``Condition`` objects), and then
+    only the conditions that changed (``Synced`` says the block it is at: it changes
+    every pass while the others stay)."""
 
     def __init__(self) -> None:
         self._kept: dict[str, tuple[tuple[Condition, ...], Document]] = {}
+        self._parts: dict[str, dict[str, tuple[Condition, dict[str, Any]]]] = {}
 
     def documents(self, conditions: Conditions) -> dict[str, Document]:
         """By worker name; the same dict objects as last time for unchanged workers."""
         kept = self._kept
         fresh: dict[str, tuple[tuple[Condition, ...], Document]] = {}
+        parts: dict[str, dict[str, tuple[Condition, dict[str, Any]]]] = {}
         out: dict[str, Document] = {}
         for name, now in conditions.workers.items():
             before = kept.get(name)
             # Unchanged conditions are the same objects: the tuple compare is by identity.
             if before is not None and before[0] == now:
                 fresh[name] = before
+                parts[name] = self._parts[name]
                 out[name] = before[1]
                 continue
-            document = {c.type: condition_document(c) for c in now}
+            old = self._parts.get(name, {})
+            own: dict[str, tuple[Condition, dict[str, Any]]] = {}
+            document: Document = {}
+            for condition in now:
+                part = old.get(condition.type)
+                if part is None or part[0] is not condition:
+                    part = (condition, condition_document(condition))
+                own[condition.type] = part
+                document[condition.type] = part[1]
             fresh[name] = (now, document)
+            parts[name] = own
             out[name] = document
         self._kept = fresh
+        self._parts = parts
         return out
 
 
 class ConditionReader:
     """The client's side: the rows' ``conditions`` as ``Conditions``, each worker's
-    parsed again only when its row's document is a new object (the view replaces the
-    rows a delta names, and keeps the others)."""
+    read again only when its row's document is a new object (the view replaces the
+    rows a delta names, and keeps the others), and then each condition parsed again
+    only when its document differs (the same ``Condition`` object otherwise)."""
 
     def __init__(self) -> None:
         self._kept: dict[str, tuple[object, tuple[Condition, ...]]] = {}
+        self._parts: dict[str, dict[str, tuple[dict[str, Any], Condition]]] = {}
         self.changed: list[str] = []
-        """Workers whose conditions were parsed again by the last ``read``."""
+        """Workers whose conditions were read again by the last ``read``."""
 
     def read(self, rows: Mapping[str, Mapping[str, Any]]) -> Conditions | None:
         """The workers' conditions; None when no row carries any (a loop from before
@@ -80,10 +97,22 @@ class ConditionReader:
                 fresh[name] = before
                 workers[name] = before[1]
                 continue
-            parsed = tuple(_condition(t, d) for t, d in document.items() if isinstance(d, dict))
+            old = self._parts.get(name, {})
+            own: dict[str, tuple[dict[str, Any], Condition]] = {}
+            for kind, part in document.items():
+                if not isinstance(part, dict):
+                    continue
+                seen = old.get(kind)
+                own[kind] = (
+                    seen if seen is not None and seen[0] == part else (part, _condition(kind, part))
+                )
+            parsed = tuple(c for _, c in own.values())
+            self._parts[name] = own
             fresh[name] = (document, parsed)
             workers[name] = parsed
             changed.append(name)
+        for name in [n for n in self._parts if n not in fresh]:
+            del self._parts[name]
         self._kept = fresh
         self.changed = changed
         if not workers:
@@ -94,17 +123,21 @@ class ConditionReader:
 def _condition(type_: str, document: Mapping[str, Any]) -> Condition:
     """One condition from its document. A status or reason this version does not name
     (a newer loop's) is kept as its text rather than dropped."""
-    status: Any = document.get("status")
-    reason: Any = document.get("reason")
-    when = document.get("last_transition")
+    status = document.get("status")
+    reason = document.get("reason")
     return Condition.model_construct(
         type=type_,
-        status=_known(ConditionStatus, status),
-        reason=_known(Reason, reason),
+        status=_STATUS.get(status, str(status)),
+        reason=_REASON.get(reason, str(reason)),
         message=str(document.get("message") or ""),
-        last_transition=_moment(when),
+        last_transition=_moment(document.get("last_transition")),
         severity=document.get("severity"),
     )
+
+
+_STATUS: dict[object, Any] = {s.value: s for s in ConditionStatus}
+_REASON: dict[object, Any] = {r.value: r for r in Reason}
+"""The known names as their enum members (a newer loop's stay text: shown, not dropped)."""
 
 
 def _moment(value: Any) -> datetime:
@@ -113,10 +146,3 @@ def _moment(value: Any) -> datetime:
         return datetime.fromisoformat(value) if isinstance(value, str) else datetime.min
     except ValueError:
         return datetime.min
-
-
-def _known(kind: type[ConditionStatus] | type[Reason], value: Any) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        return str(value)

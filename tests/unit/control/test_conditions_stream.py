@@ -94,6 +94,8 @@ async def test_rows_carry_conditions_and_only_changed_workers_are_sent_again(
 
         # A synced pRuntime: its row changes with its conditions, and the Synced
         # transition carries the loop's time.
+        registered = {c.type: c for c in read.workers["rack-a-01"]}["Registered"]
+        registered_document = hub.rows["rack-a-01"]["conditions"]["Registered"]
         second = synced(desired, first, "rack-a-01")
         c4 = derive_conditions(desired, second, c3, LOOP_T0 + timedelta(minutes=3))
         publish(hub, desired, second, c4)
@@ -107,6 +109,9 @@ async def test_rows_carry_conditions_and_only_changed_workers_are_sent_again(
         assert now["Synced"].status is ConditionStatus.TRUE
         assert now["Synced"].last_transition == LOOP_T0 + timedelta(minutes=3)
         assert now["Registered"].last_transition == LOOP_T0, "unchanged: since the first pass"
+        # Within a changed row, an unchanged condition is neither rebuilt nor parsed again.
+        assert hub.rows["rack-a-01"]["conditions"]["Registered"] is registered_document
+        assert now["Registered"] is registered
         await client.close()
     finally:
         await server.close()
