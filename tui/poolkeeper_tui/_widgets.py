@@ -221,10 +221,16 @@ class BulkTable(KeyedTable):
         return _UnitOffsets(self)
 
     def _get_row_region(self, row_index: int) -> Region:
-        region = super()._get_row_region(0) if self.row_count else Region(0, 0, 0, 0)
+        # As DataTable's, without summing the heights of the rows above (nor building
+        # the 10,000-row order list that takes): every row is one line.
         if not self.is_valid_row_index(row_index):
             return Region(0, 0, 0, 0)
-        return region._replace(y=region.y + row_index)
+        width = (
+            sum(column.get_render_width(self) for column in self.columns.values())
+            + self._row_label_column_width
+        )
+        y = row_index + (self.header_height if self.show_header else 0)
+        return Region(0, y, max(self.size.width, width), 1)
 
     def _get_cell_region(self, coordinate: Coordinate) -> Region:
         if not self.is_valid_coordinate(coordinate):
