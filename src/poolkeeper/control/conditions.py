@@ -78,6 +78,10 @@ class ConditionReader:
     def __init__(self) -> None:
         self._kept: dict[str, tuple[object, tuple[Condition, ...]]] = {}
         self._parts: dict[str, dict[str, tuple[dict[str, Any], Condition]]] = {}
+        self._interned: dict[tuple[object, ...], Condition] = {}
+        """Conditions by their values: workers brought up together share most of theirs
+        (same reason, message and time), so attaching to 10,000 workers parses each
+        distinct condition once."""
         self.changed: list[str] = []
         """Workers whose conditions were read again by the last ``read``."""
 
@@ -104,7 +108,9 @@ class ConditionReader:
                     continue
                 seen = old.get(kind)
                 own[kind] = (
-                    seen if seen is not None and seen[0] == part else (part, _condition(kind, part))
+                    seen
+                    if seen is not None and seen[0] == part
+                    else (part, self._parse(kind, part))
                 )
             parsed = tuple(c for _, c in own.values())
             self._parts[name] = own
@@ -118,6 +124,29 @@ class ConditionReader:
         if not workers:
             return None
         return Conditions.model_construct(workers=workers)
+
+    def _parse(self, kind: str, document: dict[str, Any]) -> Condition:
+        key = (
+            kind,
+            document.get("status"),
+            document.get("reason"),
+            document.get("message"),
+            document.get("last_transition"),
+            document.get("severity"),
+        )
+        try:
+            condition = self._interned.get(key)
+        except TypeError:  # a value that is not text (a newer or broken loop): no sharing
+            return _condition(kind, document)
+        if condition is None:
+            if len(self._interned) >= INTERNED:
+                self._interned.clear()
+            condition = self._interned[key] = _condition(kind, document)
+        return condition
+
+
+INTERNED = 100_000
+"""Distinct conditions kept for sharing (then the table starts afresh)."""
 
 
 def _condition(type_: str, document: Mapping[str, Any]) -> Condition:

@@ -140,3 +140,18 @@ def test_a_loop_without_conditions_gives_none_and_unknown_names_are_kept() -> No
     (condition,) = read.workers["w"]
     assert (str(condition.status), str(condition.reason)) == ("Maybe", "SomethingNew")
     assert condition.last_transition == datetime.min
+
+
+def test_equal_conditions_of_different_workers_are_one_object() -> None:
+    synced = {
+        "status": "True",
+        "reason": "Ok",
+        "message": "",
+        "last_transition": "2026-03-04T05:06:07+00:00",
+        "severity": None,
+    }
+    rows = {n: {"worker": n, "conditions": {"Synced": dict(synced)}} for n in ("a", "b")}
+    read = ConditionReader().read(rows)
+    assert read is not None
+    assert read.workers["a"][0] is read.workers["b"][0]
+    assert read.workers["a"][0].last_transition == LOOP_T0
