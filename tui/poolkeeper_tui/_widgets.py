@@ -142,11 +142,15 @@ class BulkTable(KeyedTable):
         count = 0
         widened = False
         keys: set[str] = set()
+        last: str | None = None
+        row: dict[ColumnKey, str] | None = None
         for key, index, value in changes:
-            row = self._data.get(RowKey(key))
+            if key != last:  # a row's cells come together: one key lookup per row
+                last = key
+                row = self._data.get(RowKey(key))
+                self._cells.pop(key, None)  # its cell dict no longer matches its values
             if row is None:
                 continue
-            self._cells.pop(key, None)  # its cell dict no longer matches its values
             column = columns[index]
             row[column.key] = value
             count += 1
