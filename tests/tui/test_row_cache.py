@@ -208,3 +208,47 @@ async def test_time_and_the_head_alone_rebuild_the_rows_they_change() -> None:
     third = worker_records(await source.refresh(), cache)
     assert cache.changed == ["w-01"], "only the initialized worker's row follows the head"
     assert third["w-01"].values[3] == "12" and third["w-00"] is second["w-00"]
+
+
+def test_row_marks_agree_with_the_grouped_plan() -> None:
+    """The one-pass marks give each target the glyph and message its grouped lines give
+    (``glyph_of``, ``_last_message``), and whether a critical alert is among them."""
+    from poolkeeper.model.actions import Action, ActionKind, Drift, Plan, Wait
+    from poolkeeper_tui._data import _last_message, glyph_of, items_by_target, row_marks
+
+    def act(target: str, kind: ActionKind, n: int = 0) -> Action:
+        return Action(id=f"{kind.value}:{target}:{n}", kind=kind, target=target, reason=f"r{n}")
+
+    plan = Plan(
+        actions=(
+            act("worker/create", ActionKind.ADD_WORKER),
+            act("worker/both", ActionKind.START_COMPUTING, 1),
+            act("worker/both", ActionKind.STOP_COMPUTING, 2),
+            act("worker/change", ActionKind.RESTART_COMPUTING),
+            act("worker/change", ActionKind.ADD_WORKER, 3),
+            act("worker/warned", ActionKind.ADD_WORKER),
+            act("account/owner", ActionKind.TOP_UP),
+        ),
+        waits=(
+            Wait(target="worker/waits", awaiting="sync", reason="first"),
+            Wait(target="worker/waits", awaiting="score", reason="second"),
+            Wait(target="worker/create", awaiting="sync", reason="behind the action"),
+        ),
+        alerts=(
+            Alert(target="worker/warned", severity=Severity.WARN, message="low"),
+            Alert(target="worker/down", severity=Severity.WARN, message="first"),
+            Alert(target="worker/down", severity=Severity.CRITICAL, message="second"),
+        ),
+        drift=(
+            Drift(target="worker/drifts", message="cap differs"),
+            Drift(target="worker/waits", message="after the waits"),
+        ),
+    )
+    marks = row_marks(plan)
+    grouped = items_by_target(plan)
+    assert set(marks) == set(grouped)
+    for target, items in grouped.items():
+        critical = any(a.severity is Severity.CRITICAL for a in items.alerts)
+        assert marks[target] == (glyph_of(items), _last_message(None, items), critical), target
+    assert marks["worker/both"][0] == "-" and marks["worker/change"][0] == "+"
+    assert marks["worker/waits"][1] == "waiting for sync: first"
