@@ -177,10 +177,10 @@ class PoolkeeperApp(App[None]):
         """Why the last pass failed (shown in the header until a pass succeeds)."""
         self._pass_started: float | None = None
         self.data_stale = False
-        self._summary_shape: tuple[int, int] | None = None
-        """(line count, width) of the header when all its lines fit (see _paint_summary)."""
         """The frame shown is older than the passes should make it: every row dimmed."""
         """The rows of the last frame with what they were built from (see ``RowCache``)."""
+        self._summary_shape: tuple[int, int] | None = None
+        """(line breaks, width) of the header when all its lines fit (see _paint_summary)."""
 
     # ---- layout
 
