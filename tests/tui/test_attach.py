@@ -423,3 +423,38 @@ async def test_the_attached_drill_down_shows_the_loops_conditions_and_transition
             assert isinstance(app.screen, DrillDownScreen) and app.screen.key == "rack-a-01"
     finally:
         await service.close()
+
+
+async def test_an_attached_pass_rebuilds_only_the_rows_the_loop_changed(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_the_loop(monkeypatch)
+    desired = load_inventory(inventory)
+    fake = ConditionsFake(desired, load_snapshot(SNAPSHOT), datetime(2026, 3, 4, tzinfo=UTC))
+    service = ControlService(fake, PlanPolicy(), inventory)  # type: ignore[arg-type]
+    await service.start()
+    try:
+        service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+        app = build_app([str(inventory)])
+        async with app.run_test(size=(160, 40)):
+            await wait_until(lambda: app.frame is not None)
+            service.publish_pass(await fake.reconcile_once(PlanPolicy()))  # nothing changed
+            await wait_until(lambda: app._row_cache.changed == [])
+            before = app.frame
+            assert before is not None
+            endpoint = desired.workers_by_name["rack-a-01"].endpoint
+            synced = fake.observed.pruntimes[endpoint].model_copy(
+                update={"info": PRuntimeInfo(initialized=True, blocknum=10, headernum=10)}
+            )
+            fake.observed = fake.observed.model_copy(
+                update={"pruntimes": {**fake.observed.pruntimes, endpoint: synced}}
+            )
+            service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+            await wait_until(lambda: app.workers_table.get_cell("rack-a-01", "phase") == "Synced")
+            assert app._row_cache.changed == ["rack-a-01"]
+            after = app.frame
+            assert after is not None and after.desired is before.desired
+            other = desired.workers_by_name["rack-a-02"].endpoint
+            assert after.observed.pruntimes[other] is before.observed.pruntimes[other]
+    finally:
+        await service.close()
