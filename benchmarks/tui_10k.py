@@ -9,7 +9,9 @@ uninitialized), runs the app headless (``App.run_test``) and times:
 - status update: a second observation where 1,000 pRuntimes became synced, patched by key
   (the changed cells only; no rebuild), until painted;
 - filter keystrokes (``w-0`` -> ``w-00``: 10,000 -> 1,000 rows, and back), a field filter;
-- sorts (names descending, stake as numbers, off) and the plan screen, each until painted.
+- sorts (names descending, stake as numbers, off) and the plan screen, each until painted;
+- attached: the same update as a running loop streams it (hub, client view, the attached
+  source's frame; no socket): folding the delta into a frame, then show_frame + paint.
 
     .venv/bin/python benchmarks/tui_10k.py [--workers 10000] [--changed 1000]
 """
@@ -22,14 +24,19 @@ import os
 import resource
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tui")]
 
 from textual.widgets import Input  # noqa: E402
 
+from poolkeeper.cli._live import status_rows  # noqa: E402
+from poolkeeper.control.client import StatusView  # noqa: E402
+from poolkeeper.control.server import StatusHub  # noqa: E402
+from poolkeeper.model.conditions import derive_conditions  # noqa: E402
 from poolkeeper.model.desired import Desired  # noqa: E402
 from poolkeeper.model.observed import (  # noqa: E402
     ChainHead,
@@ -38,7 +45,9 @@ from poolkeeper.model.observed import (  # noqa: E402
     PRuntimeObservation,
 )
 from poolkeeper.model.ss58 import encode_address  # noqa: E402
-from poolkeeper_tui._data import RowCache, SnapshotSource  # noqa: E402
+from poolkeeper.plan import plan_for  # noqa: E402
+from poolkeeper.render import plan_document  # noqa: E402
+from poolkeeper_tui._data import AttachedSource, RowCache, SnapshotSource  # noqa: E402
 from poolkeeper_tui._screens import PlanScreen  # noqa: E402
 from poolkeeper_tui.app import PoolkeeperApp  # noqa: E402
 
@@ -196,11 +205,81 @@ async def measure(workers: int, changed: int) -> dict[str, tuple[float, float]]:
             await pilot.pause()
         await pilot.press("escape")
         counts["table rebuilds (filter/sort changes)"] = table.rebuilds - rebuilds
-    counts["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        counts["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        await attached_update(
+            app, pilot, desired, observed, changed=changed, figures=figures, counts=counts
+        )
+    counts["peak RSS MB after the attached step (the loop's hub in this process too)"] = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     counts["load average (1 min) at the end"] = os.getloadavg()[0]
     for name, value in counts.items():
         print(f"{name:<56} {value:,.1f}")
     return figures
+
+
+class _Client:
+    """What ``AttachedSource`` reads of its ``ControlClient``: the folded view."""
+
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
+        self.hello: dict[str, object] = {}
+
+
+async def attached_update(
+    app: PoolkeeperApp,
+    pilot: Any,
+    desired: Desired,
+    observed: Observed,
+    *,
+    changed: int,
+    figures: dict[str, tuple[float, float]],
+    counts: dict[str, float],
+) -> None:
+    """The same status update as a running loop streams it: its hub publishes the two
+    worlds (rows with conditions where the code streams them), a client view folds the
+    messages, and the attached source turns the view into frames (no socket)."""
+    hub = StatusHub()
+    queue = hub.subscribe()
+    view = StatusView()
+    view.apply(hub.snapshot())
+    source = AttachedSource(Path("/nonexistent/control.sock"), desired, readonly=True)
+    source._client = _Client(view)  # type: ignore[assignment]
+    conditions = None
+
+    def publish(world: Observed, at: datetime) -> None:
+        nonlocal conditions
+        conditions = derive_conditions(desired, world, conditions, at)
+        document = world.model_dump(mode="json")
+        try:
+            hub.publish_observed(document, status_rows(desired, world), conditions)
+        except TypeError:  # code from before conditions were streamed
+            hub.publish_observed(document, status_rows(desired, world))
+        hub.publish_plan(plan_document(plan_for(desired, world)), "digest")
+
+    def fold() -> Any:
+        while not queue.empty():
+            message = queue.get_nowait()
+            assert message is not None
+            view.apply(message)
+        return source._frame()
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    publish(observed, now)
+    app.show_frame(fold())  # the first frame from the stream: every row built
+    await pilot.pause()
+    publish(with_synced(observed, desired, changed), now + timedelta(seconds=30))
+    with _Timer(figures, "attached: fold the delta into a frame (observation, plan)"):
+        frame = fold()
+    with _Timer(figures, f"attached: status update, {changed} rows change (show_frame + paint)"):
+        with _Timer(figures, "  of which show_frame (attached)"):
+            app.show_frame(frame)
+        await pilot.pause()
+    rebuilt = app._row_cache.changed
+    counts["row records rebuilt by the attached update"] = (
+        len(desired.workers) if rebuilt is None else len(rebuilt)
+    )
+    assert app.workers_table.get_cell(desired.workers[0].name, "phase") == "Synced"
 
 
 def main() -> None:

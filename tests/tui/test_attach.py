@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,13 @@ from poolkeeper.cli._control import ControlService
 from poolkeeper.inventory import load_inventory
 from poolkeeper.loop import PassResult
 from poolkeeper.model.actions import Action, ActionKind, Plan
+from poolkeeper.model.conditions import Conditions, derive_conditions
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, PRuntimeInfo
 from poolkeeper.observe.snapshot import load_snapshot
 from poolkeeper.plan import PlanPolicy
 from poolkeeper_tui._data import AttachedSource, Frame, LiveSource, SnapshotSource
-from poolkeeper_tui._screens import ConfirmApply, ConfirmQuit
+from poolkeeper_tui._screens import ConfirmApply, ConfirmQuit, DrillDownScreen
 from poolkeeper_tui.app import PoolkeeperApp, build_app, run_tui
 from tests.unit.control.fake_loop import FakeReconciler
 
@@ -356,3 +358,103 @@ async def test_apply_stops_when_the_inventory_changed_after_approval(
         await pilot.pause()
         assert source.applied == 0
         assert "the inventory changed since the plan you approved" in " ".join(log_lines(app))
+
+
+class ConditionsFake(FakeReconciler):
+    """A fake loop keeping conditions across passes with its own clock, as the loop does."""
+
+    def __init__(self, desired: Desired, observed: Observed, clock: datetime) -> None:
+        super().__init__(desired, observed)
+        self.clock = clock
+        self.conditions: Conditions | None = None
+
+    async def reconcile_once(
+        self, policy: PlanPolicy, *, execute: bool = True, only: Plan | None = None
+    ) -> PassResult:
+        result = await super().reconcile_once(policy, execute=execute, only=only)
+        self.conditions = derive_conditions(
+            self.desired, self.observed, self.conditions, self.clock
+        )
+        result.conditions = self.conditions
+        return result
+
+
+async def test_the_attached_drill_down_shows_the_loops_conditions_and_transitions(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_drilldown_live import live_text
+
+    forbid_the_loop(monkeypatch)
+    monkeypatch.setattr(
+        "poolkeeper_tui._detail.ConditionHistory.derive",
+        lambda *_: pytest.fail("attached, the drill-down derived conditions itself"),
+    )
+    desired = load_inventory(inventory)
+    loop_clock = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)  # not the observation's read_at
+    fake = ConditionsFake(desired, load_snapshot(SNAPSHOT), loop_clock)
+    service = ControlService(fake, PlanPolicy(), inventory)  # type: ignore[arg-type]
+    await service.start()
+    try:
+        service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+        app = build_app([str(inventory)])
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_until(lambda: app.frame is not None)
+            await pilot.press("enter")  # rack-a-01, the first row
+            await wait_until(lambda: isinstance(app.screen, DrillDownScreen))
+            text = live_text(app)
+            assert "Synced" in text and "NotInitialized" in text
+            assert "2026-03-04 05:06:07Z" in text, "the loop's transition time"
+            # The loop sees rack-a-01 synced ten minutes later: the drill-down follows.
+            endpoint = desired.workers_by_name["rack-a-01"].endpoint
+            synced = fake.observed.pruntimes[endpoint].model_copy(
+                update={"info": PRuntimeInfo(initialized=True, blocknum=10, headernum=10)}
+            )
+            fake.observed = fake.observed.model_copy(
+                update={"pruntimes": {**fake.observed.pruntimes, endpoint: synced}}
+            )
+            fake.clock = loop_clock + timedelta(minutes=10)
+            service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+            await wait_until(lambda: "2026-03-04 05:16:07Z" in live_text(app))
+            history = app.condition_history.transitions("rack-a-01")
+            assert [(t.status, t.reason) for t in history if t.type == "Synced"] == [
+                ("False", "NotInitialized"),
+                ("True", "Ok"),
+            ]
+            assert isinstance(app.screen, DrillDownScreen) and app.screen.key == "rack-a-01"
+    finally:
+        await service.close()
+
+
+async def test_an_attached_pass_rebuilds_only_the_rows_the_loop_changed(
+    inventory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_the_loop(monkeypatch)
+    desired = load_inventory(inventory)
+    fake = ConditionsFake(desired, load_snapshot(SNAPSHOT), datetime(2026, 3, 4, tzinfo=UTC))
+    service = ControlService(fake, PlanPolicy(), inventory)  # type: ignore[arg-type]
+    await service.start()
+    try:
+        service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+        app = build_app([str(inventory)])
+        async with app.run_test(size=(160, 40)):
+            await wait_until(lambda: app.frame is not None)
+            service.publish_pass(await fake.reconcile_once(PlanPolicy()))  # nothing changed
+            await wait_until(lambda: app._row_cache.changed == [])
+            before = app.frame
+            assert before is not None
+            endpoint = desired.workers_by_name["rack-a-01"].endpoint
+            synced = fake.observed.pruntimes[endpoint].model_copy(
+                update={"info": PRuntimeInfo(initialized=True, blocknum=10, headernum=10)}
+            )
+            fake.observed = fake.observed.model_copy(
+                update={"pruntimes": {**fake.observed.pruntimes, endpoint: synced}}
+            )
+            service.publish_pass(await fake.reconcile_once(PlanPolicy()))
+            await wait_until(lambda: app.workers_table.get_cell("rack-a-01", "phase") == "Synced")
+            assert app._row_cache.changed == ["rack-a-01"]
+            after = app.frame
+            assert after is not None and after.desired is before.desired
+            other = desired.workers_by_name["rack-a-02"].endpoint
+            assert after.observed.pruntimes[other] is before.observed.pruntimes[other]
+    finally:
+        await service.close()

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from poolkeeper.control import ControlClient
+from poolkeeper.control import ConditionReader, ControlClient
 from poolkeeper.control.client import RequestFailed
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.inventory import load_inventory
@@ -24,7 +24,13 @@ from poolkeeper.model.actions import SYMBOL_OF, Action, Alert, Drift, Plan, Seve
 from poolkeeper.model.amounts import format_pha
 from poolkeeper.model.conditions import Conditions
 from poolkeeper.model.desired import Desired, WorkerSpec
-from poolkeeper.model.observed import ChainWorker, Observed, PRuntimeObservation
+from poolkeeper.model.observed import (
+    ChainWorker,
+    Observed,
+    ObservedAccount,
+    PRuntimeObservation,
+    RelayStatus,
+)
 from poolkeeper.model.phase import phase_of
 from poolkeeper.plan import PlanPolicy, plan_for
 from poolkeeper_tui._table import (
@@ -187,6 +193,10 @@ def _last_message(prt: PRuntimeObservation | None, items: WorkerItems | None) ->
 
 
 _RANK = {"-": 3, "+": 2}
+_KIND_RANK: dict[str, int] = {
+    kind.value: _RANK.get(symbol.value, 1) for kind, symbol in SYMBOL_OF.items()
+}
+"""Per action kind: 3 removes, 2 creates, 1 another change (the glyph's precedence)."""
 _MARKS: list[tuple[Plan, dict[str, tuple[str, str, bool]]]] = []
 
 
@@ -197,24 +207,26 @@ def row_marks(plan: Plan) -> dict[str, tuple[str, str, bool]]:
     computed once per plan."""
     if _MARKS and _MARKS[0][0] is plan:
         return _MARKS[0][1]
-    # target -> [alert message, critical, action rank, action message, wait msg, drift msg]
+    # target -> [alert message, critical, action rank, first action, first wait, drift msg];
+    # messages are made once per target at the end (not per line: most are not shown).
     acc: dict[str, list[Any]] = {}
     get = acc.get
+    rank_of = _KIND_RANK
     for action in plan.actions:
         entry = get(action.target)
-        rank = _RANK.get(_SYMBOL[action.kind], 1)
         if entry is None:
-            acc[action.target] = [None, False, rank, action.kind + ": " + action.reason, None, None]
+            acc[action.target] = [None, False, rank_of[action.kind], action, None, None]
         elif entry[3] is None:
-            entry[2], entry[3] = rank, action.kind + ": " + action.reason
-        elif rank > entry[2]:
-            entry[2] = rank
+            entry[2], entry[3] = rank_of[action.kind], action
+        else:
+            rank = rank_of[action.kind]
+            entry[2] = max(entry[2], rank)
     for wait in plan.waits:
         entry = get(wait.target)
         if entry is None:
-            entry = acc[wait.target] = [None, False, 0, None, None, None]
-        if entry[4] is None:
-            entry[4] = f"waiting for {wait.awaiting}: {wait.reason}"
+            acc[wait.target] = [None, False, 0, None, wait, None]
+        elif entry[4] is None:
+            entry[4] = wait
     for alert in plan.alerts:
         entry = get(alert.target)
         if entry is None:
@@ -235,7 +247,13 @@ def row_marks(plan: Plan) -> dict[str, tuple[str, str, bool]]:
             marks[target] = ("!", alert, critical)
             continue
         glyph = "-" if rank == 3 else "+" if rank == 2 else "~"
-        marks[target] = (glyph, action or wait or drift or "", critical)
+        if action is not None:
+            message = action.kind + ": " + action.reason  # a StrEnum concatenates as its value
+        elif wait is not None:
+            message = f"waiting for {wait.awaiting}: {wait.reason}"
+        else:
+            message = drift or ""
+        marks[target] = (glyph, message, critical)
     _MARKS[:] = [(plan, marks)]
     return marks
 
@@ -299,34 +317,43 @@ def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, Wor
     same_head = reuse and cache is not None and cache.finalized == finalized
     entries: dict[str, tuple[object, ...]] = {}
     changed: list[str] = []
+    pruntime_of = pruntimes.get
+    chain_of = chain_workers.get
+    mark_of = marks.get
+    relay_of = relays.get
+    previous_of = previous.get
     for spec, name, pool, labels, pubkey, endpoint, target in _specs(frame.desired):
-        prt = pruntimes.get(endpoint)
+        prt = pruntime_of(endpoint)
+        mark = mark_of(target)
+        relay: str | None = relay_of(name)
+        old = previous_of(name)
+        if old is not None and old[0] is prt:
+            # The same pRuntime observation: the same public key and error; only the
+            # chain record, plan lines, relay, staleness and head can change the row.
+            key = old[1]
+            chain = chain_of(key) if key else None  # type: ignore[call-overload]
+            if (
+                chain is old[2]
+                and mark == old[3]
+                and relay == old[4]
+                and (same_head or not old[5])
+                and (
+                    prt is None
+                    or (prt.read_at is not None and prt.read_at < stale_before) == old[6]
+                )
+            ):
+                entries[name] = old
+                rows[name] = old[7]  # type: ignore[assignment]
+                continue
         info = prt.info if prt else None
         key = pubkey or (
             info.public_key.lower().removeprefix("0x") if info and info.public_key else ""
         )
-        chain = chain_workers.get(key) if key else None
-        mark = marks.get(target)
-        relay: str | None = relays.get(name)
+        chain = chain_of(key) if key else None
         stale = prt is None or (prt.read_at is not None and prt.read_at < stale_before)
         glyph, message, critical = _UNMARKED if mark is None else mark
         if prt is not None and prt.error:
             message = f"error: {prt.error}"
-        old = previous.get(name)
-        if (
-            old is not None
-            and old[0] is prt
-            and old[1] is chain
-            and old[2] == relay
-            and old[3] == glyph
-            and old[4] == message
-            and old[5] == stale
-            and (same_head or info is None or not info.initialized)
-            and old[6] == critical
-        ):
-            entries[name] = old
-            rows[name] = old[7]  # type: ignore[assignment]
-            continue
         changed.append(name)
         phase: str = phase_of(prt, chain, head)  # a StrEnum: its own value, no lookup
         behind = max(0, finalized - info.blocknum) if info and info.initialized else None
@@ -369,7 +396,8 @@ def worker_records(frame: Frame, cache: RowCache | None = None) -> dict[str, Wor
             stale,
         )
         if cache is not None:
-            entries[name] = (prt, chain, relay, glyph, message, stale, critical, row)
+            initialized = info is not None and info.initialized
+            entries[name] = (prt, key, chain, mark, relay, initialized, stale, row)
     if cache is not None:
         cache.desired = frame.desired
         cache.finalized = finalized
@@ -705,6 +733,53 @@ class StaleInventory(RuntimeError):
     """The plan shown was made from inventory files that have changed since."""
 
 
+_PARSED_ENTRIES: dict[str, Callable[[Any], object]] = {
+    "pruntimes": PRuntimeObservation.model_validate,
+    "chain_workers": ChainWorker.model_validate,
+    "accounts": ObservedAccount.model_validate,
+    "relays": RelayStatus,
+}
+"""The ``Observed`` maps with an entry per worker (or account), parsed entry by entry."""
+
+
+class ObservedReader:
+    """The attached loop's folded ``observed`` document as an ``Observed``, parsing again
+    only the entries a delta replaced.
+
+    The client's view keeps unchanged entries as the same dicts, so an entry whose dict
+    is the one parsed last time keeps its model object: a pass that changed 1,000 of
+    10,000 pRuntimes parses 1,000 (validating the whole document took ~150 ms), and the
+    row cache, which compares observations by identity, rebuilds only their rows."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, dict[str, tuple[object, object]]] = {}
+
+    def read(self, document: dict[str, Any]) -> Observed:
+        rest = {k: v for k, v in document.items() if k not in _PARSED_ENTRIES}
+        base = Observed.model_validate(rest)
+        update: dict[str, dict[str, object]] = {}
+        for key, parse in _PARSED_ENTRIES.items():
+            entries = document.get(key)
+            if not isinstance(entries, dict):
+                self._kept.pop(key, None)
+                continue
+            kept = self._kept.get(key, {})
+            fresh: dict[str, tuple[object, object]] = {}
+            models: dict[str, object] = {}
+            for name, entry in entries.items():
+                before = kept.get(name)
+                if before is not None and before[0] is entry:
+                    fresh[name] = before
+                    models[name] = before[1]
+                    continue
+                model = parse(entry)
+                fresh[name] = (entry, model)
+                models[name] = model
+            self._kept[key] = fresh
+            update[key] = models
+        return base.model_copy(update=update)
+
+
 class AttachedSource:
     """A running ``poolkeeper run``'s control API: its stream and its requests.
 
@@ -726,6 +801,11 @@ class AttachedSource:
         self.progress: Callable[[str], None] | None = None
         self._client: ControlClient | None = None
         self._last: Frame | None = None
+        self._observed = ObservedReader()
+        self._conditions = ConditionReader()
+        self._desired: tuple[Desired, dict[str, str], Desired] | None = None
+        """(local inventory, the loop's account addresses, the frame's inventory): kept
+        while both stay the same, so rows are not all rebuilt for a new object."""
 
     async def client(self) -> ControlClient:
         if self._client is None:
@@ -746,22 +826,32 @@ class AttachedSource:
         if view is None or not view.observed or view.plan is None:
             return None
         self.secret_loaded = view.secret_loaded
-        accounts = tuple(
-            a.model_copy(update={"address": view.accounts[a.name]})
-            if a.address is None and a.name in view.accounts
-            else a
-            for a in self.desired.accounts
-        )
         frame = Frame(
-            self.desired.model_copy(update={"accounts": accounts}),
-            Observed.model_validate(view.observed),
+            self._desired_with(view.accounts),
+            self._observed.read(view.observed),
             plan_from_document(view.plan),
             messages,
             inventory_digest=view.inventory_digest,
             plan_seq=view.plan_seq,
+            conditions=self._conditions.read(view.rows),
         )
         self._last = frame
         return frame
+
+    def _desired_with(self, addresses: dict[str, str]) -> Desired:
+        """The local inventory with the addresses the loop derived for its accounts."""
+        kept = self._desired
+        if kept is not None and kept[0] is self.desired and kept[1] == addresses:
+            return kept[2]
+        accounts = tuple(
+            a.model_copy(update={"address": addresses[a.name]})
+            if a.address is None and a.name in addresses
+            else a
+            for a in self.desired.accounts
+        )
+        desired = self.desired.model_copy(update={"accounts": accounts})
+        self._desired = (self.desired, dict(addresses), desired)
+        return desired
 
     def _load_local(self) -> None:
         """Read the inventory again after the loop reloaded it (rows follow its workers)."""

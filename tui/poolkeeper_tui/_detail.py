@@ -114,8 +114,8 @@ class ConditionHistory:
 def _transition(condition: Condition) -> Transition:
     return Transition(
         condition.type,
-        condition.status.value,
-        condition.reason.value,
+        str(condition.status),  # a StrEnum's value, or the text of one a newer loop sent
+        str(condition.reason),
         condition.message,
         condition.last_transition,
         condition.severity,
@@ -210,7 +210,7 @@ def live_detail(
     for c in history.current(name):
         style = "red" if c.severity == "critical" else "yellow" if c.severity == "warn" else ""
         now.add_row(
-            c.type, c.status.value, c.reason.value, _when(c.last_transition), c.message, style=style
+            c.type, str(c.status), str(c.reason), _when(c.last_transition), c.message, style=style
         )
     if not history.current(name):
         now.add_row("-", "-", "-", "-", "no conditions yet (not in the inventory, or not observed)")

@@ -11,8 +11,8 @@ internal fields (Textual 8); ``tests/tui`` covers what it depends on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Self
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
@@ -20,11 +20,12 @@ from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Log
 from textual.widgets._data_table import ColumnKey, Row, RowKey
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -140,31 +141,72 @@ class BulkTable(KeyedTable):
         columns = self.ordered_columns
         count = 0
         widened = False
+        keys: set[str] = set()
+        last: str | None = None
+        row: dict[ColumnKey, str] | None = None
         for key, index, value in changes:
-            row = self._data.get(RowKey(key))
+            if key != last:  # a row's cells come together: one key lookup per row
+                last = key
+                row = self._data.get(RowKey(key))
+                self._cells.pop(key, None)  # its cell dict no longer matches its values
             if row is None:
                 continue
-            self._cells.pop(key, None)  # its cell dict no longer matches its values
             column = columns[index]
             row[column.key] = value
             count += 1
+            keys.add(key)
             width = min(len(value), MAX_COLUMN_WIDTH)
             if width > column.content_width:
                 column.content_width = width
                 widened = True
         if count:
-            self._forget_rendering()
-            if widened:
+            if widened:  # every row's layout changes
+                self._forget_rendering()
                 self._require_update_dimensions = True
                 self.check_idle()
-            self.refresh()
+                self.refresh()
+            else:
+                self._repaint_rows(keys)
         return count
 
-    def set_row_styles(self, styles: dict[str, Style]) -> None:
+    def set_row_styles(
+        self, styles: dict[str, Style], changed: Iterable[str] | None = None
+    ) -> None:
+        """Each row's extra style; ``changed``: the only rows whose style changed (their
+        rendering alone is dropped), None: any row's may have."""
         if styles != self.row_styles:
             self.row_styles = styles
-            self._forget_rendering()
+            if changed is None:
+                self._forget_rendering()
+                self.refresh()
+            else:
+                self._repaint_rows(set(changed))
+
+    def _repaint_rows(self, keys: set[str]) -> None:
+        """Drop the rendering of these rows only (shown or not: a row scrolled to later
+        must not come from a cache) and repaint those on screen. A status delta of 1,000
+        rows of 10,000 repaints the few on screen, not the whole window.
+
+        The caches hold what was rendered (a few hundred entries for a screenful), so
+        this costs their size and the screen's height, not the number of rows changed."""
+        get_key = self._row_locations.get_key
+
+        def changed(index: int) -> bool:
+            key = get_key(index)
+            return key is not None and key.value in keys
+
+        header = self.header_height if self.show_header else 0
+        _discard(self._row_render_cache, lambda k: k[0].value in keys)
+        _discard(self._cell_render_cache, lambda k: k[0].value in keys)
+        _discard(self._row_renderable_cache, lambda k: changed(k[1]))
+        _discard(self._line_cache, lambda k: changed(k[0] - header))
+        top = self.scroll_offset.y
+        shown = [i for i in range(top, min(top + self.size.height, self.row_count)) if changed(i)]
+        if len(shown) > self.size.height // 2:
             self.refresh()
+        else:
+            for index in shown:
+                self.refresh_row(index)
 
     def _forget_rendering(self) -> None:
         """Drop rendered cells and lines but keep the row order's caches (rows and their
@@ -183,10 +225,16 @@ class BulkTable(KeyedTable):
         return _UnitOffsets(self)
 
     def _get_row_region(self, row_index: int) -> Region:
-        region = super()._get_row_region(0) if self.row_count else Region(0, 0, 0, 0)
+        # As DataTable's, without summing the heights of the rows above (nor building
+        # the 10,000-row order list that takes): every row is one line.
         if not self.is_valid_row_index(row_index):
             return Region(0, 0, 0, 0)
-        return region._replace(y=region.y + row_index)
+        width = (
+            sum(column.get_render_width(self) for column in self.columns.values())
+            + self._row_label_column_width
+        )
+        y = row_index + (self.header_height if self.show_header else 0)
+        return Region(0, y, max(self.size.width, width), 1)
 
     def _get_cell_region(self, coordinate: Coordinate) -> Region:
         if not self.is_valid_coordinate(coordinate):
@@ -260,6 +308,39 @@ class BulkTable(KeyedTable):
         return style + extra if extra is not None else style
 
 
+class EventLog(Log):
+    """The event log; the lines written while it is hidden wait until it is shown.
+
+    Writing a line sets the log's ``virtual_size``, which lays the whole screen out again:
+    with the workers view shown, every status update (one line a pass) re-arranged and
+    repainted everything instead of the few rows that changed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._held: list[str] = []
+
+    def write_line(self, line: str, scroll_end: bool | None = None) -> Self:
+        if not self.display:
+            self._held.append(line)
+            return self
+        return super().write_line(line, scroll_end)
+
+    @property
+    def lines(self) -> Sequence[str]:
+        """Every line written, the held ones included."""
+        self.flush()
+        return super().lines
+
+    def flush(self) -> None:
+        """Write the held lines (the log is being shown, or read)."""
+        if self._held:
+            held, self._held = self._held, []
+            self.write_lines(held)
+
+    def on_show(self) -> None:
+        self.flush()
+
+
 class AnsiLines(ScrollView, can_focus=True):
     """Many lines of ANSI-coloured text (a plan of 10,000 workers), converted and rendered
     only when scrolled into view: opening it costs a split, not a layout of every line."""
@@ -315,6 +396,12 @@ class AnsiLines(ScrollView, can_focus=True):
         segments = list(self._text(index).render(self.app.console))
         strip = Strip(segments).apply_style(style)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+
+def _discard(cache: LRUCache[Any, Any], stale: Callable[[Any], bool]) -> None:
+    """Drop the entries whose key is ``stale`` (an ``LRUCache`` is not iterable itself)."""
+    for key in [k for k in cache.keys() if stale(k)]:  # noqa: SIM118
+        cache.discard(key)
 
 
 class _UnitOffsets:

@@ -100,7 +100,9 @@ class ControlService:
         observed = result.observed
         self.hub.accounts = self._accounts()
         self.hub.publish_observed(
-            observed.model_dump(mode="json"), status_rows(self.rec.desired, observed)
+            observed.model_dump(mode="json"),
+            status_rows(self.rec.desired, observed),
+            result.conditions,
         )
         seq = self.hub.publish_plan(plan_document(result.plan), self.loaded_digest)
         self._keep_plan(seq, result.plan)

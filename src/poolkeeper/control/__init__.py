@@ -6,12 +6,15 @@ newline-delimited JSON over a Unix socket; docs/api.md describes it.
 """
 
 from poolkeeper.control.client import ControlClient, ControlUnavailable, StatusView
+from poolkeeper.control.conditions import ConditionDocuments, ConditionReader
 from poolkeeper.control.protocol import FORMAT_VERSION, SOCKET_NAME, ProtocolError, Request
 from poolkeeper.control.server import ControlServer, StatusHub
 
 __all__ = [
     "FORMAT_VERSION",
     "SOCKET_NAME",
+    "ConditionDocuments",
+    "ConditionReader",
     "ControlClient",
     "ControlServer",
     "ControlUnavailable",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from poolkeeper.control.conditions import ConditionDocuments
 from poolkeeper.control.protocol import (
     FORMAT_VERSION,
     MAX_LINE_BYTES,
@@ -30,6 +31,7 @@ from poolkeeper.control.protocol import (
     reachable_path,
 )
 from poolkeeper.keys import redact
+from poolkeeper.model.conditions import Conditions
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ class StatusHub:
         self.ha: dict[str, Any] | None = None
         """``run --ha``: this process's shard, its state and lease (None without HA)."""
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._conditions = ConditionDocuments()
 
     # ---- what a new client gets
 
@@ -156,10 +159,23 @@ class StatusHub:
                     queue.get_nowait()
                 queue.put_nowait(None)
 
-    def publish_observed(self, observed: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-        """A new observation (``Observed`` as JSON data) and its status rows, as deltas."""
+    def publish_observed(
+        self,
+        observed: dict[str, Any],
+        rows: list[dict[str, Any]],
+        conditions: Conditions | None = None,
+    ) -> None:
+        """A new observation (``Observed`` as JSON data) and its status rows, as deltas.
+
+        With ``conditions`` (the loop's, after this observation), each row carries its
+        worker's as ``conditions``; a worker whose conditions did not change keeps the
+        same document, so its row is sent again only if something else in it changed."""
         observed = json.loads(json.dumps(observed))  # the client's view: string keys
         by_name = {str(r["worker"]): r for r in rows}
+        if conditions is not None:
+            documents = self._conditions.documents(conditions)
+            for name, row in by_name.items():
+                row["conditions"] = documents.get(name) or {}
         replaced, changed, removed = _map_delta(self.observed or {}, observed)
         changed_rows = [r for name, r in by_name.items() if self.rows.get(name) != r]
         removed_rows = [name for name in self.rows if name not in by_name]
