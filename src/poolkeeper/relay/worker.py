@@ -431,6 +431,8 @@ class WorkerRelay:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
         backoff = Backoff(self.options.backoff)
         while not stop.is_set():
+            kind: StepKind | None = None
+            delay = 0.0
             try:
                 kind = await self.step()
                 if backoff.failures:
@@ -462,6 +464,11 @@ class WorkerRelay:
                     exc_info=not foreseen,
                     extra={"event": "relay.error", "worker": self.name},
                 )
+            if kind is None:
+                # Backed off outside the handler: a failure's traceback holds the frames of
+                # the request it broke (an InitRuntime body is the whole genesis state, a
+                # megabyte or more), and 10,000 relays failing together while they sleep
+                # would hold them all (seen: `run` at 2.9 GB when a simulator died).
                 await _sleep_or_stop(stop, delay)
                 continue
             if kind is StepKind.TIP:

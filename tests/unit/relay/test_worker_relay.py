@@ -8,6 +8,8 @@ of ``tip + 1`` finalized blocks. Only ``poolkeeper.relay.worker`` is under test.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any, cast
 
 import pytest
@@ -429,3 +431,32 @@ async def test_a_later_egress_message_waits_for_an_earlier_one_not_yet_signed() 
 async def _ok(jobs: list[str], job_id: str) -> bool:
     jobs.append(job_id)
     return True
+
+
+class RequestBody:
+    """Stands for a large request body a failing call had in its frame."""
+
+
+async def test_a_relay_backing_off_holds_nothing_of_the_request_that_failed() -> None:
+    """A failure's traceback keeps the frames of the call it broke (an InitRuntime body is
+    the whole genesis state): 10,000 relays sleeping in their backoff must not hold them."""
+    relay, pruntime, _, _ = make_relay(tip=10)
+    bodies: list[weakref.ref[RequestBody]] = []
+
+    async def failing_get_info() -> PhactoryInfo:
+        body = RequestBody()  # a local of the failing frame, as an encoded request is
+        bodies.append(weakref.ref(body))
+        raise PRuntimeUnavailable("fake://0 is unreachable")
+
+    pruntime.get_info = failing_get_info  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop, idle_seconds=0.01))
+    for _ in range(100):
+        if relay.status.condition is RelayCondition.BACKING_OFF:
+            break
+        await asyncio.sleep(0.01)
+    assert relay.status.condition is RelayCondition.BACKING_OFF  # sleeping its backoff now
+    gc.collect()
+    assert bodies and all(ref() is None for ref in bodies), "the failed request is still held"
+    stop.set()
+    await asyncio.wait_for(task, 5)
