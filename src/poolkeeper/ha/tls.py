@@ -54,24 +54,16 @@ def read_pem(where: Path, setting: str, *, private: bool) -> bytes:
 
 
 def _pem_refusal(name: str, where: Path, refused: GuardedFileRefused) -> str:
-    match refused.kind:
-        case "missing":
-            return f"{name} does not exist"
-        case "denied":
-            return f"{name} cannot be read (permission denied)"
-        case "unopenable":
-            return f"{name} cannot be opened: {refused.detail}"
-        case "not_regular":
-            return f"{name} is {refused.detail}, not a PEM file"
-        case "too_open":
-            return (
-                f"{name} has mode {refused.mode:04o}: a private key must be readable by its "
-                f"owner only; refusing to use it (run: chmod 600 {where})"
-            )
-        case "too_large":
-            return f"{name} is {refused.size} bytes: not a PEM file"
-        case "unreadable":
-            return f"{name} cannot be read: {refused.detail}"
+    if (problem := refused.opening_problem(name)) is not None:
+        return problem
+    if refused.kind == "not_regular":
+        return f"{name} is {refused.detail}, not a PEM file"
+    if refused.kind == "too_open":
+        return (
+            f"{name} has mode {refused.mode:04o}: a private key must be readable by its "
+            f"owner only; refusing to use it (run: chmod 600 {where})"
+        )
+    return f"{name} is {refused.size} bytes: not a PEM file"
 
 
 def load_tls(settings: HaTlsSettings | None, base_dir: Path, where: str) -> TlsMaterial:

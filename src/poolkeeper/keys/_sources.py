@@ -65,30 +65,19 @@ def _secret_file_text(where: Path) -> str:
 
 def _secret_file_refusal(where: Path, refused: GuardedFileRefused) -> str:
     name = f"secret file {where}"
-    match refused.kind:
-        case "missing":
-            return f"{name} does not exist"
-        case "denied":
-            return f"{name} cannot be read (permission denied)"
-        case "unopenable":
-            return f"{name} cannot be opened: {refused.detail}"
-        case "not_regular":
-            return (
-                f"{name} is not a regular file ({refused.detail}); "
-                f"put the mnemonic in a regular file with mode 0600"
-            )
-        case "too_open":
-            return (
-                f"{name} has mode {refused.mode:04o}, which lets {refused.detail} access it; "
-                f"refusing to use it (run: chmod 600 {where})"
-            )
-        case "too_large":
-            return (
-                f"{name} is {refused.size} bytes; a mnemonic is far smaller "
-                f"(is this the right file?)"
-            )
-        case "unreadable":
-            return f"{name} cannot be read: {refused.detail}"
+    if (problem := refused.opening_problem(name)) is not None:
+        return problem
+    if refused.kind == "not_regular":
+        return (
+            f"{name} is not a regular file ({refused.detail}); "
+            f"put the mnemonic in a regular file with mode 0600"
+        )
+    if refused.kind == "too_open":
+        return (
+            f"{name} has mode {refused.mode:04o}, which lets {refused.detail} access it; "
+            f"refusing to use it (run: chmod 600 {where})"
+        )
+    return f"{name} is {refused.size} bytes; a mnemonic is far smaller (is this the right file?)"
 
 
 def load_relay_key(

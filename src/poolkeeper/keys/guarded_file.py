@@ -33,6 +33,20 @@ class GuardedFileRefused(Exception):
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}" if self.detail else self.kind
 
+    def opening_problem(self, name: str) -> str | None:
+        """The message for a file that could not be opened or read (the same words for
+        every kind of file), or None for the kinds each caller words itself."""
+        match self.kind:
+            case "missing":
+                return f"{name} does not exist"
+            case "denied":
+                return f"{name} cannot be read (permission denied)"
+            case "unopenable":
+                return f"{name} cannot be opened: {self.detail}"
+            case "unreadable":
+                return f"{name} cannot be read: {self.detail}"
+        return None
+
 
 def read_guarded_file(where: Path, *, owner_only: bool, max_bytes: int) -> bytes:
     """The bytes of ``where``; ``GuardedFileRefused`` when it is missing, unreadable, not
