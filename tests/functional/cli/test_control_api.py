@@ -20,7 +20,7 @@ from poolkeeper.control import ControlClient
 from poolkeeper.control.client import RequestFailed
 from tests.tui.test_attach import forbid_the_loop, wait_until
 
-from .test_run_loop import PHRASE, cli, env, status, wait_for, workdir
+from .test_run_loop import PHRASE, cli, env, start_run, status, wait_for, workdir
 
 __all__ = ["workdir"]
 
@@ -90,14 +90,7 @@ def test_a_client_attaches_to_run_and_status_watch_follows_it(
     watch_before = cli("status", "inventory", "--watch", cwd=workdir)
     assert watch_before.returncode == 1
     assert "no poolkeeper run serves" in watch_before.stderr
-    log = (workdir / "run.log").open("w")
-    loop = subprocess.Popen(
-        [sys.executable, "-m", "poolkeeper", "run", "inventory"],
-        cwd=workdir,
-        env=env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    loop = start_run(workdir)
     try:
         wait_for(
             workdir,
@@ -148,7 +141,6 @@ def test_a_client_attaches_to_run_and_status_watch_follows_it(
     finally:
         loop.send_signal(signal.SIGINT)
         code = loop.wait(60)
-        log.close()
     output = (workdir / "run.log").read_text()
     assert code == 0, output
     assert not sock.exists(), "the socket is removed on exit"

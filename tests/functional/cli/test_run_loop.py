@@ -86,15 +86,20 @@ def wait_for(cwd: Path, check: object, seconds: float) -> dict[str, dict[str, ob
     raise AssertionError(f"not reached in {seconds}s: {json.dumps(rows, indent=1)}")
 
 
+def start_run(workdir: Path) -> subprocess.Popen[bytes]:
+    """``poolkeeper run inventory`` in ``workdir``, its output going to ``run.log``."""
+    with (workdir / "run.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "poolkeeper", "run", "inventory"],
+            cwd=workdir,
+            env=env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def test_run_converges_follows_an_edit_and_stops_cleanly(workdir: Path) -> None:
-    log = (workdir / "run.log").open("w")
-    loop = subprocess.Popen(
-        [sys.executable, "-m", "poolkeeper", "run", "inventory"],
-        cwd=workdir,
-        env=env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    loop = start_run(workdir)
     try:
         computing = {"rack-a-01", "rack-a-02", "rack-a-03", "rack-b-01", "rack-b-02", "rack-b-03"}
         rows = wait_for(
@@ -128,7 +133,6 @@ def test_run_converges_follows_an_edit_and_stops_cleanly(workdir: Path) -> None:
     finally:
         loop.send_signal(signal.SIGINT)
         code = loop.wait(60)
-        log.close()
     output = (workdir / "run.log").read_text()
     assert code == 0, output
     assert "inventory changed: reloaded" in output

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from poolkeeper.apply.audit import AUDIT_FILE, read_selected
 from poolkeeper.control import ControlClient
 from tests.tui.test_attach import forbid_the_loop, wait_until
 
-from .test_run_loop import PHRASE, env, wait_for, workdir
+from .test_run_loop import PHRASE, start_run, wait_for, workdir
 
 __all__ = ["workdir"]
 
@@ -97,14 +96,7 @@ def test_the_attached_drill_down_shows_the_loops_conditions_extrinsics_and_relay
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     relay_externally(workdir / "inventory", "rack-b-04")
-    log = (workdir / "run.log").open("w")
-    loop = subprocess.Popen(
-        [sys.executable, "-m", "poolkeeper", "run", "inventory"],
-        cwd=workdir,
-        env=env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    loop = start_run(workdir)
     state_dir = workdir / ".poolkeeper"
     relay_log = state_dir / "relays" / "rack-b-04.log"
     try:
@@ -127,7 +119,6 @@ def test_the_attached_drill_down_shows_the_loops_conditions_extrinsics_and_relay
     finally:
         loop.send_signal(signal.SIGINT)
         code = loop.wait(60)
-        log.close()
     output = (workdir / "run.log").read_text()
     assert code == 0, output
 

@@ -44,15 +44,6 @@ if etcd_binary() is None:
     )
 
 
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     w = World(tmp_path / "world", WORKERS, block_time=0.3, cool_down=3)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from scalecodec.utils.ss58 import ss58_decode
 
+from tests.faults._faults import calls_in_blocks
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
 from tests.functional.ha.test_ha_failover import Runner, converged, start, wait_until
@@ -58,15 +59,6 @@ def world(tmp_path: Path) -> Iterator[World]:
         w.close()
 
 
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd"))
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 def test_two_shards_on_two_processes_each_sign_only_their_own(
     world: World, etcd: EtcdCluster
 ) -> None:
@@ -109,26 +101,13 @@ PHA = 10**12
 
 def transfers(world: World) -> list[tuple[str, int]]:
     """Every balance transfer in every block of the chain: (destination, value)."""
-    from tests.functional.apply._world import _flatten
-
-    def get() -> list[tuple[str, int]]:
-        chain = world.chain.chain
-        found: list[tuple[str, int]] = []
-        for number in sorted(chain.blocks):
-            for raw in chain.blocks[number].extrinsics:
-                try:
-                    xt = chain.decode_extrinsic(raw, check_signature=False)
-                except Exception:  # inherents and unsigned messages do not decode here
-                    continue
-                for call in _flatten(xt.call):
-                    if call["call_module"] == "Balances":
-                        dest = call["args"]["dest"]
-                        dest = dest.get("Id", dest) if isinstance(dest, dict) else dest
-                        found.append((str(dest), int(call["args"]["value"])))
-        return found
-
-    result: list[tuple[str, int]] = world.read(get)
-    return result
+    found: list[tuple[str, int]] = []
+    for _, call in calls_in_blocks(world.chain):
+        if call["call_module"] == "Balances":
+            dest = call["args"]["dest"]
+            dest = dest.get("Id", dest) if isinstance(dest, dict) else dest
+            found.append((str(dest), int(call["args"]["value"])))
+    return found
 
 
 def top_ups(runner: Runner) -> set[str]:
