@@ -23,6 +23,7 @@ Handlers take and return google.protobuf messages (see ``_proto``); they raise
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,6 @@ from poolkeeper_devnet.pruntime._scale import (
     ProofError,
     Reader,
     ScaleError,
-    accumulate,
     blake2_256,
     compact,
     decode_all,
@@ -45,16 +45,15 @@ from poolkeeper_devnet.pruntime._scale import (
     enc_option,
     enc_str,
     enc_vec,
-    leaf,
     read_header,
     read_proof_pairs,
-    root_of,
     storage_prefix,
     twox64,
     u32,
     u64,
     verify_read_proof,
 )
+from poolkeeper_devnet.pruntime._shared_state import EMPTY, StateVersion, base_version
 
 VERSION = "2.2.0-devnet"
 WORKER_TOPIC = b"phala/system/worker"
@@ -68,7 +67,6 @@ PARA_ID_KEY = storage_prefix("ParachainInfo", "ParachainId")
 GRANDPA_AUTHORITIES_KEY = b":grandpa_authorities"
 GRANDPA_SET_ID_KEY = storage_prefix("Grandpa", "CurrentSetId")
 MAX_CONSENSUS_VERSION = 1
-_MOD = 1 << 256
 
 # google.protobuf classes built at run time: their fields are invisible to mypy.
 Message = Any
@@ -108,6 +106,10 @@ class _Authorities:
     set_id: int
 
 
+_VERIFIED_JUSTIFICATIONS: dict[tuple[object, ...], None] = {}
+_VERIFIED_JUSTIFICATIONS_KEPT = 256
+
+
 @dataclass
 class _Egress:
     sequence: int
@@ -144,8 +146,7 @@ class SimulatedPRuntime:
         self.genesis_state_root = b""
         self.first_block = 1
         self.state_roots: dict[int, bytes] = {}
-        self.state: dict[bytes, bytes] = {}
-        self.acc = 0
+        self.version: StateVersion = EMPTY
         # phactory's ``init`` at process start: true unless a gatekeeper master key is
         # sealed (never, here); the first header sync clears it.
         self.can_load_chain_state = True
@@ -168,7 +169,7 @@ class SimulatedPRuntime:
             headernum=self.headernum,
             para_headernum=self.para_headernum,
             blocknum=self.blocknum,
-            state_root=root_of(self.acc).hex() if self.initialized else "",
+            state_root=self.version.root.hex() if self.initialized else "",
             dev_mode=self.dev_mode,
             pending_messages=len(self.egress),
             score=self.score,
@@ -205,7 +206,7 @@ class SimulatedPRuntime:
         genesis_header, authorities, set_id, proof = decode_all(
             request.encoded_genesis_info, _read_genesis_info
         )
-        pairs = decode_all(request.encoded_genesis_state, _read_state_pairs)
+        version = base_version(request.encoded_genesis_state, _decode_state_pairs)
         operator = (
             decode_all(request.encoded_operator, lambda r: r.take(32))
             if request.HasField("encoded_operator")
@@ -218,9 +219,7 @@ class SimulatedPRuntime:
             )
         if request.HasField("debug_set_key") and len(request.debug_set_key) != 32:
             raise AppError("debug_set_key must be a 32-byte seed")
-        state = dict(pairs)
-        acc = accumulate(state.items())
-        actual_root = root_of(acc)
+        actual_root = version.root
         if request.is_parachain:
             # The genesis header is a relay header: the GRANDPA keys are proven against its
             # root; the parachain genesis state is checked against parachain header 0 later.
@@ -231,7 +230,7 @@ class SimulatedPRuntime:
                     f"StateRootMismatch block={genesis_header.number} "
                     f"expected=0x{genesis_header.state_root.hex()} actual=0x{actual_root.hex()}"
                 )
-            _check_genesis_proof(proof, state, authorities, set_id, genesis_header)
+            _check_genesis_proof(proof, version, authorities, set_id, genesis_header)
 
         seed = request.debug_set_key if request.HasField("debug_set_key") else self.default_seed
         self.identity = Identity.from_seed(seed)
@@ -239,10 +238,9 @@ class SimulatedPRuntime:
         self.genesis_hash = genesis_header.hash
         self.genesis_number = genesis_header.number
         self.operator = operator
-        self.para_id = int.from_bytes(state.get(PARA_ID_KEY, b"\0\0\0\0")[:4], "little")
+        self.para_id = int.from_bytes((version.get(PARA_ID_KEY) or b"\0\0\0\0")[:4], "little")
         self.authorities = _Authorities(dict(authorities), set_id)
-        self.state = state
-        self.acc = acc
+        self.version = version
         self.is_parachain = bool(request.is_parachain)
         self.genesis_state_root = actual_root
         self.relay_state_root = genesis_header.state_root
@@ -252,7 +250,7 @@ class SimulatedPRuntime:
         self.first_block = self.blocknum
         self.last_header_hash = genesis_header.hash
         self.para_last_hash = None
-        self.current_block_time = _timestamp(state)
+        self.current_block_time = _timestamp(version)
         self.can_load_chain_state = True
         self.initialized = True
         return self._runtime_info(with_attestation=False)
@@ -300,15 +298,13 @@ class SimulatedPRuntime:
         self._require_init()
         if not self.can_load_chain_state:
             raise AppError("Can not load chain state after syncing has started")
-        pairs = decode_all(request.encoded_state, _read_state_pairs)
-        self.state = dict(pairs)
-        self.acc = accumulate(self.state.items())
+        self.version = base_version(request.encoded_state, _decode_state_pairs)
         self.headernum = request.block_number + 1
         self.blocknum = request.block_number + 1
         self.last_header_hash = None  # the next batch's parent cannot be checked
         self.state_roots.clear()
         self.can_load_chain_state = False
-        self.current_block_time = _timestamp(self.state)
+        self.current_block_time = _timestamp(self.version)
         return _proto.new("Empty")
 
     # --- sync ---------------------------------------------------------------------------
@@ -412,6 +408,23 @@ class SimulatedPRuntime:
         return last.number
 
     def _verify_justification(self, target: Header, justification: bytes) -> None:
+        # Thousands of simulated pRuntimes verify the same justification of each block;
+        # a verified one is remembered (keyed by everything the check depends on).
+        key = (
+            justification,
+            target.hash,
+            target.number,
+            self.authorities.set_id,
+            tuple(sorted(self.authorities.weights.items())),
+        )
+        if key in _VERIFIED_JUSTIFICATIONS:
+            return
+        self._check_justification(target, justification)
+        _VERIFIED_JUSTIFICATIONS[key] = None
+        if len(_VERIFIED_JUSTIFICATIONS) > _VERIFIED_JUSTIFICATIONS_KEPT:
+            del _VERIFIED_JUSTIFICATIONS[next(iter(_VERIFIED_JUSTIFICATIONS))]
+
+    def _check_justification(self, target: Header, justification: bytes) -> None:
         try:
             round_, target_hash, target_number, precommits = decode_all(
                 justification, _read_justification
@@ -443,7 +456,7 @@ class SimulatedPRuntime:
         blocks = decode_all(request.encoded_blocks, _read_blocks)
         if self.stalled:
             return _proto.new("SyncedTo", synced_to=self.blocknum - 1)
-        for number, changes in blocks:
+        for number, raw_changes in blocks:
             if number < self.blocknum:
                 continue
             if number != self.blocknum:
@@ -451,58 +464,28 @@ class SimulatedPRuntime:
             expected = self.state_roots.get(number)
             if expected is None:
                 raise AppError("NoStateRoot")
-            acc = self._acc_after(changes)
-            actual = root_of(acc)
-            if actual != expected:
+            after = self.version.after(raw_changes, _decode_changes)
+            if after.root != expected:
                 raise AppError(
                     f"StateRootMismatch block={number} "
-                    f"expected=0x{expected.hex()} actual=0x{actual.hex()}"
+                    f"expected=0x{expected.hex()} actual=0x{after.root.hex()}"
                 )
-            self._apply(changes, acc)
+            self.version = after
             del self.state_roots[number]
             self.blocknum = number + 1
-            self.current_block_time = _timestamp(self.state)
-            self._on_block(number, changes)
+            self.current_block_time = _timestamp(after)
+            self._on_block(number, _block_messages(after))
         return _proto.new("SyncedTo", synced_to=self.blocknum - 1)
-
-    def _acc_after(self, changes: list[tuple[bytes, bytes | None]]) -> int:
-        acc = self.acc
-        overlay: dict[bytes, bytes | None] = {}
-        for key, value in changes:
-            old = overlay[key] if key in overlay else self.state.get(key)
-            if old is not None:
-                acc -= leaf(key, old)
-            if value is not None:
-                acc += leaf(key, value)
-            overlay[key] = value
-        return acc % _MOD
-
-    def _apply(self, changes: list[tuple[bytes, bytes | None]], acc: int) -> None:
-        for key, value in changes:
-            if value is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = value
-        self.acc = acc
 
     # --- chain messages ---------------------------------------------------------------
 
-    def _on_block(self, number: int, changes: list[tuple[bytes, bytes | None]]) -> None:
+    def _on_block(self, number: int, block: _BlockMessages) -> None:
         assert self.identity is not None
-        me = self.identity.public
-        origin = worker_origin(me)
-        for key, value in changes:
-            if key.startswith(INGRESS_PREFIX) and key.endswith(origin) and value is not None:
-                self._chain_accepted(int.from_bytes(value[:8], "little"))
-        outbound = dict(changes).get(OUTBOUND_KEY)
-        if outbound:
-            try:
-                messages = decode_all(outbound, lambda r: r.vec(_read_message))
-            except ScaleError:
-                messages = []
-            for sender, topic, payload in messages:
-                if topic == WORKER_TOPIC and sender[:1] == b"\x00":
-                    self._on_system_event(number, payload)
+        accepted = block.accepted.get(worker_origin(self.identity.public))
+        if accepted is not None:
+            self._chain_accepted(accepted)
+        for payload in block.system_events:
+            self._on_system_event(number, payload)
         if self.bench_start is not None and number >= self.bench_start[0]:
             _, duration, start_time = self.bench_start
             self.bench_start = None
@@ -627,6 +610,10 @@ def _read_state_pairs(r: Reader) -> list[tuple[bytes, bytes]]:
     return r.vec(lambda x: (x.bytes_(), x.bytes_()))
 
 
+def _decode_state_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
+    return decode_all(raw, _read_state_pairs)
+
+
 def _read_headers_to_sync(r: Reader) -> list[tuple[Header, bytes | None]]:
     return r.vec(lambda x: (read_header(x), x.option(Reader.bytes_)))
 
@@ -646,14 +633,80 @@ def _read_changes(r: Reader) -> list[tuple[bytes, bytes | None]]:
     return r.vec(lambda x: (x.bytes_(), x.option(Reader.bytes_)))
 
 
-def _read_blocks(r: Reader) -> list[tuple[int, list[tuple[bytes, bytes | None]]]]:
-    def block(x: Reader) -> tuple[int, list[tuple[bytes, bytes | None]]]:
+def _decode_changes(raw: bytes) -> list[tuple[bytes, bytes | None]]:
+    return decode_all(raw, _read_changes)
+
+
+def _skip_bytes(r: Reader) -> None:
+    length = r.compact()
+    end = r.pos + length
+    if end > len(r.data):
+        raise ScaleError(f"unexpected end of input at {r.pos} (wanted {length} bytes)")
+    r.pos = end
+
+
+def _skip_changes(r: Reader) -> None:
+    for _ in range(r.compact()):
+        _skip_bytes(r)
+        tag = r.u8()
+        if tag == 1:
+            _skip_bytes(r)
+        elif tag != 0:
+            raise ScaleError(f"invalid Option tag {tag}")
+
+
+def _read_blocks(r: Reader) -> list[tuple[int, bytes]]:
+    """Each block's number and its main storage changes still encoded: decoding them is
+    done once per block and storage version (``StateVersion.after``), not once per worker."""
+
+    def block(x: Reader) -> tuple[int, bytes]:
         header = read_header(x)
-        main = _read_changes(x)
+        start = x.pos
+        _skip_changes(x)
+        main = bytes(x.data[start : x.pos])
         x.vec(lambda y: (y.bytes_(), _read_changes(y)))  # child storage: unused on the devnet
         return header.number, main
 
     return r.vec(block)
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockMessages:
+    """What a block's changes say to workers, read once per storage version."""
+
+    accepted: dict[bytes, int]  # worker origin -> the chain's next ingress sequence
+    system_events: list[bytes]  # payloads of pallet messages on the worker topic
+
+
+_BLOCK_MESSAGES: weakref.WeakKeyDictionary[StateVersion, _BlockMessages] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _block_messages(version: StateVersion) -> _BlockMessages:
+    block = _BLOCK_MESSAGES.get(version)
+    if block is None:
+        accepted: dict[bytes, int] = {}
+        skip = len(INGRESS_PREFIX) + 8  # Twox64Concat: the origin follows its hash
+        for key, value in version.changes:
+            if key.startswith(INGRESS_PREFIX) and value is not None:
+                origin = key[skip:]
+                accepted[origin] = max(accepted.get(origin, 0), int.from_bytes(value[:8], "little"))
+        events: list[bytes] = []
+        outbound = dict(version.changes).get(OUTBOUND_KEY)
+        if outbound:
+            try:
+                messages = decode_all(outbound, lambda r: r.vec(_read_message))
+            except ScaleError:
+                messages = []
+            events = [
+                payload
+                for sender, topic, payload in messages
+                if topic == WORKER_TOPIC and sender[:1] == b"\x00"
+            ]
+        block = _BlockMessages(accepted, events)
+        _BLOCK_MESSAGES[version] = block
+    return block
 
 
 def _read_origin(r: Reader) -> bytes:
@@ -704,7 +757,9 @@ def _check_relay_genesis_proof(
 
 
 def _check_authorities(
-    state: Mapping[bytes, bytes | None], authorities: list[tuple[bytes, int]], set_id: int
+    state: Mapping[bytes, bytes | None] | StateVersion,
+    authorities: list[tuple[bytes, int]],
+    set_id: int,
 ) -> None:
     stored = state.get(GRANDPA_AUTHORITIES_KEY)
     if stored is not None:
@@ -718,7 +773,7 @@ def _check_authorities(
 
 def _check_genesis_proof(
     proof: list[bytes],
-    state: dict[bytes, bytes],
+    state: StateVersion,
     authorities: list[tuple[bytes, int]],
     set_id: int,
     header: Header,
@@ -737,6 +792,6 @@ def _check_genesis_proof(
     _check_authorities(state, authorities, set_id)
 
 
-def _timestamp(state: dict[bytes, bytes]) -> int:
+def _timestamp(state: StateVersion) -> int:
     raw = state.get(TIMESTAMP_KEY)
     return int.from_bytes(raw[:8], "little") if raw else 0

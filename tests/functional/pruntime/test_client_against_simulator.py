@@ -175,6 +175,23 @@ async def test_sync_dispatch_registration_and_attestation(
     assert info.current_block_time == 1_700_000_000_000 + 3 * 12_000
 
 
+async def test_workers_synced_to_the_same_block_share_one_storage(
+    sim: SimulatorThread, transport: PRuntimeTransport, chain: MiniChain
+) -> None:
+    # Thousands of simulated pRuntimes must not each hold a copy of the chain's storage.
+    clients = [await initialized(sim, transport, chain, index) for index in range(3)]
+    for _ in range(3):
+        chain.add_block()
+    for client in clients[:2]:
+        await client.sync_header(chain.headers_to_sync(1, 3))
+        assert await client.dispatch_blocks(chain.blocks(1, 3)) == 3
+    assert sim.worker(0).version is sim.worker(1).version
+    assert sim.worker(0).version.root == chain.headers[3][33:65]
+    await clients[2].sync_header(chain.headers_to_sync(1, 2))
+    assert await clients[2].dispatch_blocks(chain.blocks(1, 2)) == 2
+    assert sim.worker(2).version is not sim.worker(0).version  # one block behind
+
+
 async def test_headers_already_synced_are_dropped_from_a_batch(
     sim: SimulatorThread, transport: PRuntimeTransport, chain: MiniChain
 ) -> None:
