@@ -13,7 +13,7 @@ Recorded: time to converge; extrinsics by kind from the product's journal (an ex
 carrying several kinds counts for each); during the steady state the node requests per
 block (the chain simulator's counters, minus this script's own polls), pRuntime requests
 per worker per block (the simulator's counters), CPU per block of each process, and the
-RSS of ``run`` (sampled every 5 s: first, last, max). Not in CI.
+RSS of each process (sampled every 5 s: first, last, max). Not in CI.
 
     .venv/bin/python benchmarks/scenario_10k.py [--pools 50] [--workers-per-pool 200]
         [--block-time 12s] [--steady-blocks 100] [--loop-interval 30]
@@ -201,7 +201,10 @@ async def scenario(
                 raise SystemExit(f"only {done} of {total} workers computing after the timeout")
             await asyncio.sleep(10)
             done = await computing(chain_url, args.pools)
-            print(f"  +{time.monotonic() - started:.0f} s: {done} of {total} computing")
+            sizes = ", ".join(f"{name} {rss_mb(pid):.0f} MB" for name, pid in pids.items())
+            print(
+                f"  +{time.monotonic() - started:.0f} s: {done} of {total} computing (RSS {sizes})"
+            )
         converged = time.monotonic() - started
         print(f"converged: {total} workers computing {converged:.0f} s after `run` started")
 
@@ -210,13 +213,14 @@ async def scenario(
         node_before = await poller.call("dev_requestCounts", [])
         pr_before = await asyncio.to_thread(sim_requests, sim_base)
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        rss = [rss_mb(run.pid)]
+        rss = {name: [rss_mb(pid)] for name, pid in pids.items()}
         wall = time.monotonic()
         while (await poller.finalized()) < first + args.steady_blocks:
             if run.poll() is not None:
                 raise SystemExit(f"poolkeeper run exited with {run.returncode}")
             await asyncio.sleep(5)
-            rss.append(rss_mb(run.pid))
+            for name, pid in pids.items():
+                rss[name].append(rss_mb(pid))
         blocks = (await poller.finalized()) - first
         wall = time.monotonic() - wall
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
@@ -247,7 +251,11 @@ async def scenario(
             f"  CPU {name}: {seconds:.1f} s = {seconds / blocks:.3f} s per block "
             f"({100 * seconds / wall:.0f} % of one core)"
         )
-    print(f"  RSS of run: first {rss[0]:.0f} MB, last {rss[-1]:.0f} MB, max {max(rss):.0f} MB")
+    for name, sizes in rss.items():
+        print(
+            f"  RSS of {name}: first {sizes[0]:.0f} MB, last {sizes[-1]:.0f} MB, "
+            f"max {max(sizes):.0f} MB"
+        )
     extrinsics, calls = extrinsics_by_kind(Path(inventory.parent / "state" / "journal.sqlite"))
     print("extrinsics by kind (whole run; calls in brackets):")
     for kind, n in sorted(extrinsics.items()):
