@@ -31,6 +31,7 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 import sr25519
+import xxhash
 
 from poolkeeper_devnet.pruntime import _proto
 from poolkeeper_devnet.pruntime._scale import (
@@ -453,7 +454,7 @@ class SimulatedPRuntime:
 
     def dispatch_blocks(self, request: Message) -> Message:
         self._require_init()
-        blocks = decode_all(request.encoded_blocks, _read_blocks)
+        blocks = _parsed_blocks(request.encoded_blocks)
         if self.stalled:
             return _proto.new("SyncedTo", synced_to=self.blocknum - 1)
         for number, raw_changes in blocks:
@@ -481,10 +482,14 @@ class SimulatedPRuntime:
 
     def _on_block(self, number: int, block: _BlockMessages) -> None:
         assert self.identity is not None
-        accepted = block.accepted.get(worker_origin(self.identity.public))
+        me = self.identity.public
+        accepted = block.accepted.get(worker_origin(me))
         if accepted is not None:
             self._chain_accepted(accepted)
-        for payload in block.system_events:
+        mine = block.by_worker.get(me, [])
+        if mine and block.challenges:
+            mine = sorted(mine + block.challenges)
+        for _, payload in mine or block.challenges:
             self._on_system_event(number, payload)
         if self.bench_start is not None and number >= self.bench_start[0]:
             _, duration, start_time = self.bench_start
@@ -670,12 +675,34 @@ def _read_blocks(r: Reader) -> list[tuple[int, bytes]]:
     return r.vec(block)
 
 
+_PARSED_BLOCKS: dict[bytes, list[tuple[int, bytes]]] = {}
+_PARSED_BLOCKS_KEPT = 8
+
+
+def _parsed_blocks(encoded: bytes) -> list[tuple[int, bytes]]:
+    """``_read_blocks`` of a request body, remembered for the last few bodies: relays send
+    thousands of pRuntimes the same bytes, block by block or 64 blocks at a time."""
+    digest = xxhash.xxh3_128_digest(encoded) + len(encoded).to_bytes(8, "little")
+    blocks = _PARSED_BLOCKS.get(digest)
+    if blocks is None:
+        blocks = decode_all(encoded, _read_blocks)
+        _PARSED_BLOCKS[digest] = blocks
+        if len(_PARSED_BLOCKS) > _PARSED_BLOCKS_KEPT:
+            del _PARSED_BLOCKS[next(iter(_PARSED_BLOCKS))]
+    return blocks
+
+
 @dataclass(frozen=True, slots=True)
 class _BlockMessages:
     """What a block's changes say to workers, read once per storage version."""
 
     accepted: dict[bytes, int]  # worker origin -> the chain's next ingress sequence
-    system_events: list[bytes]  # payloads of pallet messages on the worker topic
+    # Pallet messages on the worker topic as (position in the block, payload): heartbeat
+    # challenges concern every worker, worker events only the worker they name. Indexing
+    # them once per block keeps a block of 10,000 registrations from being read by each of
+    # 10,000 workers.
+    challenges: list[tuple[int, bytes]]
+    by_worker: dict[bytes, list[tuple[int, bytes]]]
 
 
 _BLOCK_MESSAGES: weakref.WeakKeyDictionary[StateVersion, _BlockMessages] = (
@@ -692,19 +719,22 @@ def _block_messages(version: StateVersion) -> _BlockMessages:
             if key.startswith(INGRESS_PREFIX) and value is not None:
                 origin = key[skip:]
                 accepted[origin] = max(accepted.get(origin, 0), int.from_bytes(value[:8], "little"))
-        events: list[bytes] = []
+        challenges: list[tuple[int, bytes]] = []
+        by_worker: dict[bytes, list[tuple[int, bytes]]] = {}
         outbound = dict(version.changes).get(OUTBOUND_KEY)
         if outbound:
             try:
                 messages = decode_all(outbound, lambda r: r.vec(_read_message))
             except ScaleError:
                 messages = []
-            events = [
-                payload
-                for sender, topic, payload in messages
-                if topic == WORKER_TOPIC and sender[:1] == b"\x00"
-            ]
-        block = _BlockMessages(accepted, events)
+            for position, (sender, topic, payload) in enumerate(messages):
+                if topic != WORKER_TOPIC or sender[:1] != b"\x00" or not payload:
+                    continue
+                if payload[0] == 1:  # HeartbeatChallenge
+                    challenges.append((position, payload))
+                elif payload[0] == 0 and len(payload) >= 33:  # WorkerEvent{pubkey, ..}
+                    by_worker.setdefault(payload[1:33], []).append((position, payload))
+        block = _BlockMessages(accepted, challenges, by_worker)
         _BLOCK_MESSAGES[version] = block
     return block
 
