@@ -255,6 +255,12 @@ class NeverOwner:
     async def allow(self, reconciler: Reconciler) -> bool:
         return False
 
+    def may_relay(self, worker: str) -> bool:
+        return False
+
+    def may_sign(self, signer: str | None) -> bool:
+        return False
+
 
 async def test_a_lost_lease_reaches_the_notifier_though_the_pass_neither_plans_nor_writes(
     tmp_path: Path,
