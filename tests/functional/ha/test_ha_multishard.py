@@ -98,6 +98,38 @@ def duplicates(world: World) -> list[str]:
     return [c for c, n in calls.items() if n > 1]
 
 
+def split(p1: Runner, p2: Runner, etcd: EtcdCluster, cluster: str) -> tuple[float, set[int], int]:
+    """With p1 owning both shards and p2 standby: revoke shard b's lease until p2 holds b
+    (both campaign for it, p1 may win it back), checking each time that p1 lets b go and
+    stops b's relays while shard a stays its own. (first loss, shard a's relay counts
+    p1 showed meanwhile, how many revocations)."""
+    first_loss: float | None = None
+    a_relays: set[int] = set()
+    for attempt in range(12):
+        lost_at = time.time()
+        asyncio.run(revoke_owner_lease(etcd, cluster, "b"))
+        first_loss = first_loss or lost_at
+        wait_until(
+            lambda: not owns(p1, "b") and row(p1, "b").get("relays_running") == 0,
+            10,
+            "p1 lets shard b go and stops its relays",
+            p1,
+            p2,
+        )
+        if attempt == 0:
+            assert "ALERT: HA lease of shard b lost" in p1.output()
+            assert "ALERT: HA lease of shard a" not in p1.output()
+
+        def b_owned() -> bool:
+            a_relays.add(row(p1, "a").get("relays_running", -1))
+            return owns(p1, "b") or owns(p2, "b")
+
+        wait_until(b_owned, 20, "someone owns shard b again", p1, p2)
+        if owns(p2, "b"):
+            return first_loss, a_relays, attempt + 1
+    raise AssertionError("p2 never won shard b")
+
+
 def test_a_lost_shard_stops_only_its_signing_and_relays_then_each_process_keeps_its_own(
     world: World, etcd: EtcdCluster
 ) -> None:
@@ -130,33 +162,7 @@ def test_a_lost_shard_stops_only_its_signing_and_relays_then_each_process_keeps_
         assert ha_line(seen).startswith("ha: shards a owner"), ha_line(seen)
 
         # Shard b's lease is revoked in etcd: p1 stops b (signing, relays), keeps a.
-        # Repeated while p1 wins b back, until p2 holds it (both campaign for it).
-        first_loss: float | None = None
-        a_relays: set[int] = set()
-        for attempt in range(12):
-            lost_at = time.time()
-            asyncio.run(revoke_owner_lease(etcd, "multi", "b"))
-            first_loss = first_loss or lost_at
-            wait_until(
-                lambda: not owns(p1, "b") and row(p1, "b").get("relays_running") == 0,
-                10,
-                "p1 lets shard b go and stops its relays",
-                p1,
-                q,
-            )
-            if attempt == 0:
-                assert "ALERT: HA lease of shard b lost" in p1.output()
-                assert "ALERT: HA lease of shard a" not in p1.output()
-
-            def b_owned() -> bool:
-                a_relays.add(row(p1, "a").get("relays_running", -1))
-                return owns(p1, "b") or owns(q, "b")
-
-            wait_until(b_owned, 20, "someone owns shard b again", p1, q)
-            if owns(q, "b"):
-                break
-        else:
-            raise AssertionError("p2 never won shard b")
+        first_loss, a_relays, attempts = split(p1, q, etcd, "multi")
         # Shard a stayed p1's throughout, its relays running.
         assert owns(p1, "a") and row(p1, "a").get("owner") is True
         assert a_relays == {2}, a_relays
@@ -180,7 +186,7 @@ def test_a_lost_shard_stops_only_its_signing_and_relays_then_each_process_keeps_
         assert p1.proc.poll() is None and q.proc.poll() is None
         twice = duplicates(world)
         assert not twice, twice
-        print(f"p1 lost shard b {attempt + 1} time(s) before p2 won it")
+        print(f"p1 lost shard b {attempts} time(s) before p2 won it")
     finally:
         p1.stop()
         if p2 is not None:
@@ -222,6 +228,47 @@ def test_owner_of_both_shards_killed_mid_apply_the_other_takes_both_without_dupl
         assert all(settled_by_q.get(h) not in (None, "prepared") for h in in_flight), (
             in_flight,
             settled_by_q,
+        )
+        twice = duplicates(world)
+        assert not twice, twice
+    finally:
+        p1.stop()
+        if p2 is not None:
+            p2.stop()
+
+
+def test_owner_of_one_shard_killed_mid_apply_the_other_takes_it_and_keeps_its_own(
+    world: World, etcd: EtcdCluster
+) -> None:
+    p1 = start(world, etcd, "p1", "onekill", *BOTH)
+    p2: Runner | None = None
+    try:
+        wait_until(lambda: owns(p1, "a") and owns(p1, "b"), 30, "p1 owns both shards", p1)
+        # p2 kills itself (SIGKILL) right after its 2nd extrinsic reached the node: it only
+        # signs once it owns shard b.
+        p2 = start(world, etcd, "p2", "onekill", *BOTH, **{ENV: "after_submit:2"})
+        q = p2
+        wait_until(lambda: row(q, "b").get("state") == "standby", 30, "p2 is standby", p1, q)
+        wait_until(lambda: row(p1, "a").get("relays_running") == 2, 60, "p1 relays a", p1, q)
+        split(p1, q, etcd, "onekill")
+        died = wait_until(lambda: q.proc.poll() is not None, 90, "p2 killed mid-apply", p1, q)
+        assert q.proc.returncode == -signal.SIGKILL, q.output()[-3000:]
+        in_flight = [h for h, s in q.by_hash().items() if s == "prepared"]
+        assert in_flight, "nothing was in flight"
+        a_relays: set[int] = set()
+
+        def p1_signs_b() -> bool:
+            a_relays.add(row(p1, "a").get("relays_running", -1))
+            return row(p1, "b").get("owner") is True
+
+        back = wait_until(p1_signs_b, 30, "p1 takes shard b back", p1, q)
+        print(f"failover of shard b (SIGKILL -> p1 signing): {back - died:.2f}s")
+        assert a_relays == {2}, a_relays  # shard a went on untouched
+        wait_until(lambda: converged(world), 150, "convergence", p1)
+        settled_by_p1 = p1.by_hash()
+        assert all(settled_by_p1.get(h) not in (None, "prepared") for h in in_flight), (
+            in_flight,
+            settled_by_p1,
         )
         twice = duplicates(world)
         assert not twice, twice
