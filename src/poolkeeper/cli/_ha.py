@@ -105,16 +105,19 @@ class HaCli:
         owned = [s for s, state in states.items() if state in ("waiting", "active")]
         others = [s for s in states if s not in owned]
         if fenced:
-            reasons = "; ".join(f"{s}: {self.run.agents[s].fence.reason}" for s in fenced)
+            reasons = (
+                self.run.agents[fenced[0]].fence.reason
+                if len(fenced) == 1
+                else "; ".join(f"{s}: {self.run.agents[s].fence.reason}" for s in fenced)
+            )
             return with_ha_lease(conditions, now, ", ".join(fenced), "fenced", reasons)
         if owned:
             shown = ", ".join(owned) + (f"; standby for {', '.join(others)}" if others else "")
             return with_ha_lease(conditions, now, shown, "active", "")
         return with_ha_lease(conditions, now, ", ".join(states), "standby", "")
 
-    def _shard_document(self, agent: Any, now: float) -> dict[str, Any]:
+    def _shard_document(self, agent: Any, now: float, relays: Sequence[str]) -> dict[str, Any]:
         fence = agent.fence
-        relays = self.rec.relays.statuses() if self.rec is not None else {}
         gate = self.run.gate
         return {
             "shard": agent.shard,
@@ -132,7 +135,8 @@ class HaCli:
         the top-level keys are those rows combined (one shard: that row)."""
         now = time.monotonic()
         agents = list(self.run.agents.values())
-        rows = [self._shard_document(agent, now) for agent in agents]
+        relays = list(self.rec.relays.statuses()) if self.rec is not None else []
+        rows = [self._shard_document(agent, now, relays) for agent in agents]
         owned = [r for r in rows if r["owner"]]
         states = {r["state"] for r in rows}
         problems = [r for r in rows if r["last_problem"]]
@@ -145,7 +149,7 @@ class HaCli:
             "since": min(since) if since else None,
             "lease_ttl_seconds": min(r["lease_ttl_seconds"] for r in owned) if owned else 0.0,
             "fenced_count": sum(r["fenced_count"] for r in rows),
-            "relays_running": len(self.rec.relays.statuses()) if self.rec is not None else 0,
+            "relays_running": len(relays),
             "last_problem": (
                 (
                     problems[0]["last_problem"]

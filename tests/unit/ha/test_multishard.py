@@ -276,3 +276,50 @@ async def test_a_shard_whose_journal_cannot_be_read_is_not_written(tmp_path: Pat
     finally:
         journal.close()
         remote.close()
+
+
+def test_one_process_condition_and_document_for_two_shards() -> None:
+    """``HaLeaseHeld`` names the lost shard (critical) while the other is owned; the
+    ``ha`` document has a row per shard and top-level keys combining them."""
+    import time
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from poolkeeper.cli._ha import HaCli
+    from poolkeeper.model.conditions import Conditions, ConditionStatus
+
+    now = time.monotonic()
+    fences = {s: Fence(ttl_seconds=TTL, lock_delay_seconds=0.0) for s in ("a", "b")}
+    fences["a"].won(1, now, 1_780_000_000.0)
+    fences["b"].won(2, now, 1_780_000_100.0)
+    etcd = FakeEtcd(Clock())
+    agents = {
+        s: ShardAgent(backend=etcd, cluster="c", shard=s, identity="me", fence=f, log=print)
+        for s, f in fences.items()
+    }
+    cli = HaCli(enabled=True, names=("a", "b"))
+    cli.run = SimpleNamespace(agents=agents, gate=None)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def held() -> tuple[ConditionStatus, str, str | None]:
+        (c,) = [c for c in cli._condition(Conditions(), at).process if c.type == "HaLeaseHeld"]
+        return c.status, c.message, c.severity
+
+    assert held()[:2] == (ConditionStatus.TRUE, "owns shard a, b (active)")
+    document = cli.document()
+    assert (document["shard"], document["state"], document["owner"]) == ("a,b", "active", True)
+    assert document["since"] == 1_780_000_000.0
+    fences["b"].fence(time.monotonic(), "renewal failed: timeout")
+    status, message, severity = held()
+    assert status is ConditionStatus.FALSE and severity == "critical"
+    assert message.startswith("lost the lease of shard b: renewal failed"), message
+    document = cli.document()
+    assert (document["state"], document["owner"]) == ("mixed", False)
+    assert document["last_problem"] == "b: renewal failed: timeout"
+    assert [(r["shard"], r["state"], r["owner"]) for r in document["shards"]] == [
+        ("a", "active", True),
+        ("b", "fenced", False),
+    ]
+    assert document["lease_ttl_seconds"] == document["shards"][0]["lease_ttl_seconds"] > 0
+    fences["b"] = agents["b"].fence = Fence(ttl_seconds=TTL, lock_delay_seconds=0.0)
+    assert held()[:2] == (ConditionStatus.TRUE, "owns shard a; standby for b (active)")
