@@ -39,6 +39,7 @@ from poolkeeper.model.conditions import (
 )
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.observed import Observed, RelayStatus
+from poolkeeper.model.shards import pool_shards
 from poolkeeper.notify import AlertEvent
 from poolkeeper.observe.observer import PRuntimeInfoSource, observe
 from poolkeeper.observe.pubkeys import PubkeyMemory
@@ -64,6 +65,15 @@ class PassGate(Protocol):
 
     async def allow(self, reconciler: Reconciler) -> bool:
         """False: observe only (relays stopped, nothing executed)."""
+        ...
+
+    def may_relay(self, worker: str) -> bool:
+        """Whether ``worker``'s relay may run now (HA: its shard is owned now); asked
+        right before the relays are set, with no await in between."""
+        ...
+
+    def may_sign(self, signer: str | None) -> bool:
+        """Whether account ``signer`` may sign now (HA: its shard is owned now)."""
         ...
 
 
@@ -196,6 +206,9 @@ class Reconciler:
         self.collector = TxCollector(self.executor)
         self.relays = ports.relays(self._submit_for, self._carried_by_pending)
         self._relay_signer = self._pick_relay_signer()
+        self._shard_relay_signers: tuple[Desired | None, dict[str, str]] = (None, {})
+        self._relays_wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
+        """The relays the last executing pass set (``keep_relays`` keeps some of them)."""
         self.notifier = ports.notifier
         """Receives every executing pass's plan; posts new alerts and recoveries."""
         self._pass_lock = asyncio.Lock()
@@ -226,8 +239,39 @@ class Reconciler:
             return pool.signer
         return None
 
+    def keep_relays(self, keep: Callable[[str], bool]) -> None:
+        """Stop now the running relays ``keep`` refuses, the others untouched (HA: one
+        shard's lease lost while this process keeps its other shards)."""
+        self._relays_wanted = {n: r for n, r in self._relays_wanted.items() if keep(n)}
+        self.relays.reconcile(self._relays_wanted)
+
+    def _relay_signer_for(self, worker: str) -> str | None:
+        """The account signing ``worker``'s relay extrinsics: its shard's relay signer
+        (``settings.shards``) when poolkeeper holds its key, else the process's one."""
+        desired = self.desired
+        if not desired.settings.shards:
+            return self._relay_signer
+        if self._shard_relay_signers[0] is not desired:
+            keyed = {a.name for a in desired.accounts if a.derivation or a.key}
+            signers = {s.name: s.relay_signer for s in desired.settings.shards}
+            by_pool = {
+                pool: signer
+                for pool, shard in pool_shards(
+                    desired.settings.shards, desired.pools, desired.workers
+                ).items()
+                if (signer := signers.get(shard)) is not None and signer in keyed
+            }
+            self._shard_relay_signers = (desired, by_pool)
+        spec = desired.workers_by_name.get(worker)
+        found = (
+            self._shard_relay_signers[1].get(spec.pool)
+            if spec is not None and spec.pool is not None
+            else None
+        )
+        return found or self._relay_signer
+
     def _submit_for(self, worker: str) -> Submit | None:
-        signer = self._relay_signer
+        signer = self._relay_signer_for(worker)
         if signer is None:
             return None
 
@@ -418,6 +462,7 @@ class Reconciler:
             return result
         if not writer:
             self.relays.reconcile({})  # not the owner: no relay, no extrinsic
+            self._relays_wanted = {}
             await self._notify(plan, result.conditions)
             result.duration_seconds = time.monotonic() - started
             return result
@@ -425,13 +470,21 @@ class Reconciler:
         if policy.targets:  # --target: relays (and pRuntime initialisation) of targets only
             keep = targeted_workers(self.desired, policy.targets)
             wanted = {name: relay for name, relay in wanted.items() if name in keep}
+        gate = self.gate
+        if gate is not None:  # a pass writes only for the shards owned at this moment
+            wanted = {name: relay for name, relay in wanted.items() if gate.may_relay(name)}
         before = set(self.relays.statuses())
         self.relays.reconcile(wanted)
+        self._relays_wanted = wanted
         result.started_relays = sorted(set(wanted) - before)
         in_flight = self.journal.pending_action_ids()
         result.in_flight = sorted(a.id for a in plan.actions if a.id in in_flight)
         chain_actions = [
-            a for a in plan.actions if a.kind not in LOCAL_KINDS and a.id not in in_flight
+            a
+            for a in plan.actions
+            if a.kind not in LOCAL_KINDS
+            and a.id not in in_flight
+            and (gate is None or gate.may_sign(a.signer))
         ]
         if only is not None:
             approved = {a.id: a for a in only.actions}

@@ -328,6 +328,11 @@ async def test_the_header_shows_the_attached_runs_ha_ownership(
             lost["last_problem"] = "renewal failed: timeout"
             service.hub.publish_ha(lost)
             await wait_until(lambda: "HA shard a: LEASE LOST (renewal failed: timeout)" in header())
+            # A run holding two shards: a word per shard, red once one lease is lost.
+            two: dict[str, object] = {**lost, "shard": "a,b", "state": "mixed"}
+            two["shards"] = [{**owner, "shard": "a"}, {**lost, "shard": "b"}]
+            service.hub.publish_ha(two)
+            await wait_until(lambda: "HA shards: a owner, b fenced" in header())
     finally:
         await service.close()
 

@@ -1037,7 +1037,21 @@ def run_tui(argv: list[str]) -> int:
 
 
 def _ha_text(ha: dict[str, Any]) -> tuple[str, str]:
-    """The header's HA part: which shard this run owns (or not), since when, lease TTL."""
+    """The header's HA part: which shard this run owns (or not), since when, lease TTL;
+    holding several shards, one word per shard (red as soon as one lease is lost)."""
+    rows = ha.get("shards")
+    if isinstance(rows, list) and len(rows) > 1:
+        words = [
+            f"{r.get('shard')} {'owner' if r.get('owner') else r.get('state', '?')}" for r in rows
+        ]
+        style = (
+            "bold red"
+            if any(r.get("state") == "fenced" for r in rows)
+            else "bold green"
+            if all(r.get("owner") for r in rows)
+            else "yellow"
+        )
+        return f" · HA shards: {', '.join(words)}", style
     shard = ha.get("shard", "?")
     if ha.get("owner"):
         since = ha.get("since")

@@ -14,7 +14,7 @@ prerequisite failed is reported as skipped, never sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -427,6 +427,12 @@ class Executor:
 
     def _forget_nonce(self, address: str) -> None:
         self._nonces.pop(address, None)
+
+    def forget_nonces(self, addresses: Iterable[str]) -> None:
+        """Read these signers' nonces from the chain again before their next extrinsic
+        (HA: another process may have signed for them since this one last did)."""
+        for address in addresses:
+            self._forget_nonce(address)
 
     def _settle(
         self,

@@ -335,7 +335,10 @@ def run(
     shard: Annotated[
         list[str] | None,
         typer.Option(
-            "--shard", metavar="SHARD", help="Take only this shard of settings.shards (repeat)."
+            "--shard",
+            metavar="SHARD",
+            help="Take only this shard of settings.shards (repeat; with --ha each shard is "
+            "owned through its own lease).",
         ),
     ] = None,
 ) -> None:

@@ -259,7 +259,20 @@ def render_view(client: ControlClient) -> str:
 
 
 def ha_line(ha: dict[str, Any]) -> str:
-    """One line on the serving process's HA ownership (``run --ha``)."""
+    """One line on the serving process's HA ownership (``run --ha``); a process holding
+    several shards: one part per shard."""
+    rows = ha.get("shards")
+    if isinstance(rows, list) and len(rows) > 1:
+        parts = []
+        for row in rows:
+            role = "owner" if row.get("owner") else str(row.get("state", "?"))
+            part = f"{row.get('shard')} {role}"
+            if row.get("owner"):
+                part += f" (lease TTL {row.get('lease_ttl_seconds', 0)}s)"
+            if row.get("last_problem") and not row.get("owner"):
+                part += f" (last problem: {row['last_problem']})"
+            parts.append(part)
+        return f"ha: shards {', '.join(parts)}; identity {ha.get('identity')}"
     since = ha.get("since")
     when = (
         datetime.fromtimestamp(float(since), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -32,13 +32,14 @@ class HaCli:
     enabled: bool = False
     target: Any = None
     """Where etcd is and how to speak to it (``poolkeeper.ha.setup.EtcdTarget``)."""
-    shard: str = ""
+    names: tuple[str, ...] = ()
+    """The shards this process campaigns for, each through its own lease."""
     run: Any = None
     rec: Reconciler | None = None
     state_file: Path | None = None
     publish_to: Callable[[dict[str, Any]], None] | None = None
     """Also sends each ownership document here (the control API's stream)."""
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _gauges: tuple[Any, Any] | None = field(default=None, init=False)
 
     def restrict(self, desired: Desired) -> Desired:
@@ -54,7 +55,7 @@ class HaCli:
             self.run = build(
                 desired,
                 target=self.target,
-                shard=self.shard,
+                shards=self.names,
                 state_dir=state_dir,
                 log=lambda m: typer.echo(m, err=m.startswith("ALERT")),
                 on_fenced=self._fenced,
@@ -63,10 +64,13 @@ class HaCli:
 
         return make
 
-    def _fenced(self, reason: str) -> None:
+    def _fenced(self, shard: str, reason: str) -> None:
         rec = self.rec
         if rec is not None:  # stop relaying now, not at the next pass
-            asyncio.get_running_loop().create_task(rec.relays.stop_all())
+            if len(self.names) == 1:
+                asyncio.get_running_loop().create_task(rec.relays.stop_all())
+            else:  # only the lost shard's relays: the others' shards are still owned
+                rec.keep_relays(self.run.gate.may_relay)
         self._publish()
 
     def attach(self, rec: Reconciler, metrics: PoolMetrics | None) -> None:
@@ -92,24 +96,70 @@ class HaCli:
             )
 
     def _condition(self, conditions: Conditions, now: datetime) -> Conditions:
-        fence = self.run.agent.fence
-        state = fence.tick(time.monotonic()).value
-        return with_ha_lease(conditions, now, self.shard, state, fence.reason)
+        clock = time.monotonic()
+        states = {s: a.fence.tick(clock).value for s, a in self.run.agents.items()}
+        if len(states) == 1:
+            ((shard, state),) = states.items()
+            return with_ha_lease(conditions, now, shard, state, self.run.agents[shard].fence.reason)
+        fenced = [s for s, state in states.items() if state == "fenced"]
+        owned = [s for s, state in states.items() if state in ("waiting", "active")]
+        others = [s for s in states if s not in owned]
+        if fenced:
+            reasons = (
+                self.run.agents[fenced[0]].fence.reason
+                if len(fenced) == 1
+                else "; ".join(f"{s}: {self.run.agents[s].fence.reason}" for s in fenced)
+            )
+            return with_ha_lease(conditions, now, ", ".join(fenced), "fenced", reasons)
+        if owned:
+            shown = ", ".join(owned) + (f"; standby for {', '.join(others)}" if others else "")
+            return with_ha_lease(conditions, now, shown, "active", "")
+        return with_ha_lease(conditions, now, ", ".join(states), "standby", "")
 
-    def document(self) -> dict[str, Any]:
-        agent = self.run.agent
+    def _shard_document(self, agent: Any, now: float, relays: Sequence[str]) -> dict[str, Any]:
         fence = agent.fence
-        now = time.monotonic()
+        gate = self.run.gate
         return {
-            "shard": self.shard,
-            "identity": agent.identity,
+            "shard": agent.shard,
             "state": fence.tick(now).value,
             "owner": fence.may_write(now),
             "since": fence.since_wall,
             "lease_ttl_seconds": round(fence.remaining_ttl(now), 2),
             "fenced_count": agent.fenced_count,
-            "relays_running": len(self.rec.relays.statuses()) if self.rec is not None else 0,
+            "relays_running": sum(1 for w in relays if gate.shard_of_worker(w) == agent.shard),
             "last_problem": fence.reason or None,
+        }
+
+    def document(self) -> dict[str, Any]:
+        """The ownership document (docs/api.md ``ha``): one row per shard in ``shards``;
+        the top-level keys are those rows combined (one shard: that row)."""
+        now = time.monotonic()
+        agents = list(self.run.agents.values())
+        relays = list(self.rec.relays.statuses()) if self.rec is not None else []
+        rows = [self._shard_document(agent, now, relays) for agent in agents]
+        owned = [r for r in rows if r["owner"]]
+        states = {r["state"] for r in rows}
+        problems = [r for r in rows if r["last_problem"]]
+        since = [r["since"] for r in rows if r["since"] is not None]
+        return {
+            "shard": ",".join(r["shard"] for r in rows),
+            "identity": agents[0].identity,
+            "state": states.pop() if len(states) == 1 else "mixed",
+            "owner": len(owned) == len(rows),
+            "since": min(since) if since else None,
+            "lease_ttl_seconds": min(r["lease_ttl_seconds"] for r in owned) if owned else 0.0,
+            "fenced_count": sum(r["fenced_count"] for r in rows),
+            "relays_running": len(relays),
+            "last_problem": (
+                (
+                    problems[0]["last_problem"]
+                    if len(rows) == 1
+                    else "; ".join(f"{r['shard']}: {r['last_problem']}" for r in problems)
+                )
+                if problems
+                else None
+            ),
+            "shards": rows,
         }
 
     def _publish(self) -> None:
@@ -119,42 +169,48 @@ class HaCli:
         if self.publish_to is not None:
             self.publish_to(doc)
         if self._gauges is not None:
-            self._gauges[0].labels(self.shard).set(1 if doc["owner"] else 0)
-            self._gauges[1].labels(self.shard).set(doc["lease_ttl_seconds"])
+            for row in doc["shards"]:
+                self._gauges[0].labels(row["shard"]).set(1 if row["owner"] else 0)
+                self._gauges[1].labels(row["shard"]).set(row["lease_ttl_seconds"])
         if self.state_file is not None:
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(doc, sort_keys=True))
             tmp.replace(self.state_file)
 
     def start(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        """One task per shard's agent (a slow etcd answer for one shard does not delay
+        another's renewal); the returned task ends with them."""
         if not self.enabled or self.run is None:
             return None
-        agent = self.run.agent
 
-        async def go() -> None:
+        async def keep(agent: Any) -> None:
             while not stop.is_set():
                 delay = await agent.step()
                 self._publish()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
 
-        self._task = asyncio.create_task(go())
-        return self._task
+        async def go() -> None:
+            await asyncio.gather(*(keep(agent) for agent in self.run.agents.values()))
+
+        self._tasks = [asyncio.create_task(go())]
+        return self._tasks[0]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.run is not None:
             from poolkeeper.ha.ports import LeaseBackendError
 
-            agent = self.run.agent
-            if agent.fence.is_owner(time.monotonic()):
-                with contextlib.suppress(LeaseBackendError):
-                    await agent.backend.revoke(agent.fence.lease)
-            agent.fence.fence(time.monotonic(), "stopped")
+            agents = list(self.run.agents.values())
+            for agent in agents:
+                if agent.fence.is_owner(time.monotonic()):
+                    with contextlib.suppress(LeaseBackendError):
+                        await agent.backend.revoke(agent.fence.lease)
+                agent.fence.fence(time.monotonic(), "stopped")
             self._publish()
-            await agent.backend.close()
+            await agents[0].backend.close()  # one client, shared by the agents
             self.run.close()
 
 
@@ -173,10 +229,10 @@ def ha_builder(
     if not wanted:
         return cli, None
     try:
-        from poolkeeper.ha.setup import shard_name, target_of
+        from poolkeeper.ha.setup import shard_names, target_of
 
         cli.target = target_of(desired, flag, directory)
-        cli.shard = shard_name(desired, shards)
+        cli.names = shard_names(desired, shards)
     except ImportError:
         raise fail("error: --ha needs the `ha` extra: pip install 'poolkeeper[ha]'") from None
     except ValueError as error:
@@ -262,9 +318,13 @@ def render_ha_status(section: dict[str, Any]) -> str:
         )
     own = section.get("this_state_dir")
     if own:
+        rows = own.get("shards") or [own]
         lines.append(
-            f"this state dir's run: shard {own.get('shard')} {own.get('state')} "
-            f"(lease TTL {own.get('lease_ttl_seconds')}s)"
+            "this state dir's run: "
+            + "; ".join(
+                f"shard {r.get('shard')} {r.get('state')} (lease TTL {r.get('lease_ttl_seconds')}s)"
+                for r in rows
+            )
         )
     if "error" in section:
         lines.append(f"HA: {section['error']}")

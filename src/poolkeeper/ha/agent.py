@@ -40,6 +40,9 @@ class ShardAgent:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     fenced_count: int = 0
+    recovered_lease: int = 0
+    """The lease under which the previous owner's unsettled extrinsics were recovered
+    (``HaGate``): until it is the current one, nothing new is signed for the shard."""
     _owner_value: str = field(default="", init=False)
     _owning: bool = field(default=False, init=False)
 
@@ -57,6 +60,10 @@ class ShardAgent:
 
     def may_write(self) -> bool:
         return self.fence.may_write(self.clock())
+
+    def may_sign(self) -> bool:
+        """Owner past the lock-delay, and the shard's earlier extrinsics recovered."""
+        return self.may_write() and self.recovered_lease == self.fence.lease
 
     async def step(self) -> float:
         """One round (campaign or renew, then the deadline check); seconds until the next."""

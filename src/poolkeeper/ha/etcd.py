@@ -168,8 +168,13 @@ class EtcdBackend:
         self._credentials = credentials_of(tls) if tls is not None else None
         self._current = 0
         self._client: aetcd.Client | None = None
+        self._connecting = asyncio.Lock()
 
     async def _connected(self) -> aetcd.Client:
+        async with self._connecting:  # agents of several shards share this client
+            return await self._connect()
+
+    async def _connect(self) -> aetcd.Client:
         if self._client is None:
             host, port = self._endpoints[self._current]
             client: aetcd.Client

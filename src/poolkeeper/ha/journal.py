@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from poolkeeper.apply.journal import Journal, JournalStatus
+from poolkeeper.apply.journal import Journal, JournalEntry, JournalStatus
 from poolkeeper.errors import TemporaryError
 from poolkeeper.ha.ports import LeaseBackend, LeaseBackendError
 
@@ -83,14 +84,36 @@ class BackendThread:
         self._thread.join(timeout=2)
 
 
+@dataclass(frozen=True)
+class ShardRoute:
+    """Where one shard's records go and whether this process may write them now."""
+
+    shard: str
+    owner_key: str
+    owner_value: Callable[[], str]
+    prefix: str
+    """The shard's journal prefix in etcd (records are ``prefix + hash``)."""
+    may_write: Callable[[], bool]
+    """May sign for the shard now: its fence ACTIVE and its earlier extrinsics recovered
+    (asked synchronously before every record)."""
+    owned: Callable[[], bool]
+    """The shard's fence is ACTIVE: its unsettled entries are this process's to recover."""
+
+
 class MirroredJournal(Journal):
     """The local journal, each unsettled extrinsic mirrored into etcd first.
 
-    ``may_write`` is asked before every record: a fenced process records nothing, so it
-    sends nothing (the executor records before it sends).
+    Each record is routed by its signer to the shard that signer belongs to (one shard per
+    signer: the inventory refuses a signer in two): that shard's fence (``may_write``) is
+    asked before every record, so a process records (and sends) nothing for a shard whose
+    lease it does not hold; the record is written under that shard's prefix in a
+    transaction conditioned on still owning that shard. With one route every signer goes
+    to it (one shard per process); with several, a signer of none of them is refused, and
+    ``unsettled`` shows only the entries of shards this process may write now, so
+    recovery never re-sends bytes of a shard another process owns.
 
     ``created_at`` (since when this journal saw every top-up, for the daily cap) is the
-    later of the file's creation and the moment this process last won the shard: before
+    later of the file's creation and the moment this process last won a shard: before
     that another process may have sent top-ups, so the ledger reads the day's transfers
     from the chain instead of trusting this journal alone."""
 
@@ -106,25 +129,49 @@ class MirroredJournal(Journal):
         self._file_created_at = value
 
     def note_won(self, wall: float) -> None:
-        """This process owns the shard since ``wall`` (Unix seconds)."""
-        self._complete_since = wall
+        """This process owns a shard since ``wall`` (Unix seconds)."""
+        self._complete_since = max(self._complete_since, wall)
 
-    def __init__(
-        self,
-        path: Path,
-        *,
-        remote: BackendThread,
-        owner_key: str,
-        owner_value: Callable[[], str],
-        journal_prefix: str,
-        may_write: Callable[[], bool],
-    ) -> None:
+    def __init__(self, path: Path, *, remote: BackendThread, routes: Sequence[ShardRoute]) -> None:
         super().__init__(path)
+        if not routes:
+            raise ValueError("a mirrored journal needs at least one shard")
         self._remote = remote
-        self._owner_key = owner_key
-        self._owner_value = owner_value
-        self._prefix = journal_prefix
-        self._may_write = may_write
+        self._routes = {r.shard: r for r in routes}
+        self._signers: dict[str, str] = {}
+        """Signer address -> shard (``set_signers``); unused with one route."""
+        self._signer_of: dict[str, str] = {}
+        """Extrinsic hash -> signer address, for the records this process wrote or read."""
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return tuple(self._routes)
+
+    def set_signers(self, signers: Mapping[str, str]) -> None:
+        """Which shard each signing address belongs to (from the inventory, addresses
+        derived: ``model.shards.signer_shards``)."""
+        self._signers = dict(signers)
+
+    def route_of(self, signer: str) -> ShardRoute | None:
+        """The shard ``signer`` (an address) signs for; None: none of this process's."""
+        if len(self._routes) == 1:
+            return next(iter(self._routes.values()))
+        shard = self._signers.get(signer)
+        return self._routes.get(shard) if shard is not None else None
+
+    def _owned(self, signer: str) -> bool:
+        route = self.route_of(signer)
+        return route is not None and route.owned()
+
+    def unsettled(self) -> list[JournalEntry]:
+        """Unsettled entries; with several shards only those of the shards this process
+        may write now (another shard's are another process's to recover)."""
+        entries = super().unsettled()
+        for entry in entries:
+            self._signer_of.setdefault(entry.extrinsic_hash, entry.signer)
+        if len(self._routes) == 1:
+            return entries
+        return [e for e in entries if self._owned(e.signer)]
 
     def record_prepared(
         self,
@@ -137,8 +184,16 @@ class MirroredJournal(Journal):
         era_start: int | None,
         era_period: int | None,
     ) -> int:
-        if not self._may_write():
-            raise TemporaryError("not the shard's owner (HA lease not held): nothing is signed")
+        route = self.route_of(signer)
+        if route is None:
+            raise TemporaryError(
+                f"signer {signer} belongs to none of this process's shards "
+                f"({', '.join(self._routes)}): nothing is signed"
+            )
+        if not route.may_write():
+            raise TemporaryError(
+                f"not the owner of shard {route.shard} (HA lease not held): nothing is signed"
+            )
         value = record_json(
             extrinsic_hash=extrinsic_hash,
             signer=signer,
@@ -151,13 +206,16 @@ class MirroredJournal(Journal):
         try:
             ok = self._remote.run(
                 self._remote.backend.put_if_owner(
-                    self._owner_key, self._owner_value(), self._prefix + extrinsic_hash, value
+                    route.owner_key, route.owner_value(), route.prefix + extrinsic_hash, value
                 )
             )
         except LeaseBackendError as exc:
             raise TemporaryError(f"HA journal: {exc}; extrinsic not sent") from None
         if not ok:
-            raise TemporaryError("HA journal: the shard is no longer ours; extrinsic not sent")
+            raise TemporaryError(
+                f"HA journal: shard {route.shard} is no longer ours; extrinsic not sent"
+            )
+        self._signer_of[extrinsic_hash] = signer
         return super().record_prepared(
             extrinsic_hash=extrinsic_hash,
             signer=signer,
@@ -178,6 +236,9 @@ class MirroredJournal(Journal):
         error: str | None = None,
         results: Sequence[tuple[str, bool, str | None]] = (),
     ) -> None:
+        if extrinsic_hash not in self._signer_of:  # journaled before this process started
+            for entry in super().unsettled():
+                self._signer_of.setdefault(entry.extrinsic_hash, entry.signer)
         super().settle(
             extrinsic_hash,
             status,
@@ -187,18 +248,25 @@ class MirroredJournal(Journal):
             results=results,
         )
         # A record left behind is harmless: the next owner finds it settled.
-        if status.settled:
-            with contextlib.suppress(LeaseBackendError):
-                self._remote.run(
-                    self._remote.backend.delete_if_owner(
-                        self._owner_key, self._owner_value(), self._prefix + extrinsic_hash
-                    )
+        if not status.settled:
+            return
+        signer = self._signer_of.pop(extrinsic_hash, None)
+        route = self.route_of(signer or "")
+        if route is None:
+            return
+        with contextlib.suppress(LeaseBackendError):
+            self._remote.run(
+                self._remote.backend.delete_if_owner(
+                    route.owner_key, route.owner_value(), route.prefix + extrinsic_hash
                 )
+            )
 
-    def adopt_remote(self) -> list[str]:
-        """Load etcd's unsettled records this journal does not have, as unsettled (before
-        the first pass of a new owner); their hashes."""
-        found = self._remote.run(self._remote.backend.read_prefix(self._prefix))
+    def adopt_remote(self, shard: str | None = None) -> list[str]:
+        """Load the unsettled records etcd holds for ``shard`` (default: the only one)
+        that this journal does not have, as unsettled (before the first pass of a new
+        owner); their hashes."""
+        route = self._route(shard)
+        found = self._remote.run(self._remote.backend.read_prefix(route.prefix))
         known = {e.extrinsic_hash for e in self.entries()}
         adopted: list[str] = []
         for raw in found.values():
@@ -214,15 +282,25 @@ class MirroredJournal(Journal):
                 era_start=record["era_start"],
                 era_period=record["era_period"],
             )
+            self._signer_of[record["hash"]] = record["signer"]
             adopted.append(record["hash"])
         return adopted
 
-    def drop_settled_remote(self) -> None:
-        """Remove etcd records this journal knows to be settled (left by a crash)."""
-        found = self._remote.run(self._remote.backend.read_prefix(self._prefix))
+    def drop_settled_remote(self, shard: str | None = None) -> None:
+        """Remove ``shard``'s etcd records this journal knows to be settled (left by a
+        crash)."""
+        route = self._route(shard)
+        found = self._remote.run(self._remote.backend.read_prefix(route.prefix))
         settled = {e.extrinsic_hash for e in self.entries() if e.status.settled}
         for key, raw in found.items():
             if json.loads(raw)["hash"] in settled:
                 self._remote.run(
-                    self._remote.backend.delete_if_owner(self._owner_key, self._owner_value(), key)
+                    self._remote.backend.delete_if_owner(route.owner_key, route.owner_value(), key)
                 )
+
+    def _route(self, shard: str | None) -> ShardRoute:
+        if shard is None:
+            if len(self._routes) != 1:
+                raise ValueError("name the shard: this journal mirrors several")
+            return next(iter(self._routes.values()))
+        return self._routes[shard]

@@ -14,7 +14,7 @@ from poolkeeper.ha.agent import ShardAgent
 from poolkeeper.ha.etcd import EtcdBackend, parse_ha_url
 from poolkeeper.ha.fence import Fence
 from poolkeeper.ha.gate import HaGate
-from poolkeeper.ha.journal import BackendThread, MirroredJournal
+from poolkeeper.ha.journal import BackendThread, MirroredJournal, ShardRoute
 from poolkeeper.ha.tls import TlsMaterial, load_tls
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.shards import pools_of_shard, top_up_shards
@@ -25,7 +25,8 @@ ALL = "all"
 
 @dataclass
 class HaRun:
-    agent: ShardAgent
+    agents: dict[str, ShardAgent]
+    """One agent (lease, owner key, fence) per shard this process campaigns for."""
     journal: MirroredJournal
     gate: HaGate
     remote: BackendThread
@@ -34,19 +35,19 @@ class HaRun:
         self.remote.close()
 
 
-def shard_name(desired: Desired, wanted: Sequence[str]) -> str:
-    """The one shard this process campaigns for; ValueError naming the fault."""
+def shard_names(desired: Desired, wanted: Sequence[str]) -> tuple[str, ...]:
+    """The shards this process campaigns for, each through its own lease (``--shard``,
+    repeatable; none: the one shard ``all`` when ``settings.shards`` declares none);
+    ValueError naming the fault."""
     declared = [s.name for s in desired.settings.shards]
     if not wanted:
         if declared:
             raise ValueError(f"--ha with shards declared needs --shard (one of {declared})")
-        return ALL
+        return (ALL,)
     unknown = [w for w in wanted if w not in declared]
     if unknown:
         raise ValueError(f"--shard {unknown[0]!r} is not in settings.shards ({declared})")
-    if len(set(wanted)) > 1:
-        raise ValueError("--ha takes one --shard per process (run one process per shard)")
-    return wanted[0]
+    return tuple(dict.fromkeys(wanted))
 
 
 def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
@@ -128,11 +129,14 @@ def build(
     desired: Desired,
     *,
     target: EtcdTarget,
-    shard: str,
+    shards: Sequence[str],
     state_dir: Path,
     log: Callable[[str], None],
-    on_fenced: Callable[[str], None],
+    on_fenced: Callable[[str, str], None],
 ) -> HaRun:
+    """The agents of ``shards`` (one etcd client shared by them: they run on this
+    process's loop), the journal mirrored per shard (its own client on its own thread)
+    and the gate. ``on_fenced(shard, reason)``: a shard's lease was lost."""
     ha = desired.settings.ha
     ttl = ha.ttl_seconds if ha else 10.0
     delay = desired.settings.pruntime_timeout_seconds
@@ -140,23 +144,37 @@ def build(
         delay = max(delay, ha.lock_delay_seconds)
     cluster = ha.cluster if ha else "default"
     timeout = max(0.2, ttl / 6)
-    fence = Fence(ttl_seconds=ttl, lock_delay_seconds=delay)
-    agent = ShardAgent(
-        backend=target.backend(timeout),
-        cluster=cluster,
-        shard=shard,
-        identity=f"{socket.gethostname()}:{os.getpid()}",
-        fence=fence,
-        log=log,
-        on_fenced=on_fenced,
-    )
+    identity = f"{socket.gethostname()}:{os.getpid()}"
+    backend = target.backend(timeout)
+    agents: dict[str, ShardAgent] = {}
+    for shard in shards:
+        agents[shard] = ShardAgent(
+            backend=backend,
+            cluster=cluster,
+            shard=shard,
+            identity=identity,
+            fence=Fence(ttl_seconds=ttl, lock_delay_seconds=delay),
+            log=log,
+            on_fenced=_fenced_of(shard, on_fenced),
+        )
     remote = BackendThread(lambda: target.backend(timeout), timeout * 2)
     journal = MirroredJournal(
         state_dir / "journal.sqlite",
         remote=remote,
-        owner_key=agent.owner_key,
-        owner_value=agent.owner_value,
-        journal_prefix=agent.journal_prefix,
-        may_write=agent.may_write,
+        routes=[
+            ShardRoute(
+                shard=agent.shard,
+                owner_key=agent.owner_key,
+                owner_value=agent.owner_value,
+                prefix=agent.journal_prefix,
+                may_write=agent.may_sign,
+                owned=agent.may_write,
+            )
+            for agent in agents.values()
+        ],
     )
-    return HaRun(agent, journal, HaGate(agent, journal, log), remote)
+    return HaRun(agents, journal, HaGate(agents, journal, log), remote)
+
+
+def _fenced_of(shard: str, on_fenced: Callable[[str, str], None]) -> Callable[[str], None]:
+    return lambda reason: on_fenced(shard, reason)

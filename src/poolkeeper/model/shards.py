@@ -54,3 +54,45 @@ def top_up_shards(
         if shard.relay_signer:
             users.setdefault(shard.relay_signer, shard.name)
     return {a.name: users.get(a.name, shards[0].name) for a in accounts if a.top_up is not None}
+
+
+def pool_shards(
+    shards: Sequence[ShardSpec], pools: Sequence[PoolSpec], workers: Sequence[WorkerSpec]
+) -> dict[str, str]:
+    """The shard of each pool that is in one, by pool name (the first that names it)."""
+    found: dict[str, str] = {}
+    for shard in shards:
+        for name in pools_of_shard(shard, pools, workers):
+            found.setdefault(name, shard.name)
+    return found
+
+
+def signer_shards(
+    shards: Sequence[ShardSpec],
+    pools: Sequence[PoolSpec],
+    workers: Sequence[WorkerSpec],
+    accounts: Sequence[AccountSpec],
+) -> dict[str, str]:
+    """The shard each signing account belongs to, by account name: its pools' signers,
+    their owners when poolkeeper holds the owner's key, its relay signer, and the funding
+    accounts of the top-ups it keeps (the rule the inventory check enforces: a signer is
+    in at most one shard). A process owning several shards routes each signature to the
+    lease of this shard (``ha.journal``)."""
+    keyed = {a.name for a in accounts if a.derivation is not None or a.key is not None}
+    by_name = {a.name: a for a in accounts}
+    keeper = top_up_shards(shards, pools, workers, accounts)
+    found: dict[str, str] = {}
+    for shard in shards:
+        names = pools_of_shard(shard, pools, workers)
+        for pool in pools:
+            if pool.name in names:
+                found.setdefault(pool.signer, shard.name)
+                if pool.owner in keyed:
+                    found.setdefault(pool.owner, shard.name)
+        for funded, kept_by in keeper.items():
+            top_up = by_name[funded].top_up
+            if kept_by == shard.name and top_up is not None:
+                found.setdefault(top_up.from_account, shard.name)
+        if shard.relay_signer:
+            found.setdefault(shard.relay_signer, shard.name)
+    return found

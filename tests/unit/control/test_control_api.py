@@ -391,6 +391,21 @@ async def test_ha_ownership_is_in_the_snapshot_and_streamed_when_it_changes(
     assert "lease TTL 9.5s" in ha_line(owner)
     assert ha_line(fenced).startswith("ha: shard a fenced since ")
     assert ha_line(fenced).endswith("last problem: renewal failed: timeout")
+    # A process holding two shards: one part per shard (the ``shards`` rows).
+    two = {
+        **owner,
+        "shard": "a,b",
+        "state": "mixed",
+        "owner": False,
+        "shards": [
+            {**owner, "shard": "a", "lease_ttl_seconds": 2.5},
+            {**fenced, "shard": "b"},
+        ],
+    }
+    assert ha_line(two) == (
+        "ha: shards a owner (lease TTL 2.5s), b fenced (last problem: renewal failed: timeout);"
+        " identity host-1:4242"
+    )
 
 
 async def test_plans_kept_for_approval_are_bounded_by_bytes(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from poolkeeper.ha.setup import ALL, restrict, shard_name
+from poolkeeper.ha.setup import ALL, restrict, shard_names
 from poolkeeper.model.desired import AccountSpec, Desired, PoolSpec, Settings, ShardSpec, WorkerSpec
 
 
@@ -40,15 +40,15 @@ def test_restrict_keeps_the_shards_pools_workers_and_relay_signer() -> None:
     assert restrict(desired(), []) == desired()
 
 
-def test_shard_name_rules() -> None:
-    assert shard_name(Desired(), []) == ALL
-    assert shard_name(desired(), ["east"]) == "east"
+def test_shard_names_rules() -> None:
+    assert shard_names(Desired(), []) == (ALL,)
+    assert shard_names(desired(), ["east"]) == ("east",)
+    # Several shards per process, each through its own lease; a repeat counts once.
+    assert shard_names(desired(), ["west", "east", "west"]) == ("west", "east")
     with pytest.raises(ValueError, match="needs --shard"):
-        shard_name(desired(), [])
+        shard_names(desired(), [])
     with pytest.raises(ValueError, match=r"'north' is not in settings\.shards"):
-        shard_name(desired(), ["north"])
-    with pytest.raises(ValueError, match="one --shard per process"):
-        shard_name(desired(), ["east", "west"])
+        shard_names(desired(), ["north"])
 
 
 def test_lease_condition_lost_is_critical_and_keeps_its_transition_time() -> None:

@@ -255,6 +255,12 @@ class NeverOwner:
     async def allow(self, reconciler: Reconciler) -> bool:
         return False
 
+    def may_relay(self, worker: str) -> bool:
+        return False
+
+    def may_sign(self, signer: str | None) -> bool:
+        return False
+
 
 async def test_a_lost_lease_reaches_the_notifier_though_the_pass_neither_plans_nor_writes(
     tmp_path: Path,
@@ -283,3 +289,46 @@ async def test_a_lost_lease_reaches_the_notifier_though_the_pass_neither_plans_n
     assert [a.target for a in lost.plan.alerts] == [
         a.target for a in notifier.plans[1].alerts if not a.target.startswith("process/")
     ], "the plan itself is unchanged: only the notifier hears of process conditions"
+
+
+@dataclass
+class ShardGate:
+    """A process holding several shards: the pass may write, but only for what
+    ``relay``/``sign`` say (the shards owned at that moment)."""
+
+    relay: bool
+    sign: bool
+
+    async def allow(self, reconciler: Reconciler) -> bool:
+        return True
+
+    def may_relay(self, worker: str) -> bool:
+        return self.relay
+
+    def may_sign(self, signer: str | None) -> bool:
+        return self.sign
+
+
+async def test_a_pass_relays_and_signs_only_for_the_shards_owned_at_that_moment(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path)
+    try:
+        w.rec.gate = ShardGate(relay=False, sign=False)
+        none = await w.rec.reconcile_once(PlanPolicy())
+        assert none.plan.actions and not none.results and not w.chain.executed
+        assert w.relays.wanted == {}
+        w.rec.gate = ShardGate(relay=True, sign=False)
+        relays_only = await w.rec.reconcile_once(PlanPolicy())
+        assert list(w.relays.wanted) == ["w1"] and not relays_only.results
+        w.rec.gate = ShardGate(relay=True, sign=True)
+        both = await w.rec.reconcile_once(PlanPolicy())
+        assert [r.action_id for r in both.results if r.ok] == [a.id for a in both.plan.actions]
+        # One shard's lease lost: its relays stop now, the others are kept as they are.
+        kept = dict(w.relays.wanted)
+        w.rec.keep_relays(lambda name: True)
+        assert w.relays.wanted == kept and "w1" in kept
+        w.rec.keep_relays(lambda name: name != "w1")
+        assert w.relays.wanted == {}
+    finally:
+        await w.rec.close()
