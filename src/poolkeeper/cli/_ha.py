@@ -181,24 +181,26 @@ def ha_builder(
         raise fail("error: --ha needs the `ha` extra: pip install 'poolkeeper[ha]'") from None
     except ValueError as error:
         raise fail(f"error: {error}") from None
-    if cli.target.tls is not None:
-        _refuse_tls_faults(cli.target)
+    cluster = desired.settings.ha.cluster if desired.settings.ha else "default"
+    _refuse_config_faults(cli.target, cluster)
     cli.enabled = True
     return cli, cli.build(desired)
 
 
-def _refuse_tls_faults(target: Any) -> None:
+def _refuse_config_faults(target: Any, cluster: str) -> None:
     """One read from etcd before starting: a TLS handshake every endpoint refuses (wrong
-    CA, missing or refused client certificate, no TLS there) ends ``run`` with the reason;
-    anything else (etcd down) is left to the agent, which keeps trying as a standby."""
-    from poolkeeper.ha.etcd import EtcdTlsError
+    CA, missing or refused client certificate, no TLS there), a user or password etcd
+    refuses, an etcd requiring a user when none is set, or a user denied the cluster's
+    keys ends ``run`` with the reason; anything else (etcd down) is left to the agent,
+    which keeps trying as a standby."""
+    from poolkeeper.ha.etcd import EtcdConfigError
     from poolkeeper.ha.journal import BackendThread
     from poolkeeper.ha.ports import LeaseBackendError
 
     probe = BackendThread(lambda: target.backend(2.0), 2.0 * len(target.endpoints) + 1)
     try:
-        probe.run(probe.backend.read("/poolkeeper/"))
-    except EtcdTlsError as error:
+        probe.run(probe.backend.read(f"/poolkeeper/{cluster}/"))
+    except EtcdConfigError as error:
         raise fail(f"error: {error}") from None
     except LeaseBackendError:
         pass

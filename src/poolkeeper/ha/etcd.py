@@ -5,7 +5,16 @@ retried on the next, so losing one member of a 3-member cluster is not an outage
 TLS (``etcds://``): aetcd 1.0's client only opens plaintext channels. ``_TlsClient``
 wraps its ``connect`` so the channel aetcd opens is a ``grpc.aio.secure_channel`` with
 this backend's credentials (handed over through a context variable, so other clients
-and other threads are untouched), without copying aetcd's connection code."""
+and other threads are untouched), without copying aetcd's connection code.
+
+User/password auth (``settings.ha.auth``): aetcd authenticates once, when it connects,
+and sends that token with every request; it never renews it. etcd forgets a token after
+``--auth-token-ttl`` without use (simple tokens; a JWT expires at its TTL whatever its
+use) and on a restart, and then refuses requests ("invalid auth token"). Such a refusal
+is answered here: the connection is made again (a new Authenticate) and the request sent
+once more, on the same endpoint, inside the same call, so neither a lease renewal nor a
+journal write fails because a token expired (etcd rejects such a request before applying
+it, so sending it again is safe)."""
 
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import aetcd
 import aetcd.rpc
 import grpc
 
+from poolkeeper.ha.auth import EtcdAuth
 from poolkeeper.ha.ports import LeaseBackendError
 from poolkeeper.ha.tls import TlsMaterial
 
@@ -63,9 +73,55 @@ def parse_endpoints(spec: str) -> tuple[tuple[str, int], ...]:
     return parse_ha_url(spec)[0]
 
 
-class EtcdTlsError(LeaseBackendError):
+class EtcdConfigError(LeaseBackendError):
+    """Every endpoint refused this client for a reason retrying will not fix (a
+    configuration fault, to end ``run`` at start), not an outage."""
+
+
+class EtcdTlsError(EtcdConfigError):
     """Every endpoint refused the TLS handshake (a configuration fault: wrong CA, no or
     refused client certificate, a plaintext etcd), not an outage."""
+
+
+class EtcdAuthError(EtcdConfigError):
+    """etcd refused this client's user or password, requires one it was not given, or
+    denies the user access to the keys HA uses."""
+
+
+_AUTH_FAILED = "authentication failed"
+_AUTH_NOT_ENABLED = "authentication is not enabled"
+_USER_EMPTY = "user name is empty"
+_TOKEN_REFUSED = ("invalid auth token", "revision of auth store is old")
+_PERMISSION_DENIED = "permission denied"
+
+
+def explain_auth(detail: str, auth: EtcdAuth | None) -> tuple[str, str] | None:
+    """etcd's words for an authentication problem in an operator's words, and what to
+    do: ``"again"`` (authenticate again and resend: the token expired or etcd enabled
+    auth since this client connected) or ``"fault"`` (configuration: retrying will not
+    help); None when ``detail`` is not about authentication. Never holds the password."""
+    if any(s in detail for s in _TOKEN_REFUSED):
+        return "etcd refused the auth token (expired or forgotten)", "again"
+    if _USER_EMPTY in detail:
+        if auth is not None:
+            return "etcd now requires authentication", "again"
+        return (
+            "etcd requires authentication (its auth is enabled): set settings.ha.auth "
+            "(user and password_file; docs/ha.md)",
+            "fault",
+        )
+    if _AUTH_FAILED in detail:
+        who = f"user {auth.user!r}" if auth is not None else "this client"
+        source = f"; password from {auth.source}" if auth is not None else ""
+        return f"etcd refused {who}: unknown user or wrong password{source}", "fault"
+    if _PERMISSION_DENIED in detail:
+        who = f"user {auth.user!r}" if auth is not None else "this client"
+        return (
+            f"etcd denied {who} access: grant its role readwrite on the prefix "
+            "/poolkeeper/ (docs/ha.md)",
+            "fault",
+        )
+    return None
 
 
 _credentials: ContextVar[grpc.ChannelCredentials | None] = ContextVar(
@@ -153,7 +209,8 @@ def explain(detail: str, host: str, tls: TlsMaterial | None) -> tuple[str, bool]
 
 class EtcdBackend:
     """``LeaseBackend`` over etcd; ``timeout`` bounds each request; ``tls``: TLS with that
-    material (None: plaintext)."""
+    material (None: plaintext); ``auth``: authenticate as that user; ``log``: told what an
+    operator should know that is not an error of a request (once per event)."""
 
     def __init__(
         self,
@@ -161,52 +218,105 @@ class EtcdBackend:
         *,
         timeout: float = 1.0,
         tls: TlsMaterial | None = None,
+        auth: EtcdAuth | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self._endpoints = list(endpoints)
         self._timeout = timeout
         self._tls = tls
+        self._auth = auth
+        self._log = log or (lambda _message: None)
         self._credentials = credentials_of(tls) if tls is not None else None
         self._current = 0
         self._client: aetcd.Client | None = None
+        self._server_auth_off = False
+        """etcd said its authentication is disabled: connect without a user until it
+        asks for one ("user name is empty"), so auth can be enabled after the clients
+        were given their user."""
+        self.authentications = 0
+        """Times a user was authenticated (each connection with ``auth``)."""
+        self.tokens_renewed = 0
+        """Times a request refused for its token was sent again after a new Authenticate."""
 
     async def _connected(self) -> aetcd.Client:
         if self._client is None:
-            host, port = self._endpoints[self._current]
-            client: aetcd.Client
-            if self._credentials is None:
-                client = aetcd.Client(host=host, port=port, timeout=self._timeout)
-            else:
-                options = {}
-                if self._tls is not None and self._tls.server_name:
-                    options["grpc.ssl_target_name_override"] = self._tls.server_name
-                client = _TlsClient(
-                    credentials=self._credentials,
-                    host=host,
-                    port=port,
-                    timeout=self._timeout,
-                    options=options,
+            use_auth = self._auth is not None and not self._server_auth_off
+            try:
+                client = await self._connect(use_auth)
+            except aetcd.exceptions.ClientError as exc:
+                if not use_auth or _AUTH_NOT_ENABLED not in str(exc):
+                    raise
+                self._server_auth_off = True
+                self._log(
+                    "HA: etcd has authentication disabled: connecting without the user of "
+                    "settings.ha.auth until it is enabled (etcdctl auth enable)"
                 )
-            await asyncio.wait_for(client.connect(), self._timeout)
+                client = await self._connect(False)
             self._client = client
         return self._client
 
+    async def _connect(self, use_auth: bool) -> aetcd.Client:
+        host, port = self._endpoints[self._current]
+        kwargs: dict[str, Any] = {"host": host, "port": port, "timeout": self._timeout}
+        if use_auth and self._auth is not None:
+            kwargs.update(username=self._auth.user, password=self._auth.password.reveal())
+        client: aetcd.Client
+        if self._credentials is None:
+            client = aetcd.Client(**kwargs)
+        else:
+            options = {}
+            if self._tls is not None and self._tls.server_name:
+                options["grpc.ssl_target_name_override"] = self._tls.server_name
+            client = _TlsClient(credentials=self._credentials, options=options, **kwargs)
+        try:
+            await asyncio.wait_for(client.connect(), self._timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.close()
+            raise
+        if use_auth:
+            self.authentications += 1
+        return client
+
+    async def _request(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """``fn`` on the current endpoint; sent once more after authenticating again when
+        etcd refused it for its token."""
+        client = await self._connected()
+        try:
+            return await asyncio.wait_for(fn(client), self._timeout)
+        except aetcd.exceptions.ClientError as exc:
+            said = explain_auth(str(exc), self._auth)
+            if self._auth is None or said is None or said[1] != "again":
+                raise
+        await self._drop()
+        self._server_auth_off = False
+        self.tokens_renewed += 1
+        client = await self._connected()
+        return await asyncio.wait_for(fn(client), self._timeout)
+
     async def _call(self, what: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         errors: dict[str, list[str]] = {}  # what went wrong -> where (said once)
-        tls_faults = 0
+        tls_faults = auth_faults = 0
         for _ in range(len(self._endpoints)):
             try:
-                client = await self._connected()
-                return await asyncio.wait_for(fn(client), self._timeout)
+                return await self._request(fn)
             except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, TimeoutError) as exc:
                 host, port = self._endpoints[self._current]
                 name = self._tls.server_name if self._tls and self._tls.server_name else host
                 text, tls_fault = explain(str(exc), name, self._tls)
+                auth = explain_auth(str(exc), self._auth)
+                if auth is not None and auth[1] == "fault":
+                    text = auth[0]
+                    auth_faults += 1
                 tls_faults += tls_fault
-                said = text if tls_fault else f"{type(exc).__name__} {text}".strip()
+                fault = tls_fault or (auth is not None and auth[1] == "fault")
+                said = text if fault else f"{type(exc).__name__} {text}".strip()
                 errors.setdefault(said, []).append(f"{host}:{port}")
                 await self._drop()
                 self._current = (self._current + 1) % len(self._endpoints)
-        error = EtcdTlsError if tls_faults == len(self._endpoints) else LeaseBackendError
+        error: type[LeaseBackendError] = LeaseBackendError
+        if tls_faults + auth_faults == len(self._endpoints):
+            error = EtcdAuthError if auth_faults else EtcdTlsError
         raise error(
             f"etcd {what} failed: "
             + "; ".join(f"{', '.join(where)}: {said}" for said, where in errors.items())
