@@ -118,7 +118,7 @@ def explain_auth(detail: str, auth: EtcdAuth | None) -> tuple[str, str] | None:
         who = f"user {auth.user!r}" if auth is not None else "this client"
         return (
             f"etcd denied {who} access: grant its role readwrite on the prefix "
-            "/poolkeeper/ (docs/ha.md)",
+            "/poolkeeper/<cluster>/ (settings.ha.cluster; docs/ha.md)",
             "fault",
         )
     return None

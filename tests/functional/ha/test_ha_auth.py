@@ -1,10 +1,11 @@
 """``run --ha`` against a real etcd with authentication enabled (a user whose role may
-read and write only under ``/poolkeeper/``) whose tokens expire after one second unused
-(``--auth-token-ttl 1``), and the devnet: the process authenticates, wins the shard and
-converges the workers while its token expires between every renewal, without losing the
-lease once; the password is nowhere (its log, ``ha.json``, ``status --json``, the control
-API, the state dir); and a wrong password, an unknown user, a user without access, no
-user at all and a readable password file each end ``run`` with exit 1 and the reason."""
+read and write only its cluster's keys, under ``/poolkeeper/auth/``) whose tokens expire
+after one second unused (``--auth-token-ttl 1``), and the devnet: the process
+authenticates, wins the shard and converges the workers while its token expires between
+every renewal, without losing the lease once; the password is nowhere (its log,
+``ha.json``, ``status --json``, the control API, the state dir); and a wrong password, an
+unknown user, a user without access, no user at all and a readable password file each end
+``run`` with exit 1 and the reason."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
         tmp_path_factory.mktemp("etcd-auth"), extra_args=("--auth-token-ttl", str(TOKEN_TTL))
     )
     try:
-        enable_auth(cluster.client_ports[0], ROOT_PASSWORD, USER, PASSWORD, "/poolkeeper/")
+        # The least the docs tell operators to grant: readwrite under the cluster's prefix.
+        enable_auth(cluster.client_ports[0], ROOT_PASSWORD, USER, PASSWORD, "/poolkeeper/auth/")
         yield cluster
     finally:
         cluster.close()
@@ -92,10 +94,10 @@ async def _expired_token_refused(etcd: EtcdCluster) -> str:
         host="127.0.0.1", port=etcd.client_ports[0], username=USER, password=PASSWORD, timeout=2
     )
     try:
-        await raw.get(b"/poolkeeper/x")
+        await raw.get(b"/poolkeeper/auth/x")
         await asyncio.sleep(TOKEN_TTL + 1.5)
         with pytest.raises(aetcd.exceptions.UnauthenticatedError) as refused:
-            await raw.get(b"/poolkeeper/x")
+            await raw.get(b"/poolkeeper/auth/x")
         return str(refused.value)
     finally:
         await raw.close()
@@ -105,10 +107,10 @@ async def _renew_and_read_after_expiry(etcd: EtcdCluster) -> tuple[int, int, int
     client = backend(etcd)
     try:
         lease = await client.grant(30)
-        assert await client.acquire("/poolkeeper/t/owner", "me", lease)
+        assert await client.acquire("/poolkeeper/auth/t/owner", "me", lease)
         await asyncio.sleep(TOKEN_TTL + 1.5)
         remaining = await client.renew(lease)
-        found = await client.read("/poolkeeper/t/owner")
+        found = await client.read("/poolkeeper/auth/t/owner")
         assert found == ("me", lease), found
         return remaining, client.authentications, client.tokens_renewed
     finally:
@@ -270,7 +272,8 @@ def test_a_user_without_access_to_the_prefix_ends_run(world: World, etcd: EtcdCl
     with_password(world, "outsider-pw-77")
     out = run_refused(world, etcd, "outsider", auth_settings("outsider"))
     assert (
-        "etcd denied user 'outsider' access: grant its role readwrite on the prefix /poolkeeper/"
+        "etcd denied user 'outsider' access: grant its role readwrite on the prefix "
+        "/poolkeeper/<cluster>/"
     ) in out, out
     assert "outsider-pw-77" not in out
 

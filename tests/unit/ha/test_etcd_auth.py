@@ -132,7 +132,7 @@ def test_etcd_refusals_in_words() -> None:
     text, kind = explain_auth("etcdserver: permission denied", auth) or ("", "")
     assert kind == "fault"
     assert text == (
-        "etcd denied user 'pk' access: grant its role readwrite on the prefix /poolkeeper/ "
-        "(docs/ha.md)"
+        "etcd denied user 'pk' access: grant its role readwrite on the prefix "
+        "/poolkeeper/<cluster>/ (settings.ha.cluster; docs/ha.md)"
     )
     assert explain_auth("failed to connect to all addresses", auth) is None
