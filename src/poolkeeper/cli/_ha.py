@@ -20,7 +20,7 @@ from poolkeeper.apply.journal import Journal
 from poolkeeper.cli._common import fail
 from poolkeeper.loop import PassGate, Reconciler
 from poolkeeper.metrics import PoolMetrics
-from poolkeeper.model.conditions import Conditions, with_ha_lease
+from poolkeeper.model.conditions import Conditions, with_etcd_tls, with_ha_lease
 from poolkeeper.model.desired import Desired
 
 
@@ -94,7 +94,11 @@ class HaCli:
     def _condition(self, conditions: Conditions, now: datetime) -> Conditions:
         fence = self.run.agent.fence
         state = fence.tick(time.monotonic()).value
-        return with_ha_lease(conditions, now, self.shard, state, fence.reason)
+        conditions = with_ha_lease(conditions, now, self.shard, state, fence.reason)
+        backend = self.run.agent.backend
+        if getattr(backend, "watches_tls", False):  # changed TLS files refused?
+            conditions = with_etcd_tls(conditions, now, backend.tls_problem)
+        return conditions
 
     def document(self) -> dict[str, Any]:
         agent = self.run.agent

@@ -14,13 +14,22 @@ use) and on a restart, and then refuses requests ("invalid auth token"). Such a 
 is answered here: the connection is made again (a new Authenticate) and the request sent
 once more, on the same endpoint, inside the same call, so neither a lease renewal nor a
 journal write fails because a token expired (etcd rejects such a request before applying
-it, so sending it again is safe)."""
+it, so sending it again is safe).
+
+Certificate rotation: the files of ``settings.ha.tls`` are examined (stat) at most once a
+second, when a request is made. When they changed, they are read and checked again and,
+in the background, a new connection made with them must complete its handshake with
+etcd (a Status request) before it replaces the current one; the replaced connection is
+closed once its requests are done. New files that cannot be read or that etcd refuses
+are reported (``tls_problem``, logged as an ALERT) and the connection in use, with the
+files read before, is kept: a bad rotation never breaks a working client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -36,7 +45,7 @@ import grpc
 
 from poolkeeper.ha.auth import EtcdAuth
 from poolkeeper.ha.ports import LeaseBackendError
-from poolkeeper.ha.tls import TlsMaterial
+from poolkeeper.ha.tls import Stamp, TlsConfigError, TlsMaterial, TlsSource
 
 T = TypeVar("T")
 
@@ -220,10 +229,21 @@ class EtcdBackend:
         tls: TlsMaterial | None = None,
         auth: EtcdAuth | None = None,
         log: Callable[[str], None] | None = None,
+        tls_source: TlsSource | None = None,
     ) -> None:
         self._endpoints = list(endpoints)
         self._timeout = timeout
         self._tls = tls
+        self._tls_source = tls_source if tls is not None else None
+        self._tls_next_check = 0.0
+        self._tls_refused: Stamp | None = None
+        self._tls_task: asyncio.Task[None] | None = None
+        self._retired: list[asyncio.Task[None]] = []
+        self.tls_problem = ""
+        """Why the last change of the TLS files was refused ("" once a change is taken)."""
+        self.tls_reloads = 0
+        """Times changed TLS files were taken (a new connection with them replaced the
+        one in use)."""
         self._auth = auth
         self._log = log or (lambda _message: None)
         self._credentials = credentials_of(tls) if tls is not None else None
@@ -255,19 +275,28 @@ class EtcdBackend:
             self._client = client
         return self._client
 
-    async def _connect(self, use_auth: bool) -> aetcd.Client:
+    async def _connect(
+        self,
+        use_auth: bool,
+        tls: TlsMaterial | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> aetcd.Client:
+        """A connected client to the current endpoint (with ``tls`` and ``credentials``
+        when given, else this backend's)."""
         host, port = self._endpoints[self._current]
         kwargs: dict[str, Any] = {"host": host, "port": port, "timeout": self._timeout}
         if use_auth and self._auth is not None:
             kwargs.update(username=self._auth.user, password=self._auth.password.reveal())
+        tls = tls or self._tls
+        credentials = credentials or self._credentials
         client: aetcd.Client
-        if self._credentials is None:
+        if credentials is None:
             client = aetcd.Client(**kwargs)
         else:
             options = {}
-            if self._tls is not None and self._tls.server_name:
-                options["grpc.ssl_target_name_override"] = self._tls.server_name
-            client = _TlsClient(credentials=self._credentials, options=options, **kwargs)
+            if tls is not None and tls.server_name:
+                options["grpc.ssl_target_name_override"] = tls.server_name
+            client = _TlsClient(credentials=credentials, options=options, **kwargs)
         try:
             await asyncio.wait_for(client.connect(), self._timeout)
         except BaseException:
@@ -294,7 +323,83 @@ class EtcdBackend:
         client = await self._connected()
         return await asyncio.wait_for(fn(client), self._timeout)
 
+    @property
+    def watches_tls(self) -> bool:
+        """Whether the TLS files are read again when they change."""
+        return self._tls_source is not None
+
+    def _watch_tls(self) -> None:
+        """Start taking the TLS files in the background if they changed (checked at most
+        once a second; not again while one change is being tried)."""
+        source = self._tls_source
+        if source is None or self._tls is None:
+            return
+        now = time.monotonic()
+        if now < self._tls_next_check or (self._tls_task and not self._tls_task.done()):
+            return
+        self._tls_next_check = now + 1.0
+        stamp = source.stamp()
+        if stamp in (self._tls.stamp, self._tls_refused):
+            return
+        self._tls_task = asyncio.get_running_loop().create_task(self._rotate(source, stamp))
+
+    async def _rotate(self, source: TlsSource, stamp: Stamp) -> None:
+        """Take the changed TLS files if they can be read and etcd accepts them."""
+        try:
+            material = source.load()
+        except TlsConfigError as error:
+            self._refuse_tls(stamp, str(error))
+            return
+        if material == self._tls:  # touched or rewritten with the same content
+            self._tls = material
+            return
+        credentials = credentials_of(material)
+        index = self._current
+        host, port = self._endpoints[index]
+        use_auth = self._auth is not None and not self._server_auth_off
+        client: aetcd.Client | None = None
+        try:
+            client = await self._connect(use_auth, material, credentials)
+            await asyncio.wait_for(client.status(), self._timeout)
+        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, TimeoutError) as exc:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+            name = material.server_name or host
+            text, tls_fault = explain(str(exc), name, material)
+            if tls_fault:
+                self._refuse_tls(stamp, f"etcd {host}:{port}: {text}")
+            else:  # etcd unreachable or busy: not a verdict on the files; try again later
+                self._tls_next_check = time.monotonic() + 5.0
+            return
+        old, self._client, self._current = self._client, client, index
+        self._tls, self._credentials = material, credentials
+        self._tls_refused, self.tls_problem = None, ""
+        self.tls_reloads += 1
+        self._log(
+            f"HA: the changed settings.ha.tls files are in use (etcd {host}:{port} accepted them)"
+        )
+        if old is not None:  # closed once the requests it carries are done
+            self._retired = [t for t in self._retired if not t.done()]
+            self._retired.append(asyncio.get_running_loop().create_task(self._retire(old)))
+
+    async def _retire(self, client: aetcd.Client) -> None:
+        try:
+            await asyncio.sleep(self._timeout * 2)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    def _refuse_tls(self, stamp: Stamp, reason: str) -> None:
+        self._tls_refused = stamp
+        self.tls_problem = f"new settings.ha.tls files refused: {reason}"
+        self._log(
+            f"ALERT: HA: {self.tls_problem}; etcd connections keep the files read before "
+            "(fix the files: they are read again when they change)"
+        )
+
     async def _call(self, what: str, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        self._watch_tls()
         errors: dict[str, list[str]] = {}  # what went wrong -> where (said once)
         tls_faults = auth_faults = 0
         for _ in range(len(self._endpoints)):
@@ -407,4 +512,8 @@ class EtcdBackend:
         return await self._call("read", go)
 
     async def close(self) -> None:
+        tasks = [t for t in (self._tls_task, *self._retired) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._drop()

@@ -16,7 +16,7 @@ from poolkeeper.ha.etcd import EtcdBackend, parse_ha_url
 from poolkeeper.ha.fence import Fence
 from poolkeeper.ha.gate import HaGate
 from poolkeeper.ha.journal import BackendThread, MirroredJournal
-from poolkeeper.ha.tls import TlsMaterial, load_tls
+from poolkeeper.ha.tls import TlsMaterial, TlsSource, load_tls
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.shards import pools_of_shard, top_up_shards
 
@@ -95,9 +95,18 @@ class EtcdTarget:
     endpoints: tuple[tuple[str, int], ...]
     tls: TlsMaterial | None = None
     auth: EtcdAuth | None = None
+    tls_source: TlsSource | None = None
+    """Where ``tls`` was read from: read again when the files change (a rotation)."""
 
     def backend(self, timeout: float, log: Callable[[str], None] | None = None) -> EtcdBackend:
-        return EtcdBackend(self.endpoints, timeout=timeout, tls=self.tls, auth=self.auth, log=log)
+        return EtcdBackend(
+            self.endpoints,
+            timeout=timeout,
+            tls=self.tls,
+            auth=self.auth,
+            log=log,
+            tls_source=self.tls_source,
+        )
 
 
 def target_of(desired: Desired, flag: str | None, base_dir: Path) -> EtcdTarget:
@@ -126,7 +135,10 @@ def target_of(desired: Desired, flag: str | None, base_dir: Path) -> EtcdTarget:
     auth = load_auth(ha.auth if ha else None, base_dir, where)
     if not tls:
         return EtcdTarget(endpoints, auth=auth)
-    return EtcdTarget(endpoints, load_tls(tls_settings, base_dir, where), auth)
+    if tls_settings is None:  # etcds:// alone: the system's roots, no files to watch
+        return EtcdTarget(endpoints, load_tls(None, base_dir, where), auth)
+    source = TlsSource(tls_settings, base_dir, where)
+    return EtcdTarget(endpoints, source.load(), auth, source)
 
 
 def build(
