@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from poolkeeper.keys import Secret
@@ -32,6 +32,20 @@ class EtcdAuth:
     source: str
     """Where the password came from, in words (for messages): the setting and the file or
     the variable."""
+    password_file: Path | None = field(default=None, compare=False)
+    """The file to read again when etcd refuses the password (a rotation: the operator
+    writes the new password there, then changes it in etcd)."""
+
+    def reread(self) -> EtcdAuth | None:
+        """The same user with the password file's current content; None without a file
+        or when it cannot be used now (the refusal etcd gave stands then)."""
+        if self.password_file is None:
+            return None
+        try:
+            text = _password_file_text(self.password_file, self.source)
+            return replace(self, password=Secret(_one_line(text, self.source)))
+        except AuthConfigError:
+            return None
 
 
 def load_auth(
@@ -54,6 +68,7 @@ def load_auth(
             f"{setting('password_file')} or {setting('password_env')}: give exactly one "
             "(where etcd user " + repr(settings.user) + "'s password is)"
         )
+    path: Path | None = None
     if settings.password_file:
         path = Path(os.path.expanduser(settings.password_file))
         path = path if path.is_absolute() else base_dir / path
@@ -66,12 +81,21 @@ def load_auth(
         if value is None:
             raise AuthConfigError(f"{source} is not set")
         text = value
+    return EtcdAuth(
+        user=settings.user,
+        password=Secret(_one_line(text, source)),
+        source=source,
+        password_file=path,
+    )
+
+
+def _one_line(text: str, source: str) -> str:
     password = text.removesuffix("\n").removesuffix("\r")
     if not password:
         raise AuthConfigError(f"{source} holds no password")
     if "\n" in password or "\r" in password:
         raise AuthConfigError(f"{source} holds more than one line (a password is one line)")
-    return EtcdAuth(user=settings.user, password=Secret(password), source=source)
+    return password
 
 
 def _password_file_text(path: Path, name: str) -> str:

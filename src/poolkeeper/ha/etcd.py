@@ -264,16 +264,29 @@ class EtcdBackend:
             try:
                 client = await self._connect(use_auth)
             except aetcd.exceptions.ClientError as exc:
-                if not use_auth or _AUTH_NOT_ENABLED not in str(exc):
+                if use_auth and _AUTH_FAILED in str(exc) and self._password_changed():
+                    client = await self._connect(True)
+                elif use_auth and _AUTH_NOT_ENABLED in str(exc):
+                    self._server_auth_off = True
+                    self._log(
+                        "HA: etcd has authentication disabled: connecting without the user "
+                        "of settings.ha.auth until it is enabled (etcdctl auth enable)"
+                    )
+                    client = await self._connect(False)
+                else:
                     raise
-                self._server_auth_off = True
-                self._log(
-                    "HA: etcd has authentication disabled: connecting without the user of "
-                    "settings.ha.auth until it is enabled (etcdctl auth enable)"
-                )
-                client = await self._connect(False)
             self._client = client
         return self._client
+
+    def _password_changed(self) -> bool:
+        """etcd refused the password: whether the password file now holds another one
+        (then it is used from now on)."""
+        fresh = self._auth.reread() if self._auth is not None else None
+        if fresh is None or self._auth is None or fresh.password == self._auth.password:
+            return False
+        self._auth = fresh
+        self._log(f"HA: etcd refused the password; a new one was read from {fresh.source}")
+        return True
 
     async def _connect(
         self,

@@ -28,7 +28,7 @@ from poolkeeper.keys import Secret
 from tests.functional.apply._world import World
 from tests.functional.ha._auth import enable_auth
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
-from tests.functional.ha.test_ha_failover import Runner, converged, start, wait_until
+from tests.functional.ha.test_ha_failover import TTL, Runner, converged, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -278,7 +278,8 @@ def test_a_user_without_access_to_the_prefix_ends_run(world: World, etcd: EtcdCl
     assert "outsider-pw-77" not in out
 
 
-async def _add_user_without_role(etcd: EtcdCluster, user: str, password: str) -> None:
+async def _as_root(etcd: EtcdCluster, *requests: Any) -> None:
+    """Send these ``(AuthStub method name, request)`` pairs as etcd's root user."""
     from aetcd import rpc
 
     root = aetcd.Client(
@@ -290,8 +291,65 @@ async def _add_user_without_role(etcd: EtcdCluster, user: str, password: str) ->
     )
     try:
         await root.connect()
-        await rpc.AuthStub(root.channel).UserAdd(
-            rpc.AuthUserAddRequest(name=user, password=password), metadata=root.metadata
-        )
+        stub = rpc.AuthStub(root.channel)
+        for method, request in requests:
+            await getattr(stub, method)(request, metadata=root.metadata)
     finally:
         await root.close()
+
+
+async def _add_user_without_role(etcd: EtcdCluster, user: str, password: str) -> None:
+    from aetcd import rpc
+
+    await _as_root(etcd, ("UserAdd", rpc.AuthUserAddRequest(name=user, password=password)))
+
+
+def test_a_password_changed_in_its_file_then_in_etcd_keeps_the_lease(
+    world: World, etcd: EtcdCluster
+) -> None:
+    from aetcd import rpc
+
+    user, old, new = "rotating", "rot-old-pw-11", "rot-new-pw-22"
+    asyncio.run(
+        _as_root(
+            etcd,
+            ("UserAdd", rpc.AuthUserAddRequest(name=user, password=old)),
+            ("UserGrantRole", rpc.AuthUserGrantRoleRequest(user=user, role="poolkeeper")),
+        )
+    )
+    with_password(world, old)
+    saved, etcd.url = etcd.url, f"etcd://127.0.0.1:{etcd.client_ports[0]}"
+    try:
+        a = start(world, etcd, "a", "auth", ha_extra=auth_settings(user))
+    finally:
+        etcd.url = saved
+    try:
+        wait_until(lambda: a.ha().get("owner") is True, 60, "a owns and signs", a)
+        since = a.ha()["since"]
+        # The operator writes the new password where poolkeeper reads it, then changes it
+        # in etcd (which forgets the tokens of that user at once).
+        path = a.inventory / "etcd-password"
+        tmp = path.with_name("etcd-password.new")
+        tmp.write_text(new + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        asyncio.run(
+            _as_root(
+                etcd,
+                ("UserChangePassword", rpc.AuthUserChangePasswordRequest(name=user, password=new)),
+            )
+        )
+        changed = time.monotonic()
+        read_again = "HA: etcd refused the password; a new one was read from "
+        wait_until(lambda: read_again in a.output(), 20, "the new password read", a)
+        problems: set[str] = set()
+        while time.monotonic() - changed < 3 * TTL:
+            problems.add(a.ha().get("last_problem") or "")
+            time.sleep(0.1)
+        doc = a.ha()
+        assert doc["owner"] is True and doc["fenced_count"] == 0 and doc["since"] == since, doc
+        assert problems == {""}, problems
+        out = a.output()
+        assert old not in out and new not in out
+    finally:
+        a.stop()

@@ -136,3 +136,17 @@ def test_etcd_refusals_in_words() -> None:
         "/poolkeeper/<cluster>/ (settings.ha.cluster; docs/ha.md)"
     )
     assert explain_auth("failed to connect to all addresses", auth) is None
+
+
+def test_the_password_file_is_read_again_on_demand(tmp_path: Path) -> None:
+    path = password_file(tmp_path)
+    auth = load_auth(HaAuthSettings(user="pk", password_file=str(path)), tmp_path, "")
+    assert auth is not None and auth.password_file == path
+    password_file(tmp_path, "rotated-pw\n")
+    fresh = auth.reread()
+    assert fresh is not None and fresh.password.reveal() == "rotated-pw"
+    assert fresh.user == "pk" and fresh.source == auth.source
+    path.chmod(0o644)  # unusable now: the password in use stands
+    assert auth.reread() is None
+    env = load_auth(HaAuthSettings(user="pk", password_env="P"), tmp_path, "", {"P": "x"})
+    assert env is not None and env.reread() is None  # a process's environment is fixed
