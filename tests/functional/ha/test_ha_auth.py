@@ -168,7 +168,9 @@ def test_auth_run_owns_converges_and_keeps_its_lease_while_tokens_expire(
     # to when a request is refused for its expired token.
     saved, etcd.url = etcd.url, f"etcd://127.0.0.1:{etcd.client_ports[0]}"
     try:
-        a = start(world, etcd, "a", "auth", ha_extra=auth_settings(), ttl_seconds=f"{HA_TTL:g}")
+        a = start(  # -vv: at debug level, so debug lines are searched for the password too
+            world, etcd, "a", "auth", "-vv", ha_extra=auth_settings(), ttl_seconds=f"{HA_TTL:g}"
+        )
     finally:
         etcd.url = saved
     try:
