@@ -206,6 +206,12 @@ def explain(detail: str, host: str, tls: TlsMaterial | None) -> tuple[str, bool]
             "settings.ha.tls.cert and key, signed by the CA of its --trusted-ca-file)",
             True,
         )
+    if tls is not None and "Failed to create security handshaker" in detail:
+        return (
+            "TLS setup failed: settings.ha.tls.cert and key are not a usable pair (a key "
+            "that does not belong to the certificate, or a damaged PEM)",
+            True,
+        )
     if tls is not None and ("Handshake read failed" in detail or "WRONG_VERSION" in detail):
         return (
             "TLS handshake failed: no TLS server answered (a plaintext etcd? then use etcd://)",
@@ -374,7 +380,7 @@ class EtcdBackend:
         try:
             client = await self._connect(use_auth, material, credentials)
             await asyncio.wait_for(client.status(), self._timeout)
-        except (aetcd.exceptions.ClientError, grpc.RpcError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # in a background task: each failure is a verdict or a retry
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()

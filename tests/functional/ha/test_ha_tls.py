@@ -274,6 +274,17 @@ def test_rotated_tls_files_are_taken_without_a_restart_and_bad_ones_refused(
             "the untrusted certificate refused",
             a,
         )
+        # A key that does not belong to the certificate: refused before any handshake.
+        rotate(files, short_cert, untrusted_key)
+        wait_until(
+            lambda: (
+                f"{refused}etcd 127.0.0.1:{proxy.port}: TLS setup failed: "
+                "settings.ha.tls.cert and key are not a usable pair" in a.output()
+            ),
+            20,
+            "the mismatched pair refused",
+            a,
+        )
         assert a.ha()["owner"] is True and a.ha()["fenced_count"] == 0, a.ha()
         # A good new certificate: taken, the condition clears.
         fresh_cert, fresh_key, _ = client_pair(tls)

@@ -119,6 +119,9 @@ def test_handshake_failures_in_words() -> None:
     assert fault and "use etcd://" in text
     text, fault = explain("...: Socket closed", "h", None)
     assert not fault and "use etcds://" in text
+    local = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2379: "
+    text, fault = explain(local + "Failed to create security handshaker.", "h", tls)
+    assert fault and "settings.ha.tls.cert and key are not a usable pair" in text
     text, fault = explain("...: Connection refused", "h", tls)
     assert (text, fault) == ("...: Connection refused", False)
 
