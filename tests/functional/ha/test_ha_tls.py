@@ -197,7 +197,11 @@ def test_tls_misconfigurations_end_run_with_a_clear_message(
     named = tls_settings(tls.ca, cert, key)[:-1] + ", server_name: wrong.example}"
     out = run_refused(world, etcd, "server-name", named)
     assert "etcd's certificate does not name wrong.example" in out, out
-    print(f"six refusals in {time.monotonic() - started:.1f}s")
+    other_key = tmp_path / "other-key.pem"
+    replace_file(other_key, client_pair(tls)[1])
+    out = run_refused(world, etcd, "not-a-pair", tls_settings(tls.ca, cert, other_key))
+    assert "TLS setup failed: settings.ha.tls.cert and key are not a usable pair" in out, out
+    print(f"seven refusals in {time.monotonic() - started:.1f}s")
     # status --ha with the wrong CA: the same words in its HA section, exit 0.
     inventory = world.root / "wrong-ca" / "inventory"
     shown = world.cli("status", str(inventory), "--json", "--ha", etcd.url, timeout=60)
