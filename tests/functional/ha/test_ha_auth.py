@@ -28,7 +28,7 @@ from poolkeeper.keys import Secret
 from tests.functional.apply._world import World
 from tests.functional.ha._auth import enable_auth
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
-from tests.functional.ha.test_ha_failover import TTL, Runner, converged, start, wait_until
+from tests.functional.ha.test_ha_failover import Runner, converged, start, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -322,7 +322,8 @@ def test_a_password_changed_in_its_file_then_in_etcd_keeps_the_lease(
     with_password(world, old)
     saved, etcd.url = etcd.url, f"etcd://127.0.0.1:{etcd.client_ports[0]}"
     try:
-        a = start(world, etcd, "a", "auth", ha_extra=auth_settings(user))
+        # TTL 6: 1 s per request, room for the refused and the accepted authentication.
+        a = start(world, etcd, "a", "auth", ha_extra=auth_settings(user), ttl_seconds="6")
     finally:
         etcd.url = saved
     try:
@@ -345,7 +346,7 @@ def test_a_password_changed_in_its_file_then_in_etcd_keeps_the_lease(
         read_again = "HA: etcd refused the password; a new one was read from "
         wait_until(lambda: read_again in a.output(), 20, "the new password read", a)
         problems: set[str] = set()
-        while time.monotonic() - changed < 3 * TTL:
+        while time.monotonic() - changed < 18:
             problems.add(a.ha().get("last_problem") or "")
             time.sleep(0.1)
         doc = a.ha()
