@@ -170,8 +170,8 @@ def ha_builder(
 ) -> tuple[HaCli, Callable[[Path], tuple[Journal, PassGate]] | None]:
     """The HA side of ``run`` and the journal/gate builder to pass to the reconciler.
     Exits 1 on a configuration fault: a bad ``--ha``, an unreadable ``settings.ha.tls``
-    file, or etcd refusing the TLS handshake on every endpoint (an unreachable etcd is
-    not one: the process starts as a standby and keeps trying)."""
+    or ``settings.ha.auth`` file, or every endpoint refusing the TLS handshake or the user
+    (an unreachable etcd is not one: the process starts as a standby and keeps trying)."""
     cli = HaCli(shards=tuple(shards))
     wanted = bool(flag) or bool(desired.settings.ha and desired.settings.ha.endpoints)
     if not wanted:
