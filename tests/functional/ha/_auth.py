@@ -17,7 +17,9 @@ def prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-async def _enable(port: int, root_password: str, user: str, password: str, prefix: str) -> None:
+async def enable_auth_async(
+    port: int, root_password: str, user: str, password: str, prefix: str
+) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         auth = rpc.AuthStub(channel)
         await auth.UserAdd(rpc.AuthUserAddRequest(name="root", password=root_password))
@@ -38,4 +40,4 @@ async def _enable(port: int, root_password: str, user: str, password: str, prefi
 
 def enable_auth(port: int, root_password: str, user: str, password: str, prefix: str) -> None:
     """Users ``root`` and ``user`` (readwrite on ``prefix`` only), then auth on."""
-    asyncio.run(_enable(port, root_password, user, password, prefix))
+    asyncio.run(enable_auth_async(port, root_password, user, password, prefix))

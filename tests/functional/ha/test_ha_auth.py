@@ -26,7 +26,7 @@ from poolkeeper.ha.auth import EtcdAuth
 from poolkeeper.ha.etcd import EtcdBackend
 from poolkeeper.keys import Secret
 from tests.functional.apply._world import World
-from tests.functional.ha._auth import enable_auth
+from tests.functional.ha._auth import enable_auth, enable_auth_async
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
 from tests.functional.ha.test_ha_failover import Runner, converged, start, wait_until
 
@@ -356,3 +356,39 @@ def test_a_password_changed_in_its_file_then_in_etcd_keeps_the_lease(
         assert old not in out and new not in out
     finally:
         a.stop()
+
+
+async def _across_auth_enable(etcd: EtcdCluster, logged: list[str]) -> tuple[int, int]:
+    """A client given a user, against an etcd whose auth is off, then turned on."""
+    client = EtcdBackend(
+        [("127.0.0.1", etcd.client_ports[0])],
+        timeout=2.0,
+        auth=EtcdAuth(USER, Secret(PASSWORD), "test"),
+        log=logged.append,
+    )
+    try:
+        assert await client.read("/poolkeeper/auth/x") is None
+        before = client.authentications
+        await enable_auth_async(
+            etcd.client_ports[0], ROOT_PASSWORD, USER, PASSWORD, "/poolkeeper/auth/"
+        )
+        assert await client.read("/poolkeeper/auth/x") is None
+        return before, client.authentications
+    finally:
+        await client.close()
+
+
+def test_a_client_given_a_user_goes_on_when_auth_is_enabled(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cluster = EtcdCluster(tmp_path_factory.mktemp("etcd-no-auth-yet"), members=1)
+    try:
+        logged: list[str] = []
+        before, after = asyncio.run(_across_auth_enable(cluster, logged))
+    finally:
+        cluster.close()
+    assert (before, after) == (0, 1), (before, after)
+    assert logged == [
+        "HA: etcd has authentication disabled: connecting without the user of "
+        "settings.ha.auth until it is enabled (etcdctl auth enable)"
+    ], logged
