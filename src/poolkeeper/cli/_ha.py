@@ -20,7 +20,7 @@ from poolkeeper.apply.journal import Journal
 from poolkeeper.cli._common import fail
 from poolkeeper.loop import PassGate, Reconciler
 from poolkeeper.metrics import PoolMetrics
-from poolkeeper.model.conditions import Conditions, with_ha_lease
+from poolkeeper.model.conditions import Conditions, with_etcd_tls, with_ha_lease
 from poolkeeper.model.desired import Desired
 
 
@@ -97,6 +97,14 @@ class HaCli:
 
     def _condition(self, conditions: Conditions, now: datetime) -> Conditions:
         clock = time.monotonic()
+        conditions = self._lease_conditions(conditions, now, clock)
+        backends = {id(a.backend): a.backend for a in self.run.agents.values()}
+        for backend in backends.values():  # one client shared by the shards' agents
+            if getattr(backend, "watches_tls", False):  # changed TLS files refused?
+                conditions = with_etcd_tls(conditions, now, backend.tls_problem)
+        return conditions
+
+    def _lease_conditions(self, conditions: Conditions, now: datetime, clock: float) -> Conditions:
         states = {s: a.fence.tick(clock).value for s, a in self.run.agents.items()}
         if len(states) == 1:
             ((shard, state),) = states.items()
@@ -222,8 +230,8 @@ def ha_builder(
 ) -> tuple[HaCli, Callable[[Path], tuple[Journal, PassGate]] | None]:
     """The HA side of ``run`` and the journal/gate builder to pass to the reconciler.
     Exits 1 on a configuration fault: a bad ``--ha``, an unreadable ``settings.ha.tls``
-    file, or etcd refusing the TLS handshake on every endpoint (an unreachable etcd is
-    not one: the process starts as a standby and keeps trying)."""
+    or ``settings.ha.auth`` file, or every endpoint refusing the TLS handshake or the user
+    (an unreachable etcd is not one: the process starts as a standby and keeps trying)."""
     cli = HaCli(shards=tuple(shards))
     wanted = bool(flag) or bool(desired.settings.ha and desired.settings.ha.endpoints)
     if not wanted:
@@ -237,24 +245,26 @@ def ha_builder(
         raise fail("error: --ha needs the `ha` extra: pip install 'poolkeeper[ha]'") from None
     except ValueError as error:
         raise fail(f"error: {error}") from None
-    if cli.target.tls is not None:
-        _refuse_tls_faults(cli.target)
+    cluster = desired.settings.ha.cluster if desired.settings.ha else "default"
+    _refuse_config_faults(cli.target, cluster)
     cli.enabled = True
     return cli, cli.build(desired)
 
 
-def _refuse_tls_faults(target: Any) -> None:
+def _refuse_config_faults(target: Any, cluster: str) -> None:
     """One read from etcd before starting: a TLS handshake every endpoint refuses (wrong
-    CA, missing or refused client certificate, no TLS there) ends ``run`` with the reason;
-    anything else (etcd down) is left to the agent, which keeps trying as a standby."""
-    from poolkeeper.ha.etcd import EtcdTlsError
+    CA, missing or refused client certificate, no TLS there), a user or password etcd
+    refuses, an etcd requiring a user when none is set, or a user denied the cluster's
+    keys ends ``run`` with the reason; anything else (etcd down) is left to the agent,
+    which keeps trying as a standby."""
+    from poolkeeper.ha.etcd import EtcdConfigError
     from poolkeeper.ha.journal import BackendThread
     from poolkeeper.ha.ports import LeaseBackendError
 
     probe = BackendThread(lambda: target.backend(2.0), 2.0 * len(target.endpoints) + 1)
     try:
-        probe.run(probe.backend.read("/poolkeeper/"))
-    except EtcdTlsError as error:
+        probe.run(probe.backend.read(f"/poolkeeper/{cluster}/"))
+    except EtcdConfigError as error:
         raise fail(f"error: {error}") from None
     except LeaseBackendError:
         pass

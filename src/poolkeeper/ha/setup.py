@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolkeeper.ha.agent import ShardAgent
+from poolkeeper.ha.auth import EtcdAuth, load_auth
 from poolkeeper.ha.etcd import EtcdBackend, parse_ha_url
 from poolkeeper.ha.fence import Fence
 from poolkeeper.ha.gate import HaGate
 from poolkeeper.ha.journal import BackendThread, MirroredJournal, ShardRoute
-from poolkeeper.ha.tls import TlsMaterial, load_tls
+from poolkeeper.ha.tls import TlsMaterial, TlsSource, load_tls
 from poolkeeper.model.desired import AccountRole, Desired
 from poolkeeper.model.shards import pools_of_shard, top_up_shards
 
@@ -89,19 +90,31 @@ def restrict(desired: Desired, shards: Sequence[str]) -> Desired:
 
 @dataclass(frozen=True)
 class EtcdTarget:
-    """Where etcd is and how to speak to it (``tls`` None: plaintext)."""
+    """Where etcd is and how to speak to it (``tls`` None: plaintext; ``auth`` None: no
+    user)."""
 
     endpoints: tuple[tuple[str, int], ...]
     tls: TlsMaterial | None = None
+    auth: EtcdAuth | None = None
+    tls_source: TlsSource | None = None
+    """Where ``tls`` was read from: read again when the files change (a rotation)."""
 
-    def backend(self, timeout: float) -> EtcdBackend:
-        return EtcdBackend(self.endpoints, timeout=timeout, tls=self.tls)
+    def backend(self, timeout: float, log: Callable[[str], None] | None = None) -> EtcdBackend:
+        return EtcdBackend(
+            self.endpoints,
+            timeout=timeout,
+            tls=self.tls,
+            auth=self.auth,
+            log=log,
+            tls_source=self.tls_source,
+        )
 
 
 def target_of(desired: Desired, flag: str | None, base_dir: Path) -> EtcdTarget:
     """``--ha`` wins over ``settings.ha.endpoints``; TLS with ``etcds://`` or, for the
     settings' endpoints, with ``settings.ha.tls``, its files read and checked now (relative
-    to ``base_dir``, the inventory directory). ValueError naming the flag or setting."""
+    to ``base_dir``, the inventory directory); ``settings.ha.auth``'s password read now.
+    ValueError naming the flag or setting."""
     ha = desired.settings.ha
     tls_settings = ha.tls if ha else None
     where = str(desired.settings.source) if desired.settings.source else ""
@@ -120,9 +133,13 @@ def target_of(desired: Desired, flag: str | None, base_dir: Path) -> EtcdTarget:
             )
         endpoints, _ = parse_ha_url("etcd://" + ",".join(ha.endpoints))
         tls = tls_settings is not None
+    auth = load_auth(ha.auth if ha else None, base_dir, where)
     if not tls:
-        return EtcdTarget(endpoints)
-    return EtcdTarget(endpoints, load_tls(tls_settings, base_dir, where))
+        return EtcdTarget(endpoints, auth=auth)
+    if tls_settings is None:  # etcds:// alone: the system's roots, no files to watch
+        return EtcdTarget(endpoints, load_tls(None, base_dir, where), auth)
+    source = TlsSource(tls_settings, base_dir, where)
+    return EtcdTarget(endpoints, source.load(), auth, source)
 
 
 def build(
@@ -145,7 +162,7 @@ def build(
     cluster = ha.cluster if ha else "default"
     timeout = max(0.2, ttl / 6)
     identity = f"{socket.gethostname()}:{os.getpid()}"
-    backend = target.backend(timeout)
+    backend = target.backend(timeout, log)
     agents: dict[str, ShardAgent] = {}
     for shard in shards:
         agents[shard] = ShardAgent(

@@ -2,18 +2,23 @@
 wrong path or a readable private key is refused at start with the setting and the file
 named, instead of surfacing as an obscure TLS failure later. The private key's file must
 be a regular file of mode 0600 (as the master secret's); no message ever holds what a
-file contains."""
+file contains. ``TlsSource`` reads them again after a rotation: its ``stamp`` (inode,
+size and modification time of each file) tells the etcd client when to."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from poolkeeper.keys.guarded_file import GuardedFileRefused, read_guarded_file
 from poolkeeper.model.desired import HaTlsSettings
 
 _MAX_PEM_BYTES = 1 << 20
+
+
+Stamp = tuple[tuple[str, int, int, int], ...]
+"""Each file's (path, inode, size, mtime in ns); -1s for a file that cannot be examined."""
 
 
 class TlsConfigError(ValueError):
@@ -31,6 +36,8 @@ class TlsMaterial:
     server_name: str | None = None
     ca_path: str | None = None
     """Where ``ca`` came from (for messages)."""
+    stamp: Stamp = field(default=(), compare=False)
+    """The files' ``TlsSource.stamp`` taken just before they were read."""
 
 
 def _resolve(path: str, base_dir: Path) -> Path:
@@ -64,6 +71,37 @@ def _pem_refusal(name: str, where: Path, refused: GuardedFileRefused) -> str:
             f"owner only; refusing to use it (run: chmod 600 {where})"
         )
     return f"{name} is {refused.size} bytes: not a PEM file"
+
+
+@dataclass(frozen=True)
+class TlsSource:
+    """Where ``TlsMaterial`` comes from, to read it again when its files change."""
+
+    settings: HaTlsSettings
+    base_dir: Path
+    where: str
+
+    def paths(self) -> tuple[Path, ...]:
+        named = (self.settings.ca, self.settings.cert, self.settings.key)
+        return tuple(_resolve(p, self.base_dir) for p in named if p)
+
+    def stamp(self) -> Stamp:
+        """What changes when a file is rewritten, replaced (rename, a symlink swapped as
+        Kubernetes does for mounted secrets) or removed."""
+        found = []
+        for path in self.paths():
+            try:
+                info = path.stat()
+            except OSError:
+                found.append((str(path), -1, -1, -1))
+            else:
+                found.append((str(path), info.st_ino, info.st_size, info.st_mtime_ns))
+        return tuple(found)
+
+    def load(self) -> TlsMaterial:
+        """The files' material now; ``TlsConfigError`` as at start."""
+        stamp = self.stamp()
+        return replace(load_tls(self.settings, self.base_dir, self.where), stamp=stamp)
 
 
 def load_tls(settings: HaTlsSettings | None, base_dir: Path, where: str) -> TlsMaterial:

@@ -71,6 +71,7 @@ class Reason(StrEnum):
     LEASE_HELD = "LeaseHeld"
     STANDBY = "Standby"
     LEASE_LOST = "LeaseLost"
+    TLS_FILES_REFUSED = "TlsFilesRefused"
 
 
 class Condition(_Frozen):
@@ -511,6 +512,26 @@ def with_ha_lease(
             message=f"standby for shard {shard}",
         )
     process["HaLeaseHeld"] = held
+    return conditions.model_copy(update={"process": tuple(process.values())})
+
+
+def with_etcd_tls(conditions: Conditions, now: datetime, problem: str) -> Conditions:
+    """``HaEtcdTls`` (``run --ha`` over TLS): False (warn) while changed ``settings.ha.tls``
+    files are refused (etcd connections keep the files read before); True otherwise."""
+    process = {c.type: c for c in conditions.process}
+    if problem:
+        tls = _set(
+            process,
+            now,
+            "HaEtcdTls",
+            ConditionStatus.FALSE,
+            Reason.TLS_FILES_REFUSED,
+            message=problem,
+            severity="warn",
+        )
+    else:
+        tls = _set(process, now, "HaEtcdTls", ConditionStatus.TRUE, Reason.OK)
+    process["HaEtcdTls"] = tls
     return conditions.model_copy(update={"process": tuple(process.values())})
 
 

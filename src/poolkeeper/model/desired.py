@@ -253,6 +253,16 @@ class HaTlsSettings(_Frozen):
     its certificate does not name."""
 
 
+class HaAuthSettings(_Frozen):
+    """etcd user/password authentication (etcd RBAC). Names where the password is, never
+    holds it: a 0600 file (relative to the inventory directory) or an environment
+    variable, exactly one of them."""
+
+    user: str = Field(min_length=1)
+    password_file: str | None = None
+    password_env: str | None = None
+
+
 class HaSettings(_Frozen):
     """Active/standby through an etcd lease (``run --ha`` overrides ``endpoints``)."""
 
@@ -260,6 +270,8 @@ class HaSettings(_Frozen):
     """``HOST:PORT`` of the etcd members."""
     tls: HaTlsSettings | None = None
     """Speak TLS to etcd (given: ``--ha`` must be ``etcds://``)."""
+    auth: HaAuthSettings | None = None
+    """Authenticate to etcd as this user (etcd's ``auth enable``)."""
     cluster: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
     """Names this fleet's keys in etcd (``/poolkeeper/<cluster>/…``)."""
     ttl_seconds: float = Field(default=10.0, ge=1)

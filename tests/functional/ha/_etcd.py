@@ -19,7 +19,13 @@ def etcd_binary() -> str | None:
 class EtcdCluster:
     """Three ``etcd`` processes with their data in ``root``; ``url`` for ``run --ha``."""
 
-    def __init__(self, root: Path, members: int = 3, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        members: int = 3,
+        tls: TlsFiles | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         binary = etcd_binary()
         assert binary is not None
         self.tls = tls
@@ -73,6 +79,7 @@ class EtcdCluster:
                         "--election-timeout",
                         "1000",
                         *tls_args,
+                        *extra_args,
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,

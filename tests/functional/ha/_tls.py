@@ -1,6 +1,8 @@
 """Certificates for the etcd-over-TLS tests, made in the test (``cryptography``): a CA, a
 server certificate for 127.0.0.1/localhost, a client certificate for client-cert auth, and
-a second, unrelated CA (the "wrong CA" an operator might point ``settings.ha.tls.ca`` at)."""
+a second, unrelated CA (the "wrong CA" an operator might point ``settings.ha.tls.ca`` at);
+and, for rotations, more client certificates (``client_pair``): short-lived ones, or
+signed by the wrong CA."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ class TlsFiles:
     client_cert: Path
     client_key: Path
     wrong_ca: Path
+    ca_key: Path
+    wrong_ca_key: Path
 
 
 def _name(common: str) -> x509.Name:
@@ -77,6 +81,7 @@ def _leaf(
     ca_cert: x509.Certificate,
     common: str,
     usage: x509.ObjectIdentifier,
+    valid_for: datetime.timedelta = datetime.timedelta(days=1),
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -87,7 +92,7 @@ def _leaf(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + valid_for)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -105,7 +110,7 @@ def make_tls_files(root: Path) -> TlsFiles:
     ca_key, ca_cert = _ca("poolkeeper test CA")
     server_key, server_cert = _leaf(ca_key, ca_cert, "etcd", ExtendedKeyUsageOID.SERVER_AUTH)
     client_key, client_cert = _leaf(ca_key, ca_cert, "poolkeeper", ExtendedKeyUsageOID.CLIENT_AUTH)
-    _, wrong = _ca("some other CA")
+    wrong_key, wrong = _ca("some other CA")
     files = TlsFiles(
         ca=root / "ca.pem",
         server_cert=root / "server.pem",
@@ -113,6 +118,8 @@ def make_tls_files(root: Path) -> TlsFiles:
         client_cert=root / "client.pem",
         client_key=root / "client-key.pem",
         wrong_ca=root / "wrong-ca.pem",
+        ca_key=root / "ca-key.pem",
+        wrong_ca_key=root / "wrong-ca-key.pem",
     )
     pem = serialization.Encoding.PEM
     files.ca.write_bytes(ca_cert.public_bytes(pem))
@@ -121,4 +128,31 @@ def make_tls_files(root: Path) -> TlsFiles:
     files.wrong_ca.write_bytes(wrong.public_bytes(pem))
     _write_key(files.server_key, server_key)
     _write_key(files.client_key, client_key)
+    _write_key(files.ca_key, ca_key)
+    _write_key(files.wrong_ca_key, wrong_key)
     return files
+
+
+def client_pair(
+    files: TlsFiles, seconds: float = 86400, *, wrong_ca: bool = False
+) -> tuple[bytes, bytes, datetime.datetime]:
+    """A new client certificate and key (PEM) valid ``seconds`` from now, signed by the
+    test CA (or by the wrong one); and when it expires."""
+    pem = serialization.Encoding.PEM
+    ca_pem, key_pem = (files.wrong_ca, files.wrong_ca_key) if wrong_ca else (files.ca, files.ca_key)
+    ca_cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
+    ca_key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = _leaf(
+        ca_key,
+        ca_cert,
+        "poolkeeper",
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        datetime.timedelta(seconds=seconds),
+    )
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(pem), key_bytes, cert.not_valid_after_utc

@@ -122,8 +122,11 @@ def start(
     *extra: str,
     webhook: str | None = None,
     ha_extra: str = "",
+    ttl_seconds: str = f"{TTL:g}",
     **env: str,
 ) -> Runner:
+    """``run --ha`` for ``cluster`` on a copy of the inventory; ``ttl_seconds`` as written
+    in settings.yaml (a str: ``env`` takes str values)."""
     root = world.root / name
     inventory = root / "inventory"
     shutil.copytree(world.inventory, inventory)
@@ -135,7 +138,7 @@ def start(
     )
     settings += (
         f"  loop: {{interval_seconds: 1}}\n"
-        f"  ha: {{cluster: {cluster}, ttl_seconds: {TTL:g}{ha_extra}}}\n"
+        f"  ha: {{cluster: {cluster}, ttl_seconds: {ttl_seconds}{ha_extra}}}\n"
     )
     if webhook is not None:
         settings += f"  alerts: {{webhook_url: '{webhook}', debounce_seconds: 0}}\n"

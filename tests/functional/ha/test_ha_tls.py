@@ -8,7 +8,9 @@ settings) ends ``run`` at once with a message naming it, never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import os
 import signal
 import subprocess
 import time
@@ -22,12 +24,14 @@ pytest.importorskip(
 )
 
 from poolkeeper._crash_points import ENV
-from poolkeeper.ha.etcd import EtcdBackend
-from poolkeeper.ha.tls import load_tls
+from poolkeeper.ha.etcd import EtcdBackend, EtcdTlsError
+from poolkeeper.ha.tls import TlsMaterial, load_tls
 from poolkeeper.model.desired import HaTlsSettings
+from tests.functional._webhook import Hook
 from tests.functional.apply._world import World
 from tests.functional.ha._etcd import EtcdCluster, etcd_binary
-from tests.functional.ha._tls import TlsFiles, make_tls_files
+from tests.functional.ha._proxy import TcpProxy
+from tests.functional.ha._tls import TlsFiles, client_pair, make_tls_files
 from tests.functional.ha.test_ha_failover import (
     LOCK_DELAY,
     TTL,
@@ -193,7 +197,11 @@ def test_tls_misconfigurations_end_run_with_a_clear_message(
     named = tls_settings(tls.ca, cert, key)[:-1] + ", server_name: wrong.example}"
     out = run_refused(world, etcd, "server-name", named)
     assert "etcd's certificate does not name wrong.example" in out, out
-    print(f"six refusals in {time.monotonic() - started:.1f}s")
+    other_key = tmp_path / "other-key.pem"
+    replace_file(other_key, client_pair(tls)[1])
+    out = run_refused(world, etcd, "not-a-pair", tls_settings(tls.ca, cert, other_key))
+    assert "TLS setup failed: settings.ha.tls.cert and key are not a usable pair" in out, out
+    print(f"seven refusals in {time.monotonic() - started:.1f}s")
     # status --ha with the wrong CA: the same words in its HA section, exit 0.
     inventory = world.root / "wrong-ca" / "inventory"
     shown = world.cli("status", str(inventory), "--json", "--ha", etcd.url, timeout=60)
@@ -201,3 +209,109 @@ def test_tls_misconfigurations_end_run_with_a_clear_message(
     assert "Traceback" not in shown.stderr
     error = json.loads(shown.stdout)["ha"]["error"]
     assert "etcd's certificate is not signed by the CA of settings.ha.tls.ca" in error, error
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` as a rotation tool would: a new file renamed over the old one."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def rotate(directory: Path, cert: bytes, key: bytes, key_mode: int = 0o600) -> None:
+    replace_file(directory / "client-key.pem", key, key_mode)
+    replace_file(directory / "client.pem", cert)
+
+
+async def refused_with(etcd_port: int, ca: Path, cert: bytes, key: bytes) -> str:
+    """What etcd (through ``etcd_port``) says to a new client with this certificate."""
+    material = TlsMaterial(ca=ca.read_bytes(), cert=cert, key=key, ca_path=str(ca))
+    backend = EtcdBackend([("127.0.0.1", etcd_port)], timeout=2.0, tls=material)
+    try:
+        with pytest.raises(EtcdTlsError) as refused:
+            await backend.read("/poolkeeper/rotate/")
+        return str(refused.value)
+    finally:
+        await backend.close()
+
+
+def test_rotated_tls_files_are_taken_without_a_restart_and_bad_ones_refused(
+    world: World, etcd: EtcdCluster, tls: TlsFiles
+) -> None:
+    # The owner reaches etcd through a proxy that can cut its connections, so that after
+    # its first certificate expired it must make a new TLS handshake.
+    proxy = TcpProxy(("127.0.0.1", etcd.client_ports[0]))
+    hook = Hook()
+    files = world.inventory / "tls"
+    files.mkdir()
+    # Long enough for the steps before the good rotation even on a loaded machine.
+    short_cert, short_key, expires = client_pair(tls, seconds=60)
+    (files / "ca.pem").write_bytes(tls.ca.read_bytes())
+    rotate(files, short_cert, short_key)
+    ha = ", tls: {ca: tls/ca.pem, cert: tls/client.pem, key: tls/client-key.pem}"
+    saved, etcd.url = etcd.url, f"etcds://127.0.0.1:{proxy.port}"
+    try:
+        a = start(world, etcd, "a", "rotate", webhook=hook.url, ha_extra=ha)
+    finally:
+        etcd.url = saved
+    files = a.inventory / "tls"
+    try:
+        wait_until(lambda: a.ha().get("owner") is True, 60, "a owns and signs", a)
+        since = a.ha()["since"]
+        # A key others may read: refused before use, reported, the connection kept.
+        rotate(files, short_cert, short_key, key_mode=0o644)
+        refused = "ALERT: HA: new settings.ha.tls files refused: "
+        wait_until(lambda: refused in a.output(), 20, "the readable key refused", a)
+        assert "settings.ha.tls.key (settings.yaml:" in a.output()
+        assert f"{files / 'client-key.pem'} has mode 0644" in a.output()
+        alert = ("alert", "process/HaEtcdTls", "TlsFilesRefused")
+        wait_until(lambda: alert in hook.events(), 20, "the webhook hears it", a)
+        # A certificate etcd does not trust: its handshake fails, the connection is kept.
+        untrusted_cert, untrusted_key, _ = client_pair(tls, wrong_ca=True)
+        rotate(files, untrusted_cert, untrusted_key)
+        wait_until(
+            lambda: (
+                f"{refused}etcd 127.0.0.1:{proxy.port}: TLS handshake failed: etcd refused "
+                "this client" in a.output()
+            ),
+            20,
+            "the untrusted certificate refused",
+            a,
+        )
+        # A key that does not belong to the certificate: refused before any handshake.
+        rotate(files, short_cert, untrusted_key)
+        wait_until(
+            lambda: (
+                f"{refused}etcd 127.0.0.1:{proxy.port}: TLS setup failed: "
+                "settings.ha.tls.cert and key are not a usable pair" in a.output()
+            ),
+            20,
+            "the mismatched pair refused",
+            a,
+        )
+        assert a.ha()["owner"] is True and a.ha()["fenced_count"] == 0, a.ha()
+        # A good new certificate: taken, the condition clears.
+        fresh_cert, fresh_key, _ = client_pair(tls)
+        rotate(files, fresh_cert, fresh_key)
+        taken = "HA: the changed settings.ha.tls files are in use"
+        wait_until(lambda: taken in a.output(), 20, "the new certificate taken", a)
+        recovered = ("recovered", "process/HaEtcdTls")
+        wait_until(lambda: recovered in [e[:2] for e in hook.events()], 20, "cleared", a)
+        # Once the first certificate has expired, etcd refuses it to any new connection...
+        time.sleep(max(0.0, (expires - datetime.datetime.now(datetime.UTC)).total_seconds() + 2))
+        said = asyncio.run(refused_with(proxy.port, tls.ca, short_cert, short_key))
+        assert "etcd refused this client" in said, said
+        # ...and after every connection was cut, the owner reconnects with the new one
+        # and keeps its lease (with the files read at start it would fence itself).
+        assert proxy.cut() > 0
+        cut = time.monotonic()
+        wait_until(lambda: time.monotonic() - cut > 2 * TTL, 3 * TTL, "two TTLs", a)
+        doc = a.ha()
+        assert doc["owner"] is True and doc["fenced_count"] == 0 and doc["since"] == since, doc
+        assert "lost" not in a.output(), a.output()[-3000:]
+        assert "BEGIN" not in a.output() and "PRIVATE" not in a.output()
+    finally:
+        a.stop()
+        hook.server.shutdown()
+        proxy.close()

@@ -119,5 +119,43 @@ def test_handshake_failures_in_words() -> None:
     assert fault and "use etcd://" in text
     text, fault = explain("...: Socket closed", "h", None)
     assert not fault and "use etcds://" in text
+    local = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:2379: "
+    text, fault = explain(local + "Failed to create security handshaker.", "h", tls)
+    assert fault and "settings.ha.tls.cert and key are not a usable pair" in text
     text, fault = explain("...: Connection refused", "h", tls)
     assert (text, fault) == ("...: Connection refused", False)
+
+
+def test_the_stamp_changes_with_a_rewrite_a_rename_or_a_removal(tmp_path: Path) -> None:
+    from poolkeeper.ha.tls import TlsSource
+
+    source = TlsSource(files(tmp_path), tmp_path, "settings.yaml:1:1")
+    material = source.load()
+    assert material.stamp == source.stamp() != ()
+    assert material == load_tls(files(tmp_path), tmp_path, "")  # the stamp is not content
+    before = source.stamp()
+    (tmp_path / "ca.pem").write_bytes(CERT + CERT)  # rewritten in place
+    assert source.stamp() != before
+    before = source.stamp()
+    new = tmp_path / "client.pem.new"
+    new.write_bytes(CERT)
+    os.replace(new, tmp_path / "client.pem")  # renamed over (a new inode)
+    assert source.stamp() != before
+    before = source.stamp()
+    (tmp_path / "client.pem").unlink()
+    assert source.stamp() != before
+    with pytest.raises(TlsConfigError, match="does not exist"):
+        source.load()
+
+
+def test_refused_tls_files_are_a_warning_condition() -> None:
+    from datetime import UTC, datetime
+
+    from poolkeeper.model.conditions import Conditions, process_alerts, with_etcd_tls
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    refused = with_etcd_tls(Conditions(), now, "new settings.ha.tls files refused: x")
+    (alert,) = process_alerts(refused)
+    assert alert.target == "process/HaEtcdTls" and alert.severity.value == "warn"
+    assert alert.message == "TlsFilesRefused: new settings.ha.tls files refused: x"
+    assert not process_alerts(with_etcd_tls(refused, now, ""))
