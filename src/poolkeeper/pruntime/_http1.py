@@ -16,6 +16,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
+_JOIN_BELOW = 16 * 1024  # smaller bodies go out with their head in one write
 
 
 class HttpProtocolError(ConnectionError):
@@ -59,12 +60,16 @@ class _Exchange(asyncio.Protocol):
             del self.buffer[:consumed]
             waiter.set_result((status, body, keep_alive))
 
-    def send(self, request: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
+    def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
         assert self.transport is not None
         self.got_bytes = False
         self.buffer.clear()
         self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        if len(body) < _JOIN_BELOW:
+            self.transport.write(head + body)
+        else:  # a large body (the same object for many workers) is not copied to join it
+            self.transport.write(head)
+            self.transport.write(body)
         return self.waiter
 
     def close(self) -> None:
@@ -155,9 +160,9 @@ class Http1Pool:
         head = f"content-length: {len(body)}\r\n"
         if content_type:
             head += f"content-type: {content_type}\r\n"
-        request = start + head.encode("latin-1") + b"\r\n" + body
+        request = start + head.encode("latin-1") + b"\r\n"
         async with asyncio.timeout(self._timeout):
-            return await self._exchange(key, request)
+            return await self._exchange(key, request, body)
 
     def _target(self, url: str) -> tuple[tuple[str, int], bytes]:
         """``(host, port)`` and the request's first lines; the host parsed once per
@@ -188,14 +193,16 @@ class Http1Pool:
         self._host_bytes += size
         return known
 
-    async def _exchange(self, key: tuple[str, int], request: bytes) -> tuple[int, bytes]:
+    async def _exchange(
+        self, key: tuple[str, int], request: bytes, body: bytes
+    ) -> tuple[int, bytes]:
         idle = self._idle[key]
         while idle:
             connection = idle.pop()
             if connection.closed:
                 continue
             try:
-                return await self._send(key, connection, request)
+                return await self._send(key, connection, request, body)
             except HttpProtocolError:
                 if connection.got_bytes:
                     raise
@@ -205,14 +212,14 @@ class Http1Pool:
         transport, connection = await loop.create_connection(_Exchange, key[0], key[1])
         # uvloop may return before it has called ``connection_made``.
         connection.connection_made(transport)
-        return await self._send(key, connection, request)
+        return await self._send(key, connection, request, body)
 
     async def _send(
-        self, key: tuple[str, int], connection: _Exchange, request: bytes
+        self, key: tuple[str, int], connection: _Exchange, request: bytes, body: bytes
     ) -> tuple[int, bytes]:
         self._busy.add(connection)
         try:
-            status, body, keep_alive = await connection.send(request)
+            status, answer, keep_alive = await connection.send(request, body)
         except BaseException:
             connection.close()
             raise
@@ -222,7 +229,7 @@ class Http1Pool:
             self._idle[key].append(connection)
         else:
             connection.close()
-        return status, body
+        return status, answer
 
     async def aclose(self) -> None:
         """Close every connection, idle or busy."""

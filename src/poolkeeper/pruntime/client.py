@@ -162,6 +162,7 @@ class PRuntimeTransport:
         self.engine = engine
         self._semaphore = asyncio.Semaphore(max_in_flight)
         self.bytes_in_flight = ByteBudget(max_bytes_in_flight)
+        self.shared_bodies = SharedBodies()
         connections = max_connections or max_in_flight
         self._native = Http1Pool(timeout=timeout)
         self._http = http or httpx.AsyncClient(
@@ -250,7 +251,8 @@ class HttpPRuntimeClient:
     ) -> int:
         """Feed relay (or solo) headers; returns the last number synced."""
         request = HeadersToSync(encoded_headers, encoded_authority_set_change)
-        return (await self._call("SyncHeader", request, SyncedTo)).synced_to
+        shared = encoded_headers if encoded_authority_set_change is None else None
+        return (await self._call("SyncHeader", request, SyncedTo, shared=shared)).synced_to
 
     async def sync_para_header(self, encoded_headers: bytes, proof: Sequence[bytes]) -> int:
         """Feed parachain headers with their ``Paras.Heads`` proof."""
@@ -263,7 +265,10 @@ class HttpPRuntimeClient:
 
     async def dispatch_blocks(self, encoded_blocks: bytes) -> int:
         """Feed blocks' storage changes; returns the last block dispatched."""
-        return (await self._call("DispatchBlocks", Blocks(encoded_blocks), SyncedTo)).synced_to
+        request = Blocks(encoded_blocks)
+        return (
+            await self._call("DispatchBlocks", request, SyncedTo, shared=encoded_blocks)
+        ).synced_to
 
     async def get_egress_messages(self) -> bytes:
         """SCALE ``Vec<(MessageOrigin, Vec<SignedMessage>)>`` waiting to go on chain."""
@@ -283,11 +288,22 @@ class HttpPRuntimeClient:
         request = SignEndpointsRequest(encoded_endpoints)
         return await self._call("SignEndpointInfo", request, GetEndpointResponse)
 
-    async def _call(self, method: str, request: ProtoMessage, response_type: type[R]) -> R:
+    async def _call(
+        self,
+        method: str,
+        request: ProtoMessage,
+        response_type: type[R],
+        *,
+        shared: bytes | None = None,
+    ) -> R:
         # Encoded only once there is room for it among the bytes in flight: a thousand
         # relays at one height must not each hold a copy of the same blocks while queued.
         async with self._transport.bytes_in_flight.hold(_size_hint(request)):
-            body = await self._send(method, request.encode(), json_mode=False)
+            if shared is None:
+                encoded = request.encode()
+            else:
+                encoded = self._transport.shared_bodies.encoded(method, shared, request)
+            body = await self._send(method, encoded, json_mode=False)
         try:
             return response_type.decode(body)
         except WireError as exc:
@@ -335,6 +351,36 @@ def _error_for(
     if message.split("(", 1)[0].split(" ", 1)[0] in SYNC_ERROR_NAMES:
         return PRuntimeSyncRejected(url, method, status, message)
     return PRuntimeCallFailed(url, method, status, message, "app")
+
+
+class SharedBodies:
+    """The encoded requests of the last few payloads that many workers are sent.
+
+    At the tip every relay sends its pRuntime the same headers and blocks: the relay source
+    hands each of them the same bytes object. Encoding the protobuf request once per such
+    object, not once per worker, saves two copies of the payload per request (at 10,000
+    workers with 100 kB blocks, 2 GB of copying a block). Kept by identity (the payload
+    object itself is held, so its id cannot be reused) and only the last ``kept``.
+    """
+
+    def __init__(self, kept: int = 4) -> None:
+        self._kept = kept
+        self._entries: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        self.encodings = 0
+        """Requests actually encoded (the rest were shared)."""
+
+    def encoded(self, method: str, payload: bytes, request: ProtoMessage) -> bytes:
+        key = (method, id(payload))
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is payload:
+            return entry[1]
+        encoded = request.encode()
+        self.encodings += 1
+        self._entries.pop(key, None)
+        self._entries[key] = (payload, encoded)
+        if len(self._entries) > self._kept:
+            del self._entries[next(iter(self._entries))]
+        return encoded
 
 
 def _size_hint(request: ProtoMessage) -> int:

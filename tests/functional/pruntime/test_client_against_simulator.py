@@ -192,6 +192,22 @@ async def test_workers_synced_to_the_same_block_share_one_storage(
     assert sim.worker(2).version is not sim.worker(0).version  # one block behind
 
 
+async def test_workers_sent_the_same_payload_share_one_encoding_and_large_bodies_arrive_whole(
+    sim: SimulatorThread, transport: PRuntimeTransport, chain: MiniChain
+) -> None:
+    clients = [await initialized(sim, transport, chain, index) for index in range(3)]
+    big = 200_000  # a block body far above the size joined with its head in one write
+    chain.add_block(changes={bytes([7]) * 32: b"x" * big})
+    chain.add_block()
+    headers, blocks = chain.headers_to_sync(1, 2), chain.blocks(1, 2)
+    before = transport.shared_bodies.encodings
+    for client in clients:
+        assert await client.sync_header(headers) == 2
+        assert await client.dispatch_blocks(blocks) == 2
+    assert transport.shared_bodies.encodings - before == 2  # one per payload, not per worker
+    assert {(await c.get_info()).state_root for c in clients} == {chain.headers[2][33:65].hex()}
+
+
 async def test_headers_already_synced_are_dropped_from_a_batch(
     sim: SimulatorThread, transport: PRuntimeTransport, chain: MiniChain
 ) -> None:
