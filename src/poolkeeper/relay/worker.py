@@ -164,6 +164,9 @@ class WorkerRelay:
         """Messages the pRuntime held at the last egress check (on their way to the chain)."""
         self._egress_checked_at: int | None = None
         self._register_sent_at: int | None = None
+        self._register_in_flight = False
+        """A registration submitted and not answered yet (queued, or in an extrinsic not
+        included yet): never submitted again meanwhile, however long the queue."""
         self._egress_sent: dict[tuple[bytes, int], int] = {}
         """(sender, sequence) → tip when last submitted."""
         self._egress_in_flight: set[tuple[bytes, int]] = set()
@@ -309,10 +312,12 @@ class WorkerRelay:
         if self.submit is None:
             return
         if self.options.register and not self._registered:
-            due = (
+            due = not self._register_in_flight and (
                 self._register_sent_at is None
                 or tip - self._register_sent_at >= REGISTER_RETRY_BLOCKS
             )
+            if due and self._in_flight(self._register_job_id):
+                due = False  # journaled in an extrinsic that may still be included
             if due:
                 await self._register(tip)
         if self.options.carry_egress and self._egress_check_due(tip):
@@ -336,7 +341,22 @@ class WorkerRelay:
             "register_worker_v2",
             raw_args=runtime.encoded_runtime_info + runtime.attestation.encoded_report,
         )
-        self._spawn(self._submit_quietly(f"register_worker:worker/{self.name}", call))
+        self._register_in_flight = True
+        self._spawn(self._register_once(call))
+
+    @property
+    def _register_job_id(self) -> str:
+        return f"register_worker:worker/{self.name}"
+
+    async def _register_once(self, call: CallSpec) -> None:
+        # The retry is counted from the answer: at 10,000 workers a registration can wait
+        # in the signer's queue longer than REGISTER_RETRY_BLOCKS (1.46 calls a worker were
+        # sent in the 10,000-worker scenario before this).
+        try:
+            await self._submit_quietly(self._register_job_id, call)
+        finally:
+            self._register_in_flight = False
+            self._register_sent_at = self.status.blocknum
 
     async def _egress(self, tip: int) -> None:
         messages = split_egress(await self.client.get_egress_messages())

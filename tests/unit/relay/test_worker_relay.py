@@ -23,6 +23,7 @@ from poolkeeper.pruntime.messages import Attestation, InitRuntimeResponse
 from poolkeeper.relay.worker import (
     EGRESS_CHECK_BLOCKS,
     EGRESS_RETRY_BLOCKS,
+    REGISTER_RETRY_BLOCKS,
     STALL_ROUNDS,
     RelayCondition,
     RelayOptions,
@@ -291,6 +292,45 @@ async def test_registers_at_tip_only_when_asked_and_not_twice() -> None:
     await relay.step()
     await asyncio.sleep(0)
     assert len([j for j, _ in submissions.jobs if j.startswith("register_worker")]) == 1
+
+
+async def test_a_registration_waiting_in_the_signers_queue_is_not_submitted_again() -> None:
+    relay, _, source, submissions = make_relay(tip=10, register=True)
+    answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    async def slow_submit(job_id: str, call: CallSpec) -> bool:
+        submissions.jobs.append((job_id, call))
+        return await answer  # queued behind thousands of others
+
+    relay.submit = slow_submit
+    await run_until_tip(relay)
+    for tip in range(11, 11 + 3 * REGISTER_RETRY_BLOCKS):  # far past the retry delay
+        source.tip = tip
+        await run_until_tip(relay)
+        await asyncio.sleep(0)
+    registrations = [j for j, _ in submissions.jobs if j.startswith("register_worker")]
+    assert len(registrations) == 1
+    answer.set_result(False)  # failed on chain: due again REGISTER_RETRY_BLOCKS later
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    answered_at = relay.status.blocknum
+    for tip in range(source.tip + 1, answered_at + REGISTER_RETRY_BLOCKS + 1):
+        source.tip = tip
+        await run_until_tip(relay)
+        await asyncio.sleep(0)
+        expected = 1 if relay.status.blocknum - answered_at < REGISTER_RETRY_BLOCKS else 2
+        assert len([j for j, _ in submissions.jobs if j.startswith("register_worker")]) == (
+            expected
+        )
+    assert len([j for j, _ in submissions.jobs if j.startswith("register_worker")]) == 2
+
+
+async def test_a_registration_journaled_as_in_flight_is_not_submitted_again() -> None:
+    relay, _, _, submissions = make_relay(tip=10, register=True)
+    relay._in_flight = lambda job_id: job_id == "register_worker:worker/w0"
+    await run_until_tip(relay)
+    await asyncio.sleep(0)
+    assert not [j for j, _ in submissions.jobs if j.startswith("register_worker")]
 
 
 async def test_no_registration_without_attestation_yet() -> None:
