@@ -46,3 +46,18 @@ async def test_waiting_ends_at_the_timeout_or_at_once_when_already_past() -> Non
     started = time.monotonic()
     assert not await source.wait_finalized_above(10, 0.1)
     assert 0.09 <= time.monotonic() - started < 0.5
+
+
+async def test_waiters_timing_out_leave_nothing_behind_and_others_still_wake() -> None:
+    # Each waiter has its own future: one timing out touches no other waiter's state (a
+    # shared future shielded by every waiter made each timeout O(waiters)).
+    node = FakeNode()
+    source = RelaySource(cast(AsyncRpc, node), head_ttl=0.01)
+    patient = [asyncio.ensure_future(source.wait_finalized_above(10, 5.0)) for _ in range(50)]
+    hasty = [asyncio.ensure_future(source.wait_finalized_above(10, 0.05)) for _ in range(2000)]
+    assert not any(await asyncio.gather(*hasty))
+    assert len(source._head_waiting) == 50
+    assert all(len(f._callbacks) <= 1 for f in source._head_waiting)  # type: ignore[attr-defined]
+    node.finalized = 12
+    assert all(await asyncio.gather(*patient))
+    assert not source._head_waiting
