@@ -115,7 +115,7 @@ def test_a_client_attaches_to_run_and_status_watch_follows_it(
         watch = subprocess.Popen(
             [sys.executable, "-m", "poolkeeper", "status", "inventory", "--watch"],
             cwd=workdir,
-            env=env(),
+            env={**env(), "PYTHONFAULTHANDLER": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -136,7 +136,12 @@ def test_a_client_attaches_to_run_and_status_watch_follows_it(
             watch.send_signal(signal.SIGINT)
             # Read what it still prints: a full pipe nobody reads blocks its writes, and
             # with them its exit (the cause of a timeout seen under load).
-            watch.communicate(timeout=30)
+            try:
+                watch.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                watch.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack
+                _, stacks = watch.communicate(timeout=10)
+                raise AssertionError(f"status --watch outlived SIGINT by 30 s:\n{stacks}") from None
             assert watch.returncode == 0
     finally:
         loop.send_signal(signal.SIGINT)
