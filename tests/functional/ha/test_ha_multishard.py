@@ -130,6 +130,16 @@ def split(p1: Runner, p2: Runner, etcd: EtcdCluster, cluster: str) -> tuple[floa
     raise AssertionError("p2 never won shard b")
 
 
+def wait_standby_for_both(owner: Runner, standby: Runner) -> None:
+    wait_until(
+        lambda: all(row(standby, shard).get("state") == "standby" for shard in ("a", "b")),
+        30,
+        "p2 is standby for both",
+        owner,
+        standby,
+    )
+
+
 def test_a_lost_shard_stops_only_its_signing_and_relays_then_each_process_keeps_its_own(
     world: World, etcd: EtcdCluster
 ) -> None:
@@ -139,13 +149,7 @@ def test_a_lost_shard_stops_only_its_signing_and_relays_then_each_process_keeps_
         wait_until(lambda: owns(p1, "a") and owns(p1, "b"), 30, "p1 owns both shards", p1)
         p2 = start(world, etcd, "p2", "multi", *BOTH)
         q = p2
-        wait_until(
-            lambda: row(q, "a").get("state") == "standby" and row(q, "b").get("state") == "standby",
-            30,
-            "p2 is standby for both",
-            p1,
-            p2,
-        )
+        wait_standby_for_both(p1, q)
         wait_until(
             lambda: (
                 row(p1, "a").get("relays_running") == 2 and row(p1, "b").get("relays_running") == 2
@@ -203,13 +207,7 @@ def test_owner_of_both_shards_killed_mid_apply_the_other_takes_both_without_dupl
         wait_until(lambda: owns(p1, "a") and owns(p1, "b"), 30, "p1 owns both shards", p1)
         p2 = start(world, etcd, "p2", "multikill", *BOTH)
         q = p2
-        wait_until(
-            lambda: row(q, "a").get("state") == "standby" and row(q, "b").get("state") == "standby",
-            30,
-            "p2 is standby for both",
-            p1,
-            p2,
-        )
+        wait_standby_for_both(p1, q)
         died = wait_until(lambda: p1.proc.poll() is not None, 90, "p1 killed mid-apply", p1, q)
         assert p1.proc.returncode == -signal.SIGKILL, p1.output()[-3000:]
         in_flight = [h for h, s in p1.by_hash().items() if s == "prepared"]
