@@ -13,8 +13,9 @@ three processes over the measured blocks show the split between product and simu
     .venv/bin/python benchmarks/relay_tip_1000.py [--workers 1000] [--blocks 20] [--block-time 3s]
         [--compare --rounds 2] [--loop asyncio|uvloop]
 
-``--compare`` alternates, in one run against the same devnet, the relay as it was
-before issue 15 (``info_seconds=0``: ``GetInfo`` every round) and as it is now, so the
+``--compare`` alternates, in one run against the same devnet, relays that step by
+themselves at the tip (each waits for the block and sends its own requests: the relay
+before the tip feeder) and relays fed by the supervisor's ``TipFeeder``, so the
 ratios are side by side on a noisy machine. Requests per worker per block come from the
 simulator's counters (``GET /devnet/requests``).
 """
@@ -41,9 +42,8 @@ from poolkeeper.chain._rpc import AsyncRpc
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.pruntime import PRuntimeTransport
-from poolkeeper.pruntime.client import HttpPRuntimeClient
 from poolkeeper.relay.supervisor import RelaySupervisor
-from poolkeeper.relay.worker import RelayCondition, RelayOptions
+from poolkeeper.relay.worker import RelayCondition, RelayOptions, WorkerRelay
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,19 +61,22 @@ TIMESTAMP_NOW = (
 reached: dict[int, list[float]] = defaultdict(list)
 """Block number → wall-clock times at which a pRuntime reported it dispatched."""
 _last: dict[str, int] = {}
-_original_dispatch = HttpPRuntimeClient.dispatch_blocks
+_original_advance = WorkerRelay._advance
 
 
-async def _timed_dispatch(self: HttpPRuntimeClient, encoded_blocks: bytes) -> int:
-    synced = await _original_dispatch(self, encoded_blocks)
+def _timed_advance(self: WorkerRelay, index: int, synced_to: int, *, expected: int) -> None:
+    """Every ``DispatchBlocks`` answer goes through here, whether the relay sent it itself
+    or the tip feeder did."""
+    _original_advance(self, index, synced_to, expected=expected)
+    if index != 2:
+        return
     now = time.time()
-    for number in range(_last.get(self.url, synced) + 1, synced + 1):
+    for number in range(_last.get(self.name, synced_to) + 1, synced_to + 1):
         reached[number].append(now)
-    _last[self.url] = synced
-    return synced
+    _last[self.name] = synced_to
 
 
-HttpPRuntimeClient.dispatch_blocks = _timed_dispatch  # type: ignore[method-assign]
+WorkerRelay._advance = _timed_advance  # type: ignore[method-assign]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -181,21 +184,15 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
         submit = _no_submit if args.egress else None
         supervisor = RelaySupervisor(source, transport, lambda _n: submit, idle_seconds=args.idle)
         names = [f"w{i}" for i in range(len(endpoints))]
-        modes = {
-            # Before: GetInfo (and, with a signer, GetEgressMessages) every round, as the
-            # relay did before issue 15.
-            "before": RelayOptions(
-                sync_blocks=args.sync_blocks, info_seconds=0.0, egress_check_blocks=0
-            ),
-            "after": RelayOptions(sync_blocks=args.sync_blocks),
-        }
-        order = ["before", "after"] * args.rounds if args.compare else ["after"] * args.rounds
+        options = RelayOptions(sync_blocks=args.sync_blocks)
+        # "own": each relay waits for the next block and sends its requests itself, as
+        # before the tip feeder; "feeder": relays at the tip are fed by the supervisor's
+        # ``TipFeeder`` (what ``run`` does).
+        order = ["own", "feeder"] * args.rounds if args.compare else ["feeder"] * args.rounds
         started = time.monotonic()
         # Caught up as now (the old relay may not catch up on a loaded machine), then
         # the modes alternate at the tip.
-        supervisor.reconcile(
-            {n: (e, modes["after"]) for n, e in zip(names, endpoints, strict=True)}
-        )
+        supervisor.reconcile({n: (e, options) for n, e in zip(names, endpoints, strict=True)})
 
         def at_tip() -> int:
             return sum(
@@ -223,9 +220,13 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
                 f"{time.monotonic() - started:.0f} s"
             )
             for mode in order:
-                supervisor.reconcile(
-                    {n: (e, modes[mode]) for n, e in zip(names, endpoints, strict=True)}
-                )
+                feeder = supervisor.feeder if mode == "feeder" else None
+                for name in names:
+                    relay = supervisor.relay(name)
+                    assert relay is not None
+                    relay.feeder = feeder
+                if supervisor.feeder is not None and feeder is None:
+                    supervisor.feeder.release_all()
                 print(f"{mode}:")
                 results[mode].append(await measure(rpc, names, args.blocks, pids, sim_base))
         finally:
@@ -237,8 +238,8 @@ async def run(url: str, endpoints: list[str], args: argparse.Namespace, pids: li
     for key in keys:
         row = {m: statistics.median(r[key] for r in results[m]) for m in results}
         text = ", ".join(f"{m} {v:.3f}" for m, v in row.items())
-        if "before" in row and "after" in row and row["after"]:
-            text += f"; before/after {row['before'] / row['after']:.2f}x"
+        if "own" in row and "feeder" in row and row["feeder"]:
+            text += f"; own/feeder {row['own'] / row['feeder']:.2f}x"
         print(f"  {key}: {text}")
 
 
@@ -263,7 +264,7 @@ def main() -> None:
     parser.add_argument(
         "--compare",
         action="store_true",
-        help="alternate the relay before issue 15 (GetInfo every round) and now, same run",
+        help="alternate relays stepping by themselves at the tip and the tip feeder, same run",
     )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

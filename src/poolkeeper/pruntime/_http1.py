@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -23,15 +24,22 @@ class HttpProtocolError(ConnectionError):
     """The peer answered something that is not HTTP/1.1, or closed mid-answer."""
 
 
+Answered = Callable[[int, bytes, bool, BaseException | None], None]
+"""Called once with ``(status, body, keep_alive, None)``, or ``(0, b"", False, error)``."""
+
+
 class _Exchange(asyncio.Protocol):
-    """One TCP connection; carries one request/response at a time."""
+    """One TCP connection; carries one request/response at a time, answered to a future
+    (``send``) or to a callback (``start``: no future, no task)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.on_answer: Answered | None = None
         self.closed = False
         self.got_bytes = False
+        self.aborted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an ``asyncio.Transport`` subclass); idempotent:
@@ -40,42 +48,73 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        error = HttpProtocolError(f"connection closed: {exc or 'by peer'}")
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(HttpProtocolError(f"connection closed: {exc or 'by peer'}"))
+            waiter.set_exception(error)
+        on_answer, self.on_answer = self.on_answer, None
+        if on_answer is not None:
+            on_answer(0, b"", False, error)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         self.buffer += data
         waiter = self.waiter
-        if waiter is None or waiter.done():
+        on_answer = self.on_answer
+        if on_answer is None and (waiter is None or waiter.done()):
             return
         try:
             parsed = _parse_response(self.buffer)
         except HttpProtocolError as exc:
-            waiter.set_exception(exc)
+            if on_answer is not None:
+                self.on_answer = None
+                self.close()
+                on_answer(0, b"", False, exc)
+            elif waiter is not None:
+                waiter.set_exception(exc)
             return
         if parsed is not None:
             status, body, keep_alive, consumed = parsed
             del self.buffer[:consumed]
-            waiter.set_result((status, body, keep_alive))
+            if on_answer is not None:
+                self.on_answer = None
+                on_answer(status, body, keep_alive, None)
+            elif waiter is not None:
+                waiter.set_result((status, body, keep_alive))
 
     def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
         assert self.transport is not None
         self.got_bytes = False
         self.buffer.clear()
         self.waiter = asyncio.get_running_loop().create_future()
+        self._write(head, body)
+        return self.waiter
+
+    def start(self, head: bytes, body: bytes, on_answer: Answered) -> None:
+        assert self.transport is not None
+        self.got_bytes = False
+        self.buffer.clear()
+        self.waiter = None
+        self.on_answer = on_answer
+        self._write(head, body)
+
+    def _write(self, head: bytes, body: bytes) -> None:
+        assert self.transport is not None
         if len(body) < _JOIN_BELOW:
             self.transport.write(head + body)
         else:  # a large body (the same object for many workers) is not copied to join it
             self.transport.write(head)
             self.transport.write(body)
-        return self.waiter
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
+
+    def abort(self) -> None:
+        """Give up the request in progress (its answer becomes an error)."""
+        self.aborted = True
+        self.close()
 
 
 def _parse_response(buffer: bytearray) -> tuple[int, bytes, bool, int] | None:
@@ -153,6 +192,11 @@ class Http1Pool:
         self._hosts: dict[str, tuple[str, int]] = {}
         self._host_bytes = 0
 
+    @property
+    def timeout(self) -> float:
+        """Seconds a request may take (``post_soon``'s callers enforce it themselves)."""
+        return self._timeout
+
     async def post(
         self, url: str, body: bytes, content_type: str | None = None
     ) -> tuple[int, bytes]:
@@ -163,6 +207,79 @@ class Http1Pool:
         request = start + head.encode("latin-1") + b"\r\n"
         async with asyncio.timeout(self._timeout):
             return await self._exchange(key, request, body)
+
+    def post_soon(
+        self, url: str, body: bytes, on_done: Callable[[int, bytes, BaseException | None], None]
+    ) -> Callable[[], None]:
+        """Send now on an idle keep-alive connection and call ``on_done(status, body,
+        None)`` or ``on_done(0, b"", error)`` from the protocol: no task, no future, no
+        timer per request, which is most of a request's CPU when thousands of pRuntimes
+        are sent the same block. Without an idle connection (or when an idle one turns
+        out closed by the server before answering) the request goes through ``post``'s
+        path in a task. No timeout here: the caller calls the returned function to abort
+        (the answer is then an error)."""
+        key, start = self._target(url)
+        request = start + b"content-length: %d\r\n\r\n" % len(body)
+        idle = self._idle[key]
+        while idle:
+            connection = idle.pop()
+            if connection.closed:
+                continue
+            self._busy.add(connection)
+
+            def answered(
+                status: int,
+                answer: bytes,
+                keep_alive: bool,
+                error: BaseException | None,
+                connection: _Exchange = connection,
+            ) -> None:
+                self._busy.discard(connection)
+                if error is not None:
+                    connection.close()
+                    if connection.aborted:
+                        on_done(0, b"", TimeoutError("aborted"))
+                        return
+                    if not connection.got_bytes and isinstance(error, HttpProtocolError):
+                        # the server closed an idle keep-alive connection: a fresh one
+                        self._post_in_task(key, request, body, on_done)
+                        return
+                    on_done(0, b"", error)
+                    return
+                if keep_alive and not connection.closed:
+                    self._idle[key].append(connection)
+                else:
+                    connection.close()
+                on_done(status, answer, None)
+
+            connection.start(request, body, answered)
+            return connection.abort
+        return self._post_in_task(key, request, body, on_done)
+
+    def _post_in_task(
+        self,
+        key: tuple[str, int],
+        request: bytes,
+        body: bytes,
+        on_done: Callable[[int, bytes, BaseException | None], None],
+    ) -> Callable[[], None]:
+        task = asyncio.ensure_future(self._exchange(key, request, body))
+
+        def finished(task: asyncio.Task[tuple[int, bytes]]) -> None:
+            if task.cancelled():
+                on_done(0, b"", TimeoutError("aborted"))
+            elif (error := task.exception()) is not None:
+                on_done(0, b"", error)
+            else:
+                status, answer = task.result()
+                on_done(status, answer, None)
+
+        task.add_done_callback(finished)
+
+        def abort() -> None:
+            task.cancel()
+
+        return abort
 
     def _target(self, url: str) -> tuple[tuple[str, int], bytes]:
         """``(host, port)`` and the request's first lines; the host parsed once per

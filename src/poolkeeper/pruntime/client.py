@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal, Protocol, Self, TypeVar
 
@@ -192,6 +192,21 @@ class PRuntimeTransport:
                 raise ConnectionError(repr(exc)) from exc
             return response.status_code, response.content
 
+    def post_soon(
+        self, url: str, content: bytes, on_done: Callable[[int, bytes, BaseException | None], None]
+    ) -> Callable[[], None] | None:
+        """``post`` without a task or a future per request (``Http1Pool.post_soon``); the
+        returned function aborts it. None when ``url`` goes through httpx. Not counted
+        against ``max_in_flight``: the caller bounds its own requests in flight."""
+        if self.engine != "native" or not url.startswith("http://"):
+            return None
+        return self._native.post_soon(url, content, on_done)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a request may take."""
+        return self._native.timeout
+
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._native.aclose()
@@ -323,6 +338,44 @@ class HttpPRuntimeClient:
             raise _error_for(self._url, method, status, answer, json_mode=json_mode)
         return answer
 
+    def encode_shared(self, method: str, payload: object, request: ProtoMessage) -> bytes:
+        """The encoded ``request`` carrying ``payload``, encoded once for every client of
+        this transport sent the same payload object (``SharedBodies``)."""
+        return self._transport.shared_bodies.encoded(method, payload, request)
+
+    def call_soon(
+        self,
+        method: str,
+        encoded: bytes,
+        response_type: type[R],
+        on_done: Callable[[R | Exception], None],
+    ) -> Callable[[], None] | None:
+        """Call ``method`` with an encoded request; ``on_done`` gets the decoded answer or
+        the error ``_call`` would raise (``PRuntimeUnavailable``, ``PRuntimeCallFailed``
+        ...). For thousands of pRuntimes sent the same block at once: no task or future
+        per call (``PRuntimeTransport.post_soon``). Returns the abort function (the answer
+        is then ``PRuntimeUnavailable`` "timed out"), or None when this client's URL goes
+        through httpx (use the async methods)."""
+        url = self._url
+
+        def answered(status: int, body: bytes, error: BaseException | None) -> None:
+            if error is not None:
+                if isinstance(error, TimeoutError):
+                    reason = f"timed out ({error})"
+                else:
+                    reason = f"unreachable ({error!r})"
+                on_done(PRuntimeUnavailable(url, method, reason))
+                return
+            if status != 200:
+                on_done(_error_for(url, method, status, body, json_mode=False))
+                return
+            try:
+                on_done(response_type.decode(body))
+            except WireError as exc:
+                on_done(self._undecodable(method, exc))
+
+        return self._transport.post_soon(f"{url}/prpc/PhactoryAPI.{method}", encoded, answered)
+
     def _undecodable(self, method: str, exc: Exception) -> PRuntimeCallFailed:
         return PRuntimeCallFailed(
             self._url, method, 200, f"undecodable answer: {exc}", "bad_answer"
@@ -365,11 +418,13 @@ class SharedBodies:
 
     def __init__(self, kept: int = 4) -> None:
         self._kept = kept
-        self._entries: dict[tuple[str, int], tuple[bytes, bytes]] = {}
+        self._entries: dict[tuple[str, int], tuple[object, bytes]] = {}
         self.encodings = 0
         """Requests actually encoded (the rest were shared)."""
 
-    def encoded(self, method: str, payload: bytes, request: ProtoMessage) -> bytes:
+    def encoded(self, method: str, payload: object, request: ProtoMessage) -> bytes:
+        """``request`` encoded; ``payload`` is what identifies it: the same object (held
+        here) stands for the same request of ``method``."""
         key = (method, id(payload))
         entry = self._entries.get(key)
         if entry is not None and entry[0] is payload:

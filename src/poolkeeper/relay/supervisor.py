@@ -21,6 +21,7 @@ from poolkeeper.model.observed import Observed, RelayStatus
 from poolkeeper.model.phase import is_synced
 from poolkeeper.pruntime import PRuntimeTransport
 from poolkeeper.relay.external import ExternalRelay, ExternalRelayOptions
+from poolkeeper.relay.tip import TipFeeder
 from poolkeeper.relay.worker import (
     AT_TIP_WAKE_SECONDS,
     RelayCondition,
@@ -52,9 +53,15 @@ class RelaySupervisor:
         *,
         idle_seconds: float = AT_TIP_WAKE_SECONDS,
         in_flight: Callable[[str], bool] | None = None,
+        tip_feeder: bool = True,
     ) -> None:
         self.source = source
         self.transport = transport
+        self._use_feeder = tip_feeder
+        self.feeder: TipFeeder | None = None
+        """Feeds the relays waiting at the tip (started with the first relay)."""
+        self._feeder_stop = asyncio.Event()
+        self._feeder_task: asyncio.Task[None] | None = None
         self._submit_for = submit_for
         self._in_flight = in_flight
         self._idle = idle_seconds
@@ -93,14 +100,34 @@ class RelaySupervisor:
                 options,
                 self._submit_for(name),
                 in_flight=self._in_flight,
+                feeder=self._tip_feeder(),
             )
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop, idle_seconds=self._idle), name=f"relay:{name}")
         self._running[name] = _Running(relay, stop, task, endpoint)
 
+    def _tip_feeder(self) -> TipFeeder | None:
+        if not self._use_feeder:
+            return None
+        if self.feeder is None:
+            self.feeder = TipFeeder(
+                self.source,
+                timeout=self.transport.timeout,
+                window=self.transport.max_in_flight,
+                idle_seconds=self._idle,
+            )
+        if self._feeder_task is None or self._feeder_task.done():
+            self._feeder_stop.clear()
+            self._feeder_task = asyncio.create_task(
+                self.feeder.run(self._feeder_stop), name="relay:tip-feeder"
+            )
+        return self.feeder
+
     def _stop(self, name: str) -> None:
         running = self._running.pop(name)
         running.stop.set()
+        if self.feeder is not None and isinstance(running.relay, WorkerRelay):
+            self.feeder.release(running.relay)
         # Kept until it has ended: an external process must be gone before poolkeeper is.
         self._stopping[name] = running.task
 
@@ -171,7 +198,12 @@ class RelaySupervisor:
         self._running.clear()
         for r in running:
             r.stop.set()
+        self._feeder_stop.set()
+        if self.feeder is not None:
+            self.feeder.release_all()
         tasks = [r.task for r in running] + list(self._stopping.values())
+        if self._feeder_task is not None:
+            tasks.append(self._feeder_task)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 15)

@@ -34,6 +34,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from poolkeeper.backoff import DEFAULT_DELAYS, Backoff
 from poolkeeper.chain.egress import EgressMessage, split_egress
@@ -41,7 +42,18 @@ from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
 from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeClient
-from poolkeeper.pruntime.messages import CombinedHeadersToSync
+from poolkeeper.pruntime._wire import ProtoMessage
+from poolkeeper.pruntime.messages import (
+    Blocks,
+    CombinedHeadersToSync,
+    HeadersSyncedTo,
+    HeadersToSync,
+    ParaHeadersToSync,
+    SyncedTo,
+)
+
+if TYPE_CHECKING:
+    from poolkeeper.relay.tip import TipFeeder
 
 AT_TIP_WAKE_SECONDS = 30.0
 """At the tip a relay waits for the next finalized block, or at most this long."""
@@ -127,6 +139,45 @@ class RelayOptions:
     backoff: Sequence[float] = field(default_factory=lambda: DEFAULT_BACKOFF)
 
 
+@dataclass(frozen=True, slots=True)
+class SyncOp:
+    """One sync request: what to send, how to read its answer into the counters.
+
+    ``payload`` identifies the request for sharing its encoding (the source hands every
+    relay at the same counters the same object)."""
+
+    kind: StepKind
+    method: str
+    request: ProtoMessage
+    payload: object
+    answer_type: type[SyncedTo] | type[HeadersSyncedTo]
+    advances: tuple[tuple[int, int], ...]
+    """(counter index, the last number sent) per number the answer carries."""
+    send: Callable[[PRuntimeClient], Awaitable[int | HeadersSyncedTo]]
+    """The call through the port (``PRuntimeClient``), for a relay stepping by itself."""
+
+    @classmethod
+    def blocks(cls, body: bytes, to: int) -> SyncOp:
+        return cls(
+            StepKind.BLOCKS,
+            "DispatchBlocks",
+            Blocks(body),
+            body,
+            SyncedTo,
+            ((2, to),),
+            lambda client: client.dispatch_blocks(body),
+        )
+
+    def apply(self, relay: WorkerRelay, answer: int | HeadersSyncedTo) -> None:
+        if isinstance(answer, int):
+            index, expected = self.advances[0]
+            relay._advance(index, answer, expected=expected)
+            return
+        synced = (answer.relaychain_synced_to, answer.parachain_synced_to)
+        for (index, expected), number in zip(self.advances, synced, strict=False):
+            relay._advance(index, number, expected=expected)
+
+
 class WorkerRelay:
     """Drives one pRuntime. ``run()`` loops ``step()`` with backoff on failures."""
 
@@ -140,8 +191,11 @@ class WorkerRelay:
         *,
         clock: Callable[[], float] = time.monotonic,
         in_flight: Callable[[str], bool] | None = None,
+        feeder: TipFeeder | None = None,
     ) -> None:
         self.name = name
+        self.feeder = feeder
+        """Where the relay waits at the tip with nothing else to do (fed each block)."""
         self._in_flight = in_flight or (lambda _job_id: False)
         """Whether a job is carried by an extrinsic that may still be included (journal)."""
         self.client = client
@@ -219,6 +273,27 @@ class WorkerRelay:
         self.status.condition = RelayCondition.STALLED if stalled else RelayCondition.SYNCING
         return kind
 
+    @property
+    def counters(self) -> tuple[int, int, int] | None:
+        """(headernum, para_headernum, blocknum) as the last answers left them; None when
+        the next round must ask ``GetInfo``."""
+        return self._counters
+
+    def forget_counters(self) -> None:
+        self._counters = None
+
+    def wants_step(self) -> bool:
+        """At the tip: whether the next round has more than syncing to do (what ``step``
+        would do besides the sync requests the tip feeder sends)."""
+        counters = self._counters
+        if counters is None or self._info_due(counters):
+            return True
+        if self.submit is None:
+            return False
+        if self.options.register and not self._registered:
+            return True
+        return self.options.carry_egress and self._egress_check_due(counters[2])
+
     def _info_due(self, counters: tuple[int, int, int]) -> bool:
         """``GetInfo`` although the counters are known: the slow timer, or a wanted
         registration not seen yet (re-read once per newly dispatched block)."""
@@ -264,49 +339,83 @@ class WorkerRelay:
         )
 
     async def _sync(self, headernum: int, para_headernum: int, blocknum: int) -> StepKind:
-        if isinstance(self.source, ParachainSource):
-            return await self._sync_parachain(headernum, para_headernum, blocknum, self.source)
-        next_header = headernum
-        if blocknum < next_header:
-            to = min(next_header - 1, blocknum + self.options.sync_blocks - 1)
-            body = await self.source.blocks_request(blocknum, to)
-            self._advance(2, await self.client.dispatch_blocks(body), expected=to)
-            return StepKind.BLOCKS
-        request = await self.source.headers_request(next_header)
-        if request is not None:
-            synced = await self.client.sync_header(request[0])
-            self._advance(0, synced, expected=request[1])
-            return StepKind.HEADERS
-        return StepKind.TIP
+        op = await self.next_op((headernum, para_headernum, blocknum))
+        if op is None:
+            return StepKind.TIP
+        op.apply(self, await op.send(self.client))
+        return op.kind
 
-    async def _sync_parachain(
-        self, headernum: int, para_headernum: int, blocknum: int, source: ParachainSource
-    ) -> StepKind:
+    async def next_op(self, counters: tuple[int, int, int]) -> SyncOp | None:
+        """The sync request a pRuntime at ``counters`` needs next (None: at the tip). The
+        same object for every relay at the same counters and ``sync_blocks``, since the
+        source shares its requests: ``TipFeeder`` sends one op to thousands of relays."""
+        headernum, _para_headernum, blocknum = counters
+        if isinstance(self.source, ParachainSource):
+            return await self._next_parachain_op(counters, self.source)
+        if blocknum < headernum:
+            to = min(headernum - 1, blocknum + self.options.sync_blocks - 1)
+            return SyncOp.blocks(await self.source.blocks_request(blocknum, to), to)
+        request = await self.source.headers_request(headernum)
+        if request is not None:
+            body, last = request
+            return SyncOp(
+                StepKind.HEADERS,
+                "SyncHeader",
+                HeadersToSync(body),
+                body,
+                SyncedTo,
+                ((0, last),),
+                lambda client: client.sync_header(body),
+            )
+        return None
+
+    async def _next_parachain_op(
+        self, counters: tuple[int, int, int], source: ParachainSource
+    ) -> SyncOp | None:
+        headernum, para_headernum, blocknum = counters
         if blocknum < para_headernum:
             to = min(para_headernum - 1, blocknum + self.options.sync_blocks - 1)
-            synced = await self.client.dispatch_blocks(await source.blocks_request(blocknum, to))
-            self._advance(2, synced, expected=to)
-            return StepKind.BLOCKS
+            return SyncOp.blocks(await source.blocks_request(blocknum, to), to)
         para = await source.para_headers_request(headernum - 1, para_headernum)
         if para is not None and para.last > 0:
-            synced = await self.client.sync_para_header(para.encoded_headers, para.proof)
-            self._advance(1, synced, expected=para.last)
-            return StepKind.PARA_HEADERS
-        combined = await source.combined_request(headernum, para_headernum)
-        if combined is not None:
-            answer = await self.client.sync_combined_headers(
-                CombinedHeadersToSync(
-                    encoded_relaychain_headers=combined.encoded_relaychain_headers,
-                    encoded_parachain_headers=combined.encoded_parachain_headers,
-                    proof=combined.proof,
-                )
+            return SyncOp(
+                StepKind.PARA_HEADERS,
+                "SyncParaHeader",
+                ParaHeadersToSync(para.encoded_headers, para.proof),
+                para,
+                SyncedTo,
+                ((1, para.last),),
+                lambda client: client.sync_para_header(para.encoded_headers, para.proof),
             )
-            self._advance(0, answer.relaychain_synced_to, expected=combined.relaychain_last)
-            if combined.parachain_last is not None:
-                synced = answer.parachain_synced_to
-                self._advance(1, synced, expected=combined.parachain_last)
-            return StepKind.HEADERS
-        return StepKind.TIP
+        combined = await source.combined_request(headernum, para_headernum)
+        if combined is None:
+            return None
+        request = CombinedHeadersToSync(
+            encoded_relaychain_headers=combined.encoded_relaychain_headers,
+            encoded_parachain_headers=combined.encoded_parachain_headers,
+            proof=combined.proof,
+        )
+        advances: tuple[tuple[int, int], ...] = ((0, combined.relaychain_last),)
+        if combined.parachain_last is not None:
+            advances += ((1, combined.parachain_last),)
+        return SyncOp(
+            StepKind.HEADERS,
+            "SyncCombinedHeaders",
+            request,
+            combined,
+            HeadersSyncedTo,
+            advances,
+            lambda client: client.sync_combined_headers(request),
+        )
+
+    def apply_answer(self, op: SyncOp, answer: int | HeadersSyncedTo) -> None:
+        """A sync answer the tip feeder received: counters and status as ``step`` leaves
+        them (the next ``step`` compares against these, so it sees no restart)."""
+        op.apply(self, answer)
+        counters = self._counters
+        if counters is not None:
+            self._last_counters = counters
+            self.status.headernum, self.status.para_headernum, self.status.blocknum = counters
 
     async def _at_tip(self, tip: int) -> None:
         if self.submit is None:
@@ -445,7 +554,7 @@ class WorkerRelay:
         after ``idle_seconds``, a safety net only: egress checks, registration retries and
         the slow ``GetInfo`` timer are all decided per block, so waking without a new
         block finds nothing to do and costs CPU at every relay."""
-        await _wait_for_block_or_stop(self.source, self.status.headernum, stop, idle_seconds)
+        await wait_for_block_or_stop(self.source, self.status.headernum, stop, idle_seconds)
 
     async def run(self, stop: asyncio.Event, *, idle_seconds: float = AT_TIP_WAKE_SECONDS) -> None:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
@@ -465,39 +574,61 @@ class WorkerRelay:
                 backoff.reset()
                 self.status.last_error = None
             except Exception as exc:
-                # Foreseeable faults (node, pRuntime) are one line; anything else is a bug
-                # worth its traceback, but never the end of this relay.
-                foreseen = isinstance(exc, PoolkeeperError | LookupError)
-                self.status.last_error = str(exc) if foreseen else f"{type(exc).__name__}: {exc}"
-                self.status.condition = RelayCondition.BACKING_OFF
-                backoff.delays = self.options.backoff
-                delay = backoff.next_delay()
-                # The first failure of a streak is a warning, the repeats are detail (the
-                # relay's condition and the plan's alerts say it goes on).
-                level = logging.WARNING if backoff.failures == 1 else logging.DEBUG
-                _log.log(
-                    level if foreseen else logging.ERROR,
-                    "relay %s: %s; retrying in %.1fs",
-                    self.name,
-                    self.status.last_error,
-                    delay,
-                    exc_info=not foreseen,
-                    extra={"event": "relay.error", "worker": self.name},
-                )
-            if kind is None:
-                # Backed off outside the handler: a failure's traceback holds the frames of
-                # the request it broke (an InitRuntime body is the whole genesis state, a
-                # megabyte or more), and 10,000 relays failing together while they sleep
-                # would hold them all (seen: `run` at 2.9 GB when a simulator died).
-                await _sleep_or_stop(stop, delay)
-                continue
+                delay = self._failed(exc, backoff)
             if kind is StepKind.TIP:
-                await self._wait_at_tip(stop, idle_seconds)
+                feeder = self.feeder
+                if feeder is None or not feeder.can_feed(self) or stop.is_set():
+                    await self._wait_at_tip(stop, idle_seconds)
+                    continue
+                failure = await self._park(feeder)
+                if failure is None:
+                    continue
+                if not isinstance(failure, Exception):
+                    raise failure
+                delay = self._failed(failure, backoff)
+            elif kind is not None:
+                continue
+            # Backed off outside the handler: a failure's traceback holds the frames of
+            # the request it broke (an InitRuntime body is the whole genesis state, a
+            # megabyte or more), and 10,000 relays failing together while they sleep
+            # would hold them all (seen: `run` at 2.9 GB when a simulator died).
+            await _sleep_or_stop(stop, delay)
         for task in list(self._egress_tasks):
             task.cancel()
 
+    async def _park(self, feeder: TipFeeder) -> BaseException | None:
+        """Wait at the tip in ``feeder``, which sends the sync requests of each new
+        block; back here when there is more to do (None) or a failure to back off on."""
+        try:
+            return await feeder.park(self)
+        finally:
+            feeder.forget(self)
 
-async def _wait_for_block_or_stop(
+    def _failed(self, exc: Exception, backoff: Backoff) -> float:
+        """Record and log a failed round; the delay to back off."""
+        # Foreseeable faults (node, pRuntime) are one line; anything else is a bug
+        # worth its traceback, but never the end of this relay.
+        foreseen = isinstance(exc, PoolkeeperError | LookupError)
+        self.status.last_error = str(exc) if foreseen else f"{type(exc).__name__}: {exc}"
+        self.status.condition = RelayCondition.BACKING_OFF
+        backoff.delays = self.options.backoff
+        delay = backoff.next_delay()
+        # The first failure of a streak is a warning, the repeats are detail (the
+        # relay's condition and the plan's alerts say it goes on).
+        level = logging.WARNING if backoff.failures == 1 else logging.DEBUG
+        _log.log(
+            level if foreseen else logging.ERROR,
+            "relay %s: %s; retrying in %.1fs",
+            self.name,
+            self.status.last_error,
+            delay,
+            exc_info=(type(exc), exc, exc.__traceback__) if not foreseen else None,
+            extra={"event": "relay.error", "worker": self.name},
+        )
+        return delay
+
+
+async def wait_for_block_or_stop(
     source: RelaySource, headernum: int, stop: asyncio.Event, seconds: float
 ) -> None:
     """Until a block past the synced headers is finalized, ``stop``, or ``seconds``."""
