@@ -343,6 +343,10 @@ class HttpPRuntimeClient:
         this transport sent the same payload object (``SharedBodies``)."""
         return self._transport.shared_bodies.encoded(method, payload, request)
 
+    def can_call_soon(self) -> bool:
+        """Whether ``call_soon`` can send to this pRuntime (plain ``http://``, lean client)."""
+        return self._transport.engine == "native" and self._url.startswith("http://")
+
     def call_soon(
         self,
         method: str,

@@ -154,7 +154,12 @@ class RelaySupervisor:
             info = seen.info if seen else None
             if not isinstance(running.relay, ExternalRelay):
                 if info is not None:
-                    running.relay.note_info(info.pending_messages)
+                    running.relay.note_observed(
+                        initialized=info.initialized,
+                        registered=info.registered,
+                        blocknum=info.blocknum,
+                        pending_messages=info.pending_messages,
+                    )
                 continue
             counters = (
                 (info.headernum, info.para_headernum, info.blocknum)

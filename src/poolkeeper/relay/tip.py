@@ -26,9 +26,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol, TypeVar, cast
 
 from poolkeeper.chain.relay_source import RelaySource
-from poolkeeper.pruntime.client import HttpPRuntimeClient
+from poolkeeper.pruntime._wire import ProtoMessage
 from poolkeeper.pruntime.messages import HeadersSyncedTo, SyncedTo
 from poolkeeper.relay.worker import SyncOp, WorkerRelay, wait_for_block_or_stop
 
@@ -38,6 +39,26 @@ DEFAULT_WINDOW = 500
 """Requests the feeder keeps in flight at once (``PRuntimeTransport``'s default bound)."""
 _SWEEP_SECONDS = 1.0
 """How often requests past their timeout are looked for."""
+
+R = TypeVar("R", bound=ProtoMessage)
+
+
+class FeedableClient(Protocol):
+    """What the feeder needs of a pRuntime client besides the port
+    (``HttpPRuntimeClient`` has it; a test's fake may)."""
+
+    def can_call_soon(self) -> bool: ...
+
+    def encode_shared(self, method: str, payload: object, request: ProtoMessage) -> bytes: ...
+
+    def call_soon(
+        self,
+        method: str,
+        encoded: bytes,
+        response_type: type[R],
+        on_done: Callable[[R | Exception], None],
+    ) -> Callable[[], None] | None: ...
+
 
 Released = BaseException | None
 """What a parked relay is released with: the error to back off on, or None (step)."""
@@ -77,9 +98,10 @@ class TipFeeder:
 
     @staticmethod
     def can_feed(relay: WorkerRelay) -> bool:
-        """Only relays talking plain HTTP through the lean client can be fed here."""
-        client = relay.client
-        return isinstance(client, HttpPRuntimeClient) and client.url.startswith("http://")
+        """Only relays whose client can send without a task (plain HTTP through the lean
+        client) are fed here; the others wait for blocks and step by themselves."""
+        can_call_soon = getattr(relay.client, "can_call_soon", None)
+        return can_call_soon is not None and bool(can_call_soon())
 
     def park(self, relay: WorkerRelay) -> asyncio.Future[Released]:
         """The relay, at the tip with nothing due, waits here; the future resolves when it
@@ -188,8 +210,7 @@ class TipFeeder:
             else:
                 self._feeding.discard(relay)
             return
-        client = relay.client
-        assert isinstance(client, HttpPRuntimeClient)
+        client = cast(FeedableClient, relay.client)
         encoded = client.encode_shared(sync_op.method, sync_op.payload, sync_op.request)
         self._queue.append((relay, sync_op, encoded))
         self._pump()
@@ -199,8 +220,7 @@ class TipFeeder:
             relay, op, encoded = self._queue.popleft()
             if relay not in self._feeding:
                 continue
-            client = relay.client
-            assert isinstance(client, HttpPRuntimeClient)
+            client = cast(FeedableClient, relay.client)
             self._in_flight[relay] = (self._clock(), _NO_ABORT)
 
             def answered(
@@ -211,7 +231,7 @@ class TipFeeder:
                 self._answered(relay, op, answer)
 
             abort = client.call_soon(op.method, encoded, op.answer_type, answered)
-            if abort is None:  # through httpx: the relay steps by itself
+            if abort is None:  # not sent this way after all: the relay steps by itself
                 self._in_flight.pop(relay, None)
                 self.release(relay)
                 continue

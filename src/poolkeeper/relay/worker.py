@@ -312,6 +312,29 @@ class WorkerRelay:
         if pending_messages > self._known_pending:
             self._pending_messages = max(self._pending_messages, pending_messages)
 
+    def note_observed(
+        self, *, initialized: bool, registered: bool, blocknum: int, pending_messages: int
+    ) -> None:
+        """What the observe pass's ``GetInfo`` of this pRuntime saw, used as the relay's
+        own would be: pending egress (``note_info``); the slow ``GetInfo`` timer restarts;
+        a registration seen; a pRuntime no longer initialised is re-read next round. A
+        pRuntime holding no message at all at ``blocknum`` counts as an egress check there:
+        with observe passes more often than ``egress_check_blocks``, the relay's own
+        periodic checks are not needed (a pRuntime still holding messages keeps them: a
+        new message can take the place of one accepted, with the same count)."""
+        self.note_info(pending_messages)
+        if not initialized:
+            self._counters = None
+            return
+        self._info_at = self._clock()
+        if registered:
+            self._registered = True
+        if pending_messages == 0:
+            self._pending_messages = 0
+            self._known_pending = 0
+            if self._egress_checked_at is not None:
+                self._egress_checked_at = max(self._egress_checked_at, blocknum)
+
     def _advance(self, index: int, synced_to: int, *, expected: int) -> None:
         """Counter ``index`` from a sync answer; an answer short of ``expected`` (the
         last number sent) leaves the counters unknown, so the next round reads them."""

@@ -163,3 +163,61 @@ def test_parsed_targets_stay_within_their_byte_bound() -> None:
     finally:
         tracemalloc.stop()
     assert held < 2 * _MAX_HOST_BYTES
+
+
+async def post_soon(pool: Http1Pool, url: str, body: bytes) -> tuple[int, bytes, object]:
+    """``post_soon``'s callback as a result (the test's only future)."""
+    done: asyncio.Future[tuple[int, bytes, object]] = asyncio.get_running_loop().create_future()
+    pool.post_soon(url, body, lambda s, b, e: done.set_result((s, b, e)))
+    return await asyncio.wait_for(done, 5)
+
+
+async def test_post_soon_answers_by_callback_on_kept_alive_connections(pool: Http1Pool) -> None:
+    server, connections = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n" + str(n).encode()
+    )
+    async with server:
+        url = f"http://127.0.0.1:{port_of(server)}/prpc/X"
+        assert await pool.post(url, b"abc") == (200, b"1")  # opens the connection
+        answers = [await post_soon(pool, url, b"x" * size) for size in (3, 20_000, 3)]
+        assert answers == [(200, b"2", None), (200, b"3", None), (200, b"4", None)]
+        assert len(connections) == 1
+
+
+async def test_post_soon_without_an_idle_connection_or_on_a_stale_one(pool: Http1Pool) -> None:
+    server, connections = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", close_after=True
+    )
+    async with server:
+        url = f"http://127.0.0.1:{port_of(server)}/"
+        assert await post_soon(pool, url, b"") == (200, b"ok", None)  # connects in a task
+        await asyncio.sleep(0.05)  # the server has closed the kept connection
+        assert await post_soon(pool, url, b"") == (200, b"ok", None)  # retried on a new one
+        assert len(connections) == 2
+
+
+async def test_post_soon_errors_and_abort(pool: Http1Pool) -> None:
+    server, _ = await serve(lambda n: b"SSH-2.0-OpenSSH\r\n\r\n")
+    async with server:
+        status, _body, error = await post_soon(pool, f"http://127.0.0.1:{port_of(server)}/", b"")
+        assert status == 0 and isinstance(error, HttpProtocolError)
+    # answers the first request, then stays silent
+    first_only, _ = await serve(
+        lambda n: b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n1" if n == 1 else b""
+    )
+    async with first_only:
+        url = f"http://127.0.0.1:{port_of(first_only)}/"
+        assert await post_soon(pool, url, b"") == (200, b"1", None)
+        outcomes: list[tuple[int, object]] = []
+        abort = pool.post_soon(url, b"", lambda s, b, e: outcomes.append((s, e)))  # kept conn
+        await asyncio.sleep(0.05)
+        assert outcomes == []  # no answer comes
+        abort()
+        await asyncio.sleep(0.05)
+        assert len(outcomes) == 1 and outcomes[0][0] == 0
+        assert isinstance(outcomes[0][1], TimeoutError)
+        abort = pool.post_soon(url, b"", lambda s, b, e: outcomes.append((s, e)))  # in a task
+        await asyncio.sleep(0.05)
+        abort()
+        await asyncio.sleep(0.05)
+        assert len(outcomes) == 2 and isinstance(outcomes[1][1], TimeoutError)

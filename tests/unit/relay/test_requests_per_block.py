@@ -115,3 +115,51 @@ async def test_pending_messages_already_on_their_way_are_not_fetched_again() -> 
     await asyncio.sleep(0)
     assert pruntime.requests == ["GetEgressMessages"]
     assert [job.rsplit(":", 1)[1] for job, _ in submissions.jobs] == ["0", "1"]
+
+
+async def test_observe_passes_seeing_no_message_stand_for_the_periodic_egress_check() -> None:
+    relay, pruntime, source, _ = make_relay(tip=10)
+    await run_until_tip(relay)
+    await requests_for_next_block(relay, pruntime, source)  # the first (staggered) check
+    per_block = []
+    for _ in range(BLOCKS):
+        # an observe pass between blocks: the pRuntime holds no message
+        relay.note_observed(
+            initialized=True, registered=False, blocknum=pruntime.blocknum, pending_messages=0
+        )
+        per_block.append(await requests_for_next_block(relay, pruntime, source))
+    assert all(r == ["SyncHeader", "DispatchBlocks"] for r in per_block), per_block
+    # observations stop: the periodic check is back within egress_check_blocks
+    later = [await requests_for_next_block(relay, pruntime, source) for _ in range(BLOCKS)]
+    checks = [i for i, r in enumerate(later) if "GetEgressMessages" in r]
+    assert checks and checks[0] < EGRESS_CHECK_BLOCKS, checks
+
+
+async def test_an_observed_message_is_fetched_and_a_held_one_keeps_the_periodic_check() -> None:
+    relay, pruntime, source, submissions = make_relay(tip=10)
+    await run_until_tip(relay)
+    await requests_for_next_block(relay, pruntime, source)
+    pruntime.egress = [0]
+    relay.note_observed(initialized=True, registered=False, blocknum=12, pending_messages=1)
+    pruntime.requests.clear()
+    assert await relay.step() is StepKind.TIP
+    await asyncio.sleep(0)
+    assert pruntime.requests == ["GetEgressMessages"] and len(submissions.jobs) == 1
+    # the pRuntime still holds one message: observations do not stand for a check
+    checks = 0
+    for _ in range(EGRESS_CHECK_BLOCKS):
+        relay.note_observed(
+            initialized=True, registered=False, blocknum=pruntime.blocknum, pending_messages=1
+        )
+        checks += "GetEgressMessages" in await requests_for_next_block(relay, pruntime, source)
+    assert checks == 1
+
+
+async def test_an_observed_pruntime_that_lost_its_state_is_read_again() -> None:
+    relay, pruntime, source, _ = make_relay(tip=10)
+    await run_until_tip(relay)
+    relay.note_observed(initialized=False, registered=False, blocknum=0, pending_messages=0)
+    assert relay.counters is None and relay.wants_step()
+    pruntime.requests.clear()
+    await relay.step()
+    assert pruntime.requests[0] == "GetInfo"

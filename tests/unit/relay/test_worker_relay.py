@@ -59,6 +59,9 @@ class FakeSource:
         self.calls.append(f"blocks {from_number}..{to_number}")
         return f"B{from_number}-{to_number}".encode()
 
+    async def finalized_number(self) -> int:
+        return self.tip
+
     async def wait_finalized_above(self, number: int, timeout: float) -> bool:
         if self.tip <= number:
             await asyncio.sleep(timeout)
