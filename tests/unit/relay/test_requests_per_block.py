@@ -156,7 +156,7 @@ async def test_an_observed_message_is_fetched_and_a_held_one_keeps_the_periodic_
 
 
 async def test_an_observed_pruntime_that_lost_its_state_is_read_again() -> None:
-    relay, pruntime, source, _ = make_relay(tip=10)
+    relay, pruntime, _, _ = make_relay(tip=10)
     await run_until_tip(relay)
     relay.note_observed(initialized=False, registered=False, blocknum=0, pending_messages=0)
     assert relay.counters is None and relay.wants_step()
