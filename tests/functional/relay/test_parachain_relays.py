@@ -316,3 +316,56 @@ async def test_node_requests_do_not_grow_with_workers_in_parachain_mode() -> Non
         network.stop()
     assert one > 0
     assert abs(many - one) <= 0.10 * one, f"1 worker: {one} requests, 20 workers: {many}"
+
+
+async def test_relays_at_the_tip_are_fed_by_the_tip_feeder_in_parachain_mode() -> None:
+    """Parked relays get each new parachain block from the feeder (SyncCombinedHeaders or
+    SyncParaHeader, then DispatchBlocks) without stepping by themselves."""
+    network = DevnetParachain.start("dev", block_time="instant", finality_lag=0)
+    para, relay_rpc = AsyncRpc(network.url), AsyncRpc(network.relay_url)
+    source = ParachainSource(para, relay_rpc)
+    workers = list(range(8))
+    try:
+        for _ in range(20):
+            network.new_block()
+        with SimulatorThread(len(workers), prefix_port=0, seed=b"para-feeder") as sim:
+            async with PRuntimeTransport(max_in_flight=100, timeout=10) as transport:
+                supervisor = RelaySupervisor(source, transport, lambda _name: None)
+                supervisor.reconcile(
+                    {f"f{i}": (sim.prefix_url(i), RelayOptions()) for i in workers}
+                )
+                feeder = supervisor.feeder
+                assert feeder is not None
+                try:
+                    await wait_for(
+                        lambda: _true(feeder.parked == len(workers)), 60, "relays parked"
+                    )
+                    steps = {i: _relay(supervisor, i).status.steps for i in workers}
+                    for _ in range(5):
+                        network.new_block()
+                        await asyncio.sleep(0.3)
+                    head = await source.finalized_number()
+                    await wait_for(
+                        lambda: _true(all(sim.worker(i).blocknum > head for i in workers)),
+                        30,
+                        f"every pRuntime past parachain block {head}",
+                    )
+                    assert feeder.requests >= 2 * 5 * len(workers)
+                    # their own tasks did (almost) nothing: a GetInfo timer at most
+                    assert all(_relay(supervisor, i).status.steps - steps[i] <= 1 for i in workers)
+                finally:
+                    await supervisor.stop_all()
+    finally:
+        await para.close()
+        await relay_rpc.close()
+        network.stop()
+
+
+def _relay(supervisor: RelaySupervisor, index: int) -> Any:
+    relay = supervisor.relay(f"f{index}")
+    assert relay is not None
+    return relay
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -289,3 +289,53 @@ async def test_node_requests_do_not_grow_with_workers() -> None:
         chain.stop()
     assert one > 0
     assert abs(many - one) <= 0.10 * one, f"1 worker: {one} requests, 100 workers: {many}"
+
+
+async def test_relays_at_the_tip_are_fed_by_the_tip_feeder() -> None:
+    """Parked relays get each new block from the feeder (SyncHeader, DispatchBlocks), their
+    own tasks idle; the pRuntimes count exactly two requests per block."""
+    chain = DevnetChain.start("dev", block_time="instant", finality_lag=0)
+    rpc = AsyncRpc(chain.url)
+    source = RelaySource(rpc)
+    workers = list(range(10))
+    try:
+        for _ in range(20):
+            chain.new_block()
+        with SimulatorThread(len(workers), prefix_port=0, seed=b"feeder") as sim:
+            async with PRuntimeTransport(max_in_flight=100, timeout=10) as transport:
+                supervisor = RelaySupervisor(source, transport, lambda _name: None)
+                supervisor.reconcile(
+                    {f"f{i}": (sim.prefix_url(i), RelayOptions()) for i in workers}
+                )
+                feeder = supervisor.feeder
+                assert feeder is not None
+
+                async def parked() -> bool:
+                    return feeder.parked == len(workers) and not feeder.busy
+
+                try:
+                    await wait_for(parked, 60, "relays parked")
+                    relays = [supervisor.relay(f"f{i}") for i in workers]
+                    steps = [r.status.steps for r in relays if r is not None]
+                    before = sim.requests()
+                    for _ in range(5):
+                        chain.new_block()
+                        await asyncio.sleep(0.3)
+                        await wait_for(parked, 30, "relays parked again")
+                    head = await source.finalized_number()
+                    assert all(sim.worker(i).blocknum == head + 1 for i in workers)
+                    after = sim.requests()
+                    for i in workers:
+                        counts = {
+                            method: n - before[i].get(method, 0)
+                            for method, n in after[i].items()
+                            if n - before[i].get(method, 0)
+                        }
+                        assert counts == {"SyncHeader": 5, "DispatchBlocks": 5}, counts
+                    assert feeder.requests == 2 * 5 * len(workers)
+                    assert [r.status.steps for r in relays if r is not None] == steps
+                finally:
+                    await supervisor.stop_all()
+    finally:
+        await rpc.close()
+        chain.stop()
