@@ -91,7 +91,9 @@ class TipFeeder:
         """Next ops for the current head (cleared when the head moves)."""
         self._waiting_op: dict[_OpKey, list[WorkerRelay]] = {}
         self._queue: deque[tuple[WorkerRelay, SyncOp, bytes]] = deque()
-        self._in_flight: dict[WorkerRelay, tuple[float, Callable[[], None]]] = {}
+        self._in_flight: set[_Request] = set()
+        self._sending: dict[WorkerRelay, _Request] = {}
+        """Each fed relay's current request (one at a time)."""
         self._sweeper: asyncio.TimerHandle | None = None
         self.requests = 0
         """Requests sent (for tests and benchmarks)."""
@@ -218,35 +220,45 @@ class TipFeeder:
     def _pump(self) -> None:
         while self._queue and len(self._in_flight) < self._window:
             relay, op, encoded = self._queue.popleft()
-            if relay not in self._feeding:
+            if relay not in self._feeding or relay in self._sending:
                 continue
             client = cast(FeedableClient, relay.client)
-            self._in_flight[relay] = (self._clock(), _NO_ABORT)
+            request = _Request(relay, self._clock())
+            self._in_flight.add(request)
+            self._sending[relay] = request
 
             def answered(
                 answer: SyncedTo | HeadersSyncedTo | Exception,
-                relay: WorkerRelay = relay,
+                request: _Request = request,
                 op: SyncOp = op,
             ) -> None:
-                self._answered(relay, op, answer)
+                self._answered(request, op, answer)
 
             abort = client.call_soon(op.method, encoded, op.answer_type, answered)
             if abort is None:  # not sent this way after all: the relay steps by itself
-                self._in_flight.pop(relay, None)
+                self._done(request)
                 self.release(relay)
                 continue
-            if relay in self._in_flight:
-                self._in_flight[relay] = (self._in_flight[relay][0], abort)
+            request.abort = abort
             self.requests += 1
         if self._in_flight and self._sweeper is None:
             loop = asyncio.get_running_loop()
             self._sweeper = loop.call_later(_SWEEP_SECONDS, self._sweep)
 
+    def _done(self, request: _Request) -> bool:
+        """Forget a finished request; whether it is the relay's current one (a relay
+        released and parked again while an old request was in flight ignores its answer)."""
+        self._in_flight.discard(request)
+        current = self._sending.get(request.relay) is request
+        if current:
+            del self._sending[request.relay]
+        return current
+
     def _answered(
-        self, relay: WorkerRelay, op: SyncOp, answer: SyncedTo | HeadersSyncedTo | Exception
+        self, request: _Request, op: SyncOp, answer: SyncedTo | HeadersSyncedTo | Exception
     ) -> None:
-        self._in_flight.pop(relay, None)
-        if relay in self._feeding:
+        relay = request.relay
+        if self._done(request) and relay in self._feeding:
             if isinstance(answer, Exception):
                 relay.forget_counters()  # whatever happened, the relay asks the pRuntime
                 self.release(relay, answer)
@@ -259,8 +271,8 @@ class TipFeeder:
         """Abort requests past the timeout (their answer becomes an error)."""
         self._sweeper = None
         deadline = self._clock() - self._timeout
-        for _started, abort in [v for v in self._in_flight.values() if v[0] <= deadline]:
-            abort()
+        for request in [r for r in self._in_flight if r.started <= deadline]:
+            request.abort()
         if self._in_flight:
             self._sweeper = asyncio.get_running_loop().call_later(_SWEEP_SECONDS, self._sweep)
 
@@ -268,9 +280,9 @@ class TipFeeder:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        for _started, abort in list(self._in_flight.values()):
+        for request in list(self._in_flight):
             with contextlib.suppress(Exception):
-                abort()
+                request.abort()
         self._queue.clear()
 
     @property
@@ -289,4 +301,12 @@ def _no_abort() -> None:
     return None
 
 
-_NO_ABORT: Callable[[], None] = _no_abort
+class _Request:
+    """One request the feeder has in flight."""
+
+    __slots__ = ("abort", "relay", "started")
+
+    def __init__(self, relay: WorkerRelay, started: float) -> None:
+        self.relay = relay
+        self.started = started
+        self.abort: Callable[[], None] = _no_abort

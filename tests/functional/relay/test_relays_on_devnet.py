@@ -318,12 +318,16 @@ async def test_relays_at_the_tip_are_fed_by_the_tip_feeder() -> None:
                     relays = [supervisor.relay(f"f{i}") for i in workers]
                     steps = [r.status.steps for r in relays if r is not None]
                     before = sim.requests()
-                    for _ in range(5):
+                    first = sim.worker(0).blocknum
+                    assert all(sim.worker(i).blocknum == first for i in workers)
+                    for block in range(1, 6):
                         chain.new_block()
-                        await asyncio.sleep(0.3)
-                        await wait_for(parked, 30, "relays parked again")
-                    head = await source.finalized_number()
-                    assert all(sim.worker(i).blocknum == head + 1 for i in workers)
+
+                        async def fed(block: int = block) -> bool:
+                            synced = all(sim.worker(i).blocknum == first + block for i in workers)
+                            return synced and await parked()
+
+                        await wait_for(fed, 30, f"every pRuntime fed block {first + block - 1}")
                     after = sim.requests()
                     for i in workers:
                         counts = {
