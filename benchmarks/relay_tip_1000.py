@@ -155,6 +155,11 @@ async def measure(
     methods = ", ".join(
         f"{m} {n / len(names) / (blocks + 1):.2f}" for m, n in by_method.items() if n
     )
+    status = Path("/proc/self/status").read_text().splitlines()
+    rss = int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+    print(
+        f"  RSS of this process (the product's relays, source and transport): {rss / 1024:.0f} MB"
+    )
     print(
         f"  {len(latencies)} blocks: last pRuntime median {statistics.median(latencies):.2f} s, "
         f"max {max(latencies):.2f} s; CPU over {wall:.0f} s: product {product:.1f} s "
