@@ -270,6 +270,22 @@ class Loop:
         return times
 
 
+class GcClock:
+    """CPU seconds the garbage collector's collections took, and how many (by generation)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds += time.process_time() - self._started
+            self.collections[info["generation"]] += 1
+
+
 def deep_size(root: object, seen: set[int]) -> int:
     """Bytes of the objects reachable from ``root`` not in ``seen`` (which grows)."""
     size = 0
@@ -320,12 +336,20 @@ async def measure(passes: int, step: int, tmp: Path) -> tuple[dict[str, list[flo
     for _ in range(3):  # warm-up: first pass (everything new), then the steady state
         await loop.whole_pass()
     figures: dict[str, list[float]] = {}
+    clock = GcClock()
     for _ in range(passes):
         for name, seconds in (await loop.staged_pass()).items():
             figures.setdefault(name, []).append(seconds)
-        figures.setdefault("whole pass (reconcile_once + run's on_pass)", []).append(
-            await loop.whole_pass()
-        )
+        clock.seconds, clock.collections = 0.0, [0, 0, 0]
+        gc.callbacks.append(clock)
+        try:
+            whole = await loop.whole_pass()
+        finally:
+            gc.callbacks.remove(clock)
+        figures.setdefault("whole pass (reconcile_once + run's on_pass)", []).append(whole)
+        figures.setdefault("  of which garbage collection", []).append(clock.seconds)
+    print(f"  objects tracked by the garbage collector: {len(gc.get_objects()):,}")
+    print(f"  collections in the last whole pass (generation 0, 1, 2): {clock.collections}")
     return figures, loop
 
 
@@ -334,7 +358,7 @@ def report(title: str, figures: dict[str, list[float]]) -> None:
     staged = 0.0
     for name, values in figures.items():
         median = statistics.median(values)
-        if not name.startswith("whole"):
+        if not name.startswith(("whole", " ")):
             staged += median
         print(f"  {name:<52} {median * 1000:8.1f} ms CPU")
     print(f"  {'sum of the stages':<52} {staged * 1000:8.1f} ms CPU")
@@ -364,6 +388,8 @@ def main() -> None:
     print(f"code measured: {Path(sys.modules['poolkeeper'].__file__ or '').parent}")
     loop: Any = None
     for label, step in (("still", 0), ("advancing", 3)):
+        loop = None  # the last world goes before the next is built
+        gc.collect()
         with tempfile.TemporaryDirectory() as tmp:
             figures, loop = asyncio.run(measure(args.passes, step, Path(tmp)))
             report(f"steady state '{label}':", figures)

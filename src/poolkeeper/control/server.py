@@ -164,13 +164,18 @@ class StatusHub:
         observed: dict[str, Any],
         rows: list[dict[str, Any]],
         conditions: Conditions | None = None,
+        *,
+        decoded: bool = False,
     ) -> None:
         """A new observation (``Observed`` as JSON data) and its status rows, as deltas.
 
         With ``conditions`` (the loop's, after this observation), each row carries its
         worker's as ``conditions``; a worker whose conditions did not change keeps the
-        same document, so its row is sent again only if something else in it changed."""
-        observed = json.loads(json.dumps(observed))  # the client's view: string keys
+        same document, so its row is sent again only if something else in it changed.
+        ``decoded``: ``observed`` was decoded from JSON text already (string keys), so it
+        is taken as it is, not encoded and decoded again."""
+        if not decoded:
+            observed = json.loads(json.dumps(observed))  # the client's view: string keys
         by_name = {str(r["worker"]): r for r in rows}
         if conditions is not None:
             documents = self._conditions.documents(conditions)
