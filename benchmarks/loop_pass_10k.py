@@ -3,7 +3,8 @@ stage of a steady-state pass, and what each structure the loop keeps between pas
 
 The world is ``plan_10k.py``'s converged one (50 pools x 200 workers, every pRuntime
 synced, every worker computing as declared). The chain and pRuntime ports are fakes that
-answer at once with freshly built model values (as decoding would build them), so what is
+answer at once with freshly built values (the chain's models, the pRuntimes' decoded
+``PhactoryInfo`` read through the observer's real reader), so what is
 timed is the loop's own Python work: the observer's side (10,000 ``GetInfo`` results
 gathered, ``Observed`` built, the memories noting it), ``plan_for``, the conditions, the
 relay plan, and what ``run`` does after each pass (the control API's hub: observation
@@ -68,12 +69,13 @@ from poolkeeper.model.observed import (  # noqa: E402
     ChainWorker,
     Observed,
     ObservedPool,
-    PRuntimeInfo,
     RelayStatus,
 )
+from poolkeeper.observe.pruntime_info import PRuntimeInfoReader  # noqa: E402
 from poolkeeper.observe.pubkeys import PubkeyMemory  # noqa: E402
 from poolkeeper.observe.sync_rates import SyncRateMemory  # noqa: E402
 from poolkeeper.plan import PlanPolicy, plan_for  # noqa: E402
+from poolkeeper.pruntime import PhactoryInfo  # noqa: E402
 from poolkeeper.relay.external import ExternalRelayFactory  # noqa: E402
 from poolkeeper.relay.supervisor import AnyRelayOptions  # noqa: E402
 from poolkeeper.relay.worker import Submit  # noqa: E402
@@ -127,16 +129,32 @@ class Chain:
         return None
 
 
-class PRuntimes:
-    """``GetInfo`` of every pRuntime: synced to the world's finalized block."""
+class PRuntimeClient:
+    """``GetInfo`` of one pRuntime, decoded: synced to the world's finalized block."""
+
+    def __init__(self, world: World, endpoint: str) -> None:
+        self.world, self.endpoint = world, endpoint
+
+    async def get_info(self) -> PhactoryInfo:
+        data = self.world.infos[self.endpoint]
+        return PhactoryInfo(
+            initialized=data["initialized"],
+            public_key=data["public_key"],
+            headernum=self.world.finalized + 1,
+            blocknum=self.world.finalized + 1,
+            version="1.2.3",
+            git_revision="0123456789abcdef0123456789abcdef01234567",
+        )
+
+
+class Transport:
+    """The pRuntime transport handing out clients: what the observer's reader uses."""
 
     def __init__(self, world: World) -> None:
         self.world = world
 
-    async def get_info(self, endpoint: str) -> PRuntimeInfo:
-        data = dict(self.world.infos[endpoint])
-        data["blocknum"] = data["headernum"] = self.world.finalized + 1
-        return PRuntimeInfo(**data)
+    def client(self, url: str) -> PRuntimeClient:
+        return PRuntimeClient(self.world, url)
 
 
 class Relays:
@@ -189,7 +207,7 @@ class Loop:
         ports = ReconcilerPorts(
             chain=chain,  # type: ignore[arg-type]
             source=NoRelayChainData(),
-            pruntimes=PRuntimes(world),
+            pruntimes=PRuntimeInfoReader(Transport(world)),
             relays=make_relays,
             journal=Journal(state / "journal.sqlite"),
             keys=KeyRing(desired, None),
