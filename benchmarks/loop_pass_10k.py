@@ -348,6 +348,16 @@ def standing(loop: Loop) -> list[tuple[str, float]]:
     return [(name, deep_size(obj, seen) / 1e6) for name, obj in parts]
 
 
+def tune_collector() -> str:
+    """What ``poolkeeper run`` does to the garbage collector, when the measured tree does."""
+    try:
+        tune = importlib.import_module("poolkeeper._gc").tune_collector
+    except ImportError:
+        return f"collector thresholds {gc.get_threshold()} (as the measured tree leaves them)"
+    tune()
+    return f"collector thresholds {gc.get_threshold()} (poolkeeper._gc, as run sets them)"
+
+
 async def measure(passes: int, step: int, tmp: Path) -> tuple[dict[str, list[float]], Loop]:
     desired = Desired.model_validate(inventory_data())
     loop = Loop(desired, World(desired, step), tmp)
@@ -404,6 +414,7 @@ def main() -> None:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"one loop pass at 10,000 workers; median of {args.passes}; load average {load}")
     print(f"code measured: {Path(sys.modules['poolkeeper'].__file__ or '').parent}")
+    print(tune_collector())
     loop: Any = None
     for label, step in (("still", 0), ("advancing", 3)):
         loop = None  # the last world goes before the next is built
