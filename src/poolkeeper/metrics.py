@@ -13,6 +13,7 @@ units in names, ``_total`` counters. docs/metrics.md lists them.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter as Tally
@@ -310,10 +311,15 @@ class PoolMetrics(Collector):
 
         if conditions is None:
             return
+        # Counted by object first: workers in the same state share their conditions
+        # (``derive_conditions``), so labels are worked out once per distinct condition.
+        flat = list(itertools.chain.from_iterable(conditions.workers.values()))
+        each = Tally(map(id, flat))
+        distinct = dict(zip(map(id, flat), flat, strict=True))
         by_type: Tally[tuple[str, str, str, str]] = Tally()
-        for own in conditions.workers.values():
-            for c in own:
-                by_type[(c.type, c.status.value, c.reason.value, c.severity or "")] += 1
+        for key, count in each.items():
+            c = distinct[key]
+            by_type[(c.type, c.status.value, c.reason.value, c.severity or "")] += count
         family = _gauge(
             "poolkeeper_worker_conditions",
             "Workers by condition, status, reason and severity (warn, critical or empty).",

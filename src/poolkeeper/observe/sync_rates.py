@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from poolkeeper.model.observed import Observed
 
@@ -26,8 +26,9 @@ SMOOTHING = 0.5
 """Weight of the newest measurement in the smoothed rate."""
 
 
-@dataclass(frozen=True)
-class _Sample:
+class _Sample(NamedTuple):
+    """One endpoint's last sample (a tuple: 10,000 are built every pass)."""
+
     blocknum: int
     at: float
     """Unix seconds the pRuntime was read."""
