@@ -100,10 +100,19 @@ class World:
 
 
 class Chain:
-    """The chain port's reads: the world's chain state, built afresh as decoding would."""
+    """The chain port's reads: the world's chain state, built afresh as decoding would
+    (chain workers with one shared fields set when the measured tree's decoder does so)."""
 
     def __init__(self, world: World) -> None:
         self.world = world
+        storage = importlib.import_module("poolkeeper.chain._storage")
+        self.shared_fields: set[str] | None = getattr(storage, "_CHAIN_WORKER_FIELDS", None)
+
+    def _worker(self, values: dict[str, Any]) -> ChainWorker:
+        worker = ChainWorker(**values)
+        if self.shared_fields is not None:
+            object.__setattr__(worker, "__pydantic_fields_set__", self.shared_fields)
+        return worker
 
     async def read_state(
         self, pids: Sequence[int], addresses: Sequence[str], pubkeys: Sequence[str] = ()
@@ -119,7 +128,7 @@ class Chain:
         return ChainState(
             head=head,
             cool_down_period=w.base.cool_down_period,
-            workers={k: ChainWorker(**v) for k, v in w.workers.items()},
+            workers={k: self._worker(v) for k, v in w.workers.items()},
             pools={pid: ObservedPool(**p) for pid, p in w.pools.items()},
             accounts=dict(w.base.accounts),
             proxies=w.base.proxies,
