@@ -3,6 +3,7 @@ the conditions it must give, by type: (status, reason)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -202,7 +203,7 @@ def test_removed_workers_are_not_judged_healthy_or_not() -> None:
     assert got.worker("w0")["Healthy"].reason is Reason.REMOVED
 
 
-def run(worlds: list[tuple[float, World]], policy: ConditionPolicy | None = None) -> Conditions:
+def run(worlds: Sequence[tuple[float, World]], policy: ConditionPolicy | None = None) -> Conditions:
     state: Conditions | None = None
     for seconds, world in worlds:
         state = derive_conditions(
