@@ -313,6 +313,14 @@ class GcClock:
             self.collections[info["generation"]] += 1
 
 
+def rss_mb() -> float:
+    """The process's resident set now (``VmRSS``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def deep_size(root: object, seen: set[int]) -> int:
     """Bytes of the objects reachable from ``root`` not in ``seen`` (which grows)."""
     size = 0
@@ -345,7 +353,8 @@ def standing(loop: Loop) -> list[tuple[str, float]]:
         ("observation (Observed)", last.observed),
         ("conditions", rec.conditions),
         ("plan", last.plan),
-        ("control hub: observation as JSON data", hub.observed),
+        # The hub's own copy (a text form since 2026-12-06; ``observed`` decodes it anew).
+        ("control hub: observation", getattr(hub, "_observation", None) or hub.observed),
         ("control hub: status rows", hub.rows),
         ("control hub: condition documents", hub._conditions),
         ("control hub: plan document", hub.plan),
@@ -431,6 +440,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             figures, loop = asyncio.run(measure(args.passes, step, Path(tmp)))
             report(f"steady state '{label}':", figures)
+            print(f"  RSS of this process after the passes: {rss_mb():.0f} MB")
             if label == "advancing" and not args.no_memory:
                 print("standing memory after the passes (MB, each beyond those above it):")
                 for name, mb in standing(loop):

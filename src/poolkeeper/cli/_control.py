@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 from collections import OrderedDict
@@ -102,13 +101,8 @@ class ControlService:
         """Observed rows, the plan and the action results of one pass; the plan's seq."""
         observed = result.observed
         self.hub.accounts = self._accounts()
-        self.hub.publish_observed(
-            # Encoded by pydantic in one go and decoded: the hub's view (string keys) at
-            # a third of the cost of ``model_dump`` then JSON both ways (10,000 workers).
-            json.loads(observed.model_dump_json()),
-            status_rows(self.rec.desired, observed),
-            result.conditions,
-            decoded=True,
+        self.hub.publish_observation(
+            observed, status_rows(self.rec.desired, observed), result.conditions
         )
         seq = self.hub.publish_plan(plan_document(result.plan), self.loaded_digest)
         self._keep_plan(seq, result.plan)

@@ -197,13 +197,50 @@ def test_documents_follow_each_change_and_share_what_workers_share() -> None:
     assert delta is not None and [r["worker"] for r in delta["rows"]] == [a]
 
 
-def test_an_observation_given_decoded_is_taken_as_the_encoded_round_trip_gives_it() -> None:
+def test_an_observation_published_as_a_model_gives_what_its_json_data_gives() -> None:
+    """The loop publishes the model (entries encoded one by one and compared as text): the
+    snapshot and each delta are those of the same observation published as JSON data, and
+    an entry that changed between passes is in the delta (and only those)."""
     desired = load_inventory(ROOT / "inventory")
-    observed = synced(desired, load_snapshot(SNAPSHOT), desired.workers[0].name)
-    observed = observed.model_copy(update={"sync_rates": {"http://x": 1 / 3}})
-    by_dump, by_json = StatusHub(), StatusHub()
-    rows = status_rows(desired, observed)
-    by_dump.publish_observed(observed.model_dump(mode="json"), rows)
-    by_json.publish_observed(json.loads(observed.model_dump_json()), rows, decoded=True)
-    assert by_json.observed == by_dump.observed
-    assert by_json.snapshot() == by_dump.snapshot()
+    first = load_snapshot(SNAPSHOT).model_copy(update={"sync_rates": {"http://x": 1 / 3}})
+    name = desired.workers[0].name
+    second = synced(desired, first, name)
+    by_data, by_model = StatusHub(), StatusHub()
+    queues = by_data.subscribe(), by_model.subscribe()
+    for observed in (first, second, second):
+        rows = status_rows(desired, observed)
+        by_data.publish_observed(observed.model_dump(mode="json"), rows)
+        by_model.publish_observation(observed, [dict(r) for r in rows])
+        assert by_model.observed == by_data.observed
+        assert by_model.snapshot() == by_data.snapshot()
+        data, model = (q.get_nowait() for q in queues)
+        assert data is not None and model is not None
+        assert model == data
+    assert json.loads(json.dumps(by_model.observed)) == json.loads(first.model_dump_json()) | {
+        "pruntimes": json.loads(second.model_dump_json())["pruntimes"]
+    }
+
+
+async def test_a_changed_entry_is_in_the_delta_and_the_client_view_follows(
+    tmp_path: Path,
+) -> None:
+    desired = load_inventory(ROOT / "inventory")
+    first = load_snapshot(SNAPSHOT)
+    hub = StatusHub()
+    hub.publish_observation(first, status_rows(desired, first))
+    server = ControlServer(tmp_path / "control.sock", hub, echo_handler)
+    await server.start()
+    try:
+        client = await ControlClient.connect(tmp_path / "control.sock")
+        endpoint = desired.workers[0].endpoint
+        second = synced(desired, first, desired.workers[0].name)
+        hub.publish_observation(second, status_rows(desired, second))
+        delta = await next_of(client, "observed")
+        assert list(delta["changed"]) == ["pruntimes"]
+        assert list(delta["changed"]["pruntimes"]) == [endpoint]
+        assert delta["changed"]["pruntimes"][endpoint]["info"]["initialized"] is True
+        assert client.view.observed == hub.observed
+        assert client.view.observed == json.loads(second.model_dump_json())
+        await client.close()
+    finally:
+        await server.close()
