@@ -5,7 +5,7 @@ young generations (the observation, the conditions that changed, the control hub
 rows and JSON). With CPython's default thresholds (700, 10, 10) that is ~400–520 young
 collections and one or two full ones a pass, each full one walking every tracked object
 of the process: ~25 % of a pass's CPU in ``benchmarks/loop_pass_10k.py`` (docs/benchmarks.md,
-"The loop's pass at 10,000 workers"), and the relays' allocations trigger more of them. A young generation of 50,000 objects makes
+"The loop's pass at 10,000 workers"). A young generation of 50,000 objects makes
 collections rare enough that a pass rarely triggers a full one. Cyclic garbage waits
 longer to be freed (at most the young generation's worth, a few MB); everything freed by
 reference counting, most of what a pass drops, is freed at once as before.
