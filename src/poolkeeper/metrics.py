@@ -31,7 +31,7 @@ from poolkeeper.apply.audit import AuditEntry
 from poolkeeper.apply.executor import AuditSink
 from poolkeeper.errors import TemporaryError
 from poolkeeper.model.actions import Alert
-from poolkeeper.model.conditions import ConditionStatus, join_worker
+from poolkeeper.model.conditions import ConditionStatus, worker_joins
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import WorkerPhase, phase_of
@@ -245,8 +245,9 @@ class PoolMetrics(Collector):
             "poolkeeper_pruntime_up", "1 when the pRuntime answered GetInfo this pass.", ["worker"]
         )
         kept, fresh = self._worker_samples, dict[SampleKey, Sample]()
+        joins = worker_joins(desired, observed)  # the conditions' joins of this pass
         for worker in desired.workers:
-            prt, _, chain = join_worker(worker, observed)
+            prt, _, chain = joins[worker.name]
             info = prt.info if prt else None
             phases[(phase_of(prt, chain, head).value, worker.pool or "")] += 1
             _add(up, (worker.name,), 1 if info is not None else 0, kept, fresh)

@@ -11,6 +11,7 @@ previous value between passes; ``status`` starts from none.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -181,6 +182,38 @@ def join_worker(spec: WorkerSpec, observed: Observed) -> WorkerJoin:
     key = key or observed.remembered_pubkeys.get(spec.endpoint)
     pubkey = normalise_hash(key) or None
     return WorkerJoin(prt, pubkey, observed.chain_workers.get(pubkey) if pubkey else None)
+
+
+class _LastJoins:
+    """The joins of the last (inventory, observation) pair, kept while both live (weak
+    references: the joins go with the observation)."""
+
+    def __init__(self) -> None:
+        self._last: (
+            tuple[weakref.ref[Desired], weakref.ref[Observed], dict[str, WorkerJoin]] | None
+        ) = None
+
+    def of(self, desired: Desired, observed: Observed) -> dict[str, WorkerJoin]:
+        last = self._last
+        if last is not None and last[0]() is desired and last[1]() is observed:
+            return last[2]
+        joins = {spec.name: join_worker(spec, observed) for spec in desired.workers}
+        self._last = (weakref.ref(desired), weakref.ref(observed, self._forget), joins)
+        return joins
+
+    def _forget(self, gone: weakref.ref[Observed]) -> None:
+        if self._last is not None and self._last[1] is gone:
+            self._last = None
+
+
+_JOINS = _LastJoins()
+
+
+def worker_joins(desired: Desired, observed: Observed) -> Mapping[str, WorkerJoin]:
+    """``join_worker`` of every inventory worker, by name, computed once per (inventory,
+    observation) pair: a pass's conditions, metrics and status rows all join the same
+    10,000 workers with the same observation (both are immutable values)."""
+    return _JOINS.of(desired, observed)
 
 
 def worker_pubkey(spec: WorkerSpec, observed: Observed) -> str | None:
@@ -454,8 +487,9 @@ def derive_conditions(
     interned: Interned = {}
     memories: dict[tuple[object, ...], WorkerMemory] = {}
     before_memory, before_workers = previous.memory, previous.workers
+    joins = worker_joins(desired, observed)
     for spec in desired.workers:
-        join = join_worker(spec, observed)
+        join = joins[spec.name]
         prt, _, chain = join
         info = prt.info if prt else None
         mem = _memory(before_memory.get(spec.name), info, chain, now, policy, interned=memories)
