@@ -34,6 +34,7 @@ from poolkeeper.control.protocol import (
 )
 from poolkeeper.keys import redact
 from poolkeeper.model.conditions import Conditions
+from poolkeeper.model.observed import Observed
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +148,10 @@ def observation_of_data(observed: dict[str, Any]) -> _Observation:
     return _Observation(list(observed), scalars, texts)
 
 
-def observation_of_model(observed: BaseModel) -> _Observation:
+def observation_of_model(observed: Observed) -> _Observation:
     """The hub's copy of an ``Observed``: each mapping entry encoded on its own by pydantic
     (as the whole model's JSON has it), the rest through one encoding of the model."""
-    fields = list(type(observed).model_fields)
+    fields = list(Observed.model_fields)
     mappings = {
         key for key in fields if key in MAPPINGS and isinstance(getattr(observed, key), dict)
     }
@@ -255,7 +256,7 @@ class StatusHub:
 
     def publish_observation(
         self,
-        observed: BaseModel,
+        observed: Observed,
         rows: list[dict[str, Any]],
         conditions: Conditions | None = None,
     ) -> None:
