@@ -208,6 +208,8 @@ class Reconciler:
         self._relay_signer = self._pick_relay_signer()
         self._shard_relay_signers: tuple[Desired | None, dict[str, str]] = (None, {})
         self._relays_wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
+        self._relay_options: dict[tuple[object, ...], RelayOptions] = {}
+        """The in-process relays' options of the last relay plan, by value (shared)."""
         """The relays the last executing pass set (``keep_relays`` keeps some of them)."""
         self.notifier = ports.notifier
         """Receives every executing pass's plan; posts new alerts and recoveries."""
@@ -300,6 +302,8 @@ class Reconciler:
             )
         wanted: dict[str, tuple[str, AnyRelayOptions]] = {}
         spec = self.desired.workers_by_name
+        shared = self._relay_options
+        kept: dict[tuple[object, ...], RelayOptions] = {}
         for name, relay in wanted_relays(self.desired, observed, self.keys.addresses()).items():
             options: AnyRelayOptions
             if relay.external_command is not None:
@@ -307,13 +311,26 @@ class Reconciler:
                     spec[name], relay.external_command, relay.owner_address
                 )
             else:
-                options = RelayOptions(
-                    sync_blocks=relay.sync_blocks,
-                    operator=relay.operator,
-                    attestation_provider=relay.attestation_provider,
-                    register=relay.register,
+                # One options object per distinct value, kept across passes: 10,000
+                # workers of a few pools hold a handful, not 10,000 built every pass
+                # (the relays never modify their options).
+                key = (
+                    relay.sync_blocks,
+                    relay.operator,
+                    relay.attestation_provider,
+                    relay.register,
                 )
+                found = kept.get(key) or shared.get(key)
+                if found is None:
+                    found = RelayOptions(
+                        sync_blocks=relay.sync_blocks,
+                        operator=relay.operator,
+                        attestation_provider=relay.attestation_provider,
+                        register=relay.register,
+                    )
+                kept[key] = options = found
             wanted[name] = (relay.endpoint, options)
+        self._relay_options = kept
         return wanted
 
     async def observe(self) -> Observed:

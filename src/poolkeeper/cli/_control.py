@@ -101,10 +101,8 @@ class ControlService:
         """Observed rows, the plan and the action results of one pass; the plan's seq."""
         observed = result.observed
         self.hub.accounts = self._accounts()
-        self.hub.publish_observed(
-            observed.model_dump(mode="json"),
-            status_rows(self.rec.desired, observed),
-            result.conditions,
+        self.hub.publish_observation(
+            observed, status_rows(self.rec.desired, observed), result.conditions
         )
         seq = self.hub.publish_plan(plan_document(result.plan), self.loaded_digest)
         self._keep_plan(seq, result.plan)

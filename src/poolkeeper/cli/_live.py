@@ -34,7 +34,7 @@ from poolkeeper.inventory import load_inventory
 from poolkeeper.loop import LOCAL_KINDS, PassGate, PassResult, Reconciler
 from poolkeeper.model.actions import DESTRUCTIVE_KINDS, Plan
 from poolkeeper.model.amounts import format_pha
-from poolkeeper.model.conditions import Conditions, condition_document, worker_pubkey
+from poolkeeper.model.conditions import Conditions, condition_document, worker_joins
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed
 from poolkeeper.model.phase import phase_of
@@ -272,11 +272,10 @@ def status_rows(
     desired: Desired, observed: Observed, conditions: Conditions | None = None
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    joins = worker_joins(desired, observed)  # the pass's conditions joined them already
     for worker in desired.workers:
-        prt = observed.pruntimes.get(worker.endpoint)
+        prt, pubkey, chain = joins[worker.name]
         info = prt.info if prt else None
-        pubkey = worker_pubkey(worker, observed)
-        chain = observed.chain_workers.get(pubkey) if pubkey else None
         own = conditions.worker(worker.name) if conditions else {}
         rows.append(
             {

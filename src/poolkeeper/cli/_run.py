@@ -67,6 +67,7 @@ async def run_loop_async(
 
     from watchfiles import awatch
 
+    from poolkeeper._gc import tune_collector
     from poolkeeper._heap import heap_trimmer
     from poolkeeper.cli._control import start_control
     from poolkeeper.cli._ha import ha_builder
@@ -121,6 +122,7 @@ async def run_loop_async(
 
     reporter = PassReporter()
     trim_heap = heap_trimmer()
+    tune_collector()  # rarer collections: 10,000 workers' passes (poolkeeper._gc)
 
     def on_pass(p: PassResult) -> None:
         control.publish_pass(p)

@@ -11,6 +11,7 @@ previous value between passes; ``status`` starts from none.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,6 +19,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from poolkeeper.model._trusted import trusted
 from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired, WorkerSpec, WorkerState
 from poolkeeper.model.observed import (
@@ -182,6 +184,38 @@ def join_worker(spec: WorkerSpec, observed: Observed) -> WorkerJoin:
     return WorkerJoin(prt, pubkey, observed.chain_workers.get(pubkey) if pubkey else None)
 
 
+class _LastJoins:
+    """The joins of the last (inventory, observation) pair, kept while both live (weak
+    references: the joins go with the observation)."""
+
+    def __init__(self) -> None:
+        self._last: (
+            tuple[weakref.ref[Desired], weakref.ref[Observed], dict[str, WorkerJoin]] | None
+        ) = None
+
+    def of(self, desired: Desired, observed: Observed) -> dict[str, WorkerJoin]:
+        last = self._last
+        if last is not None and last[0]() is desired and last[1]() is observed:
+            return last[2]
+        joins = {spec.name: join_worker(spec, observed) for spec in desired.workers}
+        self._last = (weakref.ref(desired), weakref.ref(observed, self._forget), joins)
+        return joins
+
+    def _forget(self, gone: weakref.ref[Observed]) -> None:
+        if self._last is not None and self._last[1] is gone:
+            self._last = None
+
+
+_JOINS = _LastJoins()
+
+
+def worker_joins(desired: Desired, observed: Observed) -> Mapping[str, WorkerJoin]:
+    """``join_worker`` of every inventory worker, by name, computed once per (inventory,
+    observation) pair: a pass's conditions, metrics and status rows all join the same
+    10,000 workers with the same observation (both are immutable values)."""
+    return _JOINS.of(desired, observed)
+
+
 def worker_pubkey(spec: WorkerSpec, observed: Observed) -> str | None:
     """Inventory pin, else what the pRuntime reports, else the last key it reported."""
     return join_worker(spec, observed).pubkey
@@ -195,10 +229,15 @@ _MEMORY_FIELDS = {
     "unresponsive_at",
     "unreachable_since",
 }
-"""The fields set by ``model_construct`` below, one set shared by every object: pydantic
+"""The fields set of the models built below, one set shared by every object: pydantic
 would give each its own (~470 bytes), two thirds of a ``Condition``: 36 MB of the 54 MB the
 50,000 conditions of 10,000 workers held. Never mutated (the models are frozen;
 ``model_copy`` copies it before adding to it)."""
+
+Interned = dict[tuple[object, ...], "Condition"]
+"""Conditions made by one derivation, by value: workers in the same state since the same
+moment share one object (most of 10,000 workers' InPool, Computing, Healthy, and Synced at
+the same block). Lives for one derivation only, so nothing piles up."""
 
 
 def _set(
@@ -210,8 +249,10 @@ def _set(
     *,
     message: str = "",
     severity: str | None = None,
+    interned: Interned | None = None,
 ) -> Condition:
-    """A condition keeping its transition time while its status stays the same."""
+    """A condition keeping its transition time while its status stays the same; with
+    ``interned``, an equal condition made earlier in the derivation is reused."""
     before = previous.get(type_)
     if (
         before is not None
@@ -222,16 +263,30 @@ def _set(
     ):
         return before  # unchanged: the common case, kept without a new object
     since = before.last_transition if before and before.status is status else now
+    key = (type_, status, reason, message, since, severity)
+    if interned is not None:
+        found = interned.get(key)
+        if found is not None:
+            return found
     # Built from values of this module only: no validation needed (10,000 workers a pass).
-    return Condition.model_construct(
+    condition = trusted(
+        Condition,
         _CONDITION_FIELDS,
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition=since,
-        severity=severity,
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "last_transition": since,
+            "severity": severity,
+        },
     )
+    if interned is not None:
+        interned[key] = condition
+    return condition
+
+
+_NO_MEMORY = WorkerMemory()
 
 
 def _memory(
@@ -240,8 +295,10 @@ def _memory(
     chain: ChainWorker | None,
     now: datetime,
     policy: ConditionPolicy,
+    *,
+    interned: dict[tuple[object, ...], WorkerMemory] | None = None,
 ) -> WorkerMemory:
-    before = before or WorkerMemory()
+    before = before or _NO_MEMORY
     blocknum, since = before.blocknum, before.blocknum_since
     if info is not None and info.initialized and info.blocknum != before.blocknum:
         blocknum, since = info.blocknum, now
@@ -258,14 +315,25 @@ def _memory(
         before.unreachable_since,
     ) and before.session_state is (state if chain is not None else before.session_state):
         return before
-    return WorkerMemory.model_construct(
+    session = state if chain is not None else before.session_state
+    key = (blocknum, since, session, tuple(entries), down)
+    found = interned.get(key) if interned is not None else None
+    if found is not None:
+        return found  # workers at the same block since the same moment share one
+    memory = trusted(
+        WorkerMemory,
         _MEMORY_FIELDS,
-        blocknum=blocknum,
-        blocknum_since=since,
-        session_state=state if chain is not None else before.session_state,
-        unresponsive_at=tuple(entries),
-        unreachable_since=down,
+        {
+            "blocknum": blocknum,
+            "blocknum_since": since,
+            "session_state": session,
+            "unresponsive_at": tuple(entries),
+            "unreachable_since": down,
+        },
     )
+    if interned is not None:
+        interned[key] = memory
+    return memory
 
 
 def _health(
@@ -335,14 +403,16 @@ def _worker_conditions(
     previous: Mapping[str, Condition],
     now: datetime,
     policy: ConditionPolicy,
+    join: WorkerJoin | None = None,
+    interned: Interned | None = None,
 ) -> tuple[Condition, ...]:
     t, f, u = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
-    prt, pubkey, chain = join_worker(spec, observed)
+    prt, pubkey, chain = join or join_worker(spec, observed)
     info = prt.info if prt else None
     out: list[Condition] = []
 
     def put(type_: str, status: ConditionStatus, reason: Reason, message: str = "") -> None:
-        out.append(_set(previous, now, type_, status, reason, message=message))
+        out.append(_set(previous, now, type_, status, reason, message=message, interned=interned))
 
     if info is None:
         put("Synced", u, Reason.UNREACHABLE, (prt.error if prt else None) or "not observed")
@@ -379,14 +449,23 @@ def _worker_conditions(
     else:
         put("Computing", u if chain is None and pubkey is None else f, Reason.NOT_COMPUTING)
     if spec.state is WorkerState.REMOVED:
-        out.append(_set(previous, now, "Healthy", u, Reason.REMOVED))
+        out.append(_set(previous, now, "Healthy", u, Reason.REMOVED, interned=interned))
     else:
         reason, message, severity = _health(
             spec, prt, chain, observed, memory=memory, now=now, policy=policy
         )
         status = t if reason is Reason.OK else f
         out.append(
-            _set(previous, now, "Healthy", status, reason, message=message, severity=severity)
+            _set(
+                previous,
+                now,
+                "Healthy",
+                status,
+                reason,
+                message=message,
+                severity=severity,
+                interned=interned,
+            )
         )
     return tuple(out)
 
@@ -405,18 +484,26 @@ def derive_conditions(
     previous = previous or Conditions()
     workers: dict[str, tuple[Condition, ...]] = {}
     memory: dict[str, WorkerMemory] = {}
+    interned: Interned = {}
+    memories: dict[tuple[object, ...], WorkerMemory] = {}
+    before_memory, before_workers = previous.memory, previous.workers
+    joins = worker_joins(desired, observed)
     for spec in desired.workers:
-        prt, _, chain = join_worker(spec, observed)
-        mem = _memory(previous.memory.get(spec.name), prt.info if prt else None, chain, now, policy)
+        join = joins[spec.name]
+        prt, _, chain = join
+        info = prt.info if prt else None
+        mem = _memory(before_memory.get(spec.name), info, chain, now, policy, interned=memories)
         memory[spec.name] = mem
         workers[spec.name] = _worker_conditions(
             spec,
             desired,
             observed,
             memory=mem,
-            previous=previous.worker(spec.name),
+            previous={c.type: c for c in before_workers.get(spec.name, ())},
             now=now,
             policy=policy,
+            join=join,
+            interned=interned,
         )
     finalized = observed.head.finalized_number
     since = previous.finalized_since

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from poolkeeper.chain.ports import ChainReader, ChainState
 from poolkeeper.errors import PoolkeeperError
+from poolkeeper.model._trusted import trusted
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, PRuntimeInfo, PRuntimeObservation, RelayStatus
 
@@ -49,12 +50,27 @@ async def poll_pruntimes(
                     endpoint=endpoint, error=str(exc), read_at=datetime.now(UTC)
                 )
             else:
-                results[endpoint] = PRuntimeObservation(
-                    endpoint=endpoint, info=info, read_at=datetime.now(UTC)
-                )
+                results[endpoint] = _answered(endpoint, info)
 
     await asyncio.gather(*(poller() for _ in range(max(1, min(concurrency, len(endpoints))))))
     return {endpoint: results[endpoint] for endpoint in endpoints}
+
+
+_ANSWERED_FIELDS = {"endpoint", "info", "read_at"}
+"""The fields set of every answered pRuntime's observation, shared (never mutated)."""
+
+
+def _answered(endpoint: str, info: PRuntimeInfo) -> PRuntimeObservation:
+    """The observation of a pRuntime that answered: built as trusted (10,000 a pass) when
+    ``info`` is a ``PRuntimeInfo`` (validated, or built as trusted from the codec's typed
+    values), validated otherwise."""
+    if type(info) is not PRuntimeInfo:
+        return PRuntimeObservation(endpoint=endpoint, info=info, read_at=datetime.now(UTC))
+    return trusted(
+        PRuntimeObservation,
+        _ANSWERED_FIELDS,
+        {"endpoint": endpoint, "info": info, "error": None, "read_at": datetime.now(UTC)},
+    )
 
 
 def _reports_key(observation: PRuntimeObservation) -> bool:

@@ -52,6 +52,7 @@ def wanted_relays(
     settings = desired.settings
     provider = ATTESTATION_PROVIDER_BYTES[settings.relay.attestation_provider]
     wanted: dict[str, WantedRelay] = {}
+    operators: dict[str, bytes | None] = {}  # owner address → account id, decoded once
     for worker in desired.workers:
         pool = desired.pools_by_name.get(worker.pool) if worker.pool else None
         if worker.state is WorkerState.REMOVED or (pool is not None and pool.draining):
@@ -65,10 +66,12 @@ def wanted_relays(
             continue
         operator: bytes | None = None
         if owner is not None:
-            try:
-                operator = decode_address(owner)[1]
-            except ValueError:
-                operator = None
+            if owner not in operators:
+                try:
+                    operators[owner] = decode_address(owner)[1]
+                except ValueError:
+                    operators[owner] = None
+            operator = operators[owner]
         info = observed.pruntimes.get(worker.endpoint)
         if genesis_mismatch(info.info if info else None, observed):
             continue  # on another chain: feeding it this chain's blocks cannot work

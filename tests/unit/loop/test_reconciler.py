@@ -332,3 +332,24 @@ async def test_a_pass_relays_and_signs_only_for_the_shards_owned_at_that_moment(
         assert w.relays.wanted == {}
     finally:
         await w.rec.close()
+
+
+async def test_relay_options_are_shared_across_passes_until_a_worker_needs_others(
+    tmp_path: Path,
+) -> None:
+    w = world(tmp_path)
+    try:
+        observed = await w.rec.observe()
+        endpoint, first = w.rec.relay_plan(observed)["w1"]
+        assert endpoint == ENDPOINT
+        assert isinstance(first, RelayOptions) and not first.register  # on chain already
+        again = w.rec.relay_plan(await w.rec.observe())["w1"][1]
+        assert again is first, "the same value: the same object"
+        # The worker left the chain: its relay must register it (a change not missed).
+        gone = observed.model_copy(update={"chain_workers": {}})
+        changed = w.rec.relay_plan(gone)["w1"][1]
+        assert isinstance(changed, RelayOptions) and changed.register
+        assert changed is not first and not first.register
+        assert changed.operator == first.operator and changed.sync_blocks == first.sync_blocks
+    finally:
+        await w.rec.close()

@@ -222,3 +222,28 @@ def test_every_exposed_metric_is_documented(fed: PoolMetrics) -> None:
     bases = {n.removesuffix("_created") for n in families}
     missing = {n for n in bases if not ({n, n + "_total"} & documented)}
     assert not missing, missing
+
+
+def test_a_second_pass_shows_what_changed_and_reuses_the_samples_that_did_not() -> None:
+    metrics = PoolMetrics(CollectorRegistry())
+    desired, result = world()
+    metrics.on_pass(result, desired)
+
+    def samples(name: str) -> dict[tuple[str, ...], object]:
+        (family,) = [f for f in metrics._snapshot.families if f.name == name]
+        return {tuple(s.labels.values()): s for s in family.samples}
+
+    up, lag = samples("poolkeeper_pruntime_up"), samples("poolkeeper_relay_lag_blocks")
+    # w0 moved 5 blocks on (its lag changes), w1 still unreachable (nothing changes).
+    observed = result.observed
+    moved = observed.pruntimes["http://w0"].model_copy(
+        update={"info": PRuntimeInfo(initialized=True, blocknum=115, public_key="aa" * 32)}
+    )
+    second = observed.model_copy(update={"pruntimes": {**observed.pruntimes, "http://w0": moved}})
+    metrics.on_pass(PassResult(second, result.plan, conditions=result.conditions), desired)
+    m = scrape(metrics)
+    assert m["poolkeeper_relay_lag_blocks"] == {(("pool", "pool-a"), ("worker", "w0")): 3}
+    assert m["poolkeeper_pruntime_up"] == {(("worker", "w0"),): 1, (("worker", "w1"),): 0}
+    assert samples("poolkeeper_pruntime_up")[("w1",)] is up[("w1",)]
+    assert samples("poolkeeper_pruntime_up")[("w0",)] is up[("w0",)]
+    assert samples("poolkeeper_relay_lag_blocks")[("w0", "pool-a")] is not lag[("w0", "pool-a")]

@@ -3,6 +3,7 @@ the conditions it must give, by type: (status, reason)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -202,7 +203,7 @@ def test_removed_workers_are_not_judged_healthy_or_not() -> None:
     assert got.worker("w0")["Healthy"].reason is Reason.REMOVED
 
 
-def run(worlds: list[tuple[float, World]], policy: ConditionPolicy | None = None) -> Conditions:
+def run(worlds: Sequence[tuple[float, World]], policy: ConditionPolicy | None = None) -> Conditions:
     state: Conditions | None = None
     for seconds, world in worlds:
         state = derive_conditions(
@@ -313,3 +314,60 @@ def test_conditions_of_many_workers_share_their_fields_set() -> None:
     moved = first.model_copy(update={"message": "changed"})
     assert moved.message == "changed" and first.message != "changed"
     assert "message" in moved.model_fields_set
+
+
+def _many(count: int) -> Desired:
+    return Desired(
+        pools=(PoolSpec(name="p", pid=3, owner="o"),),
+        workers=tuple(
+            WorkerSpec(name=f"w{i}", endpoint=f"http://w{i}", pool="p") for i in range(count)
+        ),
+    )
+
+
+def _synced_world(spec: Desired, blocks: dict[str, int], finalized: int = 100) -> Observed:
+    return Observed(
+        read_at=T0,
+        head=ChainHead(best_number=finalized + 2, finalized_number=finalized),
+        pruntimes={
+            w.endpoint: PRuntimeObservation(
+                endpoint=w.endpoint,
+                info=PRuntimeInfo(
+                    initialized=True, blocknum=blocks.get(w.name, finalized), headernum=1
+                ),
+            )
+            for w in spec.workers
+        },
+    )
+
+
+def test_workers_in_the_same_state_since_the_same_moment_share_their_conditions() -> None:
+    spec = _many(3)
+    first = derive_conditions(spec, _synced_world(spec, {}), None, T0)
+    w0, w1, w2 = (first.workers[f"w{i}"] for i in range(3))
+    assert all(a is b for a, b in zip(w0, w1, strict=True))
+    assert all(a is b for a, b in zip(w0, w2, strict=True))
+    assert first.memory["w0"] is first.memory["w1"]
+
+
+def test_a_worker_whose_state_changed_gets_its_own_conditions_the_others_keep_theirs() -> None:
+    spec = _many(3)
+    first = derive_conditions(spec, _synced_world(spec, {}), None, T0)
+    later = T0 + timedelta(seconds=30)
+    # w1 fell behind: its Synced changes; w0 and w2 did not move (same objects kept).
+    second = derive_conditions(spec, _synced_world(spec, {"w1": 10}), first, later)
+    synced = {name: second.worker(name)["Synced"] for name in ("w0", "w1", "w2")}
+    assert synced["w0"] is first.worker("w0")["Synced"]
+    assert synced["w2"] is synced["w0"]
+    assert (synced["w1"].status, synced["w1"].reason) == (F, Reason.SYNCING)
+    assert synced["w1"].message == "90 blocks behind the finalized head"
+    assert synced["w1"].last_transition == later
+    assert second.memory["w1"].blocknum == 10 and second.memory["w0"].blocknum == 100
+    assert second.memory["w1"] is not second.memory["w0"]
+    # Equal values made at different moments are not shared: the transition time differs.
+    third = derive_conditions(
+        spec, _synced_world(spec, {"w1": 10, "w2": 10}), second, later + timedelta(seconds=30)
+    )
+    assert third.worker("w1")["Synced"].last_transition == later
+    assert third.worker("w2")["Synced"].last_transition == later + timedelta(seconds=30)
+    assert third.worker("w1")["Synced"] is not third.worker("w2")["Synced"]

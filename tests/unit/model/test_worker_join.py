@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, datetime
 
-from poolkeeper.model.conditions import join_worker, worker_pubkey
-from poolkeeper.model.desired import WorkerSpec
+from poolkeeper.model.conditions import _JOINS, join_worker, worker_joins, worker_pubkey
+from poolkeeper.model.desired import Desired, WorkerSpec
 from poolkeeper.model.observed import (
     ChainHead,
     ChainWorker,
@@ -58,3 +60,36 @@ def test_no_key_no_chain_record_and_unknown_key_no_record() -> None:
 def test_worker_pubkey_is_the_joins_key() -> None:
     observed = _observed(B, remembered=C)
     assert worker_pubkey(_spec(), observed) == join_worker(_spec(), observed).pubkey == B
+
+
+def test_the_joins_of_a_pass_are_made_once_and_follow_a_new_observation() -> None:
+    desired = Desired(
+        workers=(
+            WorkerSpec(name="a", endpoint="http://a"),
+            WorkerSpec(name="b", endpoint="http://b"),
+        )
+    )
+
+    def world(key: str | None) -> Observed:
+        info = PRuntimeInfo(initialized=True, public_key=key) if key else None
+        return Observed(
+            read_at=datetime(2026, 1, 1, tzinfo=UTC),
+            head=ChainHead(best_number=1, finalized_number=1),
+            pruntimes={"http://a": PRuntimeObservation(endpoint="http://a", info=info)},
+            chain_workers={"cd" * 32: ChainWorker(pubkey="cd" * 32)},
+        )
+
+    first = world(None)
+    joins = worker_joins(desired, first)
+    assert worker_joins(desired, first) is joins, "the same pair: made once"
+    assert joins["a"].pubkey is None and joins["b"].pruntime is None
+    second = world("0xCD" + "cd" * 31)  # a: now reports its key, found on chain
+    again = worker_joins(desired, second)
+    assert again is not joins
+    assert again["a"] == join_worker(desired.workers[0], second)
+    assert again["a"].pubkey == "cd" * 32 and again["a"].chain is not None
+    # Kept only while the observation lives.
+    gone = weakref.ref(second)
+    del second, again
+    gc.collect()
+    assert gone() is None and _JOINS._last is None

@@ -88,3 +88,32 @@ def test_relays_wanted_by_inventory_and_world() -> None:
 def test_without_known_addresses_no_operator_is_embedded() -> None:
     wanted = wanted_relays(desired(), observed(), {})
     assert wanted["new"].operator is None and wanted["ext"].owner_address is None
+
+
+def test_each_pool_owner_is_decoded_for_its_own_workers() -> None:
+    """Owners are decoded once per owner: workers of two pools with different owners
+    (one of them not an address) each get their own pool owner's account id."""
+    inventory = Desired.model_validate(
+        {
+            "accounts": [
+                {"name": "a", "role": "owner", "derivation": "a"},
+                {"name": "b", "role": "owner", "derivation": "b"},
+                {"name": "c", "role": "owner", "derivation": "c"},
+            ],
+            "pools": [
+                {"name": "pa", "pid": 1, "owner": "a"},
+                {"name": "pb", "pid": 2, "owner": "b"},
+                {"name": "pc", "pid": 3, "owner": "c"},
+            ],
+            "workers": [
+                {"name": f"w{i}", "endpoint": f"http://h:{i}", "pool": pool}
+                for i, pool in enumerate(["pa", "pb", "pa", "pc", "pb", "pc"])
+            ],
+        }
+    )
+    ring = KeyRing(inventory, Mnemonic(PHRASE))
+    addresses = {**ring.addresses(), "c": "not an address"}
+    wanted = wanted_relays(inventory, observed(), addresses)
+    a, b = (decode_address(ring.address(n))[1] for n in ("a", "b"))
+    assert a != b
+    assert [wanted[f"w{i}"].operator for i in range(6)] == [a, b, a, None, b, None]

@@ -1,0 +1,47 @@
+"""``trusted`` builds the same model values as validation does, so the conditions built
+on the hot path compare, dump and copy like validated ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from poolkeeper.model._trusted import trusted
+from poolkeeper.model.conditions import Condition, ConditionStatus, Reason, WorkerMemory
+from poolkeeper.model.observed import SessionState
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_trusted_condition_equals_the_validated_one_and_behaves_like_it() -> None:
+    values = {
+        "type": "Synced",
+        "status": ConditionStatus.TRUE,
+        "reason": Reason.OK,
+        "message": "at block 7",
+        "last_transition": T0,
+        "severity": None,
+    }
+    fields = set(values)
+    built = trusted(Condition, fields, dict(values))
+    validated = Condition.model_validate(values)
+    assert built == validated
+    assert built.model_dump() == validated.model_dump()
+    assert built.model_dump_json() == validated.model_dump_json()
+    assert built.model_fields_set == validated.model_fields_set
+    copied = built.model_copy(update={"message": "at block 8"})
+    assert copied.message == "at block 8" and built.message == "at block 7"
+    assert fields == set(values), "the shared fields set is not mutated by a copy"
+    assert repr(built) == repr(validated)
+
+
+def test_a_trusted_worker_memory_equals_the_validated_one() -> None:
+    values = {
+        "blocknum": 5,
+        "blocknum_since": T0,
+        "session_state": SessionState.WORKER_IDLE,
+        "unresponsive_at": (T0,),
+        "unreachable_since": None,
+    }
+    built = trusted(WorkerMemory, set(values), dict(values))
+    assert built == WorkerMemory.model_validate(values)
+    assert built.model_dump() == WorkerMemory.model_validate(values).model_dump()
