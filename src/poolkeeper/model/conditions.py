@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from poolkeeper.model._trusted import trusted
 from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired, WorkerSpec, WorkerState
 from poolkeeper.model.observed import (
@@ -31,6 +30,7 @@ from poolkeeper.model.observed import (
     SessionState,
 )
 from poolkeeper.model.phase import is_synced
+from poolkeeper.model.trusted import trusted
 
 WORKER_CONDITIONS = ("Synced", "Registered", "InPool", "Computing", "Healthy")
 PROCESS_CONDITIONS = ("ChainStalled", "LoopHealthy")

@@ -15,9 +15,9 @@ from typing import Protocol
 
 from poolkeeper.chain.ports import ChainReader, ChainState
 from poolkeeper.errors import PoolkeeperError
-from poolkeeper.model._trusted import trusted
 from poolkeeper.model.desired import Desired
 from poolkeeper.model.observed import Observed, PRuntimeInfo, PRuntimeObservation, RelayStatus
+from poolkeeper.model.trusted import trusted
 
 
 class PRuntimeInfoSource(Protocol):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Protocol
 
-from poolkeeper.model._trusted import trusted
 from poolkeeper.model.observed import PRuntimeInfo
+from poolkeeper.model.trusted import trusted
 from poolkeeper.pruntime import PhactoryInfo
 
 

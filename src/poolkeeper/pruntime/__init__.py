@@ -4,6 +4,7 @@ Only this package knows pRuntime's wire format (protobuf envelopes and the pRPC 
 answers). SCALE payloads inside ``encoded_*`` fields are the relay and chain layers' business.
 """
 
+from poolkeeper.pruntime._wire import ProtoMessage
 from poolkeeper.pruntime.client import HttpPRuntimeClient, PRuntimeClient, PRuntimeTransport
 from poolkeeper.pruntime.messages import (
     InitRuntimeRequest,
@@ -19,5 +20,6 @@ __all__ = [
     "PRuntimeClient",
     "PRuntimeTransport",
     "PhactoryInfo",
+    "ProtoMessage",
     "SystemInfo",
 ]

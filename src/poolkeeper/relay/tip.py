@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
 from poolkeeper.chain.relay_source import RelaySource
-from poolkeeper.pruntime._wire import ProtoMessage
+from poolkeeper.pruntime import ProtoMessage
 from poolkeeper.pruntime.messages import HeadersSyncedTo, SyncedTo
 from poolkeeper.relay.worker import SyncOp, WorkerRelay, wait_for_block_or_stop
 

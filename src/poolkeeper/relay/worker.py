@@ -41,8 +41,7 @@ from poolkeeper.chain.egress import EgressMessage, split_egress
 from poolkeeper.chain.ports import CallSpec
 from poolkeeper.chain.relay_source import ParachainSource, RelaySource
 from poolkeeper.errors import PoolkeeperError
-from poolkeeper.pruntime import InitRuntimeRequest, PRuntimeClient
-from poolkeeper.pruntime._wire import ProtoMessage
+from poolkeeper.pruntime import InitRuntimeRequest, ProtoMessage, PRuntimeClient
 from poolkeeper.pruntime.messages import (
     Blocks,
     CombinedHeadersToSync,

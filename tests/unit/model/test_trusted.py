@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from poolkeeper.model._trusted import trusted
 from poolkeeper.model.conditions import Condition, ConditionStatus, Reason, WorkerMemory
 from poolkeeper.model.observed import SessionState
+from poolkeeper.model.trusted import trusted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.errors import PRuntimeUnavailable
-from poolkeeper.pruntime._wire import ProtoMessage
+from poolkeeper.pruntime import ProtoMessage
 from poolkeeper.pruntime.messages import SyncedTo
 from poolkeeper.relay.tip import TipFeeder
 from poolkeeper.relay.worker import RelayCondition, RelayOptions, StepKind, WorkerRelay
