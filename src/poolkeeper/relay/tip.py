@@ -149,10 +149,15 @@ class TipFeeder:
                     _log.debug("tip feeder: %s", exc)
                     self._release_due()
                     continue
-                if head > seen:
-                    seen = head
-                    self._feed_parked()
-                self._release_due()
+                try:
+                    if head > seen:
+                        seen = head
+                        self._feed_parked()
+                    self._release_due()
+                except Exception:  # a bug: never the end of the feeder, nor a relay stuck
+                    _log.exception("tip feeder failed; its relays step by themselves")
+                    self._abort_in_flight()
+                    self.release_all()
         finally:
             self._abort_in_flight()
             self.release_all()
@@ -192,10 +197,16 @@ class TipFeeder:
             op.add_done_callback(ready)
 
     def _op_ready(self, key: _OpKey, op: asyncio.Future[SyncOp | None]) -> None:
-        for relay in self._waiting_op.pop(key, []):
-            if relay in self._feeding:
-                self._with_op(relay, op)
-        self._pump()
+        waiting = self._waiting_op.pop(key, [])
+        try:
+            for relay in waiting:
+                if relay in self._feeding:
+                    self._with_op(relay, op)
+            self._pump()
+        except Exception as exc:  # a bug: those relays step by themselves, with its trace
+            _log.exception("tip feeder failed on an op; its relays step by themselves")
+            for relay in waiting:
+                self.release(relay, exc)
 
     def _with_op(self, relay: WorkerRelay, op: asyncio.Future[SyncOp | None]) -> None:
         if op.cancelled():
@@ -258,14 +269,20 @@ class TipFeeder:
         self, request: _Request, op: SyncOp, answer: SyncedTo | HeadersSyncedTo | Exception
     ) -> None:
         relay = request.relay
-        if self._done(request) and relay in self._feeding:
-            if isinstance(answer, Exception):
-                relay.forget_counters()  # whatever happened, the relay asks the pRuntime
-                self.release(relay, answer)
-            else:
-                relay.apply_answer(op, answer.synced_to if isinstance(answer, SyncedTo) else answer)
-                self._advance(relay)
-        self._pump()
+        try:
+            if self._done(request) and relay in self._feeding:
+                if isinstance(answer, Exception):
+                    relay.forget_counters()  # whatever happened, the relay asks the pRuntime
+                    self.release(relay, answer)
+                else:
+                    synced = answer.synced_to if isinstance(answer, SyncedTo) else answer
+                    relay.apply_answer(op, synced)
+                    self._advance(relay)
+            self._pump()
+        except Exception as exc:  # a bug: this relay steps by itself, with its trace
+            _log.exception("tip feeder failed on an answer of %s", relay.name)
+            relay.forget_counters()
+            self.release(relay, exc)
 
     def _sweep(self) -> None:
         """Abort requests past the timeout (their answer becomes an error)."""

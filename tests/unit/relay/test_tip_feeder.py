@@ -279,3 +279,26 @@ async def test_a_relay_without_call_soon_waits_for_blocks_by_itself() -> None:
     stop.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert await relay.step() is StepKind.TIP
+
+
+async def test_a_bug_on_an_answer_sends_that_relay_back_by_itself_and_the_feeder_goes_on() -> None:
+    fleet = Fleet(3, tip=10)
+    await fleet.start()
+    relay = fleet.relays[1]
+    original = relay.apply_answer
+    calls = [0]
+
+    def broken(op: Any, answer: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a bug")
+        original(op, answer)
+
+    relay.apply_answer = broken  # type: ignore[method-assign]
+    await fleet.new_block()
+    await until(lambda: relay.status.last_error == "RuntimeError: a bug")
+    await until(lambda: all(p.blocknum == 12 for p in fleet.pruntimes))
+    await until(lambda: fleet.feeder.parked == 3)
+    await fleet.new_block()
+    await until(lambda: all(p.blocknum == 13 for p in fleet.pruntimes))
+    await fleet.close()
