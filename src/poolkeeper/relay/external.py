@@ -32,6 +32,7 @@ from poolkeeper.keys import Secret, load_relay_key
 from poolkeeper.model.desired import Settings, WorkerSpec
 from poolkeeper.model.observed import RelayStatus
 from poolkeeper.model.relay_command import KEY_ENV, expand, placeholders_in
+from poolkeeper.relay.worker import StopEvent
 
 LOG_ROTATE_BYTES = 8 << 20
 """A log file past this size is moved to ``.1`` when its relay (re)starts."""
@@ -155,7 +156,7 @@ class ExternalRelay:
         unmoved = now - status.unmoved_since
         status.stalled_for = unmoved if unmoved >= self.options.stall_seconds else None
 
-    async def run(self, stop: asyncio.Event, *, idle_seconds: float = 1.0) -> None:
+    async def run(self, stop: StopEvent, *, idle_seconds: float = 1.0) -> None:
         """Keep the process running until ``stop`` is set; then end it (and its group)."""
         options = self.options
         if self._after is not None and not self._after.done():
@@ -197,7 +198,7 @@ class ExternalRelay:
                 self.status.state = ExternalState.STOPPED
                 self.status.pid = None
 
-    async def _run_once(self, stop: asyncio.Event, log: IO[bytes]) -> int | None:
+    async def _run_once(self, stop: StopEvent, log: IO[bytes]) -> int | None:
         """One run: its exit code; ``None`` when it could not start or is being stopped."""
         options = self.options
         self._write_key_file()
@@ -321,7 +322,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+async def _sleep_or_stop(stop: StopEvent, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
 

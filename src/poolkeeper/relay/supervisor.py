@@ -26,6 +26,8 @@ from poolkeeper.relay.worker import (
     AT_TIP_WAKE_SECONDS,
     RelayCondition,
     RelayOptions,
+    RelayStop,
+    StopEvent,
     Submit,
     WorkerRelay,
 )
@@ -37,7 +39,7 @@ AnyRelayOptions = RelayOptions | ExternalRelayOptions
 @dataclass
 class _Running:
     relay: WorkerRelay | ExternalRelay
-    stop: asyncio.Event
+    stop: StopEvent
     task: asyncio.Task[None]
     endpoint: str
 
@@ -102,7 +104,7 @@ class RelaySupervisor:
                 in_flight=self._in_flight,
                 feeder=self._tip_feeder(),
             )
-        stop = asyncio.Event()
+        stop = RelayStop()
         task = asyncio.create_task(relay.run(stop, idle_seconds=self._idle), name=f"relay:{name}")
         self._running[name] = _Running(relay, stop, task, endpoint)
 

@@ -31,7 +31,7 @@ from typing import Protocol, TypeVar, cast
 from poolkeeper.chain.relay_source import RelaySource
 from poolkeeper.pruntime import ProtoMessage
 from poolkeeper.pruntime.messages import HeadersSyncedTo, SyncedTo
-from poolkeeper.relay.worker import SyncOp, WorkerRelay, wait_for_block_or_stop
+from poolkeeper.relay.worker import StopEvent, SyncOp, WorkerRelay, wait_for_block_or_stop
 
 _log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class TipFeeder:
     def parked(self) -> int:
         return len(self._parked)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: StopEvent) -> None:
         """Until ``stop``: each new finalized block is fed to the parked relays; when none
         comes for ``idle_seconds``, relays with a duty due (the slow ``GetInfo``) are
         released. Survives any error (the relays fall back to stepping by themselves)."""

@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from poolkeeper.backoff import DEFAULT_DELAYS, Backoff
 from poolkeeper.chain.egress import EgressMessage, split_egress
@@ -68,6 +68,48 @@ INFO_SECONDS = 120.0
 """At the tip, ``GetInfo`` at least this often (a check; the sync answers suffice)."""
 DEFAULT_BACKOFF = DEFAULT_DELAYS
 _log = logging.getLogger(__name__)
+
+
+class StopEvent(Protocol):
+    """What a relay's ``run`` needs of its stop signal (``asyncio.Event`` has it)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    async def wait(self) -> Literal[True]: ...
+
+
+class RelayStop:
+    """A relay's stop signal: ``asyncio.Event``'s surface, its event made only when someone
+    waits. A relay parked at the tip (``TipFeeder``) never waits on it, and an
+    ``asyncio.Event`` holds a waiters' deque of ~600 bytes from birth: 6 MB at 10,000
+    relays (docs/benchmarks.md)."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> Literal[True]:
+        if self._set:
+            return True
+        if self._event is None:
+            self._event = asyncio.Event()
+        return await self._event.wait()
+
+
+def _never_in_flight(_job_id: str) -> bool:
+    return False
 
 
 class RelayCondition(StrEnum):
@@ -195,7 +237,7 @@ class WorkerRelay:
         self.name = name
         self.feeder = feeder
         """Where the relay waits at the tip with nothing else to do (fed each block)."""
-        self._in_flight = in_flight or (lambda _job_id: False)
+        self._in_flight = in_flight or _never_in_flight
         """Whether a job is carried by an extrinsic that may still be included (journal)."""
         self.client = client
         self.source = source
@@ -222,9 +264,9 @@ class WorkerRelay:
         included yet): never submitted again meanwhile, however long the queue."""
         self._egress_sent: dict[tuple[bytes, int], int] = {}
         """(sender, sequence) → tip when last submitted."""
-        self._egress_in_flight: set[tuple[bytes, int]] = set()
+        self._egress_in_flight: dict[tuple[bytes, int], None] = {}
         """Submissions not answered yet: never sent twice at once."""
-        self._egress_tasks: set[asyncio.Task[object]] = set()
+        self._egress_tasks: dict[asyncio.Future[object], None] = {}
 
     async def step(self) -> StepKind:
         """One round: the counters (kept from the last answers, or ``GetInfo`` when they
@@ -534,7 +576,7 @@ class WorkerRelay:
                 if not self._egress_due(key, tip):
                     continue  # sent (signed, on its way): a later one is signed after it
                 self._egress_sent[key] = tip
-                self._egress_in_flight.add(key)
+                self._egress_in_flight[key] = None
                 job_id = egress_job_id(self.name, sender, message.sequence)
                 self._spawn(self._submit_egress(key, job_id, message.call()))
 
@@ -553,12 +595,15 @@ class WorkerRelay:
                 self._egress_sent.pop(key, None)
                 self._pending_messages = max(self._pending_messages, 1)  # check next round
         finally:
-            self._egress_in_flight.discard(key)
+            self._egress_in_flight.pop(key, None)
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         task = asyncio.ensure_future(coro)
-        self._egress_tasks.add(task)
-        task.add_done_callback(self._egress_tasks.discard)
+        self._egress_tasks[task] = None
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[object]) -> None:
+        self._egress_tasks.pop(task, None)
 
     async def _submit_quietly(self, job_id: str, call: CallSpec) -> bool:
         assert self.submit is not None
@@ -571,14 +616,14 @@ class WorkerRelay:
             self.status.last_error = f"{job_id}: failed on chain"
         return ok
 
-    async def _wait_at_tip(self, stop: asyncio.Event, idle_seconds: float) -> None:
+    async def _wait_at_tip(self, stop: StopEvent, idle_seconds: float) -> None:
         """At the tip the next round is due when a new block is finalized; at the latest
         after ``idle_seconds``, a safety net only: egress checks, registration retries and
         the slow ``GetInfo`` timer are all decided per block, so waking without a new
         block finds nothing to do and costs CPU at every relay."""
         await wait_for_block_or_stop(self.source, self.status.headernum, stop, idle_seconds)
 
-    async def run(self, stop: asyncio.Event, *, idle_seconds: float = AT_TIP_WAKE_SECONDS) -> None:
+    async def run(self, stop: StopEvent, *, idle_seconds: float = AT_TIP_WAKE_SECONDS) -> None:
         """Loop until ``stop`` is set; failures back off along ``options.backoff``."""
         backoff = Backoff(self.options.backoff)
         while not stop.is_set():
@@ -651,7 +696,7 @@ class WorkerRelay:
 
 
 async def wait_for_block_or_stop(
-    source: RelaySource, headernum: int, stop: asyncio.Event, seconds: float
+    source: RelaySource, headernum: int, stop: StopEvent, seconds: float
 ) -> None:
     """Until a block past the synced headers is finalized, ``stop``, or ``seconds``."""
     new_block = asyncio.ensure_future(source.wait_finalized_above(headernum - 1, seconds))
@@ -666,6 +711,6 @@ async def wait_for_block_or_stop(
             await _sleep_or_stop(stop, min(seconds, UNREACHABLE_NODE_RETRY_SECONDS))
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+async def _sleep_or_stop(stop: StopEvent, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
