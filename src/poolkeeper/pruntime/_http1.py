@@ -83,23 +83,25 @@ class _Exchange(asyncio.Protocol):
                 waiter.set_result((status, body, keep_alive))
 
     def send(self, head: bytes, body: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
-        assert self.transport is not None
-        self.got_bytes = False
-        self.buffer.clear()
-        self.waiter = asyncio.get_running_loop().create_future()
-        self._write(head, body)
-        return self.waiter
+        waiter = asyncio.get_running_loop().create_future()
+        self._write(head, body, waiter, None)
+        return waiter
 
     def start(self, head: bytes, body: bytes, on_answer: Answered) -> None:
+        self._write(head, body, None, on_answer)
+
+    def _write(
+        self,
+        head: bytes,
+        body: bytes,
+        waiter: asyncio.Future[tuple[int, bytes, bool]] | None,
+        on_answer: Answered | None,
+    ) -> None:
         assert self.transport is not None
         self.got_bytes = False
         self.buffer.clear()
-        self.waiter = None
+        self.waiter = waiter
         self.on_answer = on_answer
-        self._write(head, body)
-
-    def _write(self, head: bytes, body: bytes) -> None:
-        assert self.transport is not None
         if len(body) < _JOIN_BELOW:
             self.transport.write(head + body)
         else:  # a large body (the same object for many workers) is not copied to join it
@@ -200,13 +202,19 @@ class Http1Pool:
     async def post(
         self, url: str, body: bytes, content_type: str | None = None
     ) -> tuple[int, bytes]:
+        key, request = self._request(url, body, content_type)
+        async with asyncio.timeout(self._timeout):
+            return await self._exchange(key, request, body)
+
+    def _request(
+        self, url: str, body: bytes, content_type: str | None = None
+    ) -> tuple[tuple[str, int], bytes]:
+        """``(host, port)`` and the request's head for ``body``."""
         key, start = self._target(url)
         head = f"content-length: {len(body)}\r\n"
         if content_type:
             head += f"content-type: {content_type}\r\n"
-        request = start + head.encode("latin-1") + b"\r\n"
-        async with asyncio.timeout(self._timeout):
-            return await self._exchange(key, request, body)
+        return key, start + head.encode("latin-1") + b"\r\n"
 
     def post_soon(
         self, url: str, body: bytes, on_done: Callable[[int, bytes, BaseException | None], None]
@@ -218,8 +226,7 @@ class Http1Pool:
         out closed by the server before answering) the request goes through ``post``'s
         path in a task. No timeout here: the caller calls the returned function to abort
         (the answer is then an error)."""
-        key, start = self._target(url)
-        request = start + b"content-length: %d\r\n\r\n" % len(body)
+        key, request = self._request(url, body)
         idle = self._idle[key]
         while idle:
             connection = idle.pop()

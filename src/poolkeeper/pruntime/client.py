@@ -319,10 +319,7 @@ class HttpPRuntimeClient:
             else:
                 encoded = self._transport.shared_bodies.encoded(method, shared, request)
             body = await self._send(method, encoded, json_mode=False)
-        try:
-            return response_type.decode(body)
-        except WireError as exc:
-            raise self._undecodable(method, exc) from exc
+        return self._decoded(method, response_type, body)
 
     async def _send(self, method: str, body: bytes, *, json_mode: bool) -> bytes:
         endpoint = f"{self._url}/prpc/PhactoryAPI.{method}"
@@ -330,13 +327,22 @@ class HttpPRuntimeClient:
             endpoint += "?json"
         try:
             status, answer = await self._transport.post(endpoint, body)
-        except TimeoutError as exc:
-            raise PRuntimeUnavailable(self._url, method, f"timed out ({exc})") from exc
-        except OSError as exc:
-            raise PRuntimeUnavailable(self._url, method, f"unreachable ({exc!r})") from exc
+        except (TimeoutError, OSError) as exc:
+            raise self._unavailable(method, exc) from exc
         if status != 200:
             raise _error_for(self._url, method, status, answer, json_mode=json_mode)
         return answer
+
+    def _unavailable(self, method: str, exc: BaseException) -> PRuntimeUnavailable:
+        """A request that got no answer: timed out, or the pRuntime unreachable."""
+        reason = f"timed out ({exc})" if isinstance(exc, TimeoutError) else f"unreachable ({exc!r})"
+        return PRuntimeUnavailable(self._url, method, reason)
+
+    def _decoded(self, method: str, response_type: type[R], body: bytes) -> R:
+        try:
+            return response_type.decode(body)
+        except WireError as exc:
+            raise self._undecodable(method, exc) from exc
 
     def encode_shared(self, method: str, payload: object, request: ProtoMessage) -> bytes:
         """The encoded ``request`` carrying ``payload``, encoded once for every client of
@@ -360,25 +366,20 @@ class HttpPRuntimeClient:
         per call (``PRuntimeTransport.post_soon``). Returns the abort function (the answer
         is then ``PRuntimeUnavailable`` "timed out"), or None when this client's URL goes
         through httpx (use the async methods)."""
-        url = self._url
 
         def answered(status: int, body: bytes, error: BaseException | None) -> None:
             if error is not None:
-                if isinstance(error, TimeoutError):
-                    reason = f"timed out ({error})"
-                else:
-                    reason = f"unreachable ({error!r})"
-                on_done(PRuntimeUnavailable(url, method, reason))
-                return
-            if status != 200:
-                on_done(_error_for(url, method, status, body, json_mode=False))
-                return
-            try:
-                on_done(response_type.decode(body))
-            except WireError as exc:
-                on_done(self._undecodable(method, exc))
+                on_done(self._unavailable(method, error))
+            elif status != 200:
+                on_done(_error_for(self._url, method, status, body, json_mode=False))
+            else:
+                try:
+                    on_done(self._decoded(method, response_type, body))
+                except PRuntimeCallFailed as exc:
+                    on_done(exc)
 
-        return self._transport.post_soon(f"{url}/prpc/PhactoryAPI.{method}", encoded, answered)
+        endpoint = f"{self._url}/prpc/PhactoryAPI.{method}"
+        return self._transport.post_soon(endpoint, encoded, answered)
 
     def _undecodable(self, method: str, exc: Exception) -> PRuntimeCallFailed:
         return PRuntimeCallFailed(
