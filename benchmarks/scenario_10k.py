@@ -17,7 +17,7 @@ RSS of each process (sampled every 5 s: first, last, max). Not in CI.
 
     .venv/bin/python benchmarks/scenario_10k.py [--pools 50] [--workers-per-pool 200]
         [--block-time 12s] [--steady-blocks 100] [--loop-interval 30]
-        [--heartbeat-interval 1] [--expected-heartbeats 20]
+        [--heartbeat-interval 1] [--expected-heartbeats 20] [--run-log FILE]
 
 Liveness as on Khala: a heartbeat challenge every block sampling about 20 computing workers
 (``--expected-heartbeats 0`` asks every computing worker, as ``devnet up`` does every 5
@@ -188,7 +188,8 @@ async def scenario(
         "PYTHONPATH": str(ROOT / "src"),
         "POOLKEEPER_MNEMONIC": PHRASE,
     }
-    log = open(inventory.parent / "run.log", "wb")  # noqa: SIM115 - closed below
+    log_path = Path(args.run_log) if args.run_log else inventory.parent / "run.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
     started = time.monotonic()
     run = subprocess.Popen(
         [sys.executable, "-m", "poolkeeper", "run", str(inventory)],
@@ -280,6 +281,7 @@ def main() -> None:
     parser.add_argument(
         "--expected-heartbeats", type=int, default=20, help="workers per challenge; 0: all"
     )
+    parser.add_argument("--run-log", help="keep `run`'s output in this file")
     args = parser.parse_args()
     total = args.pools * args.workers_per_pool
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

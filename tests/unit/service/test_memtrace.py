@@ -62,3 +62,36 @@ def test_the_cache_probe_sees_caches_frozen_by_gc_freeze() -> None:
         assert _byte_lru_bytes() - before == cache.bytes > 5000
     finally:
         gc.unfreeze()
+
+
+def test_the_census_counts_instances_with_their_dicts_and_strings() -> None:
+    from poolkeeper._memtrace import census
+
+    class Held:
+        def __init__(self, n: int) -> None:
+            self.name = f"held-{n:06d}" * 4
+
+    class Model:
+        def __init__(self, n: int) -> None:
+            object.__setattr__(self, "__dict__", {"name": f"model-{n:06d}" * 4})
+
+    def dicts(text: str) -> int:
+        return next(
+            int(row.split()[2]) for row in text.splitlines() if row.endswith(" builtins.dict")
+        )
+
+    before = census(1.0, top=200)
+    kept = [Held(n) for n in range(5000)] + [Model(n) for n in range(5000)]
+    text = census(3.0, top=200)
+    line = next(row for row in text.splitlines() if row.endswith(".Held"))
+    size, count = float(line.split()[0]), int(line.split()[2])
+    assert count == 5000
+    # the object and its 96-character string (the attribute stays in the instance's
+    # values: the census does not make a __dict__ by asking for one)
+    assert size * 1e6 / count > 48 + 96
+    model = next(row for row in text.splitlines() if row.endswith(".Model"))
+    # a model whose __dict__ was set: the object, that dict and its string
+    assert float(model.split()[0]) * 1e6 / 5000 > 48 + 150 + 96
+    assert dicts(text) - dicts(before) < 1000  # the models' dicts went to the models
+    assert text.startswith("# census at 3 s: ")
+    del kept
