@@ -161,7 +161,7 @@ def census(elapsed: float, top: int = 40) -> str:
     for obj in objects:
         kind = type(obj)
         if kind.__dictoffset__ and kind.__module__ != "builtins" and not isinstance(obj, type):
-            dicts = [ref for ref in gc.get_referents(obj) if type(ref) is dict]
+            dicts: list[object] = [ref for ref in gc.get_referents(obj) if type(ref) is dict]
             if dicts:
                 owned[id(obj)] = dicts
     owned_ids = {id(d) for dicts in owned.values() for d in dicts}
