@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from poolkeeper.model.trusted import SharedFieldsSet
 
 
-class _Frozen(BaseModel):
+class _Frozen(SharedFieldsSet):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from poolkeeper.model.actions import Alert, Severity
 from poolkeeper.model.desired import Desired, WorkerSpec, WorkerState
@@ -30,14 +30,14 @@ from poolkeeper.model.observed import (
     SessionState,
 )
 from poolkeeper.model.phase import is_synced
-from poolkeeper.model.trusted import trusted
+from poolkeeper.model.trusted import SharedFieldsSet, trusted
 
 WORKER_CONDITIONS = ("Synced", "Registered", "InPool", "Computing", "Healthy")
 PROCESS_CONDITIONS = ("ChainStalled", "LoopHealthy")
 RCU_TEXT = "RCU in progress"
 
 
-class _Frozen(BaseModel):
+class _Frozen(SharedFieldsSet):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

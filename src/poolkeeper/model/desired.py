@@ -15,15 +15,16 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from poolkeeper.model.amounts import parse_amount
+from poolkeeper.model.trusted import SharedFieldsSet
 
 Plancks = Annotated[int, BeforeValidator(parse_amount)]
 """An amount of PHA in plancks; the inventory may write it as ``"5000 PHA"``."""
 
 
-class _Frozen(BaseModel):
+class _Frozen(SharedFieldsSet):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 

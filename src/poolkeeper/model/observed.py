@@ -13,10 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from poolkeeper.model.trusted import SharedFieldsSet
 
 
-class _Frozen(BaseModel):
+class _Frozen(SharedFieldsSet):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -45,3 +45,18 @@ def test_a_trusted_worker_memory_equals_the_validated_one() -> None:
     built = trusted(WorkerMemory, set(values), dict(values))
     assert built == WorkerMemory.model_validate(values)
     assert built.model_dump() == WorkerMemory.model_validate(values).model_dump()
+
+
+def test_frozen_models_share_one_fields_set_per_combination_of_fields() -> None:
+    from poolkeeper.model.observed import PRuntimeInfo
+
+    first = PRuntimeInfo.model_validate({"initialized": True, "blocknum": 5})
+    second = PRuntimeInfo(initialized=False, blocknum=9)
+    other = PRuntimeInfo(initialized=True)
+    assert first.model_fields_set is second.model_fields_set
+    assert first.model_fields_set == {"initialized", "blocknum"}
+    assert other.model_fields_set == {"initialized"}
+    copied = first.model_copy(update={"headernum": 3})
+    assert copied.model_fields_set == {"initialized", "blocknum", "headernum"}
+    assert first.model_fields_set == {"initialized", "blocknum"}  # the shared set untouched
+    assert first.model_dump(exclude_unset=True) == {"initialized": True, "blocknum": 5}
