@@ -79,8 +79,17 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _pymalloc_mb() -> tuple[float, float] | None:
-    """(MB of pymalloc arenas allocated, MB in allocated blocks), from CPython's own
-    ``_PyObject_DebugMallocStats`` written to a scratch file; None where unavailable."""
+    """(MB of pymalloc arenas allocated, MB in allocated blocks); None where unavailable."""
+    figures = _pymalloc_figures()
+    return None if figures is None else (figures[0], figures[1])
+
+
+def _pymalloc_figures() -> tuple[float, float, float, float] | None:
+    """pymalloc's (MB of arenas allocated, MB in allocated blocks, MB of free blocks in
+    pools in use, MB of empty pools in arenas in use), from CPython's own
+    ``_PyObject_DebugMallocStats`` written to a scratch file; None where unavailable.
+    The last two tell the RSS that fragmentation holds: free space within pools (kept
+    for their size class) and empty pools (kept by their arena's other pools)."""
     try:
         libc = ctypes.CDLL(None)
         stats = ctypes.pythonapi._PyObject_DebugMallocStats
@@ -101,6 +110,7 @@ def _pymalloc_mb() -> tuple[float, float] | None:
             libc.fclose(handle)
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     arenas = used = None
+    available = unused_pools = 0
     arena_size = 1 << 20  # CPython >= 3.10 on 64-bit, unless the stats say otherwise
     for line in text.splitlines():
         name, _, value = line.partition("=")
@@ -109,11 +119,15 @@ def _pymalloc_mb() -> tuple[float, float] | None:
             arenas = int(number)
         elif name == "# bytes in allocated blocks" and number.isdigit():
             used = int(number)
+        elif name == "# bytes in available blocks" and number.isdigit():
+            available = int(number)
+        elif "unused pools" in name and number.isdigit():
+            unused_pools = int(number)
         elif name.endswith("bytes/arena") and "*" in name:
             arena_size = int(name.split("*")[1].split("bytes/arena")[0])
     if arenas is None or used is None:
         return None
-    return arenas * arena_size / 1e6, used / 1e6
+    return arenas * arena_size / 1e6, used / 1e6, available / 1e6, unused_pools / 1e6
 
 
 def _malloc_mb() -> tuple[float, float, float] | None:
@@ -135,9 +149,13 @@ def _malloc_mb() -> tuple[float, float, float] | None:
 def memory_line(elapsed: float) -> str:
     """One line of where the RSS sits (``POOLKEEPER_MEMSTATS``)."""
     parts = [f"{elapsed:.0f} rss_mb={_rss_mb():.1f}"]
-    pymalloc = _pymalloc_mb()
+    pymalloc = _pymalloc_figures()
     if pymalloc is not None:
-        parts.append(f"pymalloc_arenas_mb={pymalloc[0]:.1f} pymalloc_used_mb={pymalloc[1]:.1f}")
+        parts.append(
+            f"pymalloc_arenas_mb={pymalloc[0]:.1f} pymalloc_used_mb={pymalloc[1]:.1f}"
+            f" pymalloc_free_blocks_mb={pymalloc[2]:.1f}"
+            f" pymalloc_empty_pools_mb={pymalloc[3]:.1f}"
+        )
     malloc = _malloc_mb()
     if malloc is not None:
         parts.append(

@@ -32,6 +32,8 @@ def test_memory_line_splits_rss_into_allocators() -> None:
     assert float(fields["rss_mb"]) > 0
     # CPython with pymalloc and glibc (the project's Linux targets): both decomposed.
     assert 0 < float(fields["pymalloc_used_mb"]) <= float(fields["pymalloc_arenas_mb"])
+    wasted = float(fields["pymalloc_free_blocks_mb"]) + float(fields["pymalloc_empty_pools_mb"])
+    assert 0 < wasted < float(fields["pymalloc_arenas_mb"]) - float(fields["pymalloc_used_mb"])
     assert 0 < float(fields["malloc_used_mb"]) <= float(fields["malloc_os_mb"])
 
 
