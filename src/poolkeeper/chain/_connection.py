@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from substrateinterface import SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 
+from poolkeeper.chain._decoder_classes import CachingRuntimeConfiguration
 from poolkeeper.chain._rpc import AsyncRpc, RpcError
 from poolkeeper.errors import ChainNodeError, ChainUnavailable
 
@@ -119,7 +120,11 @@ class NodeConnection:
             raise ChainNodeError(self.url, method, detail) from None
 
     def _open(self) -> SubstrateInterface:
-        substrate = SubstrateInterface(websocket=self._bridge, ss58_format=self._ss58_format)
+        substrate = SubstrateInterface(
+            websocket=self._bridge,
+            ss58_format=self._ss58_format,
+            runtime_config=CachingRuntimeConfiguration(),
+        )
         self._count_requests(substrate)
         substrate.init_runtime()
         fmt = substrate.ss58_format
