@@ -283,6 +283,8 @@ def main() -> None:
     )
     parser.add_argument("--run-log", help="keep `run`'s output in this file")
     args = parser.parse_args()
+    # a SIGTERM ends the script through its `finally`s: no simulator or `run` left behind
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     total = args.pools * args.workers_per_pool
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
