@@ -18,7 +18,9 @@ is allocator fragmentation; growing "in use" is objects kept. With
 objects the collector tracks by type (count, bytes of each object with its ``__dict__`` and
 the strings, bytes and numbers it refers to directly): which structures the "in use"
 figure is made of. Objects frozen at start-up (``gc.freeze``, the chain's metadata) are
-not in it. A census walks every object: seconds of CPU at 10,000 workers.
+not in it. A census walks every object: seconds of CPU at 10,000 workers, and its own
+bookkeeping (an int and a set entry per object) grows pymalloc's arenas, so a run with a
+census tells what is held, not the RSS a run without one has.
 """
 
 from __future__ import annotations
