@@ -168,7 +168,7 @@ def memory_line(elapsed: float) -> str:
     return " ".join(parts) + "\n"
 
 
-def census(elapsed: float, top: int = 40) -> str:
+def census(elapsed: float, top: int = 80) -> str:
     """The collector's objects by type, largest first (``POOLKEEPER_MEMSTATS_CENSUS``).
 
     An instance is counted with the dicts it refers to directly (its ``__dict__`` when
@@ -205,7 +205,11 @@ def census(elapsed: float, top: int = 40) -> str:
     del objects, owned
     ranked = sorted(sizes.items(), key=lambda item: item[1][1], reverse=True)
     total = sum(size for _, size in sizes.values())
-    lines = [f"# census at {elapsed:.0f} s: {total / 1e6:.1f} MB in {len(sizes)} types"]
+    full = gc.get_stats()[2]["collections"]
+    lines = [
+        f"# census at {elapsed:.0f} s: {total / 1e6:.1f} MB in {len(sizes)} types"
+        f" ({full} full collections so far)"
+    ]
     lines += [f"{size / 1e6:9.2f} MB {count:9d} {name}" for name, (count, size) in ranked[:top]]
     return "\n".join(lines) + "\n"
 
