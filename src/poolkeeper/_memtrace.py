@@ -26,6 +26,7 @@ census tells what is held, not the RSS a run without one has.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import os
 import sys
@@ -80,6 +81,13 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The process's C library, loaded once: each ``CDLL`` makes its own function pointer
+    class, garbage for the cyclic collector when dropped."""
+    return ctypes.CDLL(None)
+
+
 def _pymalloc_mb() -> tuple[float, float] | None:
     """(MB of pymalloc arenas allocated, MB in allocated blocks); None where unavailable."""
     figures = _pymalloc_figures()
@@ -93,7 +101,7 @@ def _pymalloc_figures() -> tuple[float, float, float, float] | None:
     The last two tell the RSS that fragmentation holds: free space within pools (kept
     for their size class) and empty pools (kept by their arena's other pools)."""
     try:
-        libc = ctypes.CDLL(None)
+        libc = _libc()
         stats = ctypes.pythonapi._PyObject_DebugMallocStats
     except (OSError, AttributeError):
         return None
@@ -136,7 +144,7 @@ def _malloc_mb() -> tuple[float, float, float] | None:
     """glibc malloc: (MB taken from the OS, MB in use, MB free in its heaps), every arena
     and mmapped chunk included (``mallinfo2``); None without glibc."""
     try:
-        mallinfo2 = ctypes.CDLL(None).mallinfo2
+        mallinfo2 = _libc().mallinfo2
     except (OSError, AttributeError):
         return None
     mallinfo2.restype = _MallInfo2
