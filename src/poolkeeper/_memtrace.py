@@ -18,7 +18,9 @@ is allocator fragmentation; growing "in use" is objects kept. With
 objects the collector tracks by type (count, bytes of each object with its ``__dict__`` and
 the strings, bytes and numbers it refers to directly): which structures the "in use"
 figure is made of. Objects frozen at start-up (``gc.freeze``, the chain's metadata) are
-not in it. A census walks every object: seconds of CPU at 10,000 workers, and its own
+not in it. ``POOLKEEPER_MEMSTATS_CENSUS_COLLECT=1`` runs a full collection before each
+census (and says what it freed): what is garbage waiting for one is then not counted as
+held. A census walks every object: seconds of CPU at 10,000 workers, and its own
 bookkeeping (an int and a set entry per object) grows pymalloc's arenas, so a run with a
 census tells what is held, not the RSS a run without one has.
 """
@@ -42,6 +44,7 @@ ENV_SECONDS = "POOLKEEPER_TRACEMALLOC_SECONDS"
 ENV_STATS = "POOLKEEPER_MEMSTATS"
 ENV_STATS_SECONDS = "POOLKEEPER_MEMSTATS_SECONDS"
 ENV_CENSUS_SECONDS = "POOLKEEPER_MEMSTATS_CENSUS"
+ENV_CENSUS_COLLECT = "POOLKEEPER_MEMSTATS_CENSUS_COLLECT"
 _ATOMS = (str, bytes, int, float)
 FRAMES = 12
 
@@ -229,6 +232,7 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
         return None
     seconds = float(environ.get(ENV_STATS_SECONDS, "30"))
     census_seconds = float(environ.get(ENV_CENSUS_SECONDS) or 0)
+    collect_first = environ.get(ENV_CENSUS_COLLECT) == "1"
     started = time.monotonic()
 
     def log_forever() -> None:
@@ -241,7 +245,10 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
                 handle.write(line)
             if census_seconds and now - last_census >= census_seconds:
                 last_census = now
-                text = census(now - started)
+                prefix = ""
+                if collect_first:
+                    prefix = f"# a full collection before it freed {gc.collect()} objects\n"
+                text = prefix + census(now - started)
                 with open(f"{path}.census", "a", encoding="utf-8") as handle:
                     handle.write(text)
 
