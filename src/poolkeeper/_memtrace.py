@@ -91,12 +91,6 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None)
 
 
-def _pymalloc_mb() -> tuple[float, float] | None:
-    """(MB of pymalloc arenas allocated, MB in allocated blocks); None where unavailable."""
-    figures = _pymalloc_figures()
-    return None if figures is None else (figures[0], figures[1])
-
-
 def _pymalloc_figures() -> tuple[float, float, float, float] | None:
     """pymalloc's (MB of arenas allocated, MB in allocated blocks, MB of free blocks in
     pools in use, MB of empty pools in arenas in use), from CPython's own

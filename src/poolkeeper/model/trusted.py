@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,6 +30,8 @@ class SharedFieldsSet(BaseModel):
     """A frozen model whose instances share their ``model_fields_set`` with every other
     instance given the same fields. Sound for frozen models only: nothing assigns a
     field, and ``model_copy`` copies the set before adding to it."""
+
+    model_config = ConfigDict(frozen=True)
 
     def model_post_init(self, context: Any, /) -> None:
         fields = self.__pydantic_fields_set__

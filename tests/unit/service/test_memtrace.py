@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from poolkeeper._memtrace import (
     _byte_lru_bytes,
-    _pymalloc_mb,
+    _pymalloc_figures,
     memory_line,
     start_from_env,
     start_stats_from_env,
@@ -38,9 +38,9 @@ def test_memory_line_splits_rss_into_allocators() -> None:
 
 
 def test_pymalloc_figures_follow_small_objects_kept() -> None:
-    before = _pymalloc_mb()
+    before = _pymalloc_figures()
     kept = [(i, i + 1) for i in range(200_000)]  # ~16 MB of small tuples and ints
-    after = _pymalloc_mb()
+    after = _pymalloc_figures()
     assert before is not None and after is not None
     assert after[1] - before[1] > 8
     del kept
