@@ -20,9 +20,12 @@ the strings, bytes and numbers it refers to directly): which structures the "in 
 figure is made of. Objects frozen at start-up (``gc.freeze``, the chain's metadata) are
 not in it. ``POOLKEEPER_MEMSTATS_CENSUS_COLLECT=1`` runs a full collection before each
 census (and says what it freed): what is garbage waiting for one is then not counted as
-held. A census walks every object: seconds of CPU at 10,000 workers, and its own
-bookkeeping (an int and a set entry per object) grows pymalloc's arenas, so a run with a
-census tells what is held, not the RSS a run without one has.
+held. ``POOLKEEPER_MEMSTATS_CENSUS_HOLDERS=<type>,...`` (e.g. ``list,dict``) adds, for
+the objects of those types born since the previous census and still alive, who holds
+them: the attribute of an instance (``Class.attr``), a dict's key or a container, up to
+three levels (``holders()``). A census walks every object: seconds of CPU at 10,000
+workers, and its own bookkeeping (an int and a set entry per object) grows pymalloc's
+arenas, so a run with a census tells what is held, not the RSS a run without one has.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Mapping
+import types
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ENV_PREFIX = "POOLKEEPER_TRACEMALLOC"
@@ -45,6 +49,7 @@ ENV_STATS = "POOLKEEPER_MEMSTATS"
 ENV_STATS_SECONDS = "POOLKEEPER_MEMSTATS_SECONDS"
 ENV_CENSUS_SECONDS = "POOLKEEPER_MEMSTATS_CENSUS"
 ENV_CENSUS_COLLECT = "POOLKEEPER_MEMSTATS_CENSUS_COLLECT"
+ENV_CENSUS_HOLDERS = "POOLKEEPER_MEMSTATS_CENSUS_HOLDERS"
 _ATOMS = (str, bytes, int, float)
 FRAMES = 12
 
@@ -219,6 +224,88 @@ def census(elapsed: float, top: int = 80) -> str:
     return "\n".join(lines) + "\n"
 
 
+_HOLDER_SAMPLE = 400
+
+
+def _describe(obj: object) -> str:
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _name_of(obj: object, items: Iterable[tuple[object, object]]) -> object | None:
+    for name, value in items:
+        if value is obj:
+            return name
+    return None
+
+
+def _holder_of(obj: object, ignore: set[int], depth: int) -> str:
+    """Who refers to ``obj``: ``Class.attr`` for an instance's attribute, ``dict[key]``,
+    a container's type; then who holds that, up to ``depth`` levels. ``ignore``: ids of
+    the census's own containers. (No closure here refers to ``obj``: its cell would be
+    a referrer.)"""
+    referrers = []
+    for r in gc.get_referrers(obj):
+        if id(r) not in ignore and not isinstance(r, types.FrameType):
+            referrers.append(r)
+    own_dicts = {id(getattr(r, "__dict__", None)) for r in referrers}
+    referrers = [r for r in referrers if id(r) not in own_dicts]
+    if not referrers:
+        return "(no tracked holder)"
+    holder = referrers[0]
+    more = f" (+{len(referrers) - 1} more)" if len(referrers) > 1 else ""
+    if type(holder) is dict:
+        key = _name_of(obj, holder.items())
+        label = f"dict[{key!r:.40}]{more}"
+        attributes: dict[object, object] = {}
+        for owner in gc.get_referrers(holder):
+            if id(owner) not in ignore and getattr(owner, "__dict__", None) is holder:
+                label = f"{_describe(owner)}.{key}{more}"
+                holder = owner
+                break
+    else:
+        label = f"{_describe(holder)}{more}"
+        slots = getattr(type(holder), "__slots__", ())
+        attributes = {}
+        for slot in slots if isinstance(slots, tuple) else (slots,):
+            if isinstance(slot, str):
+                attributes[slot] = getattr(holder, slot, None)
+        if hasattr(holder, "__dict__") and not isinstance(holder, type):
+            attributes.update(vars(holder))
+        name = _name_of(obj, attributes.items())
+        if name is not None:  # an instance whose values are inline (no dict object)
+            label = f"{_describe(holder)}.{name}{more}"
+    if depth <= 1:
+        return label
+    mine = {id(referrers), id(attributes)} if attributes else {id(referrers)}
+    return f"{label} < {_holder_of(holder, ignore | mine, depth - 1)}"
+
+
+def holders(
+    kinds: frozenset[str], previous: set[int], top: int = 25, sample_size: int = _HOLDER_SAMPLE
+) -> tuple[str, set[int]]:
+    """For objects of ``kinds`` (type names) not in ``previous`` (ids at the last census)
+    and alive now: their holders, counted over a sample; and the ids seen now."""
+    objects = gc.get_objects()
+    by_id = {id(o): o for o in objects}
+    seen = {i for i, o in by_id.items() if type(o).__name__ in kinds}
+    born = [by_id[i] for i in seen - previous] if previous else []
+    counts: dict[str, int] = {}
+    sample = born[:sample_size]
+    ignore = {id(objects), id(by_id), id(born), id(sample)}
+    for obj in sample:
+        where = _holder_of(obj, ignore, 3)
+        label = f"{type(obj).__name__} held by {where}"
+        counts[label] = counts.get(label, 0) + 1
+    del objects, by_id
+    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:top]
+    lines = [
+        f"# born since the last census and alive: {len(born)} (holders of up to {sample_size})"
+    ]
+    lines += [f"{n:7d} {label}" for label, n in ranked]
+    return "\n".join(lines) + "\n", seen
+
+
 def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
     """Start the allocator figures thread when ``POOLKEEPER_MEMSTATS`` is set."""
     path = environ.get(ENV_STATS)
@@ -227,10 +314,12 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
     seconds = float(environ.get(ENV_STATS_SECONDS, "30"))
     census_seconds = float(environ.get(ENV_CENSUS_SECONDS) or 0)
     collect_first = environ.get(ENV_CENSUS_COLLECT) == "1"
+    holder_kinds = frozenset(filter(None, (environ.get(ENV_CENSUS_HOLDERS) or "").split(",")))
     started = time.monotonic()
 
     def log_forever() -> None:
         last_census = started
+        previous: set[int] = set()
         while True:
             time.sleep(seconds)
             now = time.monotonic()
@@ -243,6 +332,9 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
                 if collect_first:
                     prefix = f"# a full collection before it freed {gc.collect()} objects\n"
                 text = prefix + census(now - started)
+                if holder_kinds:
+                    found, previous = holders(holder_kinds, previous)
+                    text += found
                 with open(f"{path}.census", "a", encoding="utf-8") as handle:
                     handle.write(text)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from poolkeeper._memtrace import (
     _byte_lru_bytes,
     _pymalloc_figures,
+    holders,
     memory_line,
     start_from_env,
     start_stats_from_env,
@@ -97,3 +98,29 @@ def test_the_census_counts_instances_with_their_dicts_and_strings() -> None:
     assert dicts(text) - dicts(before) < 1000  # the models' dicts went to the models
     assert text.startswith("# census at 3 s: ")
     del kept
+
+
+class _Keeper:
+    def __init__(self) -> None:
+        self.kept: list[list[int]] = []
+
+
+class _Owner:
+    __slots__ = ("keeper",)
+
+    def __init__(self, keeper: _Keeper) -> None:
+        self.keeper = keeper
+
+
+def test_holders_name_the_attribute_chain_of_objects_born_since_the_last_census() -> None:
+    owner = _Owner(_Keeper())
+    _, before = holders(frozenset({"list"}), set())
+    for i in range(30):
+        owner.keeper.kept.append([i])
+    text, _ = holders(frozenset({"list"}), before, sample_size=1_000_000)
+    first, *rows = text.splitlines()
+    assert first.startswith("# born since the last census and alive: ")
+    assert int(first.split(": ")[1].split()[0]) >= 30
+    expected = f"list held by builtins.list < {__name__}._Keeper.kept < {__name__}._Owner.keeper"
+    counts = {row[8:]: int(row[:7]) for row in rows}
+    assert counts.get(expected) == 30, text
