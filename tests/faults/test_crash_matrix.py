@@ -132,7 +132,7 @@ def crash_then_apply(world: World, point: str, paused: bool, module: str) -> str
             paused = False
         second.wait(timeout=120)
         out = lines.text()
-        assert second.returncode == 0, out[-4000:]
+        assert second.returncode == 0, f"{out[-4000:]}\ndevnet: {rpc(url, 'devnet_status')}"
         return out
     finally:
         if paused:
@@ -147,6 +147,7 @@ def test_crash_point_leaves_no_duplicate_and_converges(
 ) -> None:
     k = next(_next_case)
     start = best_number(world.chain.url)
+    assert rpc(world.chain.url, "devnet_status")["productionFailures"] == 0
     if kind == "pool":
         index = _first_idle(world)
         world.workers[index].state = "computing"
@@ -206,6 +207,7 @@ def test_apply_with_blocks_paused_reports_the_extrinsic_in_flight(world: World) 
     nothing twice; the next apply (blocks flowing) finishes it."""
     k = next(_next_case)
     start = best_number(world.chain.url)
+    assert rpc(world.chain.url, "devnet_status")["productionFailures"] == 0
     accounts = world.inventory / "accounts.yaml"
     accounts.write_text(accounts.read_text(encoding="utf-8") + top_up_account(k), "utf-8")
     rpc(world.chain.url, "devnet_pauseBlocks")

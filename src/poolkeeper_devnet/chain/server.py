@@ -283,6 +283,8 @@ class DevnetServer:
         chain.block_listeners.append(self._on_block)
         chain.finality_listeners.append(self._on_finalized)
         self._producer: asyncio.Task[None] | None = None
+        self.production_failures = 0
+        self.last_production_error: str | None = None
         self.preload_delay: float | None = 1.5
         """Seconds after start to decode the metadata with scalecodec in the background."""
 
@@ -334,7 +336,17 @@ class DevnetServer:
                 continue
             await asyncio.sleep(interval)
             if not self.faults.paused:
-                self.produce_block()
+                self._produce_or_count()
+
+    def _produce_or_count(self) -> None:
+        """A timed block; a failure is logged, counted in ``devnet_status`` and the next
+        interval tries again: a node keeps authoring, and a producer task that died on
+        one exception would stop the chain without a word."""
+        try:
+            self.produce_block()
+        except Exception as exc:
+            self.production_failures += 1
+            self.last_production_error = f"{type(exc).__name__}: {exc}"
 
     def produce_block(self) -> Block:
         try:
@@ -351,7 +363,7 @@ class DevnetServer:
         def produce() -> None:
             self._instant_pending = False
             if not self.faults.paused and self.chain.pool:
-                self.produce_block()
+                self._produce_or_count()
 
         asyncio.get_running_loop().call_soon(produce)
 
@@ -1028,6 +1040,8 @@ class DevnetServer:
             "dropEverySeconds": self.faults.drop_every_s,
             "failNext": {k: v for k, v in self.faults.fail_calls.items() if v > 0},
             "connections": len(self.connections),
+            "productionFailures": self.production_failures,
+            "lastProductionError": self.last_production_error,
         }
 
 

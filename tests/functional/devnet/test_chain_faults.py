@@ -146,6 +146,33 @@ def test_pause_stops_block_production_and_resume_restarts_it(devnet: DevnetChain
         time.sleep(0.05)
 
 
+def test_a_block_that_fails_to_build_is_counted_and_production_goes_on(
+    devnet: DevnetChain,
+) -> None:
+    url = http(devnet)
+    failed: list[int] = []
+
+    def fail_once(number: int) -> dict[bytes, bytes | None]:
+        if not failed:
+            failed.append(number)
+            raise RuntimeError("injected by the test")
+        return {}
+
+    devnet.chain.block_hooks.append(fail_once)
+    try:
+        rpc(url, "devnet_setBlockTime", ["50ms"])
+        deadline = time.monotonic() + 10
+        while not failed or head(url) < failed[0] + 2:
+            assert time.monotonic() < deadline, "blocks stopped after a failed one"
+            time.sleep(0.05)
+        status = rpc(url, "devnet_status")["result"]
+        assert status["productionFailures"] == 1, status
+        assert status["lastProductionError"] == "RuntimeError: injected by the test"
+    finally:
+        rpc(url, "devnet_setBlockTime", ["manual"])
+        devnet.chain.block_hooks.remove(fail_once)
+
+
 def test_restart_keeping_state_drops_connections_and_the_pool(
     devnet: DevnetChain, signed: dict[str, Any]
 ) -> None:
