@@ -20,10 +20,11 @@ the strings, bytes and numbers it refers to directly): which structures the "in 
 figure is made of. Objects frozen at start-up (``gc.freeze``, the chain's metadata) are
 not in it. ``POOLKEEPER_MEMSTATS_CENSUS_COLLECT=1`` runs a full collection before each
 census (and says what it freed): what is garbage waiting for one is then not counted as
-held. ``POOLKEEPER_MEMSTATS_CENSUS_HOLDERS=<type>,...`` (e.g. ``list,dict``) adds, for
-the objects of those types born since the previous census and still alive, who holds
-them: the attribute of an instance (``Class.attr``), a dict's key or a container, up to
-three levels (``holders()``). A census walks every object: seconds of CPU at 10,000
+held. ``POOLKEEPER_MEMSTATS_CENSUS_HOLDERS=<type>,...`` (e.g. ``list,dict``) adds
+every object of those types counted by who holds it (``Class.attr`` of an instance, a
+dict's key, a container, four levels up) with the change since the previous census: the
+holder that keeps rising is the leak (``holders()``; reading attributes makes instances'
+dicts). A census walks every object: seconds of CPU at 10,000
 workers, and its own bookkeeping (an int and a set entry per object) grows pymalloc's
 arenas, so a run with a census tells what is held, not the RSS a run without one has.
 """
@@ -40,7 +41,7 @@ import threading
 import time
 import tracemalloc
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 ENV_PREFIX = "POOLKEEPER_TRACEMALLOC"
@@ -224,86 +225,99 @@ def census(elapsed: float, top: int = 80) -> str:
     return "\n".join(lines) + "\n"
 
 
-_HOLDER_SAMPLE = 400
-
-
 def _describe(obj: object) -> str:
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _name_of(obj: object, items: Iterable[tuple[object, object]]) -> object | None:
-    for name, value in items:
+def _name_in(holder: object, obj: object) -> object:
+    """The key or attribute under which ``holder`` keeps ``obj`` (None: not named)."""
+    if type(holder) is dict:
+        for key, value in holder.items():
+            if value is obj:
+                return key
+        return None
+    names: dict[str, object] = {}
+    slots = getattr(type(holder), "__slots__", ())
+    for slot in slots if isinstance(slots, tuple) else (slots,):
+        if isinstance(slot, str):
+            names[slot] = getattr(holder, slot, None)
+    if hasattr(holder, "__dict__") and not isinstance(holder, type | types.ModuleType):
+        names.update(vars(holder))
+    for name, value in names.items():
         if value is obj:
             return name
-    return None
+    return None  # a container, or an attribute the instance does not name
 
 
-def _holder_of(obj: object, ignore: set[int], depth: int) -> str:
-    """Who refers to ``obj``: ``Class.attr`` for an instance's attribute, ``dict[key]``,
-    a container's type; then who holds that, up to ``depth`` levels. ``ignore``: ids of
-    the census's own containers. (No closure here refers to ``obj``: its cell would be
-    a referrer.)"""
-    referrers = []
-    for r in gc.get_referrers(obj):
-        if id(r) not in ignore and not isinstance(r, types.FrameType):
-            referrers.append(r)
-    own_dicts = {id(getattr(r, "__dict__", None)) for r in referrers}
-    referrers = [r for r in referrers if id(r) not in own_dicts]
-    if not referrers:
-        return "(no tracked holder)"
-    holder = referrers[0]
-    more = f" (+{len(referrers) - 1} more)" if len(referrers) > 1 else ""
-    if type(holder) is dict:
-        key = _name_of(obj, holder.items())
-        label = f"dict[{key!r:.40}]{more}"
-        attributes: dict[object, object] = {}
-        for owner in gc.get_referrers(holder):
-            if id(owner) not in ignore and getattr(owner, "__dict__", None) is holder:
-                label = f"{_describe(owner)}.{key}{more}"
-                holder = owner
-                break
-    else:
-        label = f"{_describe(holder)}{more}"
-        slots = getattr(type(holder), "__slots__", ())
-        attributes = {}
-        for slot in slots if isinstance(slots, tuple) else (slots,):
-            if isinstance(slot, str):
-                attributes[slot] = getattr(holder, slot, None)
-        if hasattr(holder, "__dict__") and not isinstance(holder, type):
-            attributes.update(vars(holder))
-        name = _name_of(obj, attributes.items())
-        if name is not None:  # an instance whose values are inline (no dict object)
-            label = f"{_describe(holder)}.{name}{more}"
-    if depth <= 1:
-        return label
-    mine = {id(referrers), id(attributes)} if attributes else {id(referrers)}
-    return f"{label} < {_holder_of(holder, ignore | mine, depth - 1)}"
+def _first_referrers(objects: list[object], targets: set[int]) -> dict[int, object]:
+    """For each id in ``targets``: the first tracked object found referring to it (one
+    walk over every object; frames left out)."""
+    found: dict[int, object] = {}
+    for obj in objects:
+        if isinstance(obj, types.FrameType):
+            continue
+        for ref in gc.get_referents(obj):
+            ref_id = id(ref)
+            if ref_id in targets and ref_id not in found:
+                found[ref_id] = obj
+    return found
 
 
 def holders(
-    kinds: frozenset[str], previous: set[int], top: int = 25, sample_size: int = _HOLDER_SAMPLE
-) -> tuple[str, set[int]]:
-    """For objects of ``kinds`` (type names) not in ``previous`` (ids at the last census)
-    and alive now: their holders, counted over a sample; and the ids seen now."""
+    kinds: frozenset[str], previous: Mapping[str, int], top: int = 30, depth: int = 4
+) -> tuple[str, dict[str, int]]:
+    """Every tracked object whose type name is in ``kinds``, counted by who holds it:
+    ``Class.attr`` of an instance, a dict's key, a container's type, ``depth`` levels up
+    (``POOLKEEPER_MEMSTATS_CENSUS_HOLDERS``); with the change since ``previous`` (the
+    counts of the last census), so the holder whose count keeps rising is named."""
     objects = gc.get_objects()
-    by_id = {id(o): o for o in objects}
-    seen = {i for i, o in by_id.items() if type(o).__name__ in kinds}
-    born = [by_id[i] for i in seen - previous] if previous else []
+    targets = [o for o in objects if type(o).__name__ in kinds]
+    labels = [type(o).__name__ for o in targets]
+    current: list[object | None] = list(targets)
+    mine = {id(objects), id(targets), id(current)}
+    levels = [0] * len(targets)
+    for _ in range(2 * depth):  # an instance's __dict__ and the instance: one level
+        wanted = {id(o) for o in current if o is not None}
+        if not wanted:
+            break
+        referrers = _first_referrers(objects, wanted - mine)
+        for i, obj in enumerate(current):
+            if obj is None:
+                continue
+            holder = referrers.get(id(obj))
+            if holder is None or id(holder) in mine:
+                current[i] = None
+                continue
+            name = _name_in(holder, obj)
+            if type(obj) is dict and getattr(holder, "__dict__", None) is obj:
+                # the instance owning this __dict__: "dict[key]" becomes "Class.key"
+                head, _, key = labels[i].rpartition(" < dict[")
+                labels[i] = f"{head} < {_describe(holder)}.{key[:-1]}"
+            elif type(holder) is dict:
+                key = name if isinstance(name, str) else repr(name)
+                labels[i] += f" < dict[{key[:30]}]"
+                levels[i] += 1
+            else:
+                suffix = f".{name}" if name is not None else ""
+                labels[i] += f" < {_describe(holder)}{suffix}"
+                levels[i] += 1
+            current[i] = holder if levels[i] < depth else None
     counts: dict[str, int] = {}
-    sample = born[:sample_size]
-    ignore = {id(objects), id(by_id), id(born), id(sample)}
-    for obj in sample:
-        where = _holder_of(obj, ignore, 3)
-        label = f"{type(obj).__name__} held by {where}"
+    for label in labels:
         counts[label] = counts.get(label, 0) + 1
-    del objects, by_id
-    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:top]
+    del objects, targets, current
+    ranked = sorted(
+        counts.items(),
+        key=lambda item: (item[1] - previous.get(item[0], 0), item[1]),
+        reverse=True,
+    )[:top]
     lines = [
-        f"# born since the last census and alive: {len(born)} (holders of up to {sample_size})"
+        f"# {sum(counts.values())} objects of {', '.join(sorted(kinds))} by holder"
+        " (count, change since the last census)"
     ]
-    lines += [f"{n:7d} {label}" for label, n in ranked]
-    return "\n".join(lines) + "\n", seen
+    lines += [f"{n:8d} {n - previous.get(label, 0):+7d} {label}" for label, n in ranked]
+    return "\n".join(lines) + "\n", counts
 
 
 def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
@@ -319,7 +333,7 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
 
     def log_forever() -> None:
         last_census = started
-        previous: set[int] = set()
+        previous: dict[str, int] = {}
         while True:
             time.sleep(seconds)
             now = time.monotonic()

@@ -112,15 +112,14 @@ class _Owner:
         self.keeper = keeper
 
 
-def test_holders_name_the_attribute_chain_of_objects_born_since_the_last_census() -> None:
+def test_holders_count_objects_by_attribute_chain_and_name_the_growth() -> None:
     owner = _Owner(_Keeper())
-    _, before = holders(frozenset({"list"}), set())
+    _, before = holders(frozenset({"list"}), {})
     for i in range(30):
         owner.keeper.kept.append([i])
-    text, _ = holders(frozenset({"list"}), before, sample_size=1_000_000)
-    first, *rows = text.splitlines()
-    assert first.startswith("# born since the last census and alive: ")
-    assert int(first.split(": ")[1].split()[0]) >= 30
-    expected = f"list held by builtins.list < {__name__}._Keeper.kept < {__name__}._Owner.keeper"
-    counts = {row[8:]: int(row[:7]) for row in rows}
-    assert counts.get(expected) == 30, text
+    text, after = holders(frozenset({"list"}), before, top=100_000)
+    chain = f"list < builtins.list < {__name__}._Keeper.kept < {__name__}._Owner.keeper"
+    assert after[chain] == before.get(chain, 0) + 30 == 30, text
+    header, *rows = text.splitlines()
+    assert header.startswith("# ") and "objects of list by holder" in header
+    assert [r.split(None, 2) for r in rows if r.endswith(chain)] == [["30", "+30", chain]], text
