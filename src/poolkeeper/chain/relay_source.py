@@ -60,7 +60,7 @@ class RelaySource:
     ) -> None:
         self.rpc = rpc
         self.cache = ByteLru(cache_bytes)
-        self._partial_changes: dict[int, tuple[int, list[Any]]] = {}
+        self._partial_changes: dict[int, tuple[int, list[bytes]]] = {}
         """Chunk → (finalized number it was read at, its changes) for the one chunk not
         yet complete: replaced on every newer read, dropped once the chunk completes."""
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
@@ -234,15 +234,25 @@ class RelaySource:
 
         return await self._once(("headers", from_number, target), build)
 
-    async def _changes_chunk(self, chunk: int) -> list[Any]:
-        async def fetch() -> list[Any]:
+    async def _changes_chunk(self, chunk: int) -> list[bytes]:
+        """Each block's SCALE ``StorageChanges`` in an aligned window (a chunk not yet
+        finalized to its end: up to the finalized block). Kept encoded: the decoded
+        reply (a list and two hex strings per changed key) is several times larger, and
+        complete chunks stay in the cache for relays that catch up."""
+
+        async def fetch() -> list[bytes]:
             start = max(chunk * CHANGES_CHUNK, 0)
             end = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1
             finalized = await self.finalized_number()
             end = min(end, finalized)
             hashes = await asyncio.gather(self.block_hash(start), self.block_hash(end))
             result = await self._call("pha_getStorageChanges", [hashes[0], hashes[1]])
-            return list(result)
+            return [
+                scale.storage_changes(
+                    entry.get("mainStorageChanges", []), entry.get("childStorageChanges", [])
+                )
+                for entry in result
+            ]
 
         finalized = await self.finalized_number()
         complete = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1 <= finalized
@@ -267,12 +277,10 @@ class RelaySource:
         async def build() -> bytes:
             chunk = number // CHANGES_CHUNK
             changes = await self._changes_chunk(chunk)
-            entry = changes[number - chunk * CHANGES_CHUNK]
-            return await self.header(number) + scale.storage_changes(
-                entry.get("mainStorageChanges", []), entry.get("childStorageChanges", [])
-            )
+            return await self.header(number) + changes[number - chunk * CHANGES_CHUNK]
 
-        return await self._once(("block", number), build)
+        # Not kept: the chunk and the header are, and this is their concatenation.
+        return await self._once(("block", number), build, keep=False)
 
     async def blocks_request(self, from_number: int, to_number: int) -> bytes:
         """``SCALE Vec<BlockHeaderWithChanges>`` for ``from_number..=to_number``."""

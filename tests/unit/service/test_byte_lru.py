@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from poolkeeper.chain._lru import ByteLru, estimate_size
 from poolkeeper.chain._rpc import AsyncRpc
+from poolkeeper.chain._scale import storage_changes
 from poolkeeper.chain.relay_source import CHANGES_CHUNK, RelaySource
 
 
@@ -96,3 +97,17 @@ async def test_byte_budget_holds_requests_until_their_bytes_fit() -> None:
     assert order.index("start b") > order.index("end a")
     assert budget.peak <= 1_000 or budget.peak == 5_000
     assert budget.in_use == 0
+
+
+async def test_a_complete_chunk_is_kept_encoded_not_as_the_decoded_reply() -> None:
+    node = ChainOfChanges()
+    node.finalized = CHANGES_CHUNK * 2
+    source = RelaySource(cast(AsyncRpc, node), cache_bytes=20_000_000, head_ttl=0.0)
+    chunk = await source._changes_chunk(0)
+    [(kept, charged)] = [v for k, v in source.cache._entries.items() if k == ("changes", 0)]
+    assert kept is chunk
+    reply = await node.call("pha_getStorageChanges", [f"0x{0:064x}", f"0x{63:064x}"])
+    assert kept == [storage_changes(entry["mainStorageChanges"], []) for entry in reply]
+    # a real reply has its own strings for every block (this one shares them)
+    decoded = sum(estimate_size(entry) for entry in reply)
+    assert charged < 0.6 * decoded, (charged, decoded)
