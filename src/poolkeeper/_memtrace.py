@@ -292,8 +292,12 @@ def holders(
             name = _name_in(holder, obj)
             if type(obj) is dict and getattr(holder, "__dict__", None) is obj:
                 # the instance owning this __dict__: "dict[key]" becomes "Class.key"
-                head, _, key = labels[i].rpartition(" < dict[")
-                labels[i] = f"{head} < {_describe(holder)}.{key[:-1]}"
+                head, found, key = labels[i].rpartition(" < dict[")
+                if found:
+                    labels[i] = f"{head} < {_describe(holder)}.{key[:-1]}"
+                else:  # the dict counted is itself an instance's __dict__
+                    labels[i] += f" < {_describe(holder)}.__dict__"
+                    levels[i] += 1
             elif type(holder) is dict:
                 key = name if isinstance(name, str) else repr(name)
                 labels[i] += f" < dict[{key[:30]}]"
