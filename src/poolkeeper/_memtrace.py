@@ -24,9 +24,12 @@ held. ``POOLKEEPER_MEMSTATS_CENSUS_HOLDERS=<type>,...`` (e.g. ``list,dict``) add
 every object of those types counted by who holds it (``Class.attr`` of an instance, a
 dict's key, a container, four levels up) with the change since the previous census: the
 holder that keeps rising is the leak (``holders()``; reading attributes makes instances'
-dicts). A census walks every object: seconds of CPU at 10,000
-workers, and its own bookkeeping (an int and a set entry per object) grows pymalloc's
-arenas, so a run with a census tells what is held, not the RSS a run without one has.
+dicts). ``POOLKEEPER_MEMSTATS_CENSUS_UNFREEZE=1`` moves what ``gc.freeze`` set aside back
+to the collector before each census, so a holder frozen at start-up is seen too (full
+collections then walk the chain's metadata again: a diagnostic run only). A census walks
+every object: seconds of CPU at 10,000 workers, and its own bookkeeping (an int and a set
+entry per object) grows pymalloc's arenas, so a run with a census tells what is held, not
+the RSS a run without one has.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ ENV_STATS_SECONDS = "POOLKEEPER_MEMSTATS_SECONDS"
 ENV_CENSUS_SECONDS = "POOLKEEPER_MEMSTATS_CENSUS"
 ENV_CENSUS_COLLECT = "POOLKEEPER_MEMSTATS_CENSUS_COLLECT"
 ENV_CENSUS_HOLDERS = "POOLKEEPER_MEMSTATS_CENSUS_HOLDERS"
+ENV_CENSUS_UNFREEZE = "POOLKEEPER_MEMSTATS_CENSUS_UNFREEZE"
 _ATOMS = (str, bytes, int, float)
 FRAMES = 12
 
@@ -333,6 +337,7 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
     census_seconds = float(environ.get(ENV_CENSUS_SECONDS) or 0)
     collect_first = environ.get(ENV_CENSUS_COLLECT) == "1"
     holder_kinds = frozenset(filter(None, (environ.get(ENV_CENSUS_HOLDERS) or "").split(",")))
+    unfreeze = environ.get(ENV_CENSUS_UNFREEZE) == "1"
     started = time.monotonic()
 
     def log_forever() -> None:
@@ -347,8 +352,11 @@ def start_stats_from_env(environ: Mapping[str, str]) -> threading.Thread | None:
             if census_seconds and now - last_census >= census_seconds:
                 last_census = now
                 prefix = ""
+                if unfreeze:
+                    prefix += f"# {gc.get_freeze_count()} frozen objects unfrozen\n"
+                    gc.unfreeze()
                 if collect_first:
-                    prefix = f"# a full collection before it freed {gc.collect()} objects\n"
+                    prefix += f"# a full collection before it freed {gc.collect()} objects\n"
                 text = prefix + census(now - started)
                 if holder_kinds:
                     found, previous = holders(holder_kinds, previous)
