@@ -234,38 +234,49 @@ class RelaySource:
 
         return await self._once(("headers", from_number, target), build)
 
+    async def _changes_range(self, start: int, end: int) -> list[bytes]:
+        """Each block's SCALE ``StorageChanges`` from ``start`` to ``end`` (one request)."""
+        hashes = await asyncio.gather(self.block_hash(start), self.block_hash(end))
+        result = await self._call("pha_getStorageChanges", [hashes[0], hashes[1]])
+        return [
+            scale.storage_changes(
+                entry.get("mainStorageChanges", []), entry.get("childStorageChanges", [])
+            )
+            for entry in result
+        ]
+
     async def _changes_chunk(self, chunk: int) -> list[bytes]:
         """Each block's SCALE ``StorageChanges`` in an aligned window (a chunk not yet
         finalized to its end: up to the finalized block). Kept encoded: the decoded
         reply (a list and two hex strings per changed key) is several times larger, and
-        complete chunks stay in the cache for relays that catch up."""
-
-        async def fetch() -> list[bytes]:
-            start = max(chunk * CHANGES_CHUNK, 0)
-            end = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1
-            finalized = await self.finalized_number()
-            end = min(end, finalized)
-            hashes = await asyncio.gather(self.block_hash(start), self.block_hash(end))
-            result = await self._call("pha_getStorageChanges", [hashes[0], hashes[1]])
-            return [
-                scale.storage_changes(
-                    entry.get("mainStorageChanges", []), entry.get("childStorageChanges", [])
-                )
-                for entry in result
-            ]
-
+        complete chunks stay in the cache for relays that catch up. A chunk that grows
+        asks the node only for the blocks finalized since its last read (finalized
+        blocks' changes never change)."""
+        first = chunk * CHANGES_CHUNK
+        last = first + CHANGES_CHUNK - 1
         finalized = await self.finalized_number()
-        complete = chunk * CHANGES_CHUNK + CHANGES_CHUNK - 1 <= finalized
-        if complete:
-            self._partial_changes.pop(chunk, None)
-            return await self._once(("changes", chunk), fetch)
         partial = self._partial_changes.get(chunk)
+
+        async def fetch_to(end: int) -> list[bytes]:
+            known = partial[1] if partial is not None and partial[0] < end else []
+            start = first + len(known)
+            fresh = await self._changes_range(start, end)
+            if len(fresh) != end - start + 1:  # not one entry per block: read it whole
+                return await self._changes_range(first, end)
+            return known + fresh
+
+        if last <= finalized:
+            self._partial_changes.pop(chunk, None)
+            return await self._once(("changes", chunk), lambda: fetch_to(last))
         if partial is not None and partial[0] >= finalized:
             return partial[1]
         # The chunk still grows: one read per finalized block is shared in flight, and
         # only the newest is kept (a block below it finds its entry there).
-        changes = await self._once(("changes", chunk, finalized), fetch, keep=False)
-        if partial is None or partial[0] < finalized:
+        changes = await self._once(
+            ("changes", chunk, finalized), lambda: fetch_to(finalized), keep=False
+        )
+        current = self._partial_changes.get(chunk)
+        if current is None or current[0] < finalized:
             self._partial_changes[chunk] = (finalized, changes)
             for older in [c for c in self._partial_changes if c < chunk]:
                 del self._partial_changes[older]

@@ -44,6 +44,7 @@ class ChainOfChanges:
 
     def __init__(self) -> None:
         self.finalized = 5
+        self.ranges: list[tuple[int, int]] = []
 
     async def call(self, method: str, params: list[Any] | None = None) -> Any:
         if method == "chain_getFinalizedHead":
@@ -54,6 +55,7 @@ class ChainOfChanges:
             return f"0x{int(params[0]) if params else 0:064x}"
         assert method == "pha_getStorageChanges"
         start, end = (int(str(h), 16) for h in params or ())
+        self.ranges.append((start, end))
         return [
             {"mainStorageChanges": [["0x" + "ab" * 32, "0x" + "cd" * 2000]]}
             for _ in range(start, end + 1)
@@ -111,3 +113,16 @@ async def test_a_complete_chunk_is_kept_encoded_not_as_the_decoded_reply() -> No
     # a real reply has its own strings for every block (this one shares them)
     decoded = sum(estimate_size(entry) for entry in reply)
     assert charged < 0.6 * decoded, (charged, decoded)
+
+
+async def test_a_growing_chunk_asks_the_node_only_for_blocks_finalized_since() -> None:
+    node = ChainOfChanges()
+    source = RelaySource(cast(AsyncRpc, node), cache_bytes=20_000_000, head_ttl=0.0)
+    for finalized in (5, 6, 9):
+        node.finalized = finalized
+        assert len(await source._changes_chunk(0)) == finalized + 1
+    node.finalized = CHANGES_CHUNK + 3  # the chunk is complete now
+    whole = await source._changes_chunk(0)
+    assert node.ranges == [(0, 5), (6, 6), (7, 9), (10, CHANGES_CHUNK - 1)]
+    reply = await node.call("pha_getStorageChanges", [f"0x{0:064x}", f"0x{63:064x}"])
+    assert whole == [storage_changes(entry["mainStorageChanges"], []) for entry in reply]
