@@ -236,6 +236,20 @@ def _describe(obj: object) -> str:
 
 def _name_in(holder: object, obj: object) -> object:
     """The key or attribute under which ``holder`` keeps ``obj`` (None: not named)."""
+    try:
+        return _named(holder, obj)
+    except Exception:  # e.g. ReferenceError: a weak proxy whose object is gone
+        return None
+
+
+def _owns_dict(holder: object, obj: object) -> bool:
+    try:
+        return getattr(holder, "__dict__", None) is obj
+    except Exception:
+        return False
+
+
+def _named(holder: object, obj: object) -> object:
     if type(holder) is dict:
         for key, value in holder.items():
             if value is obj:
@@ -259,7 +273,7 @@ def _first_referrers(objects: list[object], targets: set[int]) -> dict[int, obje
     walk over every object; frames left out)."""
     found: dict[int, object] = {}
     for obj in objects:
-        if isinstance(obj, types.FrameType):
+        if type(obj) is types.FrameType:  # not isinstance: a dead weak proxy raises
             continue
         for ref in gc.get_referents(obj):
             ref_id = id(ref)
@@ -294,7 +308,7 @@ def holders(
                 current[i] = None
                 continue
             name = _name_in(holder, obj)
-            if type(obj) is dict and getattr(holder, "__dict__", None) is obj:
+            if type(obj) is dict and _owns_dict(holder, obj):
                 # the instance owning this __dict__: "dict[key]" becomes "Class.key"
                 head, found, key = labels[i].rpartition(" < dict[")
                 if found:

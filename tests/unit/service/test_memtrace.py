@@ -3,6 +3,8 @@ the relay source caches counts what they hold."""
 
 from __future__ import annotations
 
+import weakref
+
 from poolkeeper._memtrace import (
     _byte_lru_bytes,
     _pymalloc_figures,
@@ -123,3 +125,12 @@ def test_holders_count_objects_by_attribute_chain_and_name_the_growth() -> None:
     header, *rows = text.splitlines()
     assert header.startswith("# ") and "objects of list by holder" in header
     assert [r.split(None, 2) for r in rows if r.endswith(chain)] == [["30", "+30", chain]], text
+
+
+def test_holders_pass_over_weak_proxies_whose_object_is_gone() -> None:
+    target = _Keeper()
+    proxies = [weakref.proxy(target)]
+    del target  # the proxy is dead now: touching its attributes raises ReferenceError
+    text, counts = holders(frozenset({"list", "weakproxy"}), {})
+    assert text.startswith("# ") and sum(counts.values()) >= 1
+    assert len(proxies) == 1
