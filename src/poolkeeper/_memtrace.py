@@ -212,9 +212,7 @@ def census(elapsed: float, top: int = 80) -> str:
                 if type(ref) in _ATOMS and id(ref) not in counted:
                     counted.add(id(ref))
                     size += sys.getsizeof(ref)
-        kind = type(obj)
-        name = f"{kind.__module__}.{kind.__qualname__}"
-        entry = sizes.setdefault(name, [0, 0])
+        entry = sizes.setdefault(_describe(obj), [0, 0])
         entry[0] += 1
         entry[1] += size
     del objects, owned

@@ -328,7 +328,7 @@ class DevnetServer:
 
     async def _produce_blocks(self) -> None:
         if isinstance(self.block_time, float) and not self.faults.paused:
-            self.produce_block()  # a fresh chain has block #1 at once
+            self._produce_or_count()  # a fresh chain has block #1 at once
         while True:
             interval = self.block_time
             if isinstance(interval, str):

@@ -131,6 +131,6 @@ def test_holders_pass_over_weak_proxies_whose_object_is_gone() -> None:
     target = _Keeper()
     proxies = [weakref.proxy(target)]
     del target  # the proxy is dead now: touching its attributes raises ReferenceError
-    text, counts = holders(frozenset({"list", "weakproxy"}), {})
+    text, counts = holders(frozenset({"ProxyType"}), {})
     assert text.startswith("# ") and sum(counts.values()) >= 1
     assert len(proxies) == 1
